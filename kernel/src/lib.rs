@@ -1,0 +1,16 @@
+//! # sweeprun-kernel
+//!
+//! The backtest kernel of sweeprun: price data ([`prices`]), strategies evaluated as
+//! batches of parameter combos ([`sma`]), and metrics ([`metrics`]).
+//!
+//! The kernel touches no sockets, clocks or signals, and reads files only to parse
+//! price data; that keeps it fast, testable and portable across x86-64 and aarch64.
+#![deny(missing_docs)]
+
+pub mod date;
+pub mod decimal;
+pub mod metrics;
+pub mod prices;
+pub mod sma;
+
+pub use metrics::Metrics;

@@ -1,0 +1,271 @@
+//! `sma_cross`: the moving-average crossover, evaluated as a batch of (fast, slow) combos.
+//!
+//! Semantics (normative: `reference/sma/README.md` of the project's reference data):
+//!
+//! * `SMA(n)[t]` = mean of `close[t-n+1..=t]`; the signal at close `t` compares the fast and
+//!   slow means **exactly**, as `sum_fast·slow > sum_slow·fast` on integer window sums, so a
+//!   tie is "not greater".
+//! * `long`: target 1 if fast > slow else 0; `long_short`: +1 else -1; target 0 until the
+//!   slow SMA exists (`t < slow-1`).
+//! * `fill = open`: the target of close `t` executes at `open[t+1]`; `fill = close`: at `close[t]`.
+//! * An execution closes any open position, then opens the new one with all the cash
+//!   (fractional shares), charging `fee · |shares| · price` on every fill. Shorts hold a
+//!   constant share count. Equity is marked at the close.
+//!
+//! The batch shares all precomputation (one prefix sum of integer closes serves every
+//! window) and allocates nothing per combo.
+
+pub mod reference;
+
+use crate::metrics::{Metrics, StandardStats};
+use crate::prices::AssetSeries;
+use std::fmt;
+
+/// Long-only or long/short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Long when fast > slow, flat otherwise.
+    Long,
+    /// Long when fast > slow, short otherwise.
+    LongShort,
+}
+
+/// When a signal is executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// At the next bar's open.
+    Open,
+    /// At the same bar's close.
+    Close,
+}
+
+/// The fixed (non-swept) settings of a sweep.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SmaConfig {
+    /// Long-only or long/short.
+    pub direction: Direction,
+    /// Fill timing.
+    pub fill: Fill,
+    /// Fraction of traded value charged on every fill.
+    pub fee: f64,
+}
+
+/// One (fast, slow) window pair, in bars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SmaCombo {
+    /// Fast window length (>= 1).
+    pub fast: u32,
+    /// Slow window length (>= 1).
+    pub slow: u32,
+}
+
+/// Why a batch cannot be prepared or a combo evaluated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SmaError {
+    /// `fill = open` needs open prices, and the data has none.
+    NoOpenPrices,
+    /// The closes cannot be represented exactly as integers.
+    InexactCloses,
+    /// Window sums times window lengths would overflow 64-bit integers.
+    TooLarge,
+    /// A window is 0 or longer than the data.
+    BadWindow {
+        /// The window length.
+        window: u32,
+        /// Bars in the data.
+        bars: usize,
+    },
+    /// The fee is negative, NaN or >= 1.
+    BadFee(f64),
+}
+
+impl fmt::Display for SmaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SmaError::NoOpenPrices => write!(f, "fill = \"open\" needs an Open column in the data (or use fill = \"close\")"),
+            SmaError::InexactCloses => write!(
+                f,
+                "closes have more than {} decimals; sma_cross compares SMAs exactly on integer sums",
+                crate::decimal::MAX_DECIMALS
+            ),
+            SmaError::TooLarge => write!(f, "closes are too large for exact 64-bit window sums at these window lengths"),
+            SmaError::BadWindow { window, bars } => {
+                write!(f, "window {window} must be between 1 and the {bars} bars of data")
+            }
+            SmaError::BadFee(fee) => write!(f, "fee must be a fraction in [0, 1), got {fee}"),
+        }
+    }
+}
+
+impl std::error::Error for SmaError {}
+
+/// Precomputed state for evaluating many combos over one price series.
+#[derive(Clone, Debug)]
+pub struct SmaBatch<'a> {
+    open: Option<&'a [f64]>,
+    close: &'a [f64],
+    /// `prefix[t]` = sum of the integer closes of bars `0..t`; window sums are differences.
+    prefix: Vec<i64>,
+    /// Largest window length the products were checked for.
+    max_window: u32,
+}
+
+impl<'a> SmaBatch<'a> {
+    /// Prepares `series` for combos whose windows are all `<= max_window`.
+    pub fn new(series: &'a AssetSeries, max_window: u32) -> Result<SmaBatch<'a>, SmaError> {
+        let bars = series.len();
+        if max_window == 0 || max_window as usize > bars {
+            return Err(SmaError::BadWindow { window: max_window, bars });
+        }
+        let ticks = series.close_ticks.as_deref().ok_or(SmaError::InexactCloses)?;
+        let mut prefix = Vec::with_capacity(bars + 1);
+        let mut total: i64 = 0;
+        prefix.push(0);
+        for &tick in ticks {
+            total = total.checked_add(tick).ok_or(SmaError::TooLarge)?;
+            prefix.push(total);
+        }
+        // Every comparison multiplies a window sum (<= max tick · window) by a window length.
+        let max_tick = ticks.iter().copied().max().unwrap_or(0);
+        let window = i64::from(max_window);
+        max_tick
+            .checked_mul(window)
+            .and_then(|sum| sum.checked_mul(window))
+            .ok_or(SmaError::TooLarge)?;
+        Ok(SmaBatch { open: series.open.as_deref(), close: &series.close, prefix, max_window })
+    }
+
+    /// Number of bars.
+    pub fn bars(&self) -> usize {
+        self.close.len()
+    }
+
+    /// Checks that `combo` can be evaluated by this batch.
+    pub fn check_combo(&self, combo: SmaCombo) -> Result<(), SmaError> {
+        for window in [combo.fast, combo.slow] {
+            if window == 0 || window > self.max_window {
+                return Err(SmaError::BadWindow { window, bars: self.bars() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates `combos` under `config`, writing one [`Metrics`] per combo into `out`.
+    ///
+    /// # Panics
+    /// If `out.len() != combos.len()`, or a combo fails [`SmaBatch::check_combo`].
+    pub fn evaluate(&self, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) -> Result<(), SmaError> {
+        assert_eq!(combos.len(), out.len(), "one output slot per combo");
+        if !(config.fee >= 0.0 && config.fee < 1.0) {
+            return Err(SmaError::BadFee(config.fee));
+        }
+        let open = match config.fill {
+            Fill::Open => self.open.ok_or(SmaError::NoOpenPrices)?,
+            Fill::Close => self.close,
+        };
+        for (combo, slot) in combos.iter().zip(out.iter_mut()) {
+            self.check_combo(*combo).unwrap_or_else(|e| panic!("unchecked combo {combo:?}: {e}"));
+            *slot = match (config.direction, config.fill) {
+                (Direction::Long, Fill::Open) => self.run::<false, true>(*combo, open, config.fee),
+                (Direction::Long, Fill::Close) => self.run::<false, false>(*combo, open, config.fee),
+                (Direction::LongShort, Fill::Open) => self.run::<true, true>(*combo, open, config.fee),
+                (Direction::LongShort, Fill::Close) => self.run::<true, false>(*combo, open, config.fee),
+            };
+        }
+        Ok(())
+    }
+
+    /// Whether the fast SMA is strictly above the slow SMA at the close of bar `t`
+    /// (`t >= slow - 1`), compared exactly.
+    #[inline(always)]
+    fn fast_above(&self, combo: SmaCombo, t: usize) -> bool {
+        let end = self.prefix[t + 1];
+        let sum_fast = end - self.prefix[t + 1 - combo.fast as usize];
+        let sum_slow = end - self.prefix[t + 1 - combo.slow as usize];
+        sum_fast * i64::from(combo.slow) > sum_slow * i64::from(combo.fast)
+    }
+
+    /// One combo's simulation; `fill_price` is the open (fill at next open) or the close.
+    #[inline(always)]
+    fn run<const LONG_SHORT: bool, const FILL_OPEN: bool>(&self, combo: SmaCombo, fill_price: &[f64], fee: f64) -> Metrics {
+        let close = self.close;
+        let bars = close.len();
+        let mut account = Account { cash: 1.0, shares: 0.0, position: 0, trades: 0 };
+        let mut stats = StandardStats::new();
+        // Before the slow SMA exists the target is 0: equity stays 1.0, every return is 0.
+        let first_signal = combo.slow as usize - 1;
+        stats.push_flat(first_signal.saturating_sub(1) as u32);
+        let mut pending: i8 = 0;
+        for t in first_signal..bars {
+            if FILL_OPEN && pending != account.position {
+                account.execute(pending, fill_price[t], fee);
+            }
+            let target = if self.fast_above(combo, t) {
+                1
+            } else if LONG_SHORT {
+                -1
+            } else {
+                0
+            };
+            if FILL_OPEN {
+                pending = target;
+            } else if target != account.position {
+                account.execute(target, fill_price[t], fee);
+            }
+            if t > 0 {
+                stats.push(account.cash + account.shares * close[t]);
+            }
+        }
+        stats.finish(account.trades)
+    }
+}
+
+/// Cash, shares and position of one simulated account.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Account {
+    pub(crate) cash: f64,
+    pub(crate) shares: f64,
+    pub(crate) position: i8,
+    pub(crate) trades: u32,
+}
+
+impl Account {
+    /// Moves to `target` (-1, 0, +1) at `price`: close what is open, then open with all the cash.
+    #[inline(always)]
+    pub(crate) fn execute(&mut self, target: i8, price: f64, fee: f64) {
+        if self.position != 0 {
+            self.cash = self.cash + self.shares * price - fee * self.shares.abs() * price;
+            self.shares = 0.0;
+        }
+        if target != 0 {
+            let size = self.cash / (price * (1.0 + fee));
+            if target > 0 {
+                self.shares = size;
+                self.cash = self.cash - size * price - fee * size * price;
+            } else {
+                self.shares = -size;
+                self.cash = self.cash + size * price - fee * size * price;
+            }
+            self.trades += 1;
+        }
+        self.position = target;
+    }
+}
+
+/// Parses a direction as written in a spec (`long`, `long_short`; `longshort` is accepted too).
+pub fn parse_direction(text: &str) -> Option<Direction> {
+    match text {
+        "long" => Some(Direction::Long),
+        "long_short" | "longshort" => Some(Direction::LongShort),
+        _ => None,
+    }
+}
+
+/// Parses a fill timing (`open`, `close`).
+pub fn parse_fill(text: &str) -> Option<Fill> {
+    match text {
+        "open" => Some(Fill::Open),
+        "close" => Some(Fill::Close),
+        _ => None,
+    }
+}
