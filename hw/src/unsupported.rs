@@ -1,0 +1,57 @@
+//! The backend for targets without one: every call reports
+//! [`Error::Unsupported`], so callers compile everywhere and decide at run
+//! time what to do without hardware data.
+
+use std::path::Path;
+
+use crate::thermal::{CoolingDevice, CpuFreq, ThermalZone};
+use crate::Error;
+
+pub(crate) const IS_SUPPORTED: bool = false;
+
+pub(crate) fn usable_cpus() -> Result<Vec<usize>, Error> {
+    Err(Error::Unsupported("reading the CPU affinity mask"))
+}
+
+pub(crate) fn online_cpus(_sys_root: &Path) -> Result<Vec<usize>, Error> {
+    Err(Error::Unsupported("reading online CPUs from sysfs"))
+}
+
+pub(crate) fn pin_current_process(_cpu: usize) -> Result<(), Error> {
+    Err(Error::Unsupported("pinning a process to a CPU"))
+}
+
+pub(crate) fn thermal_zones(_sys_root: &Path) -> Result<Vec<ThermalZone>, Error> {
+    Err(Error::Unsupported("reading thermal zones from sysfs"))
+}
+
+pub(crate) fn cooling_devices(_sys_root: &Path) -> Result<Vec<CoolingDevice>, Error> {
+    Err(Error::Unsupported("reading cooling devices from sysfs"))
+}
+
+pub(crate) fn cpu_freqs(_sys_root: &Path) -> Result<Vec<CpuFreq>, Error> {
+    Err(Error::Unsupported("reading cpufreq from sysfs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_is_unsupported_with_a_readable_message() {
+        let root = Path::new("/sys");
+        let errors = [
+            usable_cpus().unwrap_err(),
+            online_cpus(root).unwrap_err(),
+            pin_current_process(0).unwrap_err(),
+            thermal_zones(root).unwrap_err(),
+            cooling_devices(root).unwrap_err(),
+            cpu_freqs(root).unwrap_err(),
+        ];
+        for err in errors {
+            assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
+            assert!(err.to_string().ends_with("is not supported on this platform"), "{err}");
+        }
+        const { assert!(!IS_SUPPORTED) };
+    }
+}
