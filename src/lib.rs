@@ -1,1 +1,95 @@
-//! Test support.
+//! Test support for sweeprun's end-to-end tests (`tests/`) and benches (`benches/`).
+//!
+//! Finds (and builds, once per test binary) the `sweeprun` executable of the same
+//! profile, runs it, and locates the shared reference data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root (where README.md and examples/ are).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `sweeprun` executable built with the same profile as the running test, built on
+/// first use so a test never runs a stale binary.
+pub fn sweeprun_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps layout").to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.current_dir(workspace_root()).args(["build", "--quiet", "-p", "sweeprun", "--bin", "sweeprun"]);
+        if release {
+            build.arg("--release");
+        }
+        if let Some(target_dir) = profile_dir.parent() {
+            build.env("CARGO_TARGET_DIR", target_dir);
+        }
+        let status = build.status().expect("run cargo build for the sweeprun binary");
+        assert!(status.success(), "building the sweeprun binary failed");
+        let bin = profile_dir.join("sweeprun");
+        assert!(bin.exists(), "{} missing after cargo build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A `sweeprun` command running in `dir`.
+pub fn sweeprun(dir: &Path) -> Command {
+    let mut command = Command::new(sweeprun_bin());
+    command.current_dir(dir).env_remove("SWEEPRUN_DEBUG_CHUNK_DELAY_MS");
+    command
+}
+
+/// Runs a command and returns its output.
+pub fn output_of(command: &mut Command) -> Output {
+    command.output().expect("spawn sweeprun")
+}
+
+/// `../shared/reference` next to the workspace, where CI has it. Panics (loudly) when
+/// it is missing: the differential tests must not skip silently.
+pub fn shared_reference() -> PathBuf {
+    let dir = workspace_root().join("../shared/reference");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the differential tests need the shared reference data next to the repository",
+        dir.display()
+    );
+    dir
+}
+
+/// The example GOOG data shipped in the repository.
+pub fn example_goog() -> PathBuf {
+    workspace_root().join("examples/data/GOOG.csv")
+}
+
+/// Writes a spec file into `dir` and returns its path.
+pub fn write_spec(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write spec");
+    path
+}
+
+/// The canonical SMA spec over the example GOOG data, writing to `out` (relative to the spec).
+pub fn goog_spec(out: &str, extra_strategy: &str) -> String {
+    format!(
+        "[data]\npath = \"{}\"\n\n[strategy]\nname = \"sma_cross\"\n{extra_strategy}\n\n[grid]\n\
+         fast = {{ from = 5, to = 100, step = 1 }}\nslow = {{ from = 10, to = 250, step = 5 }}\n\
+         where = \"fast < slow\"\n\n[output]\npath = \"{out}\"\n",
+        example_goog().display()
+    )
+}
+
+/// Parses a CSV results table into a header and rows of cells.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header = lines.next().expect("header").split(',').map(str::to_string).collect();
+    let rows = lines.map(|l| l.split(',').map(str::to_string).collect()).collect();
+    (header, rows)
+}

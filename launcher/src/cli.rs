@@ -1,0 +1,140 @@
+//! Command-line definition (clap).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  sweeprun run examples/sma_goog.toml
+  sweeprun run examples/sma_goog.toml -np 4 --out results/goog.jsonl --top 5
+  sweeprun run examples/sma_goog.toml --set strategy.fee=0.001 --set strategy.fill=close
+  sweeprun run examples/sma_goog.toml --resume          # finish an interrupted sweep
+  sweeprun bench --data examples/data/GOOG.csv
+
+Exit codes: 0 done, 1 runtime failure, 2 bad input or usage (nothing written),
+130 interrupted (partial results kept; finish with --resume).";
+
+/// Backtest parameter sweeps on every core: expands a grid, runs it over N rank
+/// processes, gathers every result exactly once into one table.
+#[derive(Debug, Parser)]
+#[command(name = "sweeprun", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a sweep spec and write its results table.
+    #[command(after_help = EXAMPLES)]
+    Run(RunArgs),
+    /// Measure the kernel's throughput (combo-bars per second) on one core.
+    Bench(BenchArgs),
+    /// Internal: one local rank process (started by `sweeprun run`).
+    #[command(name = "__rank", hide = true)]
+    Rank {
+        /// CPU to pin this rank to.
+        #[arg(long)]
+        pin_cpu: Option<usize>,
+    },
+}
+
+/// How ranks are placed on CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BindTo {
+    /// One rank per CPU (when there are at least as many CPUs as ranks).
+    Core,
+    /// Let the OS scheduler place ranks.
+    None,
+}
+
+/// `sweeprun run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The sweep spec (TOML). Relative paths inside it resolve against its directory.
+    pub spec: PathBuf,
+    /// Number of rank processes [default: the usable CPUs]. `-np N` works too.
+    #[arg(short = 'n', long = "np", value_name = "N")]
+    pub np: Option<u64>,
+    /// Where ranks run: local processes (mpi and slurm are not in this version).
+    #[arg(long, default_value = "local", value_name = "local|mpi|slurm")]
+    pub backend: String,
+    /// Pin each rank to one CPU, or not.
+    #[arg(long = "bind-to", value_enum, default_value_t = BindTo::Core)]
+    pub bind_to: BindTo,
+    /// Results file (.csv or .jsonl), relative to the current directory [default: the spec's [output] path].
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Finish an interrupted sweep from its `<out>.partial` journal.
+    #[arg(long)]
+    pub resume: bool,
+    /// Rows in the summary printed on stdout (0: none).
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    pub top: usize,
+    /// Metric the summary ranks by.
+    #[arg(long = "sort-by", default_value = "sharpe", value_name = "METRIC")]
+    pub sort_by: String,
+    /// Override a spec value, e.g. `--set strategy.fee=0.001` (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Combos per chunk handed to a rank [default: automatic].
+    #[arg(long = "chunk-size", value_name = "COMBOS")]
+    pub chunk_size: Option<u64>,
+}
+
+/// `sweeprun bench` arguments.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Price data (single-asset OHLC CSV).
+    #[arg(long, default_value = "examples/data/GOOG.csv", value_name = "CSV")]
+    pub data: PathBuf,
+    /// Fast windows FROM:TO (inclusive).
+    #[arg(long, default_value = "2:200", value_name = "FROM:TO")]
+    pub fast: String,
+    /// Slow windows FROM:TO (inclusive); combos need fast < slow.
+    #[arg(long, default_value = "5:500", value_name = "FROM:TO")]
+    pub slow: String,
+    /// long or long_short.
+    #[arg(long, default_value = "long")]
+    pub direction: String,
+    /// open or close.
+    #[arg(long, default_value = "open")]
+    pub fill: String,
+    /// Fee per fill (fraction of traded value).
+    #[arg(long, default_value_t = 0.0)]
+    pub fee: f64,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub samples: usize,
+}
+
+/// Rewrites mpirun's `-np N` spelling to `--np N` before clap sees it.
+pub fn normalize_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|arg| match arg.to_str() {
+            Some("-np") => "--np".into(),
+            Some(s) if s.starts_with("-np=") => format!("--np={}", &s[4..]).into(),
+            _ => arg,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_np_spellings_work() {
+        Cli::command().debug_assert();
+        for spelling in [&["-np", "3"][..], &["-n", "3"], &["--np", "3"], &["-np=3"]] {
+            let mut args: Vec<std::ffi::OsString> = vec!["sweeprun".into(), "run".into(), "s.toml".into()];
+            args.extend(spelling.iter().map(|s| s.into()));
+            let cli = Cli::try_parse_from(normalize_args(args)).unwrap();
+            let Command::Run(run) = cli.command else { panic!() };
+            assert_eq!(run.np, Some(3));
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The launcher's failure kinds and their exit codes.
+
+use std::fmt;
+
+/// Why a command did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Bad input or usage (exit code 2): one line naming the file, field or flag, and what
+    /// would be accepted. Nothing was written.
+    Usage(String),
+    /// A failure while running (exit code 1). Partial results are kept and resumable.
+    Runtime(String),
+    /// Interrupted by a signal (exit code 130). Partial results are kept and resumable.
+    Interrupted(String),
+}
+
+impl Failure {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Runtime(_) => 1,
+            Failure::Interrupted(_) => 130,
+        }
+    }
+
+    /// Shorthand for a usage error.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::Usage(message.into())
+    }
+
+    /// Shorthand for a runtime error.
+    pub fn runtime(message: impl Into<String>) -> Failure {
+        Failure::Runtime(message.into())
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(m) | Failure::Runtime(m) | Failure::Interrupted(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Result type of launcher operations.
+pub type Result<T> = std::result::Result<T, Failure>;

@@ -1,0 +1,290 @@
+//! The local backend: N rank processes on this machine, fed chunks of combo ids
+//! dynamically over pipes.
+//!
+//! Each rank is `sweeprun __rank` (this same executable), pinned to one CPU when there are
+//! enough, in its own process group (so a terminal's Ctrl-C reaches only the launcher,
+//! which then stops the ranks in order), and killed by the kernel if the launcher dies
+//! (`PR_SET_PDEATHSIG`). Each rank keeps up to two chunks in flight so it never idles
+//! waiting for the next one. When a rank dies, its unfinished chunks go back to the front
+//! of the queue and the other ranks run them; only complete chunks are ever accepted, so
+//! every combo id is reported exactly once.
+
+use crate::error::{Failure, Result};
+use crate::progress::Progress;
+use crate::protocol::{FromRank, ToRank};
+use crate::signals;
+use std::collections::VecDeque;
+use std::io::BufReader;
+use std::ops::Range;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Chunks a rank may hold at once.
+const IN_FLIGHT_PER_RANK: usize = 2;
+/// A chunk whose ranks died this many times aborts the sweep (it probably kills ranks).
+const MAX_CHUNK_FAILURES: u32 = 3;
+
+/// What the local backend needs to run a sweep.
+pub struct LocalJob<'a> {
+    /// Output format name for the ranks (`csv`/`jsonl`).
+    pub format: &'a str,
+    /// The effective spec text the ranks load.
+    pub spec: &'a str,
+    /// CPU for each rank (`None`: unpinned).
+    pub pins: Vec<Option<usize>>,
+    /// Chunks of combo ids still to do.
+    pub chunks: VecDeque<Range<u64>>,
+}
+
+enum Event {
+    Message(usize, FromRank),
+    Gone(usize, String),
+}
+
+struct Rank {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    in_flight: VecDeque<Range<u64>>,
+    alive: bool,
+}
+
+/// Runs `job`, calling `on_rows` with each finished chunk's rows (in arrival order).
+pub fn run(job: LocalJob, progress: &mut Progress, on_rows: &mut dyn FnMut(Range<u64>, &str) -> Result<()>) -> Result<()> {
+    let (events_tx, events) = mpsc::channel();
+    let mut ranks = Vec::with_capacity(job.pins.len());
+    for (index, pin) in job.pins.iter().enumerate() {
+        match spawn_rank(index, *pin, job.format, job.spec, &events_tx) {
+            Ok(rank) => ranks.push(rank),
+            Err(e) => {
+                stop_all(&mut ranks);
+                return Err(e);
+            }
+        }
+    }
+    drop(events_tx);
+    let result = schedule(&mut ranks, job.chunks, &events, progress, on_rows);
+    match &result {
+        Ok(()) => finish_all(&mut ranks),
+        Err(_) => stop_all(&mut ranks),
+    }
+    result
+}
+
+fn spawn_rank(
+    index: usize,
+    pin: Option<usize>,
+    format: &str,
+    spec: &str,
+    events: &mpsc::Sender<Event>,
+) -> Result<Rank> {
+    let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))?;
+    let mut command = Command::new(exe);
+    command.arg("__rank").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    if let Some(cpu) = pin {
+        command.arg("--pin-cpu").arg(cpu.to_string());
+    }
+    command.process_group(0);
+    let launcher = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The launcher may have died between fork and prctl.
+            if libc::getppid() != launcher {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| Failure::runtime(format!("cannot start rank {index}: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let sender = events.clone();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::with_capacity(1 << 20, stdout);
+        loop {
+            match FromRank::read(&mut reader) {
+                Ok(Some(message)) => {
+                    if sender.send(Event::Message(index, message)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = sender.send(Event::Gone(index, format!("broken message ({e})")));
+                    return;
+                }
+            }
+        }
+        let _ = sender.send(Event::Gone(index, "closed its output".into()));
+    });
+    let spec_message = ToRank::Spec { format: format.to_string(), spec: spec.to_string() };
+    let alive = spec_message.write(&mut stdin).is_ok();
+    Ok(Rank { child, stdin: Some(stdin), in_flight: VecDeque::new(), alive })
+}
+
+fn schedule(
+    ranks: &mut [Rank],
+    mut pending: VecDeque<Range<u64>>,
+    events: &mpsc::Receiver<Event>,
+    progress: &mut Progress,
+    on_rows: &mut dyn FnMut(Range<u64>, &str) -> Result<()>,
+) -> Result<()> {
+    let mut failures: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+    let mut outstanding: u64 = pending.iter().map(|c| c.end - c.start).sum();
+    while outstanding > 0 {
+        if signals::interrupted() {
+            return Err(Failure::Interrupted("interrupted".into()));
+        }
+        let event = match events.recv_timeout(Duration::from_millis(100)) {
+            Ok(event) => event,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Failure::runtime("every rank has exited; the sweep cannot finish"));
+            }
+        };
+        match event {
+            Event::Message(r, FromRank::Ready) => feed(&mut ranks[r], &mut pending),
+            Event::Message(r, FromRank::Rows { start, end, rows }) => {
+                let Some(at) = ranks[r].in_flight.iter().position(|c| c.start == start && c.end == end) else {
+                    return Err(Failure::runtime(format!("rank {r} sent rows {start}..{end} it was not given")));
+                };
+                if rows.bytes().filter(|&b| b == b'\n').count() as u64 != end - start {
+                    return Err(Failure::runtime(format!("rank {r} sent a wrong number of rows for {start}..{end}")));
+                }
+                ranks[r].in_flight.remove(at);
+                on_rows(start..end, &rows)?;
+                outstanding -= end - start;
+                progress.advance(end - start);
+                feed(&mut ranks[r], &mut pending);
+            }
+            Event::Message(r, FromRank::Error(message)) => {
+                return Err(Failure::runtime(format!("rank {r} failed: {message}")));
+            }
+            Event::Gone(r, why) => {
+                let rank = &mut ranks[r];
+                rank.alive = false;
+                rank.stdin = None;
+                let status = rank.child.wait().map(describe_exit).unwrap_or_else(|e| e.to_string());
+                let lost: Vec<Range<u64>> = rank.in_flight.drain(..).collect();
+                let lost_combos: u64 = lost.iter().map(|c| c.end - c.start).sum();
+                for chunk in lost.into_iter().rev() {
+                    let count = failures.entry(chunk.start).or_default();
+                    *count += 1;
+                    if *count >= MAX_CHUNK_FAILURES {
+                        return Err(Failure::runtime(format!(
+                            "combos {}..{} were running on {MAX_CHUNK_FAILURES} ranks that all died; giving up",
+                            chunk.start, chunk.end
+                        )));
+                    }
+                    pending.push_front(chunk);
+                }
+                let survivors = ranks.iter().filter(|r| r.alive).count();
+                if outstanding > 0 {
+                    eprintln!(
+                        "sweeprun: rank {r} (pid {}) {why} and exited ({status}); \
+                         its {lost_combos} unfinished combos go to the {survivors} other ranks",
+                        ranks[r].child.id()
+                    );
+                }
+                if survivors == 0 && outstanding > 0 {
+                    return Err(Failure::runtime("every rank has exited; the sweep cannot finish"));
+                }
+                for rank in ranks.iter_mut().filter(|r| r.alive) {
+                    feed(rank, &mut pending);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tops up a rank's in-flight chunks from the queue.
+fn feed(rank: &mut Rank, pending: &mut VecDeque<Range<u64>>) {
+    while rank.alive && rank.in_flight.len() < IN_FLIGHT_PER_RANK {
+        let Some(chunk) = pending.pop_front() else { return };
+        let sent = rank
+            .stdin
+            .as_mut()
+            .is_some_and(|stdin| ToRank::Chunk { start: chunk.start, end: chunk.end }.write(stdin).is_ok());
+        if sent {
+            rank.in_flight.push_back(chunk);
+        } else {
+            // The rank is gone; its reader thread reports it and its chunks are requeued then.
+            pending.push_front(chunk);
+            rank.alive = false;
+        }
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Closes every rank's input (they exit when it ends) and reaps them.
+fn finish_all(ranks: &mut [Rank]) {
+    for rank in ranks.iter_mut() {
+        rank.stdin = None;
+    }
+    for rank in ranks.iter_mut() {
+        let _ = rank.child.wait();
+    }
+}
+
+/// Kills and reaps every rank (on failure or interrupt).
+fn stop_all(ranks: &mut [Rank]) {
+    for rank in ranks.iter_mut() {
+        rank.stdin = None;
+        let _ = rank.child.kill();
+    }
+    for rank in ranks.iter_mut() {
+        let _ = rank.child.wait();
+    }
+}
+
+/// Splits the ids not yet done into chunks of at most `size` consecutive ids.
+pub fn chunks_of_remaining(done: &[bool], size: u64) -> VecDeque<Range<u64>> {
+    let mut chunks = VecDeque::new();
+    let mut id = 0u64;
+    let total = done.len() as u64;
+    while id < total {
+        if done[id as usize] {
+            id += 1;
+            continue;
+        }
+        let start = id;
+        while id < total && !done[id as usize] && id - start < size {
+            id += 1;
+        }
+        chunks.push_back(start..id);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_exactly_the_remaining_ids() {
+        let mut done = vec![false; 23];
+        for id in [0, 5, 6, 7, 22] {
+            done[id] = true;
+        }
+        let chunks = chunks_of_remaining(&done, 4);
+        let ids: Vec<u64> = chunks.iter().flat_map(|c| c.clone()).collect();
+        let expected: Vec<u64> = (0..23).filter(|&i| !done[i as usize]).collect();
+        assert_eq!(ids, expected);
+        assert!(chunks.iter().all(|c| c.end - c.start <= 4 && c.start < c.end));
+        assert_eq!(chunks.front(), Some(&(1..5)));
+    }
+}

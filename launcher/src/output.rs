@@ -1,0 +1,379 @@
+//! Results tables: row formatting (CSV or JSON lines), the append-only journal that makes
+//! sweeps resumable, and the final atomic write.
+//!
+//! While a sweep runs, rows are appended to `<out>.partial` in the output format (fsynced
+//! in batches) next to `<out>.partial.json`, which fingerprints the sweep. On completion the
+//! journal is sorted by combo id, checked to hold every id exactly once, written to a temp
+//! file, fsynced and renamed over `<out>`. A reader never sees a half-written table.
+
+use crate::error::{Failure, Result};
+use crate::grid::ParamValue;
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use sweeprun_kernel::metrics::Metrics;
+
+/// Table format, chosen by the output file's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+}
+
+impl OutputFormat {
+    /// `.csv` or `.jsonl`.
+    pub fn from_path(path: &Path) -> std::result::Result<OutputFormat, String> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("csv") => Ok(OutputFormat::Csv),
+            Some("jsonl") => Ok(OutputFormat::JsonLines),
+            _ => Err(format!("`{}` must end in .csv or .jsonl", path.display())),
+        }
+    }
+
+    /// Name used in the worker protocol and the sidecar.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Csv => "csv",
+            OutputFormat::JsonLines => "jsonl",
+        }
+    }
+
+    /// Inverse of [`OutputFormat::name`].
+    pub fn from_name(name: &str) -> Option<OutputFormat> {
+        match name {
+            "csv" => Some(OutputFormat::Csv),
+            "jsonl" => Some(OutputFormat::JsonLines),
+            _ => None,
+        }
+    }
+}
+
+/// Column names of a results table with these grid parameters.
+pub fn columns(params: &[&str]) -> Vec<String> {
+    std::iter::once("combo_id").chain(params.iter().copied()).chain(Metrics::NAMES).map(str::to_string).collect()
+}
+
+/// Formats result rows into a byte buffer.
+#[derive(Debug)]
+pub struct RowWriter {
+    format: OutputFormat,
+    params: Vec<&'static str>,
+    buffer: String,
+    rows: u64,
+}
+
+impl RowWriter {
+    /// A writer for rows with these grid parameter names.
+    pub fn new(format: OutputFormat, params: Vec<&'static str>) -> RowWriter {
+        RowWriter { format, params, buffer: String::new(), rows: 0 }
+    }
+
+    /// Appends one row.
+    pub fn row(&mut self, id: u64, params: &[ParamValue], metrics: &Metrics) {
+        let floats = [
+            metrics.total_return,
+            metrics.cagr,
+            metrics.sharpe,
+            metrics.sortino,
+            metrics.volatility,
+            metrics.max_drawdown,
+        ];
+        let counts = [metrics.max_drawdown_duration, metrics.trades];
+        let b = &mut self.buffer;
+        match self.format {
+            OutputFormat::Csv => {
+                let _ = write!(b, "{id}");
+                for p in params {
+                    let _ = write!(b, ",{p}");
+                }
+                for f in floats {
+                    let _ = write!(b, ",{f}");
+                }
+                for c in counts {
+                    let _ = write!(b, ",{c}");
+                }
+            }
+            OutputFormat::JsonLines => {
+                let _ = write!(b, "{{\"combo_id\":{id}");
+                for (name, p) in self.params.iter().zip(params) {
+                    match p {
+                        ParamValue::Float(f) if !f.is_finite() => {
+                            let _ = write!(b, ",\"{name}\":null");
+                        }
+                        _ => {
+                            let _ = write!(b, ",\"{name}\":{p}");
+                        }
+                    }
+                }
+                for (name, f) in Metrics::NAMES.iter().zip(floats) {
+                    if f.is_finite() {
+                        let _ = write!(b, ",\"{name}\":{f:?}");
+                    } else {
+                        let _ = write!(b, ",\"{name}\":null");
+                    }
+                }
+                for (name, c) in Metrics::NAMES[6..].iter().zip(counts) {
+                    let _ = write!(b, ",\"{name}\":{c}");
+                }
+                b.push('}');
+            }
+        }
+        b.push('\n');
+        self.rows += 1;
+    }
+
+    /// Rows formatted since the last [`RowWriter::take`].
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Takes the formatted rows out of the writer.
+    pub fn take(&mut self) -> String {
+        self.rows = 0;
+        std::mem::take(&mut self.buffer)
+    }
+}
+
+/// The combo id at the start of a table line, if the line is a complete row.
+fn row_id(format: OutputFormat, line: &str) -> Option<u64> {
+    let rest = match format {
+        OutputFormat::Csv => line,
+        OutputFormat::JsonLines if line.ends_with('}') => line.strip_prefix("{\"combo_id\":")?,
+        OutputFormat::JsonLines => return None,
+    };
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// `<out>.partial`: the journal of finished rows.
+pub fn journal_path(out: &Path) -> PathBuf {
+    suffixed(out, ".partial")
+}
+
+/// `<out>.partial.json`: the fingerprint of the sweep that owns the journal.
+pub fn journal_meta_path(out: &Path) -> PathBuf {
+    suffixed(out, ".partial.json")
+}
+
+/// `<out>.meta.json`: the sidecar of a finished table.
+pub fn sidecar_path(out: &Path) -> PathBuf {
+    suffixed(out, ".meta.json")
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The append-only journal of a running sweep.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    unsynced_bytes: usize,
+    last_sync: Instant,
+}
+
+/// How often (at most) the journal is fsynced while rows arrive.
+const SYNC_INTERVAL: Duration = Duration::from_millis(500);
+const SYNC_BYTES: usize = 8 << 20;
+
+impl Journal {
+    /// Creates a new journal (failing if one exists) and writes the header.
+    pub fn create(path: &Path, format: OutputFormat, columns: &[String]) -> Result<Journal> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))?;
+        let mut journal = Journal { file, path: path.to_path_buf(), unsynced_bytes: 0, last_sync: Instant::now() };
+        if format == OutputFormat::Csv {
+            journal.append(&format!("{}\n", columns.join(",")))?;
+        }
+        journal.sync()?;
+        Ok(journal)
+    }
+
+    /// Reopens the journal of an interrupted sweep. Returns it with the ids it already
+    /// holds (`done[id]`). A torn last line (the launcher died mid-write) is cut off.
+    pub fn reopen(path: &Path, format: OutputFormat, combos: u64) -> Result<(Journal, Vec<bool>, u64)> {
+        let shown = path.display();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Failure::usage(format!("cannot open {shown}: {e}")))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(|e| Failure::runtime(format!("cannot read {shown}: {e}")))?;
+        let mut done = vec![false; combos as usize];
+        let mut found = 0u64;
+        let mut valid_end = 0usize;
+        let mut offset = 0usize;
+        for line in text.split_inclusive('\n') {
+            let is_header = offset == 0 && format == OutputFormat::Csv && line.starts_with("combo_id");
+            if !is_header {
+                let id = line.strip_suffix('\n').and_then(|l| row_id(format, l)).filter(|&id| id < combos);
+                let Some(id) = id else { break };
+                if !done[id as usize] {
+                    done[id as usize] = true;
+                    found += 1;
+                }
+            }
+            offset += line.len();
+            valid_end = offset;
+        }
+        if valid_end < text.len() {
+            eprintln!(
+                "sweeprun: {shown}: dropping {} bytes of an incomplete last row (recomputed)",
+                text.len() - valid_end
+            );
+            file.set_len(valid_end as u64).map_err(|e| Failure::runtime(format!("cannot truncate {shown}: {e}")))?;
+            file.seek(SeekFrom::End(0)).map_err(|e| Failure::runtime(format!("{shown}: {e}")))?;
+        }
+        let journal = Journal { file, path: path.to_path_buf(), unsynced_bytes: 0, last_sync: Instant::now() };
+        Ok((journal, done, found))
+    }
+
+    /// Appends formatted rows; fsyncs when enough time or bytes have accumulated.
+    pub fn append(&mut self, rows: &str) -> Result<()> {
+        self.file
+            .write_all(rows.as_bytes())
+            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.path.display())))?;
+        self.unsynced_bytes += rows.len();
+        if self.unsynced_bytes >= SYNC_BYTES || self.last_sync.elapsed() >= SYNC_INTERVAL {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Forces appended rows to disk.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.unsynced_bytes > 0 || self.last_sync.elapsed() >= SYNC_INTERVAL {
+            self.file.sync_data().map_err(|e| Failure::runtime(format!("cannot sync {}: {e}", self.path.display())))?;
+        }
+        self.unsynced_bytes = 0;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+}
+
+/// Writes `contents` to `path` atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let temp = suffixed(path, &format!(".tmp{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = File::create(&temp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        Failure::runtime(format!("cannot write {}: {e}", path.display()))
+    })
+}
+
+/// Builds the final table from a complete journal: rows sorted by combo id, every id in
+/// `0..combos` exactly once. Returns the table text (header included for CSV).
+pub fn assemble_table(journal: &Path, format: OutputFormat, columns: &[String], combos: u64) -> Result<String> {
+    let text = std::fs::read_to_string(journal)
+        .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", journal.display())))?;
+    let mut rows: Vec<Option<&str>> = vec![None; combos as usize];
+    for line in text.lines() {
+        if format == OutputFormat::Csv && line.starts_with("combo_id") {
+            continue;
+        }
+        let id = row_id(format, line)
+            .filter(|&id| id < combos)
+            .ok_or_else(|| Failure::runtime(format!("{}: malformed row `{line}`", journal.display())))?;
+        rows[id as usize].get_or_insert(line);
+    }
+    if let Some(missing) = rows.iter().position(Option::is_none) {
+        return Err(Failure::runtime(format!("internal error: combo {missing} has no row in {}", journal.display())));
+    }
+    let mut table = String::with_capacity(text.len());
+    if format == OutputFormat::Csv {
+        table.push_str(&columns.join(","));
+        table.push('\n');
+    }
+    for row in rows.into_iter().flatten() {
+        table.push_str(row);
+        table.push('\n');
+    }
+    Ok(table)
+}
+
+/// Seconds since the Unix epoch as an RFC 3339 UTC timestamp.
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    let secs = time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let date = sweeprun_kernel::date::Date::from_days((secs / 86_400) as i32);
+    let rem = secs % 86_400;
+    format!("{date}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(x: f64) -> Metrics {
+        Metrics { total_return: x, sharpe: f64::NAN, trades: 3, ..Metrics::default() }
+    }
+
+    #[test]
+    fn formats_csv_and_jsonl_rows() {
+        let mut csv = RowWriter::new(OutputFormat::Csv, vec!["fast", "slow"]);
+        csv.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5));
+        assert_eq!(csv.take(), "7,5,20,0.5,0,NaN,0,0,0,0,3\n");
+        let mut json = RowWriter::new(OutputFormat::JsonLines, vec!["fast", "slow"]);
+        json.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5));
+        let line = json.take();
+        let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(value["combo_id"], 7);
+        assert_eq!(value["slow"], 20);
+        assert_eq!(value["total_return"], 0.5);
+        assert!(value["sharpe"].is_null());
+        assert_eq!(value["trades"], 3);
+        assert_eq!(row_id(OutputFormat::JsonLines, line.trim()), Some(7));
+    }
+
+    #[test]
+    fn journal_reopen_cuts_a_torn_row_and_assembles_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.partial");
+        let cols = columns(&["fast"]);
+        let mut journal = Journal::create(&path, OutputFormat::Csv, &cols).unwrap();
+        journal.append("2,1,0,0,0,0,0,0,0,0\n0,1,0,0,0,0,0,0,0,0\n1,1,0,0").unwrap();
+        drop(journal);
+        let (mut journal, done, found) = Journal::reopen(&path, OutputFormat::Csv, 3).unwrap();
+        assert_eq!((done, found), (vec![true, false, true], 2));
+        journal.append("1,1,0,0,0,0,0,0,0,0\n").unwrap();
+        let table = assemble_table(&path, OutputFormat::Csv, &cols, 3).unwrap();
+        let ids: Vec<&str> = table.lines().skip(1).map(|l| &l[..1]).collect();
+        assert_eq!(ids, vec!["0", "1", "2"]);
+    }
+
+    #[test]
+    fn assemble_refuses_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.partial");
+        let cols = columns(&["fast"]);
+        let mut journal = Journal::create(&path, OutputFormat::Csv, &cols).unwrap();
+        journal.append("0,1,0,0,0,0,0,0,0,0\n").unwrap();
+        assert!(assemble_table(&path, OutputFormat::Csv, &cols, 2).is_err());
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(86_400 * 365 + 3661);
+        assert_eq!(rfc3339(t), "1971-01-01T01:01:01Z");
+    }
+}

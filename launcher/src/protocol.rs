@@ -1,0 +1,163 @@
+//! The pipe protocol between the launcher and its local rank processes.
+//!
+//! Text headers, length-prefixed payloads, so a rank that dies mid-message leaves a
+//! frame the launcher can recognise as incomplete and discard:
+//!
+//! ```text
+//! launcher -> rank (stdin)    SPEC <format> <nbytes>\n<effective spec TOML>
+//!                             CHUNK <start> <end>\n          combo ids start..end
+//!                             (end of input: finish and exit)
+//! rank -> launcher (stdout)   READY\n
+//!                             ROWS <start> <end> <nbytes>\n<formatted rows>
+//!                             ERROR <one line>\n
+//! ```
+
+use std::io::{self, BufRead, Write};
+
+/// A message from the launcher to a rank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToRank {
+    /// The sweep to run: output format name and effective spec text.
+    Spec {
+        /// `csv` or `jsonl`.
+        format: String,
+        /// Effective spec (TOML).
+        spec: String,
+    },
+    /// Evaluate combos `start..end`.
+    Chunk {
+        /// First combo id.
+        start: u64,
+        /// One past the last combo id.
+        end: u64,
+    },
+}
+
+/// A message from a rank to the launcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromRank {
+    /// Data loaded, ready for chunks.
+    Ready,
+    /// The rows of one finished chunk.
+    Rows {
+        /// First combo id of the chunk.
+        start: u64,
+        /// One past the last combo id.
+        end: u64,
+        /// One line per combo, in the output format.
+        rows: String,
+    },
+    /// The rank cannot continue.
+    Error(String),
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+fn read_payload(reader: &mut impl BufRead, len: &str) -> io::Result<String> {
+    let len: usize = len.parse().map_err(|_| invalid(format!("bad length `{len}`")))?;
+    let mut bytes = vec![0; len];
+    reader.read_exact(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|_| invalid("payload is not UTF-8".into()))
+}
+
+fn read_header(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    match line.strip_suffix('\n') {
+        Some(header) => Ok(Some(header.to_string())),
+        None => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+fn parse_id(text: Option<&str>) -> io::Result<u64> {
+    text.and_then(|t| t.parse().ok()).ok_or_else(|| invalid("bad combo id".into()))
+}
+
+impl ToRank {
+    /// Writes the message.
+    pub fn write(&self, writer: &mut impl Write) -> io::Result<()> {
+        match self {
+            ToRank::Spec { format, spec } => write!(writer, "SPEC {format} {}\n{spec}", spec.len())?,
+            ToRank::Chunk { start, end } => writeln!(writer, "CHUNK {start} {end}")?,
+        }
+        writer.flush()
+    }
+
+    /// Reads the next message; `None` at a clean end of input.
+    pub fn read(reader: &mut impl BufRead) -> io::Result<Option<ToRank>> {
+        let Some(header) = read_header(reader)? else { return Ok(None) };
+        let mut words = header.split(' ');
+        match words.next() {
+            Some("SPEC") => {
+                let format = words.next().ok_or_else(|| invalid("SPEC without format".into()))?.to_string();
+                let spec = read_payload(reader, words.next().unwrap_or(""))?;
+                Ok(Some(ToRank::Spec { format, spec }))
+            }
+            Some("CHUNK") => Ok(Some(ToRank::Chunk { start: parse_id(words.next())?, end: parse_id(words.next())? })),
+            _ => Err(invalid(format!("unknown message `{header}`"))),
+        }
+    }
+}
+
+impl FromRank {
+    /// Writes the message.
+    pub fn write(&self, writer: &mut impl Write) -> io::Result<()> {
+        match self {
+            FromRank::Ready => writer.write_all(b"READY\n")?,
+            FromRank::Rows { start, end, rows } => {
+                write!(writer, "ROWS {start} {end} {}\n{rows}", rows.len())?;
+            }
+            FromRank::Error(message) => writeln!(writer, "ERROR {}", message.replace('\n', " "))?,
+        }
+        writer.flush()
+    }
+
+    /// Reads the next message; `None` at a clean end of input (the rank exited).
+    pub fn read(reader: &mut impl BufRead) -> io::Result<Option<FromRank>> {
+        let Some(header) = read_header(reader)? else { return Ok(None) };
+        if let Some(message) = header.strip_prefix("ERROR ") {
+            return Ok(Some(FromRank::Error(message.to_string())));
+        }
+        let mut words = header.split(' ');
+        match words.next() {
+            Some("READY") => Ok(Some(FromRank::Ready)),
+            Some("ROWS") => {
+                let start = parse_id(words.next())?;
+                let end = parse_id(words.next())?;
+                let rows = read_payload(reader, words.next().unwrap_or(""))?;
+                Ok(Some(FromRank::Rows { start, end, rows }))
+            }
+            _ => Err(invalid(format!("unknown message `{header}`"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_detects_torn_frames() {
+        let mut buf = Vec::new();
+        ToRank::Spec { format: "csv".into(), spec: "a = 1\n".into() }.write(&mut buf).unwrap();
+        ToRank::Chunk { start: 3, end: 9 }.write(&mut buf).unwrap();
+        let mut reader = io::Cursor::new(buf);
+        assert_eq!(
+            ToRank::read(&mut reader).unwrap(),
+            Some(ToRank::Spec { format: "csv".into(), spec: "a = 1\n".into() })
+        );
+        assert_eq!(ToRank::read(&mut reader).unwrap(), Some(ToRank::Chunk { start: 3, end: 9 }));
+        assert_eq!(ToRank::read(&mut reader).unwrap(), None);
+
+        let mut buf = Vec::new();
+        FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into() }.write(&mut buf).unwrap();
+        let whole = buf.clone();
+        assert!(matches!(FromRank::read(&mut io::Cursor::new(whole)).unwrap(), Some(FromRank::Rows { end: 2, .. })));
+        buf.truncate(buf.len() - 3);
+        assert!(FromRank::read(&mut io::Cursor::new(buf)).is_err(), "a torn payload is an error, not rows");
+    }
+}

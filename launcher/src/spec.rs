@@ -1,0 +1,252 @@
+//! The sweep spec: TOML file + `--set` overrides, validated into a [`Spec`].
+//!
+//! Relative paths in a spec resolve against the spec file's directory, so a spec and its
+//! data can move together; `--out` on the command line resolves against the current
+//! directory, like any command-line path.
+
+use crate::error::{Failure, Result};
+use crate::grid::Grid;
+use crate::output::OutputFormat;
+use crate::strategy::Strategy;
+use std::path::{Path, PathBuf};
+
+/// A validated sweep spec.
+#[derive(Debug)]
+pub struct Spec {
+    /// Where the spec came from (for messages).
+    pub origin: String,
+    /// The spec after overrides, with every path made absolute: what workers receive and
+    /// what the sidecar records.
+    pub effective: toml::Table,
+    /// The price data source (a file or a directory).
+    pub data_path: PathBuf,
+    /// The asset a single-asset strategy trades, when the data has several.
+    pub symbol: Option<String>,
+    /// The strategy and its fixed settings.
+    pub strategy: Strategy,
+    /// The parameter grid.
+    pub grid: Grid,
+    /// `[output] path`, if the spec has one.
+    pub output: Option<PathBuf>,
+}
+
+const SECTIONS: &str = "data, strategy, grid, output";
+
+impl Spec {
+    /// Reads, overrides and validates the spec file at `path`.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Spec> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("{origin}: cannot read the spec: {e}")))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        Spec::parse(&origin, &text, &base, overrides)
+    }
+
+    /// Parses spec text; relative paths resolve against `base_dir`.
+    pub fn parse(origin: &str, text: &str, base_dir: &Path, overrides: &[String]) -> Result<Spec> {
+        let mut table = parse_toml(origin, text)?;
+        for assignment in overrides {
+            apply_override(&mut table, assignment)?;
+        }
+        let bad = |message: String| Failure::usage(format!("{origin}: {message}"));
+        for key in table.keys() {
+            if !["data", "strategy", "grid", "output"].contains(&key.as_str()) {
+                return Err(bad(format!("unknown section `{key}` (expected {SECTIONS})")));
+            }
+        }
+        let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+
+        let data = section(&table, "data").map_err(bad)?;
+        check_keys("data", data, &["path", "dir", "symbol"]).map_err(bad)?;
+        let data_path = match (data.get("path"), data.get("dir")) {
+            (Some(_), Some(_)) => return Err(bad("[data] has both `path` and `dir`; give one".into())),
+            (None, None) => return Err(bad("[data] needs `path` (a CSV file) or `dir` (a directory of CSVs)".into())),
+            (Some(p), None) => resolve(&base_dir, string_value("data", "path", p).map_err(bad)?),
+            (None, Some(d)) => resolve(&base_dir, string_value("data", "dir", d).map_err(bad)?),
+        };
+        let symbol = data.get("symbol").map(|v| string_value("data", "symbol", v).map(str::to_string)).transpose().map_err(bad)?;
+
+        let strategy_table = section(&table, "strategy").map_err(bad)?;
+        let strategy = Strategy::from_table(strategy_table).map_err(bad)?;
+
+        let grid_table = section(&table, "grid").map_err(bad)?;
+        let grid = Grid::from_table(grid_table, strategy.params()).map_err(bad)?;
+
+        let output = match table.get("output") {
+            None => None,
+            Some(toml::Value::Table(out)) => {
+                check_keys("output", out, &["path"]).map_err(bad)?;
+                match out.get("path") {
+                    Some(p) => Some(resolve(&base_dir, string_value("output", "path", p).map_err(bad)?)),
+                    None => None,
+                }
+            }
+            Some(_) => return Err(bad("`output` must be a table: [output]".into())),
+        };
+        if let Some(path) = &output {
+            OutputFormat::from_path(path).map_err(|e| bad(format!("[output] path: {e}")))?;
+        }
+
+        // Workers and the sidecar get absolute paths, independent of the working directory.
+        let data_key = if data.contains_key("dir") { "dir" } else { "path" };
+        let mut effective = table;
+        set_path(&mut effective, "data", data_key, &data_path);
+        if let Some(path) = &output {
+            set_path(&mut effective, "output", "path", path);
+        }
+        Ok(Spec { origin: origin.to_string(), effective, data_path, symbol, strategy, grid, output })
+    }
+
+    /// The effective spec as TOML text.
+    pub fn effective_toml(&self) -> String {
+        toml::to_string(&self.effective).expect("a parsed TOML table serialises")
+    }
+}
+
+fn parse_toml(origin: &str, text: &str) -> Result<toml::Table> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let place = e.span().map(|span| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(":{line}")
+        });
+        Failure::usage(format!("{origin}{}: invalid TOML: {}", place.unwrap_or_default(), e.message().trim()))
+    })
+}
+
+fn section<'a>(table: &'a toml::Table, name: &str) -> std::result::Result<&'a toml::Table, String> {
+    match table.get(name) {
+        Some(toml::Value::Table(t)) => Ok(t),
+        Some(_) => Err(format!("`{name}` must be a table: [{name}]")),
+        None => Err(format!("missing section [{name}] (a spec needs [data], [strategy], [grid] and [output] or --out)")),
+    }
+}
+
+/// Errors on a key that is not in `allowed`.
+pub fn check_keys(section: &str, table: &toml::Table, allowed: &[&str]) -> std::result::Result<(), String> {
+    match table.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(format!("[{section}] unknown key `{key}` (expected one of: {})", allowed.join(", "))),
+        None => Ok(()),
+    }
+}
+
+fn string_value<'a>(section: &str, key: &str, value: &'a toml::Value) -> std::result::Result<&'a str, String> {
+    match value.as_str() {
+        Some(s) if !s.is_empty() => Ok(s),
+        Some(_) => Err(format!("[{section}] {key}: must not be empty")),
+        None => Err(format!("[{section}] {key}: expected a string, got {}", value.type_str())),
+    }
+}
+
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    normalize(&base.join(path))
+}
+
+/// Removes `.` and `name/..` components lexically, for readable paths in messages.
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn set_path(table: &mut toml::Table, section: &str, key: &str, path: &Path) {
+    if let Some(toml::Value::Table(t)) = table.get_mut(section) {
+        t.insert(key.to_string(), toml::Value::String(path.display().to_string()));
+    }
+}
+
+/// Applies one `--set key.path=value` override. The value is read as a TOML value
+/// (`0.001`, `"close"`, `{ from = 5, to = 50 }`, `[1, 2]`); anything that is not valid
+/// TOML is taken as a plain string, so `--set strategy.fill=close` works unquoted.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let bad = |why: &str| Failure::usage(format!("--set {assignment}: {why}"));
+    let (key_path, raw_value) = assignment.split_once('=').ok_or_else(|| bad("expected key.path=value"))?;
+    let keys: Vec<&str> = key_path.trim().split('.').map(str::trim).collect();
+    if keys.iter().any(|k| k.is_empty()) || keys.len() < 2 {
+        return Err(bad("expected a dotted key such as strategy.fee or grid.fast"));
+    }
+    let raw_value = raw_value.trim();
+    let value = match format!("v = {raw_value}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("just parsed"),
+        Err(_) => toml::Value::String(raw_value.to_string()),
+    };
+    let (last, parents) = keys.split_last().expect("at least two keys");
+    let mut current = table;
+    for key in parents {
+        let entry = current.entry(key.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(bad(&format!("`{key}` is not a table"))),
+        };
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+[data]
+path = "data/GOOG.csv"
+[strategy]
+name = "sma_cross"
+[grid]
+fast = { from = 5, to = 20, step = 5 }
+slow = { from = 10, to = 40, step = 10 }
+where = "fast < slow"
+[output]
+path = "out/sma.csv"
+"#;
+
+    fn parse(text: &str, sets: &[&str]) -> Result<Spec> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Spec::parse("s.toml", text, Path::new("/base"), &sets)
+    }
+
+    fn usage(text: &str, sets: &[&str]) -> String {
+        match parse(text, sets) {
+            Err(Failure::Usage(m)) => m,
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn resolves_paths_against_the_spec_directory() {
+        let spec = parse(SPEC, &[]).unwrap();
+        assert_eq!(spec.data_path, Path::new("/base/data/GOOG.csv"));
+        assert_eq!(spec.output.as_deref(), Some(Path::new("/base/out/sma.csv")));
+        assert!(spec.effective_toml().contains("/base/data/GOOG.csv"));
+        assert_eq!(spec.grid.len(), 9);
+    }
+
+    #[test]
+    fn overrides_apply_before_validation() {
+        let spec = parse(SPEC, &["strategy.fee=0.001", "strategy.fill=close", "grid.fast=[5]"]).unwrap();
+        assert_eq!(spec.grid.len(), 4);
+        assert!(spec.effective_toml().contains("fee = 0.001"));
+        assert!(usage(SPEC, &["strategy"]).contains("expected key.path=value"));
+        assert!(usage(SPEC, &["nope=1"]).contains("dotted key"));
+    }
+
+    #[test]
+    fn reports_spec_errors_on_one_line() {
+        assert!(usage("[data\n", &[]).starts_with("s.toml:1: invalid TOML"));
+        assert!(usage(&SPEC.replace("[output]", "[outptu]"), &[]).contains("unknown section `outptu`"));
+        assert!(usage(&SPEC.replace("path = \"data", "file = \"data"), &[]).contains("[data] unknown key `file`"));
+        assert!(usage(&SPEC.replace("out/sma.csv", "out/sma.txt"), &[]).contains("[output] path"));
+        for message in [usage("", &[]), usage(&SPEC.replace("[grid]", "[gird]"), &[])] {
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
+}
