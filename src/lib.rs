@@ -51,16 +51,25 @@ pub fn output_of(command: &mut Command) -> Output {
     command.output().expect("spawn sweeprun")
 }
 
-/// `../shared/reference` next to the workspace, where CI has it. Panics (loudly) when
-/// it is missing: the differential tests must not skip silently.
-pub fn shared_reference() -> PathBuf {
-    let dir = workspace_root().join("../shared/reference");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the differential tests need the shared reference data next to the repository",
+/// `../shared/reference` next to the workspace (or `$SWEEPRUN_REFERENCE_DIR`), where CI
+/// has it. Returns `None` only when `SWEEPRUN_SKIP_REFERENCE=1` explicitly asks to skip
+/// (printing SKIPPED); otherwise a missing directory fails the test loudly.
+pub fn shared_reference() -> Option<PathBuf> {
+    let dir = std::env::var_os("SWEEPRUN_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/reference"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("SWEEPRUN_SKIP_REFERENCE").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED: {} is missing and SWEEPRUN_SKIP_REFERENCE=1", dir.display());
+        return None;
+    }
+    panic!(
+        "{} is missing: the differential tests need the project's reference results \
+         (set SWEEPRUN_REFERENCE_DIR, or SWEEPRUN_SKIP_REFERENCE=1 to skip them explicitly)",
         dir.display()
     );
-    dir
 }
 
 /// The example GOOG data shipped in the repository.

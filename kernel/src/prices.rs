@@ -106,8 +106,8 @@ impl std::error::Error for DataError {}
 /// Loads a CSV file or a directory of per-asset CSV files.
 pub fn load(path: &Path) -> Result<PriceSet, DataError> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| DataError::new(&shown, None, None, format!("cannot read data: {e}")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| DataError::new(&shown, None, None, format!("cannot read data: {e}")))?;
     if meta.is_dir() {
         load_dir(path)
     } else {
@@ -158,10 +158,9 @@ pub fn parse_csv(name: &str, stem: &str, text: &str) -> Result<PriceSet, DataErr
 
 fn read_text(path: &Path) -> Result<String, DataError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| DataError::new(&shown, None, None, format!("cannot read data: {e}")))?;
-    String::from_utf8(bytes)
-        .map_err(|_| DataError::new(&shown, None, None, "file is not UTF-8 text".into()))
+    let bytes =
+        std::fs::read(path).map_err(|e| DataError::new(&shown, None, None, format!("cannot read data: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| DataError::new(&shown, None, None, "file is not UTF-8 text".into()))
 }
 
 /// A parsed CSV: header plus rows of raw fields, with dates validated.
@@ -203,11 +202,7 @@ impl<'a> CsvTable<'a> {
             }
             let date_text = fields[0].trim();
             let date = Date::parse_iso(date_text).ok_or_else(|| {
-                table.error(
-                    Some(line_no),
-                    Some(0),
-                    format!("`{date_text}` is not a date (expected YYYY-MM-DD)"),
-                )
+                table.error(Some(line_no), Some(0), format!("`{date_text}` is not a date (expected YYYY-MM-DD)"))
             })?;
             if let Some((prev, prev_line)) = previous {
                 if date == prev {
@@ -221,7 +216,9 @@ impl<'a> CsvTable<'a> {
                     return Err(table.error(
                         Some(line_no),
                         Some(0),
-                        format!("date {date} comes after {prev} (line {prev_line}); rows must be in ascending date order"),
+                        format!(
+                            "date {date} comes after {prev} (line {prev_line}); rows must be in ascending date order"
+                        ),
                     ));
                 }
             }
@@ -238,17 +235,24 @@ impl<'a> CsvTable<'a> {
     fn error(&self, line: Option<usize>, column: Option<usize>, message: String) -> DataError {
         let column = column.map(|c| {
             let name = &self.header[c];
-            if name.is_empty() { "date" } else { name.as_str() }
+            if name.is_empty() {
+                "date"
+            } else {
+                name.as_str()
+            }
         });
         DataError::new(self.name, line, column, message)
     }
 
     fn find_column(&self, names: &[&str]) -> Option<usize> {
-        self.header.iter().skip(1).position(|h| {
-            let h = h.to_ascii_lowercase();
-            names.iter().any(|n| *n == h)
-        })
-        .map(|i| i + 1)
+        self.header
+            .iter()
+            .skip(1)
+            .position(|h| {
+                let h = h.to_ascii_lowercase();
+                names.iter().any(|n| *n == h)
+            })
+            .map(|i| i + 1)
     }
 
     fn close_column(&self) -> Option<usize> {
@@ -261,7 +265,8 @@ impl<'a> CsvTable<'a> {
             .map(|(line, fields)| {
                 let text = fields[column].trim();
                 let value: f64 = text.parse().map_err(|_| {
-                    let what = if text.is_empty() { "empty price".to_string() } else { format!("`{text}` is not a number") };
+                    let what =
+                        if text.is_empty() { "empty price".to_string() } else { format!("`{text}` is not a number") };
                     self.error(Some(*line), Some(column), format!("{what} (expected a positive price)"))
                 })?;
                 if !(value.is_finite() && value > 0.0) {

@@ -52,20 +52,14 @@ impl Expr {
     /// ``unknown name `fsat` at column 1 (grid parameters: fast, slow)``.
     pub fn parse(src: &str, names: &[&str]) -> Result<Expr, String> {
         let toks = tokenize(src)?;
-        let mut p = Parser {
-            toks,
-            pos: 0,
-            names,
-        };
+        let mut p = Parser { toks, pos: 0, names };
         if p.peek().0 == Tok::End {
             return Err(format!("empty expression; {}", p.hint()));
         }
         let e = p.or()?;
         let (tok, col) = p.peek();
         if *tok != Tok::End {
-            return Err(format!(
-                "unexpected {tok} at column {col}, expected an operator or the end"
-            ));
+            return Err(format!("unexpected {tok} at column {col}, expected an operator or the end"));
         }
         match e {
             Typed::Bool(root) => Ok(Expr { root }),
@@ -151,9 +145,7 @@ impl std::fmt::Display for Tok {
 /// A token and its 1-based column.
 type Token = (Tok, usize);
 
-const OPS: [&str; 17] = [
-    "<=", ">=", "==", "!=", "&&", "||", "<", ">", "!", "+", "-", "*", "/", "%", "(", ")", "=",
-];
+const OPS: [&str; 17] = ["<=", ">=", "==", "!=", "&&", "||", "<", ">", "!", "+", "-", "*", "/", "%", "(", ")", "="];
 
 fn tokenize(src: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = src.chars().collect();
@@ -169,15 +161,10 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
         } else if c.is_ascii_digit() || (c == '.' && next.is_ascii_digit()) {
             i = scan_number(&chars, i);
             let t = text(i);
-            let x = t
-                .parse()
-                .map_err(|_| format!("invalid number `{t}` at column {col}"))?;
+            let x = t.parse().map_err(|_| format!("invalid number `{t}` at column {col}"))?;
             Tok::Num(x)
         } else if c.is_ascii_alphabetic() || c == '_' {
-            while chars
-                .get(i)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
-            {
+            while chars.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_') {
                 i += 1;
             }
             let w = text(i);
@@ -193,9 +180,7 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
                     i += op.len();
                     Tok::Op(op)
                 }
-                None if c == '&' || c == '|' => {
-                    return Err(format!("unexpected `{c}` at column {col} (use `{c}{c}`)"))
-                }
+                None if c == '&' || c == '|' => return Err(format!("unexpected `{c}` at column {col} (use `{c}{c}`)")),
                 None => return Err(format!("unexpected character `{c}` at column {col}")),
             }
         };
@@ -266,19 +251,16 @@ impl Parser<'_> {
     fn want_bool(&self, e: Typed, op: &str, col: usize) -> Result<Bool, String> {
         match e {
             Typed::Bool(b) => Ok(b),
-            Typed::Num(_) => Err(format!(
-                "`{op}` at column {col} needs true/false operands, got a number; {}",
-                self.hint()
-            )),
+            Typed::Num(_) => {
+                Err(format!("`{op}` at column {col} needs true/false operands, got a number; {}", self.hint()))
+            }
         }
     }
 
     fn want_num(e: Typed, op: &str, col: usize) -> Result<Num, String> {
         match e {
             Typed::Num(n) => Ok(n),
-            Typed::Bool(_) => Err(format!(
-                "`{op}` at column {col} needs number operands, got a true/false condition"
-            )),
+            Typed::Bool(_) => Err(format!("`{op}` at column {col} needs number operands, got a true/false condition")),
         }
     }
 
@@ -300,11 +282,7 @@ impl Parser<'_> {
     }
 
     /// `next (op next)*` over numbers, left-associative.
-    fn arith(
-        &mut self,
-        ops: &[&'static str],
-        next: fn(&mut Self) -> Result<Typed, String>,
-    ) -> Result<Typed, String> {
+    fn arith(&mut self, ops: &[&'static str], next: fn(&mut Self) -> Result<Typed, String>) -> Result<Typed, String> {
         let mut l = next(self)?;
         while let Some((op, col)) = self.eat(ops) {
             let ln = Self::want_num(l, op, col)?;
@@ -340,9 +318,7 @@ impl Parser<'_> {
         let ln = Self::want_num(l, op, col)?;
         let rn = Self::want_num(self.add()?, op, col)?;
         if let Some((op2, col2)) = self.eat(&CMP) {
-            return Err(format!(
-                "chained comparison `{op2}` at column {col2} (write `a {op} b and b {op2} c`)"
-            ));
+            return Err(format!("chained comparison `{op2}` at column {col2} (write `a {op} b and b {op2} c`)"));
         }
         Ok(Typed::Bool(Bool::Cmp(op, ln, rn)))
     }
@@ -358,11 +334,7 @@ impl Parser<'_> {
     fn unary(&mut self) -> Result<Typed, String> {
         if let Some((op, col)) = self.eat(&["-", "+"]) {
             let n = Self::want_num(self.unary()?, op, col)?;
-            return Ok(Typed::Num(if op == "-" {
-                Num::Neg(Box::new(n))
-            } else {
-                n
-            }));
+            return Ok(Typed::Num(if op == "-" { Num::Neg(Box::new(n)) } else { n }));
         }
         self.primary()
     }
@@ -374,24 +346,19 @@ impl Parser<'_> {
             Tok::Num(x) => Ok(Typed::Num(Num::Lit(x))),
             Tok::Ident(name) => match self.names.iter().position(|n| *n == name) {
                 Some(i) => Ok(Typed::Num(Num::Var(i))),
-                None => Err(format!(
-                    "unknown name `{name}` at column {col} (grid parameters: {})",
-                    self.names.join(", ")
-                )),
+                None => {
+                    Err(format!("unknown name `{name}` at column {col} (grid parameters: {})", self.names.join(", ")))
+                }
             },
             Tok::Op("(") => {
                 let e = self.or()?;
                 if self.eat(&[")"]).is_none() {
                     let (t, c) = self.peek();
-                    return Err(format!(
-                        "expected `)` at column {c} to close `(` at column {col}, got {t}"
-                    ));
+                    return Err(format!("expected `)` at column {c} to close `(` at column {col}, got {t}"));
                 }
                 Ok(e)
             }
-            _ => Err(format!(
-                "unexpected {tok} at column {col}, expected a number, a name or `(`"
-            )),
+            _ => Err(format!("unexpected {tok} at column {col}, expected a number, a name or `(`")),
         }
     }
 }
@@ -404,15 +371,11 @@ mod tests {
 
     /// Evaluate a constant expression (no variables).
     fn t(src: &str) -> bool {
-        Expr::parse(src, &[])
-            .unwrap_or_else(|e| panic!("{src}: {e}"))
-            .eval(&[])
+        Expr::parse(src, &[]).unwrap_or_else(|e| panic!("{src}: {e}")).eval(&[])
     }
 
     fn ev(src: &str, values: [f64; 3]) -> bool {
-        Expr::parse(src, &NAMES)
-            .unwrap_or_else(|e| panic!("{src}: {e}"))
-            .eval(&values)
+        Expr::parse(src, &NAMES).unwrap_or_else(|e| panic!("{src}: {e}")).eval(&values)
     }
 
     fn err(src: &str) -> String {
@@ -440,10 +403,7 @@ mod tests {
         assert!(t("2 - 3 - 4 == -5"), "subtraction is left-associative");
         assert!(t("8 / 4 / 2 == 1"), "division is left-associative");
         assert!(t("7 % 4 == 3"));
-        assert!(
-            t("-7 % 4 == -3"),
-            "remainder takes the sign of the dividend"
-        );
+        assert!(t("-7 % 4 == -3"), "remainder takes the sign of the dividend");
         assert!(t("7.5 % 2 == 1.5"));
         assert!(t("1 + 6 / 3 * 2 - 1 == 4"));
         assert!(t("2 * (3 + 4) % 5 == 4"));
@@ -469,10 +429,7 @@ mod tests {
         assert!(t("2 >= 2") && !t("1 >= 2"));
         assert!(t("2 == 2") && !t("2 == 3"));
         assert!(t("2 != 3") && !t("2 != 2"));
-        assert!(
-            t("1 + 1 < 3 * 1"),
-            "arithmetic binds tighter than comparison"
-        );
+        assert!(t("1 + 1 < 3 * 1"), "arithmetic binds tighter than comparison");
     }
 
     #[test]
@@ -536,36 +493,21 @@ mod tests {
             Expr::parse("fast + slow", &["fast", "slow"]).unwrap_err(),
             "expected a comparison like `fast < slow`"
         );
-        assert_eq!(
-            Expr::parse("x", &["x"]).unwrap_err(),
-            "expected a comparison like `x > 0`"
-        );
-        assert_eq!(
-            Expr::parse("1", &[]).unwrap_err(),
-            "expected a comparison like `1 < 2`"
-        );
+        assert_eq!(Expr::parse("x", &["x"]).unwrap_err(), "expected a comparison like `x > 0`");
+        assert_eq!(Expr::parse("1", &[]).unwrap_err(), "expected a comparison like `1 < 2`");
         assert_eq!(err("(fast)"), "expected a comparison like `fast < slow`");
     }
 
     #[test]
     fn type_errors() {
         let e = err("fast and slow < 3");
-        assert!(
-            e.starts_with("`and` at column 6 needs true/false operands, got a number"),
-            "{e}"
-        );
-        assert!(
-            e.ends_with("expected a comparison like `fast < slow`"),
-            "{e}"
-        );
+        assert!(e.starts_with("`and` at column 6 needs true/false operands, got a number"), "{e}");
+        assert!(e.ends_with("expected a comparison like `fast < slow`"), "{e}");
         let e = err("fast < 3 || slow");
         assert!(e.starts_with("`||` at column 10 needs true/false"), "{e}");
         assert!(err("not fast").starts_with("`not` at column 1 needs true/false"));
         let e = err("(fast < slow) + 1 > 0");
-        assert_eq!(
-            e,
-            "`+` at column 15 needs number operands, got a true/false condition"
-        );
+        assert_eq!(e, "`+` at column 15 needs number operands, got a true/false condition");
         assert!(err("-(fast < slow)").starts_with("`-` at column 1 needs number operands"));
         assert!(err("(fast < slow) == (slow < 3)").starts_with("`==` at column 15"));
         assert!(err("fast * (slow > 1) < 3").starts_with("`*` at column 6"));
@@ -573,52 +515,19 @@ mod tests {
 
     #[test]
     fn syntax_errors() {
-        assert_eq!(
-            err("fast < slow < top_n"),
-            "chained comparison `<` at column 13 (write `a < b and b < c`)"
-        );
+        assert_eq!(err("fast < slow < top_n"), "chained comparison `<` at column 13 (write `a < b and b < c`)");
         assert_eq!(err("fast = slow"), "unexpected `=` at column 6 (use `==`)");
-        assert_eq!(
-            err("fast < slow & 1 < 2"),
-            "unexpected `&` at column 13 (use `&&`)"
-        );
-        assert_eq!(
-            err("fast < slow | 1 < 2"),
-            "unexpected `|` at column 13 (use `||`)"
-        );
-        assert_eq!(
-            err("fast < "),
-            "unexpected end of expression at column 8, expected a number, a name or `(`"
-        );
-        assert_eq!(
-            err("(fast < slow"),
-            "expected `)` at column 13 to close `(` at column 1, got end of expression"
-        );
-        assert_eq!(
-            err("fast < slow)"),
-            "unexpected `)` at column 12, expected an operator or the end"
-        );
-        assert_eq!(
-            err("fast < slow slow"),
-            "unexpected `slow` at column 13, expected an operator or the end"
-        );
+        assert_eq!(err("fast < slow & 1 < 2"), "unexpected `&` at column 13 (use `&&`)");
+        assert_eq!(err("fast < slow | 1 < 2"), "unexpected `|` at column 13 (use `||`)");
+        assert_eq!(err("fast < "), "unexpected end of expression at column 8, expected a number, a name or `(`");
+        assert_eq!(err("(fast < slow"), "expected `)` at column 13 to close `(` at column 1, got end of expression");
+        assert_eq!(err("fast < slow)"), "unexpected `)` at column 12, expected an operator or the end");
+        assert_eq!(err("fast < slow slow"), "unexpected `slow` at column 13, expected an operator or the end");
         assert_eq!(err("fast # slow"), "unexpected character `#` at column 6");
-        assert_eq!(
-            err("fast < * slow"),
-            "unexpected `*` at column 8, expected a number, a name or `(`"
-        );
-        assert_eq!(
-            err(""),
-            "empty expression; expected a comparison like `fast < slow`"
-        );
-        assert_eq!(
-            err("   "),
-            "empty expression; expected a comparison like `fast < slow`"
-        );
-        assert_eq!(
-            err("()"),
-            "unexpected `)` at column 2, expected a number, a name or `(`"
-        );
+        assert_eq!(err("fast < * slow"), "unexpected `*` at column 8, expected a number, a name or `(`");
+        assert_eq!(err(""), "empty expression; expected a comparison like `fast < slow`");
+        assert_eq!(err("   "), "empty expression; expected a comparison like `fast < slow`");
+        assert_eq!(err("()"), "unexpected `)` at column 2, expected a number, a name or `(`");
         assert!(err("fast < 1 and").contains("end of expression at column 13"));
     }
 

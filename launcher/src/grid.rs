@@ -136,10 +136,7 @@ impl Grid {
         let names: Vec<&'static str> = params.iter().map(|p| p.name).collect();
         for key in table.keys() {
             if key != "where" && !names.contains(&key.as_str()) {
-                return Err(format!(
-                    "[grid] unknown key `{key}` (expected one of: {}, where)",
-                    names.join(", ")
-                ));
+                return Err(format!("[grid] unknown key `{key}` (expected one of: {}, where)", names.join(", ")));
             }
         }
         let mut axes = Vec::with_capacity(params.len());
@@ -155,23 +152,13 @@ impl Grid {
         }
         let cartesian = axes.iter().map(|a| a.len() as u128).product::<u128>();
         if cartesian > u128::from(MAX_COMBOS) {
-            let sizes: Vec<String> = names
-                .iter()
-                .zip(&axes)
-                .map(|(n, a)| format!("{n}: {}", a.len()))
-                .collect();
+            let sizes: Vec<String> = names.iter().zip(&axes).map(|(n, a)| format!("{n}: {}", a.len())).collect();
             return Err(format!(
                 "[grid] the grid has {cartesian} combinations ({}), more than the limit of {MAX_COMBOS}",
                 sizes.join(" x ")
             ));
         }
-        let mut grid = Grid {
-            names,
-            axes,
-            cartesian: cartesian as u64,
-            kept: None,
-            constraint: None,
-        };
+        let mut grid = Grid { names, axes, cartesian: cartesian as u64, kept: None, constraint: None };
         if let Some(w) = table.get("where") {
             let Value::String(src) = w else {
                 return Err(format!(
@@ -198,11 +185,7 @@ impl Grid {
 
     /// Cartesian indices (ascending) of the combos for which `expr` holds.
     fn filter(&self, expr: &Expr) -> Vec<u32> {
-        let vals: Vec<Vec<f64>> = self
-            .axes
-            .iter()
-            .map(|a| a.iter().map(|v| v.as_f64()).collect())
-            .collect();
+        let vals: Vec<Vec<f64>> = self.axes.iter().map(|a| a.iter().map(|v| v.as_f64()).collect()).collect();
         let mut pos = vec![0usize; vals.len()];
         let mut cur: Vec<f64> = vals.iter().map(|a| a[0]).collect();
         let mut kept = Vec::new();
@@ -227,9 +210,7 @@ impl Grid {
 
     /// Number of combos after the `where` filter.
     pub fn len(&self) -> u64 {
-        self.kept
-            .as_ref()
-            .map_or(self.cartesian, |k| k.len() as u64)
+        self.kept.as_ref().map_or(self.cartesian, |k| k.len() as u64)
     }
 
     /// Whether the grid has no combo (never true for a grid built by `from_table`).
@@ -255,16 +236,8 @@ impl Grid {
     /// Parameter values of combo `id` (0..len), written in `params` order into `out`
     /// (len == params.len()). Panics if `id >= len()` or `out` has the wrong length.
     pub fn combo(&self, id: u64, out: &mut [ParamValue]) {
-        assert!(
-            id < self.len(),
-            "combo {id} out of range (grid has {})",
-            self.len()
-        );
-        assert_eq!(
-            out.len(),
-            self.axes.len(),
-            "combo: `out` needs one slot per parameter"
-        );
+        assert!(id < self.len(), "combo {id} out of range (grid has {})", self.len());
+        assert_eq!(out.len(), self.axes.len(), "combo: `out` needs one slot per parameter");
         let mut c = match &self.kept {
             Some(k) => u64::from(k[id as usize]),
             None => id,
@@ -300,9 +273,7 @@ fn expected(kind: ParamKind) -> String {
     match kind {
         ParamKind::Int { min: i64::MIN } => "an integer".to_string(),
         ParamKind::Int { min } => format!("an integer >= {min}"),
-        ParamKind::Float { min } if min == f64::NEG_INFINITY || min == f64::MIN => {
-            "a finite number".to_string()
-        }
+        ParamKind::Float { min } if min == f64::NEG_INFINITY || min == f64::MIN => "a finite number".to_string(),
         ParamKind::Float { min } => format!("a number >= {min}"),
     }
 }
@@ -312,9 +283,7 @@ fn as_int(v: &Value) -> Option<i64> {
     match *v {
         Value::Integer(i) => Some(i),
         // `i64::MAX as f64` rounds up to 2^63: every integral f64 in [-2^63, 2^63) fits.
-        Value::Float(f) if f.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(&f) => {
-            Some(f as i64)
-        }
+        Value::Float(f) if f.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(&f) => Some(f as i64),
         _ => None,
     }
 }
@@ -341,9 +310,7 @@ fn value(v: &Value, kind: ParamKind) -> Result<ParamValue, String> {
 fn axis(p: &ParamDef, v: &Value) -> Result<Vec<ParamValue>, String> {
     let name = p.name;
     match v {
-        Value::Integer(_) | Value::Float(_) => Ok(vec![
-            value(v, p.kind).map_err(|e| format!("[grid] {name}: {e}"))?
-        ]),
+        Value::Integer(_) | Value::Float(_) => Ok(vec![value(v, p.kind).map_err(|e| format!("[grid] {name}: {e}"))?]),
         Value::Array(items) => list(p, items),
         Value::Table(t) => range(p, t),
         _ => Err(format!(
@@ -356,32 +323,22 @@ fn axis(p: &ParamDef, v: &Value) -> Result<Vec<ParamValue>, String> {
 fn list(p: &ParamDef, items: &[Value]) -> Result<Vec<ParamValue>, String> {
     let name = p.name;
     if items.is_empty() {
-        return Err(format!(
-            "[grid] {name}: the list is empty (give at least one value)"
-        ));
+        return Err(format!("[grid] {name}: the list is empty (give at least one value)"));
     }
     if items.len() as u64 > MAX_AXIS {
-        return Err(format!(
-            "[grid] {name}: the list has {} values, at most {MAX_AXIS} are allowed",
-            items.len()
-        ));
+        return Err(format!("[grid] {name}: the list has {} values, at most {MAX_AXIS} are allowed", items.len()));
     }
     let mut seen: HashMap<u64, usize> = HashMap::with_capacity(items.len());
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let pv =
-            value(item, p.kind).map_err(|e| format!("[grid] {name}: list item {}: {e}", i + 1))?;
+        let pv = value(item, p.kind).map_err(|e| format!("[grid] {name}: list item {}: {e}", i + 1))?;
         let key = match pv {
             ParamValue::Int(x) => x as u64,
             // -0.0 == 0.0: give both the same key.
             ParamValue::Float(x) => (x + 0.0).to_bits(),
         };
         if let Some(first) = seen.insert(key, i) {
-            return Err(format!(
-                "[grid] {name}: duplicate value {pv} in the list (items {} and {})",
-                first + 1,
-                i + 1
-            ));
+            return Err(format!("[grid] {name}: duplicate value {pv} in the list (items {} and {})", first + 1, i + 1));
         }
         out.push(pv);
     }
@@ -390,18 +347,13 @@ fn list(p: &ParamDef, items: &[Value]) -> Result<Vec<ParamValue>, String> {
 
 fn range(p: &ParamDef, t: &toml::Table) -> Result<Vec<ParamValue>, String> {
     let name = p.name;
-    if let Some(k) = t
-        .keys()
-        .find(|k| !["from", "to", "step"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "[grid] {name}: unknown key `{k}` in the range (expected {{ from, to, step }})"
-        ));
+    if let Some(k) = t.keys().find(|k| !["from", "to", "step"].contains(&k.as_str())) {
+        return Err(format!("[grid] {name}: unknown key `{k}` in the range (expected {{ from, to, step }})"));
     }
     let field = |key: &str| {
-        let v = t.get(key).ok_or_else(|| {
-            format!("[grid] {name}: the range needs `{key}` (expected {{ from, to, step }})")
-        })?;
+        let v = t
+            .get(key)
+            .ok_or_else(|| format!("[grid] {name}: the range needs `{key}` (expected {{ from, to, step }})"))?;
         value(v, p.kind).map_err(|e| format!("[grid] {name}: {key}: {e}"))
     };
     let (from, to) = (field("from")?, field("to")?);
@@ -410,23 +362,12 @@ fn range(p: &ParamDef, t: &toml::Table) -> Result<Vec<ParamValue>, String> {
         _ => from.as_f64() > to.as_f64(),
     };
     if greater {
-        return Err(format!(
-            "[grid] {name}: from ({from}) is greater than to ({to})"
-        ));
+        return Err(format!("[grid] {name}: from ({from}) is greater than to ({to})"));
     }
     let step = t.get("step");
-    let bad_step = |s: &Value| {
-        format!(
-            "[grid] {name}: step must be a positive number, got {}",
-            describe(s)
-        )
-    };
+    let bad_step = |s: &Value| format!("[grid] {name}: step must be a positive number, got {}", describe(s));
     let too_many = |n: f64| {
-        let n = if n < 1e15 {
-            (n as u64).to_string()
-        } else {
-            "over 10^15".to_string()
-        };
+        let n = if n < 1e15 { (n as u64).to_string() } else { "over 10^15".to_string() };
         format!("[grid] {name}: the range has {n} values, at most {MAX_AXIS} are allowed")
     };
     match (from, to) {
@@ -456,9 +397,7 @@ fn range(p: &ParamDef, t: &toml::Table) -> Result<Vec<ParamValue>, String> {
             let (from, to) = (from.as_f64(), to.as_f64());
             let step = match step {
                 None => 1.0,
-                Some(s) => as_float(s)
-                    .filter(|&f| f > 0.0)
-                    .ok_or_else(|| bad_step(s))?,
+                Some(s) => as_float(s).filter(|&f| f > 0.0).ok_or_else(|| bad_step(s))?,
             };
             let q = (to - from) / step;
             let n = (q + 1e-9).floor() + 1.0;
@@ -472,13 +411,7 @@ fn range(p: &ParamDef, t: &toml::Table) -> Result<Vec<ParamValue>, String> {
 
 /// `n` points `from + k*step`, decimal-rounded where possible, the last one snapped
 /// to `to` when within `1e-9*step` of it.
-fn float_range(
-    name: &str,
-    from: f64,
-    to: f64,
-    step: f64,
-    n: u64,
-) -> Result<Vec<ParamValue>, String> {
+fn float_range(name: &str, from: f64, to: f64, step: f64, n: u64) -> Result<Vec<ParamValue>, String> {
     let decimals = |x: f64| {
         let s = x.to_string();
         s.find('.').map_or(0, |i| s.len() - i - 1)
@@ -491,15 +424,9 @@ fn float_range(
     let mut out: Vec<f64> = Vec::with_capacity(n as usize);
     for k in 0..n {
         let kf = k as f64;
-        let v = if exact {
-            (fs + kf * ss) / scale
-        } else {
-            from + kf * step
-        };
+        let v = if exact { (fs + kf * ss) / scale } else { from + kf * step };
         if out.last().is_some_and(|&prev| v <= prev) {
-            return Err(format!(
-                "[grid] {name}: step {step} is too small for values around {v} (they repeat)"
-            ));
+            return Err(format!("[grid] {name}: step {step} is too small for values around {v} (they repeat)"));
         }
         out.push(v);
     }
@@ -518,9 +445,7 @@ mod tests {
 
     /// The `[grid]` table of a spec given as TOML text.
     fn table(src: &str) -> toml::Table {
-        let doc: toml::Table = src
-            .parse()
-            .unwrap_or_else(|e| panic!("bad TOML: {e}\n{src}"));
+        let doc: toml::Table = src.parse().unwrap_or_else(|e| panic!("bad TOML: {e}\n{src}"));
         match doc.get("grid") {
             Some(Value::Table(t)) => t.clone(),
             _ => panic!("no [grid] table in\n{src}"),
@@ -528,17 +453,11 @@ mod tests {
     }
 
     fn int(name: &'static str, min: i64) -> ParamDef {
-        ParamDef {
-            name,
-            kind: ParamKind::Int { min },
-        }
+        ParamDef { name, kind: ParamKind::Int { min } }
     }
 
     fn float(name: &'static str, min: f64) -> ParamDef {
-        ParamDef {
-            name,
-            kind: ParamKind::Float { min },
-        }
+        ParamDef { name, kind: ParamKind::Float { min } }
     }
 
     fn sma() -> Vec<ParamDef> {
@@ -564,10 +483,7 @@ mod tests {
     }
 
     fn ints(g: &Grid) -> Vec<Vec<i64>> {
-        all(g)
-            .iter()
-            .map(|c| c.iter().map(|v| v.as_i64().unwrap()).collect())
-            .collect()
+        all(g).iter().map(|c| c.iter().map(|v| v.as_i64().unwrap()).collect()).collect()
     }
 
     const CANONICAL: &str = r#"
@@ -593,10 +509,7 @@ mod tests {
         assert_eq!(combos[0], vec![5, 10]);
         assert_eq!(combos[1], vec![5, 15]);
         assert_eq!(combos[combos.len() - 1], vec![100, 250]);
-        assert!(
-            combos.windows(2).all(|w| w[0] < w[1]),
-            "sorted by fast then slow"
-        );
+        assert!(combos.windows(2).all(|w| w[0] < w[1]), "sorted by fast then slow");
         assert!(combos.iter().all(|c| c[0] < c[1]));
         // Every surviving pair appears exactly once.
         let mut expected = Vec::new();
@@ -636,25 +549,12 @@ mod tests {
         assert_eq!(g.len(), 6);
         assert_eq!(g.cartesian_len(), 6);
         assert_eq!(g.constraint(), None);
-        assert_eq!(
-            ints(&g),
-            vec![
-                vec![1, 7],
-                vec![1, 8],
-                vec![2, 7],
-                vec![2, 8],
-                vec![3, 7],
-                vec![3, 8]
-            ]
-        );
+        assert_eq!(ints(&g), vec![vec![1, 7], vec![1, 8], vec![2, 7], vec![2, 8], vec![3, 7], vec![3, 8]]);
     }
 
     #[test]
     fn where_keeping_everything_stores_no_index() {
-        let g = grid(
-            "[grid]\nfast = [1, 2]\nslow = [3, 4]\nwhere = \"fast < slow\"",
-            &sma(),
-        );
+        let g = grid("[grid]\nfast = [1, 2]\nslow = [3, 4]\nwhere = \"fast < slow\"", &sma());
         assert_eq!(g.len(), 4);
         assert!(g.kept.is_none());
         assert_eq!(g.constraint(), Some("fast < slow"));
@@ -668,17 +568,7 @@ mod tests {
         let g = grid("[grid]\ntop_n = [5, 1, 3]\nfast = [20, 10]", &params);
         assert_eq!(g.axis(0), &[Int(5), Int(1), Int(3)]);
         assert_eq!(g.axis(1), &[Int(20), Int(10)]);
-        assert_eq!(
-            ints(&g),
-            vec![
-                vec![5, 20],
-                vec![5, 10],
-                vec![1, 20],
-                vec![1, 10],
-                vec![3, 20],
-                vec![3, 10]
-            ]
-        );
+        assert_eq!(ints(&g), vec![vec![5, 20], vec![5, 10], vec![1, 20], vec![1, 10], vec![3, 20], vec![3, 10]]);
     }
 
     #[test]
@@ -708,10 +598,7 @@ mod tests {
     fn step_defaults_to_one_and_to_is_inclusive_only_on_a_step() {
         let g = grid("[grid]\nfast = { from = 3, to = 6 }\nslow = 1", &sma());
         assert_eq!(g.axis(0), &[Int(3), Int(4), Int(5), Int(6)]);
-        let g = grid(
-            "[grid]\nfast = { from = 3, to = 10, step = 3 }\nslow = 1",
-            &sma(),
-        );
+        let g = grid("[grid]\nfast = { from = 3, to = 10, step = 3 }\nslow = 1", &sma());
         assert_eq!(g.axis(0), &[Int(3), Int(6), Int(9)]);
         let g = grid("[grid]\nfast = { from = 3, to = 3 }\nslow = 1", &sma());
         assert_eq!(g.axis(0), &[Int(3)]);
@@ -722,10 +609,7 @@ mod tests {
         let p = [float("x", 0.0)];
         let g = grid("[grid]\nx = { from = 0.1, to = 1.0, step = 0.1 }", &p);
         let shown: Vec<String> = g.axis(0).iter().map(|v| v.to_string()).collect();
-        assert_eq!(
-            shown,
-            ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1"]
-        );
+        assert_eq!(shown, ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1"]);
         let g = grid("[grid]\nx = { from = 0, to = 1, step = 0.1 }", &p);
         assert_eq!(g.len(), 11);
         assert_eq!(g.axis(0)[3], Float(0.3));
@@ -734,16 +618,10 @@ mod tests {
         assert_eq!(g.len(), 10);
         assert_eq!(g.axis(0)[9], Float(0.9));
         // Within 1e-9*step of a step point counts as on it, and snaps to `to`.
-        let g = grid(
-            "[grid]\nx = { from = 0, to = 0.3000000000001, step = 0.1 }",
-            &p,
-        );
+        let g = grid("[grid]\nx = { from = 0, to = 0.3000000000001, step = 0.1 }", &p);
         assert_eq!(g.len(), 4);
         assert_eq!(g.axis(0)[3], Float(0.3000000000001));
-        let g = grid(
-            "[grid]\nx = { from = 0, to = 0.29999999999, step = 0.1 }",
-            &p,
-        );
+        let g = grid("[grid]\nx = { from = 0, to = 0.29999999999, step = 0.1 }", &p);
         assert_eq!(g.len(), 4);
         assert_eq!(g.axis(0)[3], Float(0.29999999999));
         let g = grid("[grid]\nx = { from = 0, to = 0.2999, step = 0.1 }", &p);
@@ -768,29 +646,17 @@ mod tests {
     #[test]
     fn float_axes_in_where() {
         let p = [float("lo", 0.0), float("hi", 0.0)];
-        let g = grid(
-            "[grid]\nlo = { from = 0.1, to = 0.5, step = 0.1 }\nhi = [0.3, 0.1]\nwhere = \"lo < hi\"",
-            &p,
-        );
-        let combos: Vec<(f64, f64)> = all(&g)
-            .iter()
-            .map(|c| (c[0].as_f64(), c[1].as_f64()))
-            .collect();
+        let g = grid("[grid]\nlo = { from = 0.1, to = 0.5, step = 0.1 }\nhi = [0.3, 0.1]\nwhere = \"lo < hi\"", &p);
+        let combos: Vec<(f64, f64)> = all(&g).iter().map(|c| (c[0].as_f64(), c[1].as_f64())).collect();
         assert_eq!(combos, [(0.1, 0.3), (0.2, 0.3)]);
     }
 
     #[test]
     fn integer_params_accept_integral_floats() {
-        let g = grid(
-            "[grid]\nfast = 5.0\nslow = { from = 1e1, to = 30, step = 1e1 }",
-            &sma(),
-        );
+        let g = grid("[grid]\nfast = 5.0\nslow = { from = 1e1, to = 30, step = 1e1 }", &sma());
         assert_eq!(g.axis(0), &[Int(5)]);
         assert_eq!(g.axis(1), &[Int(10), Int(20), Int(30)]);
-        assert_eq!(
-            err("[grid]\nfast = 2.5\nslow = 1", &sma()),
-            "[grid] fast: expected an integer >= 1, got 2.5"
-        );
+        assert_eq!(err("[grid]\nfast = 2.5\nslow = 1", &sma()), "[grid] fast: expected an integer >= 1, got 2.5");
         assert_eq!(
             err("[grid]\nfast = 1e30\nslow = 1", &sma()),
             "[grid] fast: expected an integer >= 1, got 1000000000000000000000000000000"
@@ -806,14 +672,8 @@ mod tests {
         );
         assert_eq!(g.len(), 19);
         assert_eq!(g.axis(0)[18], Int(9_000_000_000_000_000_000));
-        let e = err(
-            "[grid]\nx = { from = -9223372036854775808, to = 9223372036854775807 }",
-            &p,
-        );
-        assert_eq!(
-            e,
-            "[grid] x: the range has over 10^15 values, at most 10000000 are allowed"
-        );
+        let e = err("[grid]\nx = { from = -9223372036854775808, to = 9223372036854775807 }", &p);
+        assert_eq!(e, "[grid] x: the range has over 10^15 values, at most 10000000 are allowed");
     }
 
     #[test]
@@ -832,10 +692,7 @@ mod tests {
     #[test]
     fn debug_is_compact() {
         let s = format!("{:?}", grid(CANONICAL, &sma()));
-        assert!(
-            s.contains("axis_sizes: [96, 49]") && s.contains("len: 3830"),
-            "{s}"
-        );
+        assert!(s.contains("axis_sizes: [96, 49]") && s.contains("len: 3830"), "{s}");
     }
 
     #[test]
@@ -860,10 +717,7 @@ mod tests {
             "[grid] where: expected a string such as \"fast < slow\", got 3"
         );
         assert_eq!(
-            err(
-                "[grid]\nfast = 1\nslow = 2\nwhere = [\"fast < slow\"]",
-                &sma()
-            ),
+            err("[grid]\nfast = 1\nslow = 2\nwhere = [\"fast < slow\"]", &sma()),
             "[grid] where: expected a string such as \"fast < slow\", got a list"
         );
     }
@@ -871,10 +725,7 @@ mod tests {
     #[test]
     fn errors_for_values() {
         let p = [int("top_n", 1)];
-        assert_eq!(
-            err("[grid]\ntop_n = 0", &p),
-            "[grid] top_n: expected an integer >= 1, got 0"
-        );
+        assert_eq!(err("[grid]\ntop_n = 0", &p), "[grid] top_n: expected an integer >= 1, got 0");
         assert_eq!(
             err("[grid]\ntop_n = \"3\"", &p),
             "[grid] top_n: expected a range { from, to, step }, a list [..] or a number, got a string"
@@ -899,58 +750,28 @@ mod tests {
             err("[grid]\ntop_n = [[1, 2]]", &p),
             "[grid] top_n: list item 1: expected an integer >= 1, got a list"
         );
-        assert_eq!(
-            err("[grid]\ntop_n = []", &p),
-            "[grid] top_n: the list is empty (give at least one value)"
-        );
+        assert_eq!(err("[grid]\ntop_n = []", &p), "[grid] top_n: the list is empty (give at least one value)");
         assert_eq!(
             err("[grid]\ntop_n = [1, 3, 5, 3]", &p),
             "[grid] top_n: duplicate value 3 in the list (items 2 and 4)"
         );
         let f = [float("x", 0.5)];
-        assert_eq!(
-            err("[grid]\nx = 0.25", &f),
-            "[grid] x: expected a number >= 0.5, got 0.25"
-        );
-        assert_eq!(
-            err("[grid]\nx = nan", &f),
-            "[grid] x: expected a number >= 0.5, got NaN"
-        );
-        assert_eq!(
-            err("[grid]\nx = inf", &f),
-            "[grid] x: expected a number >= 0.5, got inf"
-        );
-        assert_eq!(
-            err("[grid]\nx = [1, 1.0]", &f),
-            "[grid] x: duplicate value 1 in the list (items 1 and 2)"
-        );
+        assert_eq!(err("[grid]\nx = 0.25", &f), "[grid] x: expected a number >= 0.5, got 0.25");
+        assert_eq!(err("[grid]\nx = nan", &f), "[grid] x: expected a number >= 0.5, got NaN");
+        assert_eq!(err("[grid]\nx = inf", &f), "[grid] x: expected a number >= 0.5, got inf");
+        assert_eq!(err("[grid]\nx = [1, 1.0]", &f), "[grid] x: duplicate value 1 in the list (items 1 and 2)");
         let any = [float("x", f64::NEG_INFINITY)];
-        assert_eq!(
-            err("[grid]\nx = -inf", &any),
-            "[grid] x: expected a finite number, got -inf"
-        );
-        assert_eq!(
-            err("[grid]\nx = [0.0, -0.0]", &any),
-            "[grid] x: duplicate value -0 in the list (items 1 and 2)"
-        );
+        assert_eq!(err("[grid]\nx = -inf", &any), "[grid] x: expected a finite number, got -inf");
+        assert_eq!(err("[grid]\nx = [0.0, -0.0]", &any), "[grid] x: duplicate value -0 in the list (items 1 and 2)");
         let anyint = [int("x", i64::MIN)];
-        assert_eq!(
-            err("[grid]\nx = 0.5", &anyint),
-            "[grid] x: expected an integer, got 0.5"
-        );
+        assert_eq!(err("[grid]\nx = 0.5", &anyint), "[grid] x: expected an integer, got 0.5");
     }
 
     #[test]
     fn errors_for_ranges() {
         let fast = |range: &str| err(&format!("[grid]\nfast = {range}\nslow = 1"), &sma());
-        assert_eq!(
-            fast("{ from = 5, to = 10, step = 0 }"),
-            "[grid] fast: step must be a positive number, got 0"
-        );
-        assert_eq!(
-            fast("{ from = 5, to = 10, step = -1 }"),
-            "[grid] fast: step must be a positive number, got -1"
-        );
+        assert_eq!(fast("{ from = 5, to = 10, step = 0 }"), "[grid] fast: step must be a positive number, got 0");
+        assert_eq!(fast("{ from = 5, to = 10, step = -1 }"), "[grid] fast: step must be a positive number, got -1");
         assert_eq!(
             fast("{ from = 5, to = 10, step = \"1\" }"),
             "[grid] fast: step must be a positive number, got a string"
@@ -959,47 +780,23 @@ mod tests {
             fast("{ from = 5, to = 10, step = 0.5 }"),
             "[grid] fast: step must be a whole number for an integer parameter, got 0.5"
         );
-        assert_eq!(
-            fast("{ from = 10, to = 5 }"),
-            "[grid] fast: from (10) is greater than to (5)"
-        );
+        assert_eq!(fast("{ from = 10, to = 5 }"), "[grid] fast: from (10) is greater than to (5)");
         assert_eq!(
             fast("{ from = 5, to = 10, stpe = 1 }"),
             "[grid] fast: unknown key `stpe` in the range (expected { from, to, step })"
         );
-        assert_eq!(
-            fast("{ from = 5 }"),
-            "[grid] fast: the range needs `to` (expected { from, to, step })"
-        );
-        assert_eq!(
-            fast("{ to = 5 }"),
-            "[grid] fast: the range needs `from` (expected { from, to, step })"
-        );
-        assert_eq!(
-            fast("{ from = 0, to = 5 }"),
-            "[grid] fast: from: expected an integer >= 1, got 0"
-        );
-        assert_eq!(
-            fast("{ from = 1, to = \"5\" }"),
-            "[grid] fast: to: expected an integer >= 1, got a string"
-        );
+        assert_eq!(fast("{ from = 5 }"), "[grid] fast: the range needs `to` (expected { from, to, step })");
+        assert_eq!(fast("{ to = 5 }"), "[grid] fast: the range needs `from` (expected { from, to, step })");
+        assert_eq!(fast("{ from = 0, to = 5 }"), "[grid] fast: from: expected an integer >= 1, got 0");
+        assert_eq!(fast("{ from = 1, to = \"5\" }"), "[grid] fast: to: expected an integer >= 1, got a string");
         assert_eq!(
             fast("{ from = 1, to = 20000000 }"),
             "[grid] fast: the range has 20000000 values, at most 10000000 are allowed"
         );
         let x = |range: &str| err(&format!("[grid]\nx = {range}"), &[float("x", 0.0)]);
-        assert_eq!(
-            x("{ from = 0, to = 1, step = 0 }"),
-            "[grid] x: step must be a positive number, got 0"
-        );
-        assert_eq!(
-            x("{ from = 0, to = 1, step = nan }"),
-            "[grid] x: step must be a positive number, got NaN"
-        );
-        assert_eq!(
-            x("{ from = 0.5, to = 0.25 }"),
-            "[grid] x: from (0.5) is greater than to (0.25)"
-        );
+        assert_eq!(x("{ from = 0, to = 1, step = 0 }"), "[grid] x: step must be a positive number, got 0");
+        assert_eq!(x("{ from = 0, to = 1, step = nan }"), "[grid] x: step must be a positive number, got NaN");
+        assert_eq!(x("{ from = 0.5, to = 0.25 }"), "[grid] x: from (0.5) is greater than to (0.25)");
         assert_eq!(
             x("{ from = 0, to = 1e300, step = 1e-300 }"),
             "[grid] x: the range has over 10^15 values, at most 10000000 are allowed"
@@ -1017,10 +814,8 @@ mod tests {
     #[test]
     fn error_for_too_large_grid() {
         let p = [int("a", 0), int("b", 0), int("c", 0)];
-        let e = err(
-            "[grid]\na = { from = 1, to = 2000 }\nb = { from = 1, to = 2000 }\nc = { from = 1, to = 1001 }",
-            &p,
-        );
+        let e =
+            err("[grid]\na = { from = 1, to = 2000 }\nb = { from = 1, to = 2000 }\nc = { from = 1, to = 1001 }", &p);
         assert_eq!(
             e,
             "[grid] the grid has 4004000000 combinations (a: 2000 x b: 2000 x c: 1001), \
@@ -1031,24 +826,15 @@ mod tests {
     #[test]
     fn errors_for_where() {
         assert_eq!(
-            err(
-                "[grid]\nfast = [1, 2]\nslow = 3\nwhere = \"fsat < slow\"",
-                &sma()
-            ),
+            err("[grid]\nfast = [1, 2]\nslow = 3\nwhere = \"fsat < slow\"", &sma()),
             "[grid] where: unknown name `fsat` at column 1 (grid parameters: fast, slow)"
         );
         assert_eq!(
-            err(
-                "[grid]\nfast = [1, 2]\nslow = 3\nwhere = \"fast + slow\"",
-                &sma()
-            ),
+            err("[grid]\nfast = [1, 2]\nslow = 3\nwhere = \"fast + slow\"", &sma()),
             "[grid] where: expected a comparison like `fast < slow`"
         );
         assert_eq!(
-            err(
-                "[grid]\nfast = { from = 10, to = 20 }\nslow = { from = 1, to = 10 }\nwhere = \"fast < slow\"",
-                &sma()
-            ),
+            err("[grid]\nfast = { from = 10, to = 20 }\nslow = { from = 1, to = 10 }\nwhere = \"fast < slow\"", &sma()),
             "[grid] where = \"fast < slow\" leaves no combination (of 110 in the grid)"
         );
     }
@@ -1076,10 +862,7 @@ mod tests {
                 let (from, step) = (rng.below(20) - 5, rng.below(4) + 1);
                 let to = from + rng.below(12);
                 let vals = (from..=to).step_by(step as usize).collect();
-                (
-                    format!("{{ from = {from}, to = {to}, step = {step} }}"),
-                    vals,
-                )
+                (format!("{{ from = {from}, to = {to}, step = {step} }}"), vals)
             }
             1 => {
                 let mut vals: Vec<i64> = Vec::new();
@@ -1106,12 +889,8 @@ mod tests {
             ("", |_| true),
             ("a < b", |v| v[0] < v[1]),
             ("a + b > c or c == 0", |v| v[0] + v[1] > v[2] || v[2] == 0),
-            ("not (a % 2 == 0) and b * 2 >= c - 3", |v| {
-                v[0] % 2 != 0 && v[1] * 2 >= v[2] - 3
-            }),
-            ("(a - c) * -1 <= 4 && b != 3", |v| {
-                -(v[0] - v[2]) <= 4 && v[1] != 3
-            }),
+            ("not (a % 2 == 0) and b * 2 >= c - 3", |v| v[0] % 2 != 0 && v[1] * 2 >= v[2] - 3),
+            ("(a - c) * -1 <= 4 && b != 3", |v| -(v[0] - v[2]) <= 4 && v[1] != 3),
         ];
         let params = [int("a", i64::MIN), int("b", i64::MIN), int("c", i64::MIN)];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

@@ -51,7 +51,11 @@ struct Rank {
 }
 
 /// Runs `job`, calling `on_rows` with each finished chunk's rows (in arrival order).
-pub fn run(job: LocalJob, progress: &mut Progress, on_rows: &mut dyn FnMut(Range<u64>, &str) -> Result<()>) -> Result<()> {
+pub fn run(
+    job: LocalJob,
+    progress: &mut Progress,
+    on_rows: &mut dyn FnMut(Range<u64>, &str) -> Result<()>,
+) -> Result<()> {
     let (events_tx, events) = mpsc::channel();
     let mut ranks = Vec::with_capacity(job.pins.len());
     for (index, pin) in job.pins.iter().enumerate() {

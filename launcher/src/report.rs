@@ -94,7 +94,8 @@ mod tests {
     #[test]
     fn ranks_best_first_and_nan_last() {
         let cols = columns(&["fast"]);
-        let table = "combo_id,fast,total_return,cagr,sharpe,sortino,volatility,max_drawdown,max_drawdown_duration,trades\n\
+        let table =
+            "combo_id,fast,total_return,cagr,sharpe,sortino,volatility,max_drawdown,max_drawdown_duration,trades\n\
                      0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,NaN,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";
         let report = top_k(table, OutputFormat::Csv, &cols, "sharpe", 2);
         let lines: Vec<&str> = report.lines().collect();

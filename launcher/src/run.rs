@@ -173,7 +173,10 @@ impl Plan {
 /// Refuses an output path that cannot be written (a directory, a read-only place).
 fn check_output_location(out: &Path) -> Result<()> {
     if out.is_dir() {
-        return Err(Failure::usage(format!("output {} is a directory; give a .csv or .jsonl file path", out.display())));
+        return Err(Failure::usage(format!(
+            "output {} is a directory; give a .csv or .jsonl file path",
+            out.display()
+        )));
     }
     // Walk up to the nearest existing ancestor: that is where directories would be created.
     let mut dir = out.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));

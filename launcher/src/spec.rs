@@ -65,7 +65,11 @@ impl Spec {
             (Some(p), None) => resolve(&base_dir, string_value("data", "path", p).map_err(bad)?),
             (None, Some(d)) => resolve(&base_dir, string_value("data", "dir", d).map_err(bad)?),
         };
-        let symbol = data.get("symbol").map(|v| string_value("data", "symbol", v).map(str::to_string)).transpose().map_err(bad)?;
+        let symbol = data
+            .get("symbol")
+            .map(|v| string_value("data", "symbol", v).map(str::to_string))
+            .transpose()
+            .map_err(bad)?;
 
         let strategy_table = section(&table, "strategy").map_err(bad)?;
         let strategy = Strategy::from_table(strategy_table).map_err(bad)?;
@@ -118,7 +122,9 @@ fn section<'a>(table: &'a toml::Table, name: &str) -> std::result::Result<&'a to
     match table.get(name) {
         Some(toml::Value::Table(t)) => Ok(t),
         Some(_) => Err(format!("`{name}` must be a table: [{name}]")),
-        None => Err(format!("missing section [{name}] (a spec needs [data], [strategy], [grid] and [output] or --out)")),
+        None => {
+            Err(format!("missing section [{name}] (a spec needs [data], [strategy], [grid] and [output] or --out)"))
+        }
     }
 }
 

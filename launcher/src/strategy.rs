@@ -36,9 +36,10 @@ impl Strategy {
                 check_keys("strategy", table, &["name", "direction", "fill", "fee"])?;
                 let direction = match table.get("direction") {
                     None => Direction::Long,
-                    Some(v) => v.as_str().and_then(sma::parse_direction).ok_or_else(|| {
-                        format!("[strategy] direction: expected \"long\" or \"long_short\", got {v}")
-                    })?,
+                    Some(v) => v
+                        .as_str()
+                        .and_then(sma::parse_direction)
+                        .ok_or_else(|| format!("[strategy] direction: expected \"long\" or \"long_short\", got {v}"))?,
                 };
                 let fill = match table.get("fill") {
                     None => Fill::Open,

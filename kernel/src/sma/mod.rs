@@ -82,13 +82,17 @@ pub enum SmaError {
 impl fmt::Display for SmaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SmaError::NoOpenPrices => write!(f, "fill = \"open\" needs an Open column in the data (or use fill = \"close\")"),
+            SmaError::NoOpenPrices => {
+                write!(f, "fill = \"open\" needs an Open column in the data (or use fill = \"close\")")
+            }
             SmaError::InexactCloses => write!(
                 f,
                 "closes have more than {} decimals; sma_cross compares SMAs exactly on integer sums",
                 crate::decimal::MAX_DECIMALS
             ),
-            SmaError::TooLarge => write!(f, "closes are too large for exact 64-bit window sums at these window lengths"),
+            SmaError::TooLarge => {
+                write!(f, "closes are too large for exact 64-bit window sums at these window lengths")
+            }
             SmaError::BadWindow { window, bars } => {
                 write!(f, "window {window} must be between 1 and the {bars} bars of data")
             }
@@ -128,10 +132,7 @@ impl<'a> SmaBatch<'a> {
         // Every comparison multiplies a window sum (<= max tick · window) by a window length.
         let max_tick = ticks.iter().copied().max().unwrap_or(0);
         let window = i64::from(max_window);
-        max_tick
-            .checked_mul(window)
-            .and_then(|sum| sum.checked_mul(window))
-            .ok_or(SmaError::TooLarge)?;
+        max_tick.checked_mul(window).and_then(|sum| sum.checked_mul(window)).ok_or(SmaError::TooLarge)?;
         Ok(SmaBatch { open: series.open.as_deref(), close: &series.close, prefix, max_window })
     }
 
@@ -187,7 +188,12 @@ impl<'a> SmaBatch<'a> {
 
     /// One combo's simulation; `fill_price` is the open (fill at next open) or the close.
     #[inline(always)]
-    fn run<const LONG_SHORT: bool, const FILL_OPEN: bool>(&self, combo: SmaCombo, fill_price: &[f64], fee: f64) -> Metrics {
+    fn run<const LONG_SHORT: bool, const FILL_OPEN: bool>(
+        &self,
+        combo: SmaCombo,
+        fill_price: &[f64],
+        fee: f64,
+    ) -> Metrics {
         let close = self.close;
         let bars = close.len();
         let mut account = Account { cash: 1.0, shares: 0.0, position: 0, trades: 0 };

@@ -1,0 +1,92 @@
+//! Differential test through the real CLI: all 8 variants of the canonical SMA sweep
+//! (direction x fill x fee) over GOOG, run with `-np 2`, against
+//! `../shared/reference/sma/sma_goog_reference.csv`.
+
+use std::collections::HashMap;
+use sweeprun_tests::{output_of, read_csv, shared_reference, sweeprun, write_spec};
+
+struct Expected {
+    total_return: f64,
+    sharpe: f64,
+    max_dd: f64,
+    trades: u32,
+}
+
+type Variants = HashMap<(String, String, String), HashMap<(u32, u32), Expected>>;
+
+fn reference_rows(reference: &std::path::Path) -> Variants {
+    let path = reference.join("sma/sma_goog_reference.csv");
+    let (header, rows) = read_csv(&path);
+    assert_eq!(header, ["direction", "fill", "fee", "fast", "slow", "total_return", "sharpe", "max_dd", "trades"]);
+    let mut variants: HashMap<_, HashMap<_, _>> = HashMap::new();
+    for row in rows {
+        let expected = Expected {
+            total_return: row[5].parse().unwrap(),
+            sharpe: row[6].parse().unwrap(),
+            max_dd: row[7].parse().unwrap(),
+            trades: row[8].parse().unwrap(),
+        };
+        let combo = (row[3].parse().unwrap(), row[4].parse().unwrap());
+        variants.entry((row[0].clone(), row[1].clone(), row[2].clone())).or_default().insert(combo, expected);
+    }
+    variants
+}
+
+/// The issue's tolerance: 1e-9 relative, 1e-12 absolute near zero.
+fn within(a: f64, b: f64) -> bool {
+    (a - b).abs() <= (1e-9 * b.abs()).max(1e-12)
+}
+
+#[test]
+fn all_eight_variants_match_the_reference_through_the_cli() {
+    let Some(reference) = shared_reference() else { return };
+    let variants = reference_rows(&reference);
+    assert_eq!(variants.len(), 8, "the reference has 8 variants");
+    let goog = reference.join("sma/GOOG.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for ((direction, fill, fee), expected) in &variants {
+        assert_eq!(expected.len(), 3830);
+        let direction_key = if direction == "longshort" { "long_short" } else { direction.as_str() };
+        let name = format!("{direction}_{fill}_{fee}");
+        let spec = format!(
+            "[data]\npath = \"{}\"\n[strategy]\nname = \"sma_cross\"\ndirection = \"{direction_key}\"\n\
+             fill = \"{fill}\"\nfee = {fee}\n[grid]\nfast = {{ from = 5, to = 100 }}\n\
+             slow = {{ from = 10, to = 250, step = 5 }}\nwhere = \"fast < slow\"\n[output]\npath = \"{name}.csv\"\n",
+            goog.display()
+        );
+        let spec_path = write_spec(dir.path(), &format!("{name}.toml"), &spec);
+        let run = output_of(sweeprun(dir.path()).arg("run").arg(&spec_path).args(["-np", "2", "--top", "0"]));
+        assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
+        let (header, rows) = read_csv(&dir.path().join(format!("{name}.csv")));
+        let col = |n: &str| header.iter().position(|h| h == n).unwrap_or_else(|| panic!("no column {n}"));
+        let (fast, slow, tr, sharpe, dd, trades) =
+            (col("fast"), col("slow"), col("total_return"), col("sharpe"), col("max_drawdown"), col("trades"));
+        assert_eq!(rows.len(), 3830, "{name}: every combo once");
+        let mut seen = std::collections::HashSet::new();
+        for row in &rows {
+            let combo: (u32, u32) = (row[fast].parse().unwrap(), row[slow].parse().unwrap());
+            assert!(seen.insert(combo), "{name}: {combo:?} twice");
+            let Some(want) = expected.get(&combo) else {
+                failures.push(format!("{name} {combo:?}: not in the reference"));
+                continue;
+            };
+            let got_tr: f64 = row[tr].parse().unwrap();
+            let got_sharpe: f64 = row[sharpe].parse().unwrap();
+            // The reference's max_dd is negative; ours is a positive fraction.
+            let got_dd: f64 = -row[dd].parse::<f64>().unwrap();
+            let got_trades: u32 = row[trades].parse().unwrap();
+            if !within(got_tr, want.total_return)
+                || !within(got_sharpe, want.sharpe)
+                || !within(got_dd, want.max_dd)
+                || got_trades != want.trades
+            {
+                failures.push(format!(
+                    "{name} {combo:?}: got ({got_tr}, {got_sharpe}, {got_dd}, {got_trades}), want ({}, {}, {}, {})",
+                    want.total_return, want.sharpe, want.max_dd, want.trades
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches, first: {:#?}", failures.len(), &failures[..failures.len().min(10)]);
+}
