@@ -149,6 +149,15 @@ pub fn load_dir(dir: &Path) -> Result<PriceSet, DataError> {
 /// Parses one CSV text (`name` is used in errors, `stem` names a single-asset file's symbol).
 pub fn parse_csv(name: &str, stem: &str, text: &str) -> Result<PriceSet, DataError> {
     let table = CsvTable::parse(name, text)?;
+    // OHLC-style columns without Close is a broken single-asset file, not a wide table.
+    let ohlc_like = table.find_column(&["open", "high", "low", "adj close", "volume"]).is_some();
+    if ohlc_like && table.close_column().is_none() {
+        return Err(table.error(
+            Some(1),
+            None,
+            format!("header has OHLC columns but no Close column (found: {})", table.header[1..].join(", ")),
+        ));
+    }
     if table.close_column().is_some() {
         Ok(PriceSet { assets: vec![table.single_asset(stem.to_string())?] })
     } else {
@@ -420,6 +429,10 @@ mod tests {
         assert!(error_of("Date,Close\n").contains("no data rows"));
         assert!(error_of("").contains("empty"));
         assert!(error_of("Date\n2020-01-02\n").contains("header needs"));
+        assert_eq!(
+            error_of("Date,Open,High\n2020-01-02,1,2\n"),
+            "d.csv:1: header has OHLC columns but no Close column (found: Open, High)"
+        );
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub struct RunArgs {
     /// The sweep spec (TOML). Relative paths inside it resolve against its directory.
     pub spec: PathBuf,
     /// Number of rank processes [default: the usable CPUs]. `-np N` works too.
-    #[arg(short = 'n', long = "np", value_name = "N")]
+    #[arg(short = 'n', long = "np", value_name = "N", allow_negative_numbers = true)]
     pub np: Option<u64>,
     /// Where ranks run: local processes (mpi and slurm are not in this version).
     #[arg(long, default_value = "local", value_name = "local|mpi|slurm")]

@@ -9,11 +9,12 @@ use sweeprun::error::Failure;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(normalize_args(std::env::args_os())) {
         Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("sweeprun: missing a subcommand: run or bench (see sweeprun --help)");
+            return ExitCode::from(2);
+        }
         Err(e) if e.use_stderr() => {
-            // One line naming the problem; `--help` has the rest.
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("sweeprun: {} (see sweeprun --help)", first.trim_start_matches("error: "));
+            eprintln!("sweeprun: {} (see sweeprun --help)", one_line(&e.render().to_string()));
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -41,5 +42,18 @@ fn main() -> ExitCode {
             eprintln!("{prefix}{failure}");
             ExitCode::from(failure.exit_code())
         }
+    }
+}
+
+/// Joins the first paragraph of a clap error (the problem and, e.g., the missing argument
+/// or the possible values) into one line; the usage and tips after it are dropped.
+fn one_line(rendered: &str) -> String {
+    let paragraph: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+    let line = paragraph.join(" ");
+    let line = line.trim_start_matches("error: ").trim_end_matches(':');
+    if line.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        line.to_string()
     }
 }

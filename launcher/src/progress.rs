@@ -23,9 +23,12 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} combos  {per_sec}  ETA {eta}",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} combos  {rate} combos/s  ETA {eta}",
                 )
-                .expect("valid template"),
+                .expect("valid template")
+                .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}", state.per_sec());
+                }),
             );
             bar.set_position(resumed);
             bar.enable_steady_tick(Duration::from_millis(200));

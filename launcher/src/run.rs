@@ -146,6 +146,7 @@ impl Plan {
         };
         let format = OutputFormat::from_path(&out).map_err(Failure::usage)?;
         check_output_location(&out)?;
+        check_not_data(&out, &spec.data_path)?;
         let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
         spec.strategy
             .validate(&data, spec.symbol.as_deref(), &spec.grid)
@@ -197,6 +198,29 @@ fn check_output_location(out: &Path) -> Result<()> {
         }
         Err(e) => Err(Failure::usage(format!("output {}: cannot write in {}: {e}", out.display(), dir.display()))),
     }
+}
+
+/// Refuses an output that would overwrite the input data or land in a data directory
+/// (where the next run would read it as an asset).
+fn check_not_data(out: &Path, data: &Path) -> Result<()> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let out_dir = out.parent().and_then(canonical);
+    let out_real = out_dir.as_ref().zip(out.file_name()).map(|(dir, name)| dir.join(name));
+    let Some(data_real) = canonical(data) else { return Ok(()) };
+    let clashes = if data_real.is_dir() {
+        out_real.as_ref().is_some_and(|o| o.starts_with(&data_real))
+    } else {
+        let related = [out_real.clone(), out_real.as_ref().map(|o| output::sidecar_path(o))];
+        related.iter().flatten().any(|o| *o == data_real)
+    };
+    if clashes {
+        return Err(Failure::usage(format!(
+            "output {} would overwrite or sit inside the input data {}; choose another path",
+            out.display(),
+            data.display()
+        )));
+    }
+    Ok(())
 }
 
 fn create_parent(out: &Path) -> Result<()> {
