@@ -64,7 +64,7 @@ pub struct RunArgs {
     /// Pin each rank to one CPU, or not.
     #[arg(long = "bind-to", value_enum, default_value_t = BindTo::Core)]
     pub bind_to: BindTo,
-    /// Results file (.csv or .jsonl), relative to the current directory [default: the spec's [output] path].
+    /// Results file (.csv or .jsonl), relative to the current directory [default: the spec's output path].
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// Finish an interrupted sweep from its `<out>.partial` journal.
