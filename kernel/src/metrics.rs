@@ -106,7 +106,9 @@ impl StandardStats {
     pub fn finish(&self, trades: u32) -> Metrics {
         let n = f64::from(self.returns);
         let mean = self.sum / n;
-        let variance = ((self.sum_sq - self.sum * mean) / (n - 1.0)).max(0.0);
+        // Rounding can push a zero variance slightly negative; NaN (equity crossed 0) stays NaN.
+        let variance = (self.sum_sq - self.sum * mean) / (n - 1.0);
+        let variance = if variance < 0.0 { 0.0 } else { variance };
         let std = variance.sqrt();
         let annual = PERIODS_PER_YEAR.sqrt();
         let downside = (self.downside_sq / n).sqrt();

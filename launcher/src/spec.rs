@@ -233,7 +233,7 @@ path = "out/sma.csv"
         assert_eq!(spec.data_path, Path::new("/base/data/GOOG.csv"));
         assert_eq!(spec.output.as_deref(), Some(Path::new("/base/out/sma.csv")));
         assert!(spec.effective_toml().contains("/base/data/GOOG.csv"));
-        assert_eq!(spec.grid.len(), 9);
+        assert_eq!(spec.grid.len(), 12);
     }
 
     #[test]
