@@ -10,6 +10,7 @@
 pub mod date;
 pub mod decimal;
 pub mod metrics;
+pub mod momentum;
 pub mod prices;
 pub mod sma;
 

@@ -1,8 +1,11 @@
-//! Backtest metrics and the `standard` statistics convention.
+//! Backtest metrics under two statistics conventions ([`Convention`]).
 //!
-//! `standard`: the N-1 simple returns of bars 1..N-1 (bar 0 is not a return),
-//! sample standard deviation (ddof = 1), annualised with √252, risk-free rate 0.
-//! Equity starts at 1.0, so results are scale-free.
+//! * `standard`: the N-1 simple returns of rows 1..N-1 (row 0 is not a return), sample
+//!   standard deviation (ddof = 1), annualised with √252, risk-free rate 0.
+//! * `qstrader`: QSTrader 0.3.0's statistics, exactly as its `JSONStatistics` computes them
+//!   (see the project's `reference/qstrader/SEMANTICS.md` §8).
+//!
+//! All metrics are scale-free: they depend on equity ratios only.
 
 /// Trading periods per year used to annualise.
 pub const PERIODS_PER_YEAR: f64 = 252.0;
@@ -34,11 +37,52 @@ impl Metrics {
         ["total_return", "cagr", "sharpe", "sortino", "volatility", "max_drawdown", "max_drawdown_duration", "trades"];
 }
 
-/// Streaming accumulator of the `standard` statistics over an equity path that starts at 1.0.
+/// The two statistics conventions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Convention {
+    /// N-1 returns of rows 1..N-1, sample std (ddof 1).
+    Standard,
+    /// QSTrader's: N returns with `R_0 = 0`, population std (ddof 0), cumulative returns as
+    /// `exp(cumsum(log(1+R)))`, drawdown peak ignoring row 0, CAGR over N/252 years.
+    Qstrader,
+}
+
+impl Convention {
+    /// Name as written on the command line and in sidecars.
+    pub fn name(self) -> &'static str {
+        match self {
+            Convention::Standard => "standard",
+            Convention::Qstrader => "qstrader",
+        }
+    }
+
+    /// Inverse of [`Convention::name`].
+    pub fn from_name(name: &str) -> Option<Convention> {
+        match name {
+            "standard" => Some(Convention::Standard),
+            "qstrader" => Some(Convention::Qstrader),
+            _ => None,
+        }
+    }
+}
+
+/// A streaming statistics accumulator over an equity path: constructed with the first
+/// row's equity, then fed every following row.
+pub trait EquityStats {
+    /// Adds `count` rows on which equity stayed exactly where it was.
+    fn push_flat(&mut self, count: u32);
+    /// Adds the next row's equity.
+    fn push(&mut self, equity: f64);
+    /// The metrics of the path so far (`trades` is the caller's count).
+    fn finish(&self, trades: u32) -> Metrics;
+}
+
+/// Streaming accumulator of the `standard` statistics.
 ///
-/// One pass, no stored curve: the kernel updates it once per bar.
+/// One pass, no stored curve: kernels update it once per bar.
 #[derive(Clone, Copy, Debug)]
 pub struct StandardStats {
+    initial: f64,
     returns: u32,
     sum: f64,
     sum_sq: f64,
@@ -52,29 +96,31 @@ pub struct StandardStats {
 
 impl Default for StandardStats {
     fn default() -> Self {
-        Self::new()
+        Self::new(1.0)
     }
 }
 
 impl StandardStats {
-    /// A path at equity 1.0 with no returns yet.
-    pub fn new() -> StandardStats {
+    /// A path whose first row has equity `initial`, with no returns yet.
+    pub fn new(initial: f64) -> StandardStats {
         StandardStats {
+            initial,
             returns: 0,
             sum: 0.0,
             sum_sq: 0.0,
             downside_sq: 0.0,
-            equity: 1.0,
-            peak: 1.0,
+            equity: initial,
+            peak: initial,
             max_drawdown: 0.0,
             underwater_run: 0,
             longest_underwater_run: 0,
         }
     }
+}
 
-    /// Adds `count` bars on which equity stayed exactly where it was (zero returns).
+impl EquityStats for StandardStats {
     #[inline]
-    pub fn push_flat(&mut self, count: u32) {
+    fn push_flat(&mut self, count: u32) {
         self.returns += count;
         if self.underwater_run > 0 {
             self.underwater_run += count;
@@ -82,9 +128,8 @@ impl StandardStats {
         }
     }
 
-    /// Adds the next bar's equity.
     #[inline]
-    pub fn push(&mut self, equity: f64) {
+    fn push(&mut self, equity: f64) {
         let r = equity / self.equity - 1.0;
         self.returns += 1;
         self.sum += r;
@@ -102,8 +147,7 @@ impl StandardStats {
         }
     }
 
-    /// The metrics of the path so far (`trades` is the caller's count).
-    pub fn finish(&self, trades: u32) -> Metrics {
+    fn finish(&self, trades: u32) -> Metrics {
         let n = f64::from(self.returns);
         let mean = self.sum / n;
         // Rounding can push a zero variance slightly negative; NaN (equity crossed 0) stays NaN.
@@ -112,15 +156,158 @@ impl StandardStats {
         let std = variance.sqrt();
         let annual = PERIODS_PER_YEAR.sqrt();
         let downside = (self.downside_sq / n).sqrt();
-        let cagr = if self.equity > 0.0 { self.equity.powf(PERIODS_PER_YEAR / n) - 1.0 } else { -1.0 };
+        let growth = self.equity / self.initial;
+        let cagr = if growth > 0.0 { growth.powf(PERIODS_PER_YEAR / n) - 1.0 } else { -1.0 };
         Metrics {
-            total_return: self.equity - 1.0,
+            total_return: growth - 1.0,
             cagr,
             sharpe: mean / std * annual,
             sortino: mean * annual / downside,
             volatility: std * annual,
             max_drawdown: self.max_drawdown,
             max_drawdown_duration: self.longest_underwater_run,
+            trades,
+        }
+    }
+}
+
+/// Streaming accumulator of the `qstrader` statistics (QSTrader 0.3.0's `JSONStatistics`).
+///
+/// QSTrader's cumulative returns are `C_t = exp(L_t)` with `L_t = cumsum(log(1 + R))`. The
+/// accumulator keeps `L_t` exactly (same operation order) but avoids an `exp` per row:
+/// `exp` is monotonic, so `C_t` is at its high-water mark when `L_t` is, and the drawdown
+/// is non-zero for sure when `L_t` is more than 1e-13 below its maximum; only closer
+/// cases evaluate both `exp`s and compare them exactly, as QSTrader does.
+#[derive(Clone, Copy, Debug)]
+pub struct QstraderStats {
+    initial: f64,
+    equity: f64,
+    rows: u32,
+    sum: f64,
+    sum_sq: f64,
+    negatives: u32,
+    /// The first negative return: the negatives' sums are taken about it, so a tight
+    /// cluster of losses keeps its spread (no cancellation in `Σx² - (Σx)²/k`).
+    negative_shift: f64,
+    negative_sum: f64,
+    negative_sum_sq: f64,
+    log_growth: f64,
+    /// Largest `L_t` over rows 1.. (QSTrader's high-water mark ignores row 0).
+    max_log_growth: f64,
+    /// The deepest drawdown's (`L` at the peak, `L` at the trough).
+    deepest: (f64, f64),
+    drawdown_run: u32,
+    longest_drawdown_run: u32,
+}
+
+/// Below this log gap a drawdown might round to zero, so `exp` decides.
+const NEAR_PEAK_LOG_GAP: f64 = 1e-13;
+
+impl QstraderStats {
+    /// A path whose first row (R_0 = 0, C_0 = 1) has equity `initial`.
+    pub fn new(initial: f64) -> QstraderStats {
+        QstraderStats {
+            initial,
+            equity: initial,
+            rows: 1,
+            sum: 0.0,
+            sum_sq: 0.0,
+            negatives: 0,
+            negative_shift: 0.0,
+            negative_sum: 0.0,
+            negative_sum_sq: 0.0,
+            log_growth: 0.0,
+            max_log_growth: f64::NEG_INFINITY,
+            deepest: (0.0, 0.0),
+            drawdown_run: 0,
+            longest_drawdown_run: 0,
+        }
+    }
+
+    /// Mean of the N returns (R_0 = 0 included).
+    pub fn mean_returns(&self) -> f64 {
+        self.sum / f64::from(self.rows)
+    }
+
+    /// Population standard deviation of the N returns.
+    pub fn stdev_returns(&self) -> f64 {
+        let n = f64::from(self.rows);
+        let mean = self.sum / n;
+        let variance = (self.sum_sq - self.sum * mean) / n;
+        (if variance < 0.0 { 0.0 } else { variance }).sqrt()
+    }
+
+    /// Whether `C_t = exp(L_t)` is below the high-water mark `exp(L_max)`, exactly.
+    #[inline]
+    fn below_peak(&self) -> bool {
+        let gap = self.max_log_growth - self.log_growth;
+        // NaN (equity crossed zero) compares unequal in QSTrader's `DD != 0` test too.
+        gap.is_nan() || gap > NEAR_PEAK_LOG_GAP || (gap > 0.0 && self.log_growth.exp() < self.max_log_growth.exp())
+    }
+}
+
+impl EquityStats for QstraderStats {
+    fn push_flat(&mut self, count: u32) {
+        for _ in 0..count {
+            self.push(self.equity);
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, equity: f64) {
+        let r = equity / self.equity - 1.0;
+        self.equity = equity;
+        self.rows += 1;
+        self.sum += r;
+        self.sum_sq += r * r;
+        if r < 0.0 {
+            if self.negatives == 0 {
+                self.negative_shift = r;
+            }
+            let d = r - self.negative_shift;
+            self.negatives += 1;
+            self.negative_sum += d;
+            self.negative_sum_sq += d * d;
+        }
+        // L_t = cumsum(log(1 + R)) in QSTrader's order; log(1) = 0 exactly.
+        if r != 0.0 {
+            self.log_growth += (1.0 + r).ln();
+        }
+        if self.log_growth >= self.max_log_growth {
+            self.max_log_growth = self.log_growth;
+            self.drawdown_run = 0;
+        } else if self.below_peak() {
+            if self.max_log_growth - self.log_growth > self.deepest.0 - self.deepest.1 {
+                self.deepest = (self.max_log_growth, self.log_growth);
+            }
+            self.drawdown_run += 1;
+            self.longest_drawdown_run = self.longest_drawdown_run.max(self.drawdown_run);
+        } else {
+            self.drawdown_run = 0;
+        }
+    }
+
+    fn finish(&self, trades: u32) -> Metrics {
+        let n = f64::from(self.rows);
+        let annual = PERIODS_PER_YEAR.sqrt();
+        let mean = self.mean_returns();
+        let std = self.stdev_returns();
+        let downside = if self.negatives == 0 {
+            f64::NAN
+        } else {
+            let k = f64::from(self.negatives);
+            let variance = (self.negative_sum_sq - self.negative_sum * (self.negative_sum / k)) / k;
+            (if variance < 0.0 { 0.0 } else { variance }).sqrt()
+        };
+        let (peak, trough) = (self.deepest.0.exp(), self.deepest.1.exp());
+        Metrics {
+            total_return: self.equity / self.initial - 1.0,
+            cagr: self.log_growth.exp().powf(1.0 / (n / PERIODS_PER_YEAR)) - 1.0,
+            sharpe: annual * mean / std,
+            sortino: annual * mean / downside,
+            volatility: std * annual,
+            max_drawdown: (peak - trough) / peak,
+            max_drawdown_duration: self.longest_drawdown_run,
             trades,
         }
     }
@@ -159,6 +346,46 @@ pub fn standard_metrics_of_curve(equity: &[f64], trades: u32) -> Metrics {
     }
 }
 
+/// The `qstrader` metrics of a stored equity curve, computed the plain way (two passes,
+/// stored cumulative returns). Slow; the reference the streaming kernel is tested against.
+pub fn qstrader_metrics_of_curve(equity: &[f64], trades: u32) -> Metrics {
+    let n = equity.len() as f64;
+    let returns: Vec<f64> = std::iter::once(0.0).chain(equity.windows(2).map(|w| w[1] / w[0] - 1.0)).collect();
+    let mean = returns.iter().sum::<f64>() / n;
+    let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let negative: Vec<f64> = returns.iter().copied().filter(|r| *r < 0.0).collect();
+    let negative_mean = negative.iter().sum::<f64>() / negative.len() as f64;
+    let negative_std =
+        (negative.iter().map(|r| (r - negative_mean).powi(2)).sum::<f64>() / negative.len() as f64).sqrt();
+    let mut log_sum = 0.0;
+    let cumulative: Vec<f64> = returns
+        .iter()
+        .map(|r| {
+            log_sum += (1.0 + r).ln();
+            log_sum.exp()
+        })
+        .collect();
+    let (mut high_water, mut max_dd, mut run, mut longest) = (0.0f64, 0.0f64, 0u32, 0u32);
+    for &c in &cumulative[1..] {
+        high_water = high_water.max(c);
+        let dd = (high_water - c) / high_water;
+        max_dd = max_dd.max(dd);
+        run = if dd != 0.0 { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let annual = PERIODS_PER_YEAR.sqrt();
+    Metrics {
+        total_return: equity[equity.len() - 1] / equity[0] - 1.0,
+        cagr: cumulative[cumulative.len() - 1].powf(1.0 / (n / PERIODS_PER_YEAR)) - 1.0,
+        sharpe: annual * mean / std,
+        sortino: annual * mean / negative_std,
+        volatility: std * annual,
+        max_drawdown: max_dd,
+        max_drawdown_duration: longest,
+        trades,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,7 +393,7 @@ mod tests {
     #[test]
     fn streaming_equals_two_pass() {
         let curve = [1.0, 1.0, 1.0, 1.1, 0.99, 1.05, 1.2, 1.2, 1.0, 0.9, 1.3];
-        let mut stats = StandardStats::new();
+        let mut stats = StandardStats::new(1.0);
         stats.push_flat(2);
         for &e in &curve[3..] {
             stats.push(e);
@@ -189,8 +416,35 @@ mod tests {
     }
 
     #[test]
+    fn qstrader_streaming_equals_two_pass() {
+        let curve = [100.0, 100.0, 110.0, 99.0, 105.0, 120.0, 120.0, 100.0, 90.0, 130.0, 129.0];
+        let mut stats = QstraderStats::new(curve[0]);
+        for &e in &curve[1..] {
+            stats.push(e);
+        }
+        let a = stats.finish(2);
+        let b = qstrader_metrics_of_curve(&curve, 2);
+        for (x, y) in [
+            (a.total_return, b.total_return),
+            (a.sharpe, b.sharpe),
+            (a.sortino, b.sortino),
+            (a.cagr, b.cagr),
+            (a.volatility, b.volatility),
+            (a.max_drawdown, b.max_drawdown),
+        ] {
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} vs {y}");
+        }
+        // Rows below the peak: 99, 105 (after 110); 100, 90 (after 120); 129 (after 130).
+        assert_eq!((a.max_drawdown_duration, b.max_drawdown_duration), (2, 2));
+        assert!((a.max_drawdown - 0.25).abs() < 1e-12);
+        // R_0 = 0 counts: 11 returns, not 10.
+        let mean: f64 = curve.windows(2).map(|w| w[1] / w[0] - 1.0).sum::<f64>() / 11.0;
+        assert!((stats.mean_returns() - mean).abs() < 1e-15);
+    }
+
+    #[test]
     fn flat_path_has_nan_ratios() {
-        let mut stats = StandardStats::new();
+        let mut stats = StandardStats::new(1.0);
         stats.push_flat(10);
         let m = stats.finish(0);
         assert_eq!(m.total_return, 0.0);

@@ -1,10 +1,10 @@
 //! Property test: the batch `sma_cross` kernel (shared prefix sums, streaming statistics)
 //! against the plain per-combo reference (direct window sums, stored equity curve,
-//! two-pass statistics), on random whole-cent price paths, for all 8 variants.
+//! two-pass statistics), on random whole-cent price paths, for all 8 variants under both statistics conventions.
 
 use proptest::prelude::*;
 use sweeprun_kernel::date::Date;
-use sweeprun_kernel::metrics::Metrics;
+use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::prices::AssetSeries;
 use sweeprun_kernel::sma::{reference, Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
 
@@ -58,6 +58,18 @@ fn assert_same(batch: &Metrics, plain: &Metrics, what: &str) -> Result<(), TestC
     Ok(())
 }
 
+fn variants() -> Vec<(Direction, Fill, Convention)> {
+    let mut all = Vec::new();
+    for direction in [Direction::Long, Direction::LongShort] {
+        for fill in [Fill::Open, Fill::Close] {
+            for convention in [Convention::Standard, Convention::Qstrader] {
+                all.push((direction, fill, convention));
+            }
+        }
+    }
+    all
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -70,15 +82,13 @@ proptest! {
             .flat_map(|fast| (fast + 1..=bars).step_by(7).map(move |slow| SmaCombo { fast, slow }))
             .collect();
         let open_px = data.open.as_deref().unwrap();
-        for direction in [Direction::Long, Direction::LongShort] {
-            for fill in [Fill::Open, Fill::Close] {
-                let config = SmaConfig { direction, fill, fee: f64::from(fee_bps) / 10_000.0 };
-                let mut out = vec![Metrics::default(); combos.len()];
-                batch.evaluate(&config, &combos, &mut out).unwrap();
-                for (combo, got) in combos.iter().zip(&out) {
-                    let plain = reference::evaluate_one(open_px, &data.close, &close, &config, *combo);
-                    assert_same(got, &plain, &format!("{config:?} {combo:?} over {bars} bars"))?;
-                }
+        for (direction, fill, convention) in variants() {
+            let config = SmaConfig { direction, fill, fee: f64::from(fee_bps) / 10_000.0, convention };
+            let mut out = vec![Metrics::default(); combos.len()];
+            batch.evaluate(&config, &combos, &mut out).unwrap();
+            for (combo, got) in combos.iter().zip(&out) {
+                let plain = reference::evaluate_one(open_px, &data.close, &close, &config, *combo);
+                assert_same(got, &plain, &format!("{config:?} {combo:?} over {bars} bars"))?;
             }
         }
     }
@@ -90,7 +100,8 @@ fn an_exact_tie_is_not_a_crossing() {
     let close = [1000, 1000, 1000, 1000, 1100, 1200];
     let data = series(&close, &close);
     let batch = SmaBatch::new(&data, 4).unwrap();
-    let config = SmaConfig { direction: Direction::Long, fill: Fill::Close, fee: 0.0 };
+    let config =
+        SmaConfig { direction: Direction::Long, fill: Fill::Close, fee: 0.0, convention: Convention::Standard };
     let mut out = [Metrics::default()];
     batch.evaluate(&config, &[SmaCombo { fast: 2, slow: 4 }], &mut out).unwrap();
     // Entered at bar 4's close (11.00 > mean 10.25), then held to 12.00.

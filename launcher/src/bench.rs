@@ -1,10 +1,52 @@
-//! `sweeprun bench`: kernel throughput on one core, in combo-bars per second.
+//! `sweeprun bench`: kernel throughput on one core, in combo-bars per second and time per
+//! backtest. Runs in-process (no ranks, no output), pinned to one CPU, and reports the
+//! median of several timed passes after an untimed warm-up pass.
 
 use crate::cli::BenchArgs;
 use crate::error::{Failure, Result};
+use crate::grid::ParamValue;
+use crate::spec::Spec;
+use crate::strategy::Strategy;
 use std::time::Instant;
-use sweeprun_kernel::metrics::Metrics;
+use sweeprun_kernel::metrics::{Convention, Metrics};
+use sweeprun_kernel::momentum::{MomentumBatch, MomentumCombo, MomentumOutcome, Universe};
 use sweeprun_kernel::sma::{self, SmaBatch, SmaCombo, SmaConfig};
+
+fn pin_to_one_cpu() {
+    if let Some(cpu) = sweeprun_hw::topology::usable_cpus().ok().and_then(|c| c.first().copied()) {
+        let _ = sweeprun_hw::topology::pin_current_process(cpu);
+    }
+}
+
+/// Times `samples` runs of `pass` (after one untimed run); returns sorted seconds.
+fn time_passes(samples: usize, mut pass: impl FnMut()) -> Vec<f64> {
+    pass();
+    let mut seconds: Vec<f64> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            pass();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    seconds.sort_by(f64::total_cmp);
+    seconds
+}
+
+fn report(label: &str, combos: usize, bars: usize, seconds: &[f64], baseline: f64) -> String {
+    let median = seconds[seconds.len() / 2];
+    let per_backtest = median / combos as f64;
+    format!(
+        "{label}\n{combos} combos x {bars} bars, {} samples on 1 core\n\
+         median {median:.4} s per sweep (min {:.4} s): {:.3e} combo-bars/s, {:.0} backtests/s, \
+         {:.2} us per backtest ({:.0}x faster than {baseline} s per backtest)\n",
+        seconds.len(),
+        seconds[0],
+        combos as f64 * bars as f64 / median,
+        1.0 / per_backtest,
+        per_backtest * 1e6,
+        baseline / per_backtest,
+    )
+}
 
 fn parse_range(flag: &str, text: &str) -> Result<(u32, u32)> {
     let bad = || Failure::usage(format!("--{flag}: expected FROM:TO with 1 <= FROM <= TO, got `{text}`"));
@@ -18,16 +60,83 @@ fn parse_range(flag: &str, text: &str) -> Result<(u32, u32)> {
 
 /// Runs the benchmark and returns the report.
 pub fn bench(args: &BenchArgs) -> Result<String> {
+    if args.samples == 0 {
+        return Err(Failure::usage("--samples: expected at least 1"));
+    }
+    if !(args.baseline.is_finite() && args.baseline > 0.0) {
+        return Err(Failure::usage("--baseline: expected a positive number of seconds"));
+    }
+    match &args.spec {
+        Some(path) => bench_spec(path, args),
+        None => bench_sma_grid(args),
+    }
+}
+
+/// The whole grid of a spec, kernel only.
+fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
+    let spec = Spec::load(path, &[])?;
+    let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
+    spec.strategy
+        .validate(&data, spec.symbol.as_deref(), &spec.grid)
+        .map_err(|e| Failure::usage(format!("{}: {e}", spec.origin)))?;
+    let mut values = vec![ParamValue::Int(0); spec.grid.names().len()];
+    let ints: Vec<(u32, u32)> = (0..spec.grid.len())
+        .map(|id| {
+            spec.grid.combo(id, &mut values);
+            let int = |v: ParamValue| v.as_i64().and_then(|i| u32::try_from(i).ok()).unwrap_or(0);
+            (int(values[0]), int(values[1]))
+        })
+        .collect();
+    pin_to_one_cpu();
+    let label = format!("{} ({}), spec {}", spec.strategy.name(), spec.strategy.convention().name(), spec.origin);
+    match &spec.strategy {
+        Strategy::SmaCross(config) => {
+            let series = if data.assets.len() == 1 {
+                &data.assets[0]
+            } else {
+                spec.symbol
+                    .as_deref()
+                    .and_then(|s| data.asset(s))
+                    .ok_or_else(|| Failure::usage("[data] symbol needed"))?
+            };
+            let combos: Vec<SmaCombo> = ints.iter().map(|&(fast, slow)| SmaCombo { fast, slow }).collect();
+            let max_window = combos.iter().map(|c| c.slow.max(c.fast)).max().unwrap_or(1);
+            let batch = SmaBatch::new(series, max_window).map_err(|e| Failure::usage(e.to_string()))?;
+            let mut out = vec![Metrics::default(); combos.len()];
+            let seconds = time_passes(args.samples, || {
+                batch.evaluate(config, &combos, &mut out).expect("validated");
+                std::hint::black_box(&out);
+            });
+            Ok(report(&format!("kernel scalar, {label}"), combos.len(), batch.bars(), &seconds, args.baseline))
+        }
+        Strategy::MomentumTaa(momentum) => {
+            let config = momentum.config(&data);
+            let universe = Universe::new(&data, &config).map_err(|e| Failure::usage(e.to_string()))?;
+            let days = universe.days().len();
+            let combos: Vec<MomentumCombo> =
+                ints.iter().map(|&(lookback, top_n)| MomentumCombo { lookback, top_n }).collect();
+            let mut out = vec![MomentumOutcome::default(); combos.len()];
+            // A fresh batch per pass: the rankings are part of the measured work.
+            let seconds = time_passes(args.samples, || {
+                let mut batch = MomentumBatch::new(universe.clone(), config).expect("validated");
+                batch.evaluate(&combos, &mut out);
+                std::hint::black_box(&out);
+            });
+            let label = format!("{label}, {} assets", data.assets.len());
+            Ok(report(&label, combos.len(), days, &seconds, args.baseline))
+        }
+    }
+}
+
+/// The built-in SMA grid on one CSV (the issue's benchmark grid by default).
+fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
     let (fast_from, fast_to) = parse_range("fast", &args.fast)?;
     let (slow_from, slow_to) = parse_range("slow", &args.slow)?;
     let direction = sma::parse_direction(&args.direction)
         .ok_or_else(|| Failure::usage(format!("--direction: expected long or long_short, got `{}`", args.direction)))?;
     let fill = sma::parse_fill(&args.fill)
         .ok_or_else(|| Failure::usage(format!("--fill: expected open or close, got `{}`", args.fill)))?;
-    if args.samples == 0 {
-        return Err(Failure::usage("--samples: expected at least 1"));
-    }
-    let config = SmaConfig { direction, fill, fee: args.fee };
+    let config = SmaConfig { direction, fill, fee: args.fee, convention: Convention::Standard };
     let data = sweeprun_kernel::prices::load(&args.data).map_err(|e| Failure::usage(e.to_string()))?;
     let series = data.assets.first().ok_or_else(|| Failure::usage("--data: no assets"))?;
     let combos: Vec<SmaCombo> = (fast_from..=fast_to)
@@ -37,36 +146,13 @@ pub fn bench(args: &BenchArgs) -> Result<String> {
         return Err(Failure::usage("--fast/--slow: no combos with fast < slow"));
     }
     let batch = SmaBatch::new(series, slow_to.max(fast_to)).map_err(|e| Failure::usage(format!("--data: {e}")))?;
-    let cpu = sweeprun_hw::topology::usable_cpus().ok().and_then(|c| c.first().copied());
-    if let Some(cpu) = cpu {
-        let _ = sweeprun_hw::topology::pin_current_process(cpu);
-    }
+    pin_to_one_cpu();
     let mut out = vec![Metrics::default(); combos.len()];
-    // One untimed pass warms caches and page tables.
     batch.evaluate(&config, &combos, &mut out).map_err(|e| Failure::usage(e.to_string()))?;
-    let mut seconds: Vec<f64> = (0..args.samples)
-        .map(|_| {
-            let start = Instant::now();
-            batch.evaluate(&config, &combos, &mut out).expect("checked above");
-            std::hint::black_box(&out);
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    seconds.sort_by(f64::total_cmp);
-    let median = seconds[seconds.len() / 2];
-    let combo_bars = combos.len() as f64 * batch.bars() as f64;
-    Ok(format!(
-        "kernel scalar, sma_cross {} fill={} fee={}, {} combos x {} bars, {} samples on 1 core\n\
-         median {:.4} s (min {:.4} s): {:.3e} combo-bars/s, {:.0} backtests/s\n",
-        args.direction,
-        args.fill,
-        args.fee,
-        combos.len(),
-        batch.bars(),
-        args.samples,
-        median,
-        seconds[0],
-        combo_bars / median,
-        combos.len() as f64 / median
-    ))
+    let seconds = time_passes(args.samples, || {
+        batch.evaluate(&config, &combos, &mut out).expect("checked above");
+        std::hint::black_box(&out);
+    });
+    let label = format!("kernel scalar, sma_cross {} fill={} fee={}", args.direction, args.fill, args.fee);
+    Ok(report(&label, combos.len(), batch.bars(), &seconds, args.baseline))
 }

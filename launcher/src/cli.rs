@@ -9,6 +9,7 @@ Examples:
   sweeprun run examples/sma_goog.toml -np 4 --out results/goog.jsonl --top 5
   sweeprun run examples/sma_goog.toml --set strategy.fee=0.001 --set strategy.fill=close
   sweeprun run examples/sma_goog.toml --resume          # finish an interrupted sweep
+  sweeprun run examples/momentum_etf5.toml --tearsheet top:3   # QSTrader-style JSON per combo
   sweeprun bench --data examples/data/GOOG.csv
 
 Exit codes: 0 done, 1 runtime failure, 2 bad input or usage (nothing written),
@@ -79,6 +80,15 @@ pub struct RunArgs {
     /// Override a spec value, e.g. `--set strategy.fee=0.001` (repeatable).
     #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
     pub set: Vec<String>,
+    /// Statistics convention [default: standard for sma_cross, qstrader for momentum_taa].
+    #[arg(long, value_name = "standard|qstrader")]
+    pub stats: Option<String>,
+    /// Write the tearsheet (QSTrader JSON statistics, daily equity, fills) of these combo ids.
+    #[arg(long, value_name = "COMBO_ID", value_delimiter = ',')]
+    pub equity: Vec<u64>,
+    /// Write the tearsheets of the K best combos by --sort-by, e.g. `top:5`.
+    #[arg(long, value_name = "top:K")]
+    pub tearsheet: Option<String>,
     /// Combos per chunk handed to a rank [default: automatic].
     #[arg(long = "chunk-size", value_name = "COMBOS")]
     pub chunk_size: Option<u64>,
@@ -86,7 +96,16 @@ pub struct RunArgs {
 
 /// `sweeprun bench` arguments.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sweeprun bench                                   # sma_cross, GOOG, fast 2..200 x slow 5..500
+  sweeprun bench --direction long_short --fee 0.001
+  sweeprun bench examples/momentum_sp20.toml       # any spec: its whole grid on one core")]
 pub struct BenchArgs {
+    /// Benchmark this spec's whole grid instead of the built-in SMA grid.
+    pub spec: Option<PathBuf>,
+    /// Seconds per backtest of the baseline to compare with (QSTrader: about 10 CPU-s).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub baseline: f64,
     /// Price data (single-asset OHLC CSV).
     #[arg(long, default_value = "examples/data/GOOG.csv", value_name = "CSV")]
     pub data: PathBuf,

@@ -22,4 +22,5 @@ pub mod run;
 pub mod signals;
 pub mod spec;
 pub mod strategy;
+pub mod tearsheet;
 pub mod worker;

@@ -52,9 +52,24 @@ impl OutputFormat {
     }
 }
 
-/// Column names of a results table with these grid parameters.
-pub fn columns(params: &[&str]) -> Vec<String> {
-    std::iter::once("combo_id").chain(params.iter().copied()).chain(Metrics::NAMES).map(str::to_string).collect()
+/// Column names of a results table: `combo_id`, the grid parameters, the common metrics,
+/// then the strategy's extra columns.
+pub fn columns(params: &[&str], extras: &[&str]) -> Vec<String> {
+    std::iter::once("combo_id")
+        .chain(params.iter().copied())
+        .chain(Metrics::NAMES)
+        .chain(extras.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A strategy-specific value in a row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    /// A real number (`null` in JSON when not finite).
+    Float(f64),
+    /// A count.
+    Count(u64),
 }
 
 /// Formats result rows into a byte buffer.
@@ -62,27 +77,29 @@ pub fn columns(params: &[&str]) -> Vec<String> {
 pub struct RowWriter {
     format: OutputFormat,
     params: Vec<&'static str>,
+    extras: Vec<&'static str>,
     buffer: String,
     rows: u64,
 }
 
 impl RowWriter {
-    /// A writer for rows with these grid parameter names.
-    pub fn new(format: OutputFormat, params: Vec<&'static str>) -> RowWriter {
-        RowWriter { format, params, buffer: String::new(), rows: 0 }
+    /// A writer for rows with these grid parameter and extra column names.
+    pub fn new(format: OutputFormat, params: Vec<&'static str>, extras: Vec<&'static str>) -> RowWriter {
+        RowWriter { format, params, extras, buffer: String::new(), rows: 0 }
     }
 
-    /// Appends one row.
-    pub fn row(&mut self, id: u64, params: &[ParamValue], metrics: &Metrics) {
-        let floats = [
-            metrics.total_return,
-            metrics.cagr,
-            metrics.sharpe,
-            metrics.sortino,
-            metrics.volatility,
-            metrics.max_drawdown,
+    /// Appends one row (`extras` in the order of the extra column names).
+    pub fn row(&mut self, id: u64, params: &[ParamValue], metrics: &Metrics, extras: &[Cell]) {
+        let cells: [Cell; 8] = [
+            Cell::Float(metrics.total_return),
+            Cell::Float(metrics.cagr),
+            Cell::Float(metrics.sharpe),
+            Cell::Float(metrics.sortino),
+            Cell::Float(metrics.volatility),
+            Cell::Float(metrics.max_drawdown),
+            Cell::Count(metrics.max_drawdown_duration.into()),
+            Cell::Count(metrics.trades.into()),
         ];
-        let counts = [metrics.max_drawdown_duration, metrics.trades];
         let b = &mut self.buffer;
         match self.format {
             OutputFormat::Csv => {
@@ -90,34 +107,28 @@ impl RowWriter {
                 for p in params {
                     let _ = write!(b, ",{p}");
                 }
-                for f in floats {
-                    let _ = write!(b, ",{f}");
-                }
-                for c in counts {
-                    let _ = write!(b, ",{c}");
+                for cell in cells.iter().chain(extras) {
+                    let _ = match cell {
+                        Cell::Float(f) => write!(b, ",{f}"),
+                        Cell::Count(c) => write!(b, ",{c}"),
+                    };
                 }
             }
             OutputFormat::JsonLines => {
                 let _ = write!(b, "{{\"combo_id\":{id}");
                 for (name, p) in self.params.iter().zip(params) {
-                    match p {
-                        ParamValue::Float(f) if !f.is_finite() => {
-                            let _ = write!(b, ",\"{name}\":null");
-                        }
-                        _ => {
-                            let _ = write!(b, ",\"{name}\":{p}");
-                        }
-                    }
+                    let _ = match p {
+                        ParamValue::Float(f) if !f.is_finite() => write!(b, ",\"{name}\":null"),
+                        _ => write!(b, ",\"{name}\":{p}"),
+                    };
                 }
-                for (name, f) in Metrics::NAMES.iter().zip(floats) {
-                    if f.is_finite() {
-                        let _ = write!(b, ",\"{name}\":{f:?}");
-                    } else {
-                        let _ = write!(b, ",\"{name}\":null");
-                    }
-                }
-                for (name, c) in Metrics::NAMES[6..].iter().zip(counts) {
-                    let _ = write!(b, ",\"{name}\":{c}");
+                let names = Metrics::NAMES.iter().chain(&self.extras);
+                for (name, cell) in names.zip(cells.iter().chain(extras)) {
+                    let _ = match cell {
+                        Cell::Float(f) if f.is_finite() => write!(b, ",\"{name}\":{f:?}"),
+                        Cell::Float(_) => write!(b, ",\"{name}\":null"),
+                        Cell::Count(c) => write!(b, ",\"{name}\":{c}"),
+                    };
                 }
                 b.push('}');
             }
@@ -162,6 +173,11 @@ pub fn journal_meta_path(out: &Path) -> PathBuf {
 /// `<out>.meta.json`: the sidecar of a finished table.
 pub fn sidecar_path(out: &Path) -> PathBuf {
     suffixed(out, ".meta.json")
+}
+
+/// `<out>.tearsheets/`: per-combo tearsheets.
+pub fn tearsheet_dir(out: &Path) -> PathBuf {
+    suffixed(out, ".tearsheets")
 }
 
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
@@ -330,11 +346,11 @@ mod tests {
 
     #[test]
     fn formats_csv_and_jsonl_rows() {
-        let mut csv = RowWriter::new(OutputFormat::Csv, vec!["fast", "slow"]);
-        csv.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5));
-        assert_eq!(csv.take(), "7,5,20,0.5,0,NaN,0,0,0,0,3\n");
-        let mut json = RowWriter::new(OutputFormat::JsonLines, vec!["fast", "slow"]);
-        json.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5));
+        let mut csv = RowWriter::new(OutputFormat::Csv, vec!["fast", "slow"], vec!["final_equity"]);
+        csv.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5), &[Cell::Float(2.5)]);
+        assert_eq!(csv.take(), "7,5,20,0.5,0,NaN,0,0,0,0,3,2.5\n");
+        let mut json = RowWriter::new(OutputFormat::JsonLines, vec!["fast", "slow"], vec!["final_equity"]);
+        json.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5), &[Cell::Float(2.5)]);
         let line = json.take();
         let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(value["combo_id"], 7);
@@ -342,6 +358,7 @@ mod tests {
         assert_eq!(value["total_return"], 0.5);
         assert!(value["sharpe"].is_null());
         assert_eq!(value["trades"], 3);
+        assert_eq!(value["final_equity"], 2.5);
         assert_eq!(row_id(OutputFormat::JsonLines, line.trim()), Some(7));
     }
 
@@ -349,7 +366,7 @@ mod tests {
     fn journal_reopen_cuts_a_torn_row_and_assembles_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv.partial");
-        let cols = columns(&["fast"]);
+        let cols = columns(&["fast"], &[]);
         let mut journal = Journal::create(&path, OutputFormat::Csv, &cols).unwrap();
         journal.append("2,1,0,0,0,0,0,0,0,0\n0,1,0,0,0,0,0,0,0,0\n1,1,0,0").unwrap();
         drop(journal);
@@ -365,7 +382,7 @@ mod tests {
     fn assemble_refuses_gaps() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv.partial");
-        let cols = columns(&["fast"]);
+        let cols = columns(&["fast"], &[]);
         let mut journal = Journal::create(&path, OutputFormat::Csv, &cols).unwrap();
         journal.append("0,1,0,0,0,0,0,0,0,0\n").unwrap();
         assert!(assemble_table(&path, OutputFormat::Csv, &cols, 2).is_err());

@@ -36,13 +36,13 @@ fn cells(table: &str, format: OutputFormat, columns: &[String]) -> Vec<Vec<Strin
     }
 }
 
-/// Renders the best `k` rows of `table` by `metric` as an aligned text table.
-pub fn top_k(table: &str, format: OutputFormat, columns: &[String], metric: &str, k: usize) -> String {
-    let Some(metric_col) = columns.iter().position(|c| c == metric) else { return String::new() };
-    let rows = cells(table, format, columns);
+/// The rows of `table` (as cells), best first by `metric`; rows without a value last.
+pub fn ranked_rows(table: &str, format: OutputFormat, columns: &[String], metric: &str) -> Vec<Vec<String>> {
+    let Some(metric_col) = columns.iter().position(|c| c == metric) else { return Vec::new() };
     let value = |row: &Vec<String>| row.get(metric_col).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
     let lower_better = LOWER_IS_BETTER.contains(&metric);
-    let mut ranked: Vec<(f64, &Vec<String>)> = rows.iter().map(|r| (value(r), r)).collect();
+    let mut ranked: Vec<(f64, Vec<String>)> =
+        cells(table, format, columns).into_iter().map(|r| (value(&r), r)).collect();
     ranked.sort_by(|a, b| match (a.0.is_nan(), b.0.is_nan()) {
         (true, true) => Ordering::Equal,
         (true, false) => Ordering::Greater,
@@ -50,16 +50,22 @@ pub fn top_k(table: &str, format: OutputFormat, columns: &[String], metric: &str
         _ if lower_better => a.0.total_cmp(&b.0),
         _ => b.0.total_cmp(&a.0),
     });
+    ranked.into_iter().map(|(_, row)| row).collect()
+}
+
+/// Renders the best `k` rows of `table` by `metric` as an aligned text table.
+pub fn top_k(table: &str, format: OutputFormat, columns: &[String], metric: &str, k: usize) -> String {
+    let ranked = ranked_rows(table, format, columns, metric);
     let shown: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut lines = vec![std::iter::once("rank".to_string()).chain(shown.iter().map(|s| s.to_string())).collect()];
-    for (i, (_, row)) in ranked.iter().take(k).enumerate() {
+    for (i, row) in ranked.iter().take(k).enumerate() {
         let mut line = vec![(i + 1).to_string()];
         line.extend(row.iter().map(|cell| short_number(cell)));
         lines.push(line);
     }
     let widths: Vec<usize> =
         (0..lines[0].len()).map(|c| lines.iter().map(|l| l.get(c).map_or(0, String::len)).max().unwrap_or(0)).collect();
-    let mut out = format!("top {} of {} by {metric}:\n", ranked.len().min(k), rows.len());
+    let mut out = format!("top {} of {} by {metric}:\n", ranked.len().min(k), ranked.len());
     for line in lines {
         let cells: Vec<String> = line.iter().zip(&widths).map(|(cell, w)| format!("{cell:>w$}")).collect();
         out.push_str(cells.join("  ").trim_end());
@@ -93,7 +99,7 @@ mod tests {
 
     #[test]
     fn ranks_best_first_and_nan_last() {
-        let cols = columns(&["fast"]);
+        let cols = columns(&["fast"], &[]);
         let table =
             "combo_id,fast,total_return,cagr,sharpe,sortino,volatility,max_drawdown,max_drawdown_duration,trades\n\
                      0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,NaN,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";

@@ -8,17 +8,20 @@ use crate::output::{self, Journal, OutputFormat};
 use crate::progress::Progress;
 use crate::report;
 use crate::spec::Spec;
+use crate::tearsheet;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
+use sweeprun_kernel::metrics::Convention;
+use sweeprun_kernel::prices::PriceSet;
 
 /// Runs one sweep; on success returns the summary to print on stdout.
 pub fn run(args: &RunArgs) -> Result<String> {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let plan = Plan::new(args)?;
-    let Plan { spec, out, format, ranks, pins, data_sha256, columns } = plan;
+    let Plan { spec, out, format, ranks, pins, data, data_sha256, columns } = plan;
     let combos = spec.grid.len();
     let fingerprint = fingerprint(&spec, &data_sha256, format);
     let journal_path = output::journal_path(&out);
@@ -36,8 +39,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
         Journal::reopen(&journal_path, format, combos)?
     } else {
         if args.resume {
-            if let Some(summary) = already_complete(&out, &fingerprint, format, &columns, args)? {
-                return Ok(summary);
+            if let Some(table) = already_complete(&out, &fingerprint)? {
+                write_tearsheets(&spec, &data, &table, format, &columns, &out, args)?;
+                return Ok(summary(&table, format, &columns, args));
             }
             eprintln!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
         }
@@ -78,7 +82,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         "spec": spec.effective_toml(),
         "fingerprint": fingerprint,
         "strategy": spec.strategy.name(),
-        "statistics": spec.strategy.statistics(),
+        "statistics": spec.strategy.convention().name(),
         "kernel": "scalar",
         "data": { "path": spec.data_path.display().to_string(), "sha256": data_sha256 },
         "combos": combos,
@@ -97,6 +101,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let _ = std::fs::remove_file(&journal_path);
     let _ = std::fs::remove_file(&journal_meta);
     eprintln!("sweeprun: wrote {} ({} rows)", out.display(), combos);
+    write_tearsheets(&spec, &data, &table, format, &columns, &out, args)?;
     Ok(summary(&table, format, &columns, args))
 }
 
@@ -107,6 +112,7 @@ struct Plan {
     format: OutputFormat,
     ranks: usize,
     pins: Vec<Option<usize>>,
+    data: PriceSet,
     data_sha256: String,
     columns: Vec<String>,
 }
@@ -130,7 +136,21 @@ impl Plan {
         if args.chunk_size == Some(0) {
             return Err(Failure::usage("--chunk-size: expected at least 1 combo, got 0"));
         }
-        let spec = Spec::load(&args.spec, &args.set)?;
+        let mut overrides = args.set.clone();
+        if let Some(stats) = &args.stats {
+            if Convention::from_name(stats).is_none() {
+                return Err(Failure::usage(format!("--stats: expected standard or qstrader, got `{stats}`")));
+            }
+            overrides.push(format!("strategy.stats={stats}"));
+        }
+        tearsheet_count(args)?;
+        let spec = Spec::load(&args.spec, &overrides)?;
+        if let Some(&id) = args.equity.iter().find(|&&id| id >= spec.grid.len()) {
+            return Err(Failure::usage(format!(
+                "--equity: combo {id} is not in the grid (ids are 0..{})",
+                spec.grid.len()
+            )));
+        }
         let out = match (&args.out, &spec.output) {
             (Some(out), _) => {
                 OutputFormat::from_path(out).map_err(|e| Failure::usage(format!("--out: {e}")))?;
@@ -166,8 +186,8 @@ impl Plan {
             }
             vec![None; ranks]
         };
-        let columns = output::columns(&spec.grid.names());
-        Ok(Plan { spec, out, format, ranks, pins, data_sha256, columns })
+        let columns = output::columns(&spec.grid.names(), &spec.strategy.extra_columns());
+        Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns })
     }
 }
 
@@ -282,14 +302,8 @@ fn check_journal_owner(meta_path: &Path, fingerprint: &str, journal: &Path) -> R
 }
 
 /// With `--resume` and no journal: if the table exists and its sidecar matches, the sweep
-/// is already done.
-fn already_complete(
-    out: &Path,
-    fingerprint: &str,
-    format: OutputFormat,
-    columns: &[String],
-    args: &RunArgs,
-) -> Result<Option<String>> {
+/// is already done; returns the table.
+fn already_complete(out: &Path, fingerprint: &str) -> Result<Option<String>> {
     let recorded = std::fs::read_to_string(output::sidecar_path(out))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -299,7 +313,60 @@ fn already_complete(
     }
     let table = std::fs::read_to_string(out).map_err(|e| Failure::runtime(format!("{}: {e}", out.display())))?;
     eprintln!("sweeprun: {} is already complete; nothing to resume", out.display());
-    Ok(Some(summary(&table, format, columns, args)))
+    Ok(Some(table))
+}
+
+/// K of `--tearsheet top:K` (0 without the flag).
+fn tearsheet_count(args: &RunArgs) -> Result<usize> {
+    let Some(text) = &args.tearsheet else { return Ok(0) };
+    text.strip_prefix("top:")
+        .and_then(|k| k.parse::<usize>().ok())
+        .filter(|&k| k > 0)
+        .ok_or_else(|| Failure::usage(format!("--tearsheet: expected top:K with K >= 1, got `{text}`")))
+}
+
+/// Writes the tearsheets asked for with `--equity` and `--tearsheet` into `<out>.tearsheets/`.
+fn write_tearsheets(
+    spec: &Spec,
+    data: &PriceSet,
+    table: &str,
+    format: OutputFormat,
+    columns: &[String],
+    out: &Path,
+    args: &RunArgs,
+) -> Result<()> {
+    let mut ids = args.equity.clone();
+    let top = tearsheet_count(args)?;
+    for row in report::ranked_rows(table, format, columns, &args.sort_by).iter().take(top) {
+        ids.extend(row.first().and_then(|id| id.parse::<u64>().ok()));
+    }
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let dir = output::tearsheet_dir(out);
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let names = spec.grid.names();
+    let mut values = vec![crate::grid::ParamValue::Int(0); names.len()];
+    let mut seen = std::collections::HashSet::new();
+    for id in ids.into_iter().filter(|id| seen.insert(*id)) {
+        spec.grid.combo(id, &mut values);
+        let params: String = names.iter().zip(&values).map(|(n, v)| format!("_{n}{v}")).collect();
+        let tag = format!("{}{params}", spec.strategy.name());
+        let trace = spec
+            .strategy
+            .trace(data, spec.symbol.as_deref(), &spec.grid, id)
+            .map_err(|e| Failure::runtime(format!("tearsheet of combo {id}: {e}")))?;
+        let doc = tearsheet::statistics_json(&trace, &format!("combo {id}"), &tag);
+        let json_text = serde_json::to_string(&doc).expect("JSON values serialise") + "\n";
+        output::write_atomically(&dir.join(format!("{tag}.json")), json_text.as_bytes())?;
+        output::write_atomically(&dir.join(format!("{tag}.equity.csv")), tearsheet::equity_csv(&trace).as_bytes())?;
+        if spec.strategy.reports_fills() {
+            output::write_atomically(&dir.join(format!("{tag}.fills.csv")), tearsheet::fills_csv(&trace).as_bytes())?;
+        }
+        eprintln!("sweeprun: wrote tearsheet {}", dir.join(format!("{tag}.json")).display());
+    }
+    Ok(())
 }
 
 fn summary(table: &str, format: OutputFormat, columns: &[String], args: &RunArgs) -> String {

@@ -1,26 +1,78 @@
-//! The strategies a sweep can run, their spec keys and their grid parameters.
+//! The strategies a sweep can run: their spec keys, grid parameters, validation against
+//! the data, batch evaluators and per-combo tearsheets.
 
 use crate::grid::{Grid, ParamDef, ParamKind, ParamValue};
-use crate::output::RowWriter;
+use crate::output::{Cell, RowWriter};
 use crate::spec::check_keys;
 use std::ops::Range;
-use sweeprun_kernel::metrics::Metrics;
+use sweeprun_kernel::date::Date;
+use sweeprun_kernel::metrics::{Convention, Metrics};
+use sweeprun_kernel::momentum::{MomentumBatch, MomentumCombo, MomentumConfig, MomentumOutcome, Recorder, Universe};
 use sweeprun_kernel::prices::{AssetSeries, PriceSet};
 use sweeprun_kernel::sma::{self, Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
 
 /// Strategy names the spec accepts.
-pub const STRATEGY_NAMES: &str = "sma_cross";
+pub const STRATEGY_NAMES: &str = "sma_cross, momentum_taa";
 
 const SMA_PARAMS: [ParamDef; 2] = [
     ParamDef { name: "fast", kind: ParamKind::Int { min: 1 } },
     ParamDef { name: "slow", kind: ParamKind::Int { min: 2 } },
 ];
 
+const MOMENTUM_PARAMS: [ParamDef; 2] = [
+    ParamDef { name: "lookback", kind: ParamKind::Int { min: 1 } },
+    ParamDef { name: "top_n", kind: ParamKind::Int { min: 1 } },
+];
+
+const MOMENTUM_KEYS: [&str; 9] =
+    ["name", "start", "burn_in", "end", "initial_cash", "fee_pct", "tax_pct", "cash_buffer", "stats"];
+
+/// `momentum_taa` settings as written in the spec; dates left out default from the data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MomentumSpec {
+    /// First sim day (default: the first day every asset has data).
+    pub start: Option<Date>,
+    /// First recorded day (default: `start`, i.e. no burn-in, as QSTrader's `None`).
+    pub burn_in: Option<Date>,
+    /// Last sim day (default: the last data row).
+    pub end: Option<Date>,
+    /// Starting cash (default 1e6).
+    pub initial_cash: f64,
+    /// Commission fraction (default 0).
+    pub fee_pct: f64,
+    /// Tax fraction (default 0).
+    pub tax_pct: f64,
+    /// Cash buffer fraction (default 0.01).
+    pub cash_buffer: f64,
+    /// Statistics convention (default `qstrader`).
+    pub convention: Convention,
+}
+
+impl MomentumSpec {
+    /// Resolves defaults against the data.
+    pub fn config(&self, data: &PriceSet) -> MomentumConfig {
+        let start = self.start.unwrap_or_else(|| data.assets.iter().map(|a| a.dates[0]).max().expect("assets"));
+        let end = self.end.unwrap_or_else(|| data.assets.iter().map(|a| a.dates[a.len() - 1]).max().expect("assets"));
+        MomentumConfig {
+            start,
+            burn_in: self.burn_in.unwrap_or(start),
+            end,
+            initial_cash: self.initial_cash,
+            commission_pct: self.fee_pct,
+            tax_pct: self.tax_pct,
+            cash_buffer: self.cash_buffer,
+            convention: self.convention,
+        }
+    }
+}
+
 /// A strategy with its fixed (non-swept) settings.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Strategy {
     /// Moving-average crossover on one asset.
     SmaCross(SmaConfig),
+    /// QSTrader's momentum tactical asset allocation over a universe.
+    MomentumTaa(MomentumSpec),
 }
 
 impl Strategy {
@@ -33,7 +85,7 @@ impl Strategy {
         };
         match name {
             "sma_cross" => {
-                check_keys("strategy", table, &["name", "direction", "fill", "fee"])?;
+                check_keys("strategy", table, &["name", "direction", "fill", "fee", "stats"])?;
                 let direction = match table.get("direction") {
                     None => Direction::Long,
                     Some(v) => v
@@ -48,16 +100,26 @@ impl Strategy {
                         .and_then(sma::parse_fill)
                         .ok_or_else(|| format!("[strategy] fill: expected \"open\" or \"close\", got {v}"))?,
                 };
-                let fee = match table.get("fee") {
-                    None => 0.0,
-                    Some(toml::Value::Float(f)) => *f,
-                    Some(toml::Value::Integer(i)) => *i as f64,
-                    Some(v) => return Err(format!("[strategy] fee: expected a number, got {v}")),
-                };
-                if !(0.0..1.0).contains(&fee) {
-                    return Err(format!("[strategy] fee: expected a fraction in [0, 1) such as 0.001, got {fee}"));
+                let fee = fraction(table, "fee", 0.0)?;
+                let convention = convention(table, Convention::Standard)?;
+                Ok(Strategy::SmaCross(SmaConfig { direction, fill, fee, convention }))
+            }
+            "momentum_taa" => {
+                check_keys("strategy", table, &MOMENTUM_KEYS)?;
+                let initial_cash = number(table, "initial_cash", 1e6)?;
+                if !(initial_cash.is_finite() && initial_cash > 0.0) {
+                    return Err(format!("[strategy] initial_cash: expected a positive amount, got {initial_cash}"));
                 }
-                Ok(Strategy::SmaCross(SmaConfig { direction, fill, fee }))
+                Ok(Strategy::MomentumTaa(MomentumSpec {
+                    start: date(table, "start")?,
+                    burn_in: date(table, "burn_in")?,
+                    end: date(table, "end")?,
+                    initial_cash,
+                    fee_pct: fraction(table, "fee_pct", 0.0)?,
+                    tax_pct: fraction(table, "tax_pct", 0.0)?,
+                    cash_buffer: fraction(table, "cash_buffer", 0.01)?,
+                    convention: convention(table, Convention::Qstrader)?,
+                }))
             }
             other => Err(format!("[strategy] name: unknown strategy `{other}` (expected one of: {STRATEGY_NAMES})")),
         }
@@ -67,6 +129,7 @@ impl Strategy {
     pub fn name(&self) -> &'static str {
         match self {
             Strategy::SmaCross(_) => "sma_cross",
+            Strategy::MomentumTaa(_) => "momentum_taa",
         }
     }
 
@@ -74,23 +137,38 @@ impl Strategy {
     pub fn params(&self) -> &'static [ParamDef] {
         match self {
             Strategy::SmaCross(_) => &SMA_PARAMS,
+            Strategy::MomentumTaa(_) => &MOMENTUM_PARAMS,
         }
     }
 
-    /// Name of the statistics convention of the metrics.
-    pub fn statistics(&self) -> &'static str {
-        "standard"
+    /// Columns the strategy adds after the common metrics.
+    pub fn extra_columns(&self) -> Vec<&'static str> {
+        match self {
+            Strategy::SmaCross(_) => vec![],
+            Strategy::MomentumTaa(_) => vec!["final_equity", "rebalances"],
+        }
     }
 
-    /// Checks the grid and data together (window lengths, needed columns, asset choice),
-    /// so that no combo can fail once ranks run. Errors are one line.
+    /// Whether traces of this strategy list their fills.
+    pub fn reports_fills(&self) -> bool {
+        matches!(self, Strategy::MomentumTaa(_))
+    }
+
+    /// The statistics convention of the metrics.
+    pub fn convention(&self) -> Convention {
+        match self {
+            Strategy::SmaCross(config) => config.convention,
+            Strategy::MomentumTaa(spec) => spec.convention,
+        }
+    }
+
+    /// Checks the grid and data together (window lengths, dates, needed columns, asset
+    /// choice), so that no combo can fail once ranks run. Errors are one line.
     pub fn validate(&self, data: &PriceSet, symbol: Option<&str>, grid: &Grid) -> Result<(), String> {
         match self {
             Strategy::SmaCross(config) => {
                 let series = single_asset(data, symbol)?;
                 let max_window = sma_max_window(grid);
-                let batch = SmaBatch::new(series, max_window.min(series.len() as u32).max(1))
-                    .map_err(|e| format!("[data] {}: {e}", series.symbol))?;
                 if max_window as usize > series.len() {
                     return Err(format!(
                         "[grid] a window of {max_window} bars is longer than the {} bars of {}",
@@ -98,6 +176,7 @@ impl Strategy {
                         series.symbol
                     ));
                 }
+                let batch = SmaBatch::new(series, max_window).map_err(|e| format!("[data] {}: {e}", series.symbol))?;
                 let mut values = [ParamValue::Int(0); 2];
                 for id in 0..grid.len() {
                     grid.combo(id, &mut values);
@@ -113,6 +192,15 @@ impl Strategy {
                 // Evaluate one combo now so data problems (e.g. no Open column) surface as bad input.
                 let probe = [sma_combo_at(grid, 0)];
                 batch.evaluate(config, &probe, &mut [Metrics::default()]).map_err(|e| format!("[data] {e}"))?;
+                Ok(())
+            }
+            Strategy::MomentumTaa(spec) => {
+                if symbol.is_some() {
+                    return Err("[data] symbol: momentum_taa trades the whole universe; remove `symbol`".into());
+                }
+                let config = spec.config(data);
+                let universe = Universe::new(data, &config).map_err(|e| format!("[strategy] {e}"))?;
+                MomentumBatch::new(universe, config).map_err(|e| format!("[strategy] {e}"))?;
                 Ok(())
             }
         }
@@ -131,7 +219,92 @@ impl Strategy {
                 let batch = SmaBatch::new(series, sma_max_window(grid)).map_err(|e| e.to_string())?;
                 Ok(Box::new(SmaEvaluator { config: *config, batch, grid, combos: Vec::new(), metrics: Vec::new() }))
             }
+            Strategy::MomentumTaa(spec) => {
+                let config = spec.config(data);
+                let universe = Universe::new(data, &config).map_err(|e| e.to_string())?;
+                let batch = MomentumBatch::new(universe, config).map_err(|e| e.to_string())?;
+                Ok(Box::new(MomentumEvaluator { batch, grid, outcomes: Vec::new(), combos: Vec::new() }))
+            }
         }
+    }
+
+    /// Re-runs combo `id` recording its daily equity, fills and target weights.
+    pub fn trace(&self, data: &PriceSet, symbol: Option<&str>, grid: &Grid, id: u64) -> Result<Trace, String> {
+        match self {
+            Strategy::SmaCross(config) => {
+                let series = single_asset(data, symbol)?;
+                let combo = sma_combo_at(grid, id);
+                let ticks = series.close_ticks.as_deref().ok_or("closes are not exact decimals")?;
+                let open = series.open.as_deref().unwrap_or(&series.close);
+                let (equity, _) = sma::reference::equity_curve(open, &series.close, ticks, config, combo);
+                Ok(Trace {
+                    symbols: vec![series.symbol.clone()],
+                    dates: series.dates.clone(),
+                    equity,
+                    fills: Vec::new(),
+                    weights: Vec::new(),
+                })
+            }
+            Strategy::MomentumTaa(spec) => {
+                let config = spec.config(data);
+                let universe = Universe::new(data, &config).map_err(|e| e.to_string())?;
+                let mut batch = MomentumBatch::new(universe, config).map_err(|e| e.to_string())?;
+                let mut trace = Trace {
+                    symbols: batch.universe().symbols().to_vec(),
+                    dates: Vec::new(),
+                    equity: Vec::new(),
+                    fills: Vec::new(),
+                    weights: Vec::new(),
+                };
+                batch.simulate(momentum_combo_at(grid, id), &mut trace);
+                Ok(trace)
+            }
+        }
+    }
+}
+
+/// One fill of a traced backtest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracedFill {
+    /// Day of the fill (at the 14:30 UTC open).
+    pub day: Date,
+    /// Asset index into [`Trace::symbols`].
+    pub asset: usize,
+    /// Signed share quantity.
+    pub quantity: f64,
+    /// Fill price.
+    pub price: f64,
+    /// Fees charged.
+    pub commission: f64,
+}
+
+/// A recorded backtest: what a tearsheet is made from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trace {
+    /// Asset names.
+    pub symbols: Vec<String>,
+    /// Dates of the equity rows.
+    pub dates: Vec<Date>,
+    /// Equity per row.
+    pub equity: Vec<f64>,
+    /// Fills in execution order (empty where the strategy does not report them).
+    pub fills: Vec<TracedFill>,
+    /// Target weights per asset set at each rebalance.
+    pub weights: Vec<(Date, Vec<f64>)>,
+}
+
+impl Recorder for Trace {
+    fn equity(&mut self, day: Date, equity: f64) {
+        self.dates.push(day);
+        self.equity.push(equity);
+    }
+
+    fn fill(&mut self, day: Date, asset: usize, quantity: f64, price: f64, commission: f64) {
+        self.fills.push(TracedFill { day, asset, quantity, price, commission });
+    }
+
+    fn weights(&mut self, day: Date, weights: &[f64]) {
+        self.weights.push((day, weights.to_vec()));
     }
 }
 
@@ -157,14 +330,41 @@ impl ChunkEvaluator for SmaEvaluator<'_> {
         self.metrics.resize(self.combos.len(), Metrics::default());
         self.batch.evaluate(&self.config, &self.combos, &mut self.metrics).map_err(|e| e.to_string())?;
         for ((id, combo), metrics) in ids.zip(&self.combos).zip(&self.metrics) {
-            rows.row(id, &[ParamValue::Int(combo.fast.into()), ParamValue::Int(combo.slow.into())], metrics);
+            rows.row(id, &[ParamValue::Int(combo.fast.into()), ParamValue::Int(combo.slow.into())], metrics, &[]);
         }
         Ok(())
     }
 }
 
+struct MomentumEvaluator<'a> {
+    batch: MomentumBatch,
+    grid: &'a Grid,
+    combos: Vec<MomentumCombo>,
+    outcomes: Vec<MomentumOutcome>,
+}
+
+impl ChunkEvaluator for MomentumEvaluator<'_> {
+    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter) -> Result<(), String> {
+        self.combos.clear();
+        self.combos.extend(ids.clone().map(|id| momentum_combo_at(self.grid, id)));
+        self.outcomes.clear();
+        self.outcomes.resize(self.combos.len(), MomentumOutcome::default());
+        // The batch lives as long as the rank, so each lookback is ranked once per rank.
+        self.batch.evaluate(&self.combos, &mut self.outcomes);
+        for ((id, combo), outcome) in ids.zip(&self.combos).zip(&self.outcomes) {
+            let params = [ParamValue::Int(combo.lookback.into()), ParamValue::Int(combo.top_n.into())];
+            let extras = [Cell::Float(outcome.final_equity), Cell::Count(outcome.rebalances.into())];
+            rows.row(id, &params, &outcome.metrics, &extras);
+        }
+        Ok(())
+    }
+}
+
+fn window(value: ParamValue) -> u32 {
+    value.as_i64().and_then(|i| u32::try_from(i).ok()).expect("the grid checked integer parameters")
+}
+
 fn sma_combo(values: &[ParamValue]) -> SmaCombo {
-    let window = |v: ParamValue| v.as_i64().and_then(|i| u32::try_from(i).ok()).expect("grid checked the window");
     SmaCombo { fast: window(values[0]), slow: window(values[1]) }
 }
 
@@ -172,6 +372,12 @@ fn sma_combo_at(grid: &Grid, id: u64) -> SmaCombo {
     let mut values = [ParamValue::Int(0); 2];
     grid.combo(id, &mut values);
     sma_combo(&values)
+}
+
+fn momentum_combo_at(grid: &Grid, id: u64) -> MomentumCombo {
+    let mut values = [ParamValue::Int(0); 2];
+    grid.combo(id, &mut values);
+    MomentumCombo { lookback: window(values[0]), top_n: window(values[1]) }
 }
 
 fn sma_max_window(grid: &Grid) -> u32 {
@@ -192,4 +398,46 @@ fn single_asset<'a>(data: &'a PriceSet, symbol: Option<&str>) -> Result<&'a Asse
             data.symbols().join(", ")
         )),
     }
+}
+
+/// `stats = "standard" | "qstrader"` (the `--stats` flag sets it).
+fn convention(table: &toml::Table, default: Convention) -> Result<Convention, String> {
+    match table.get("stats") {
+        None => Ok(default),
+        Some(v) => v
+            .as_str()
+            .and_then(Convention::from_name)
+            .ok_or_else(|| format!("[strategy] stats: expected \"standard\" or \"qstrader\", got {v}")),
+    }
+}
+
+fn number(table: &toml::Table, key: &str, default: f64) -> Result<f64, String> {
+    match table.get(key) {
+        None => Ok(default),
+        Some(toml::Value::Float(f)) => Ok(*f),
+        Some(toml::Value::Integer(i)) => Ok(*i as f64),
+        Some(v) => Err(format!("[strategy] {key}: expected a number, got {v}")),
+    }
+}
+
+fn fraction(table: &toml::Table, key: &str, default: f64) -> Result<f64, String> {
+    let value = number(table, key, default)?;
+    if (0.0..1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("[strategy] {key}: expected a fraction in [0, 1) such as 0.001, got {value}"))
+    }
+}
+
+/// A date written as `"YYYY-MM-DD"` or as a TOML date.
+fn date(table: &toml::Table, key: &str) -> Result<Option<Date>, String> {
+    let Some(value) = table.get(key) else { return Ok(None) };
+    let text = match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => return Err(format!("[strategy] {key}: expected a date like \"2009-01-01\", got {other}")),
+    };
+    Date::parse_iso(&text)
+        .map(Some)
+        .ok_or_else(|| format!("[strategy] {key}: `{text}` is not a date (expected YYYY-MM-DD)"))
 }

@@ -45,7 +45,7 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
     let spec = Spec::parse("(spec from launcher)", &spec_text, Path::new("/"), &[]).map_err(|e| e.to_string())?;
     let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| e.to_string())?;
     let mut evaluator = spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid)?;
-    let mut rows = RowWriter::new(format, spec.grid.names());
+    let mut rows = RowWriter::new(format, spec.grid.names(), spec.strategy.extra_columns());
     let delay = std::env::var(CHUNK_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
     let lost = |e: io::Error| format!("launcher connection lost: {e}");
     FromRank::Ready.write(output).map_err(lost)?;

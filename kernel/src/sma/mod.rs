@@ -17,7 +17,7 @@
 
 pub mod reference;
 
-use crate::metrics::{Metrics, StandardStats};
+use crate::metrics::{Convention, EquityStats, Metrics, QstraderStats, StandardStats};
 use crate::prices::AssetSeries;
 use std::fmt;
 
@@ -48,6 +48,8 @@ pub struct SmaConfig {
     pub fill: Fill,
     /// Fraction of traded value charged on every fill.
     pub fee: f64,
+    /// Statistics convention of the metrics.
+    pub convention: Convention,
 }
 
 /// One (fast, slow) window pair, in bars.
@@ -166,14 +168,22 @@ impl<'a> SmaBatch<'a> {
         };
         for (combo, slot) in combos.iter().zip(out.iter_mut()) {
             self.check_combo(*combo).unwrap_or_else(|e| panic!("unchecked combo {combo:?}: {e}"));
-            *slot = match (config.direction, config.fill) {
-                (Direction::Long, Fill::Open) => self.run::<false, true>(*combo, open, config.fee),
-                (Direction::Long, Fill::Close) => self.run::<false, false>(*combo, open, config.fee),
-                (Direction::LongShort, Fill::Open) => self.run::<true, true>(*combo, open, config.fee),
-                (Direction::LongShort, Fill::Close) => self.run::<true, false>(*combo, open, config.fee),
+            *slot = match config.convention {
+                Convention::Standard => self.run_variant(config, *combo, open, StandardStats::new(1.0)),
+                Convention::Qstrader => self.run_variant(config, *combo, open, QstraderStats::new(1.0)),
             };
         }
         Ok(())
+    }
+
+    #[inline(always)]
+    fn run_variant<S: EquityStats>(&self, config: &SmaConfig, combo: SmaCombo, fill: &[f64], stats: S) -> Metrics {
+        match (config.direction, config.fill) {
+            (Direction::Long, Fill::Open) => self.run::<S, false, true>(combo, fill, config.fee, stats),
+            (Direction::Long, Fill::Close) => self.run::<S, false, false>(combo, fill, config.fee, stats),
+            (Direction::LongShort, Fill::Open) => self.run::<S, true, true>(combo, fill, config.fee, stats),
+            (Direction::LongShort, Fill::Close) => self.run::<S, true, false>(combo, fill, config.fee, stats),
+        }
     }
 
     /// Whether the fast SMA is strictly above the slow SMA at the close of bar `t`
@@ -188,16 +198,16 @@ impl<'a> SmaBatch<'a> {
 
     /// One combo's simulation; `fill_price` is the open (fill at next open) or the close.
     #[inline(always)]
-    fn run<const LONG_SHORT: bool, const FILL_OPEN: bool>(
+    fn run<S: EquityStats, const LONG_SHORT: bool, const FILL_OPEN: bool>(
         &self,
         combo: SmaCombo,
         fill_price: &[f64],
         fee: f64,
+        mut stats: S,
     ) -> Metrics {
         let close = self.close;
         let bars = close.len();
         let mut account = Account { cash: 1.0, shares: 0.0, position: 0, trades: 0 };
-        let mut stats = StandardStats::new();
         // Before the slow SMA exists the target is 0: equity stays 1.0, every return is 0.
         let first_signal = combo.slow as usize - 1;
         stats.push_flat(first_signal.saturating_sub(1) as u32);

@@ -2,7 +2,7 @@
 //! two-pass statistics. Slow and obvious on purpose; the batch kernel is tested against it.
 
 use super::{Account, Direction, Fill, SmaCombo, SmaConfig};
-use crate::metrics::{standard_metrics_of_curve, Metrics};
+use crate::metrics::{qstrader_metrics_of_curve, standard_metrics_of_curve, Convention, Metrics};
 
 /// Simulates one combo bar by bar and returns its equity curve (starting at 1.0) and trades.
 ///
@@ -51,8 +51,11 @@ pub fn equity_curve(
     (equity, account.trades)
 }
 
-/// The `standard` metrics of one combo, computed the slow way.
+/// The metrics of one combo, computed the slow way.
 pub fn evaluate_one(open: &[f64], close: &[f64], close_ticks: &[i64], config: &SmaConfig, combo: SmaCombo) -> Metrics {
     let (equity, trades) = equity_curve(open, close, close_ticks, config, combo);
-    standard_metrics_of_curve(&equity, trades)
+    match config.convention {
+        Convention::Standard => standard_metrics_of_curve(&equity, trades),
+        Convention::Qstrader => qstrader_metrics_of_curve(&equity, trades),
+    }
 }

@@ -1,0 +1,457 @@
+//! `momentum_taa`: QSTrader 0.3.0's momentum tactical asset allocation, reproduced exactly.
+//!
+//! Normative description: the project's `reference/qstrader/SEMANTICS.md`. In short:
+//!
+//! * The clock is every Monday..Friday from `start` to `end` (no holiday calendar). A day
+//!   without a data row prices at the previous row's (adjusted) close.
+//! * Each day: at the open, queued orders fill at the open price, sells before buys, each
+//!   group in sorted symbol order; at the close, positions are marked, the momentum buffers
+//!   take the close, and on the last weekday of a month (from `burn_in` on) the strategy
+//!   ranks assets by momentum over `lookback` sim days, gives the `top_n` best `1/top_n`
+//!   each, and sizes whole-share orders on the close with a cash buffer. Equity rows are
+//!   recorded from `burn_in` on.
+//! * Equity is summed in position-insertion order, cash last, and every fill does
+//!   `cash -= price*qty + commission`, as QSTrader does, so curves match bit for bit.
+//!
+//! A [`MomentumBatch`] computes each lookback's rankings once and reuses them for every
+//! `top_n`; the daily price grid of the [`Universe`] is shared by all combos.
+
+use crate::date::Date;
+use crate::metrics::{Convention, EquityStats, Metrics, QstraderStats, StandardStats};
+use crate::prices::PriceSet;
+use std::collections::HashMap;
+use std::fmt;
+
+/// The fixed settings of a momentum sweep (QSTrader's names and defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MomentumConfig {
+    /// First sim day (the backtest's `start_dt` date).
+    pub start: Date,
+    /// First day whose close may rebalance and is recorded in the equity curve.
+    pub burn_in: Date,
+    /// Last sim day.
+    pub end: Date,
+    /// Starting cash (QSTrader default 1e6).
+    pub initial_cash: f64,
+    /// `PercentFeeModel` commission as a fraction of the rounded consideration.
+    pub commission_pct: f64,
+    /// `PercentFeeModel` tax as a fraction of the rounded consideration.
+    pub tax_pct: f64,
+    /// Fraction of equity kept in cash when sizing (QSTrader default 0.01).
+    pub cash_buffer: f64,
+    /// Statistics convention of the metrics.
+    pub convention: Convention,
+}
+
+/// One (lookback, top_n) pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MomentumCombo {
+    /// Momentum lookback in sim days.
+    pub lookback: u32,
+    /// Number of assets held.
+    pub top_n: u32,
+}
+
+/// Results of one momentum backtest.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MomentumOutcome {
+    /// The statistics (`trades` = number of fills, QSTrader's transactions).
+    pub metrics: Metrics,
+    /// Equity at the last sim day's close.
+    pub final_equity: f64,
+    /// Rebalance events at or after the burn-in.
+    pub rebalances: u32,
+    /// Equity rows recorded (sim days from the burn-in on).
+    pub equity_points: u32,
+}
+
+/// Why a universe cannot be built.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MomentumError {
+    /// `start` is before an asset's first data row (QSTrader would read the file's last price).
+    StartBeforeData {
+        /// The asset.
+        symbol: String,
+        /// Its first row.
+        first: Date,
+        /// The requested start.
+        start: Date,
+    },
+    /// The dates are not `start <= burn_in <= end` with at least one weekday.
+    BadDates(String),
+    /// The data has no assets, or more than 65,535.
+    BadUniverse(String),
+    /// A money setting is out of range.
+    BadSetting(String),
+}
+
+impl fmt::Display for MomentumError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MomentumError::StartBeforeData { symbol, first, start } => write!(
+                f,
+                "start {start} is before {symbol}'s first data row ({first}); QSTrader would silently \
+                 price those days with the file's last price, so start on or after {first}"
+            ),
+            MomentumError::BadDates(m) | MomentumError::BadUniverse(m) | MomentumError::BadSetting(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for MomentumError {}
+
+/// The universe on the simulation clock: one open and one close price per sim day and asset.
+#[derive(Clone, Debug)]
+pub struct Universe {
+    symbols: Vec<String>,
+    days: Vec<Date>,
+    assets: usize,
+    /// Price at 14:30 of each sim day, `[day * assets + asset]`.
+    open: Vec<f64>,
+    /// Price at 21:00 of each sim day.
+    close: Vec<f64>,
+    /// Last weekday of its calendar month (within start..=end).
+    month_end: Vec<bool>,
+    /// Index of the first sim day on or after the burn-in.
+    first_recorded: usize,
+    /// Asset indices in sorted symbol order (QSTrader's order for sizing and orders).
+    sorted: Vec<u16>,
+}
+
+impl Universe {
+    /// Lays `prices` on the Mon..Fri clock of `config`. Closes-only data fills at the close
+    /// (the open of a day is its close, as in a QSTrader file with Open = Close).
+    pub fn new(prices: &PriceSet, config: &MomentumConfig) -> Result<Universe, MomentumError> {
+        let assets = prices.assets.len();
+        if assets == 0 || assets > usize::from(u16::MAX) {
+            return Err(MomentumError::BadUniverse(format!("momentum_taa needs 1..=65535 assets, got {assets}")));
+        }
+        if config.start > config.end {
+            return Err(MomentumError::BadDates(format!("start {} is after end {}", config.start, config.end)));
+        }
+        if config.burn_in < config.start || config.burn_in > config.end {
+            return Err(MomentumError::BadDates(format!(
+                "burn_in {} must be between start {} and end {}",
+                config.burn_in, config.start, config.end
+            )));
+        }
+        for asset in &prices.assets {
+            let first = asset.dates[0];
+            if config.start < first {
+                return Err(MomentumError::StartBeforeData {
+                    symbol: asset.symbol.clone(),
+                    first,
+                    start: config.start,
+                });
+            }
+        }
+        let mut days = Vec::new();
+        let mut day = config.start;
+        while day <= config.end {
+            if day.is_weekday() {
+                days.push(day);
+            }
+            day = day.succ();
+        }
+        if days.is_empty() {
+            return Err(MomentumError::BadDates(format!("no weekday between {} and {}", config.start, config.end)));
+        }
+        let mut open = vec![0.0; days.len() * assets];
+        let mut close = vec![0.0; days.len() * assets];
+        for (a, asset) in prices.assets.iter().enumerate() {
+            let asset_open = asset.open.as_deref().unwrap_or(&asset.close);
+            let mut row = 0usize;
+            for (d, &day) in days.iter().enumerate() {
+                while row + 1 < asset.dates.len() && asset.dates[row + 1] <= day {
+                    row += 1;
+                }
+                // `start >= first row` was checked, so `dates[row] <= day` holds.
+                let (o, c) = if asset.dates[row] == day {
+                    (asset_open[row], asset.close[row])
+                } else {
+                    (asset.close[row], asset.close[row])
+                };
+                open[d * assets + a] = o;
+                close[d * assets + a] = c;
+            }
+        }
+        let month_end = (0..days.len())
+            .map(|d| {
+                let (year, month, _) = days[d].ymd();
+                let mut next = days[d].succ();
+                while !next.is_weekday() {
+                    next = next.succ();
+                }
+                // The last weekday of the month, even when it is past the data or a holiday.
+                let (next_year, next_month, _) = next.ymd();
+                (next_year, next_month) != (year, month)
+            })
+            .collect();
+        let first_recorded = days.iter().position(|&d| d >= config.burn_in).unwrap_or(days.len());
+        let mut sorted: Vec<u16> = (0..assets as u16).collect();
+        sorted.sort_by(|&x, &y| prices.assets[x as usize].symbol.cmp(&prices.assets[y as usize].symbol));
+        Ok(Universe {
+            symbols: prices.assets.iter().map(|a| a.symbol.clone()).collect(),
+            days,
+            assets,
+            open,
+            close,
+            month_end,
+            first_recorded,
+            sorted,
+        })
+    }
+
+    /// The sim days.
+    pub fn days(&self) -> &[Date] {
+        &self.days
+    }
+
+    /// Asset names in universe order (the momentum tie-break order).
+    pub fn symbols(&self) -> &[String] {
+        &self.symbols
+    }
+
+    /// Momentum ranking (asset indices, best first; ties keep universe order) at the close
+    /// of sim day `day` over the last `lookback + 1` closes, or `None` while warming up.
+    ///
+    /// QSTrader's momentum is `cumprod(1 + pct_change)[-1] - 1` over the buffer, which is
+    /// `P_last / P_first - 1` up to ~3·lookback rounding errors. The ranking sorts by that
+    /// O(1) ratio and falls back to QSTrader's exact O(lookback) product only when two
+    /// assets come within 1e-10 of each other, where rounding could decide the order.
+    fn ranking(&self, day: usize, lookback: u32) -> Option<Vec<u16>> {
+        let warmup = day + 1;
+        if warmup < lookback as usize {
+            return None;
+        }
+        let first = warmup.saturating_sub(lookback as usize + 1);
+        let close_at = |d: usize, a: usize| self.close[d * self.assets + a];
+        let mut scored: Vec<(u16, f64)> =
+            (0..self.assets).map(|a| (a as u16, close_at(day, a) / close_at(first, a))).collect();
+        scored.sort_by(|x, y| y.1.total_cmp(&x.1));
+        let separated = first < day && scored.windows(2).all(|w| w[0].1 - w[1].1 > 1e-10 * w[0].1.abs());
+        if !separated {
+            scored = (0..self.assets).map(|a| (a as u16, self.exact_momentum(first, day, a))).collect();
+            // Stable, descending: equal momenta keep universe order (Python's sorted(reverse=True)).
+            scored.sort_by(|x, y| y.1.total_cmp(&x.1));
+        }
+        Some(scored.into_iter().map(|(a, _)| a).collect())
+    }
+
+    /// QSTrader's momentum of `asset` over the closes of sim days `first..=day`, in pandas'
+    /// operation order: `r_k = P_k / P_{k-1} - 1`, then `cumprod(1 + r)[-1] - 1`.
+    fn exact_momentum(&self, first: usize, day: usize, asset: usize) -> f64 {
+        let mut growth = None::<f64>;
+        let mut previous = self.close[first * self.assets + asset];
+        for d in first + 1..=day {
+            let price = self.close[d * self.assets + asset];
+            let r = price / previous - 1.0;
+            growth = Some(growth.map_or(1.0 + r, |g| g * (1.0 + r)));
+            previous = price;
+        }
+        growth.map_or(0.0, |g| g - 1.0)
+    }
+}
+
+/// Receives the details of a simulation (for tearsheets); the sweep uses [`NoRecord`].
+pub trait Recorder {
+    /// One equity row.
+    fn equity(&mut self, day: Date, equity: f64);
+    /// One fill at the open of `day`.
+    fn fill(&mut self, day: Date, asset: usize, quantity: f64, price: f64, commission: f64);
+    /// Target weights (by asset index) set at the close of `day`.
+    fn weights(&mut self, day: Date, weights: &[f64]);
+}
+
+/// A [`Recorder`] that keeps nothing.
+pub struct NoRecord;
+
+impl Recorder for NoRecord {
+    #[inline(always)]
+    fn equity(&mut self, _: Date, _: f64) {}
+    #[inline(always)]
+    fn fill(&mut self, _: Date, _: usize, _: f64, _: f64, _: f64) {}
+    #[inline(always)]
+    fn weights(&mut self, _: Date, _: &[f64]) {}
+}
+
+/// Evaluates many combos over one universe, computing each lookback's rankings once.
+pub struct MomentumBatch {
+    universe: Universe,
+    config: MomentumConfig,
+    /// Rankings per lookback, indexed by sim day (only rebalance days are filled).
+    rankings: HashMap<u32, Vec<Option<Vec<u16>>>>,
+}
+
+impl MomentumBatch {
+    /// A batch over `universe` (built from the same `config`).
+    pub fn new(universe: Universe, config: MomentumConfig) -> Result<MomentumBatch, MomentumError> {
+        let fraction = |x: f64| x.is_finite() && (0.0..1.0).contains(&x);
+        if !(config.initial_cash.is_finite() && config.initial_cash > 0.0) {
+            return Err(MomentumError::BadSetting(format!("initial_cash must be > 0, got {}", config.initial_cash)));
+        }
+        if !(fraction(config.commission_pct) && fraction(config.tax_pct)) {
+            return Err(MomentumError::BadSetting("fee_pct and tax_pct must be fractions in [0, 1)".into()));
+        }
+        if !fraction(config.cash_buffer) {
+            return Err(MomentumError::BadSetting(format!(
+                "cash_buffer must be in [0, 1), got {}",
+                config.cash_buffer
+            )));
+        }
+        Ok(MomentumBatch { universe, config, rankings: HashMap::new() })
+    }
+
+    /// The universe the batch runs over.
+    pub fn universe(&self) -> &Universe {
+        &self.universe
+    }
+
+    fn rankings_for(&mut self, lookback: u32) -> &[Option<Vec<u16>>] {
+        let universe = &self.universe;
+        self.rankings.entry(lookback).or_insert_with(|| {
+            (0..universe.days.len())
+                .map(|d| {
+                    let rebalances = universe.month_end[d] && d >= universe.first_recorded;
+                    if rebalances {
+                        universe.ranking(d, lookback)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Evaluates `combos` into `out` (one outcome per combo).
+    ///
+    /// # Panics
+    /// If `out.len() != combos.len()` or a combo has `lookback` or `top_n` 0.
+    pub fn evaluate(&mut self, combos: &[MomentumCombo], out: &mut [MomentumOutcome]) {
+        assert_eq!(combos.len(), out.len(), "one output slot per combo");
+        for (combo, slot) in combos.iter().zip(out.iter_mut()) {
+            *slot = self.simulate(*combo, &mut NoRecord);
+        }
+    }
+
+    /// Runs one combo, reporting details to `recorder`.
+    pub fn simulate(&mut self, combo: MomentumCombo, recorder: &mut impl Recorder) -> MomentumOutcome {
+        assert!(combo.lookback > 0 && combo.top_n > 0, "lookback and top_n must be >= 1");
+        let config = self.config;
+        self.rankings_for(combo.lookback);
+        let (universe, rankings) = (&self.universe, &self.rankings[&combo.lookback]);
+        match config.convention {
+            Convention::Standard => run(universe, &config, combo, rankings, recorder, StandardStats::new),
+            Convention::Qstrader => run(universe, &config, combo, rankings, recorder, QstraderStats::new),
+        }
+    }
+}
+
+/// One account: cash plus positions in insertion order (QSTrader's OrderedDict).
+struct Book {
+    cash: f64,
+    positions: Vec<(u16, f64)>,
+}
+
+impl Book {
+    /// `Σ price·qty` in insertion order, then `+ cash`.
+    fn equity(&self, close: &[f64]) -> f64 {
+        let mut market_value = 0.0;
+        for &(asset, quantity) in &self.positions {
+            market_value += close[asset as usize] * quantity;
+        }
+        market_value + self.cash
+    }
+
+    fn held(&self, asset: u16) -> f64 {
+        self.positions.iter().find(|p| p.0 == asset).map_or(0.0, |p| p.1)
+    }
+
+    fn transact(&mut self, asset: u16, quantity: f64) {
+        match self.positions.iter().position(|p| p.0 == asset) {
+            Some(i) => {
+                self.positions[i].1 += quantity;
+                if self.positions[i].1 == 0.0 {
+                    self.positions.remove(i);
+                }
+            }
+            None => self.positions.push((asset, quantity)),
+        }
+    }
+}
+
+fn run<S: EquityStats>(
+    universe: &Universe,
+    config: &MomentumConfig,
+    combo: MomentumCombo,
+    rankings: &[Option<Vec<u16>>],
+    recorder: &mut impl Recorder,
+    new_stats: fn(f64) -> S,
+) -> MomentumOutcome {
+    let n = universe.assets;
+    let mut book = Book { cash: config.initial_cash, positions: Vec::with_capacity(combo.top_n as usize + 1) };
+    let mut queued: Vec<(u16, f64)> = Vec::with_capacity(n);
+    let mut weights = vec![0.0f64; n];
+    let mut stats: Option<S> = None;
+    let (mut fills, mut rebalances, mut points) = (0u32, 0u32, 0u32);
+    let mut equity = config.initial_cash;
+    for (d, &day) in universe.days.iter().enumerate() {
+        // 14:30: queued orders fill at the open, sells first (stable: sorted symbol order within).
+        if !queued.is_empty() {
+            let open = &universe.open[d * n..(d + 1) * n];
+            for pass_sells in [true, false] {
+                for &(asset, quantity) in queued.iter().filter(|o| (o.1 < 0.0) == pass_sells) {
+                    let price = open[asset as usize];
+                    let consideration = (price * quantity).round_ties_even().abs();
+                    let commission = config.commission_pct * consideration + config.tax_pct * consideration;
+                    book.cash -= price * quantity + commission;
+                    book.transact(asset, quantity);
+                    fills += 1;
+                    recorder.fill(day, asset as usize, quantity, price, commission);
+                }
+            }
+            queued.clear();
+        }
+        // 21:00: mark, maybe rebalance, record.
+        let close = &universe.close[d * n..(d + 1) * n];
+        if let Some(ranking) = rankings.get(d).filter(|_| universe.month_end[d] && d >= universe.first_recorded) {
+            rebalances += 1;
+            weights.iter_mut().for_each(|w| *w = 0.0);
+            if let Some(ranking) = ranking {
+                for &asset in ranking.iter().take(combo.top_n as usize) {
+                    weights[asset as usize] = 1.0 / f64::from(combo.top_n);
+                }
+            }
+            let mut total = 0.0;
+            for &asset in &universe.sorted {
+                total += weights[asset as usize];
+            }
+            // np.isclose(total, 0): all-zero weights are used as they are (sell everything).
+            if total.abs() > 1e-8 {
+                weights.iter_mut().for_each(|w| *w /= total);
+            }
+            recorder.weights(day, &weights);
+            let buffered_equity = book.equity(close) * (1.0 - config.cash_buffer);
+            for &asset in &universe.sorted {
+                let dollars = buffered_equity * weights[asset as usize];
+                let estimated_cost = config.commission_pct * dollars.abs() + config.tax_pct * dollars.abs();
+                let target = ((dollars - estimated_cost) / close[asset as usize]).floor();
+                let delta = target - book.held(asset);
+                if delta != 0.0 {
+                    queued.push((asset, delta));
+                }
+            }
+        }
+        if d >= universe.first_recorded {
+            equity = book.equity(close);
+            points += 1;
+            match stats.as_mut() {
+                Some(s) => s.push(equity),
+                None => stats = Some(new_stats(equity)),
+            }
+            recorder.equity(day, equity);
+        }
+    }
+    let metrics = stats.map(|s| s.finish(fills)).unwrap_or_default();
+    MomentumOutcome { metrics, final_equity: equity, rebalances, equity_points: points }
+}
