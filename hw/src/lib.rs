@@ -4,6 +4,7 @@
 //! # Scope
 //!
 //! * [`topology`]: usable and online CPUs, pinning a process to one CPU.
+//! * [`process`]: children that die with their launcher, exclusive file locks.
 //! * [`thermal`]: thermal zones, cooling devices (e.g. the Pi's `gpio-fan`)
 //!   and cpufreq clocks, read from sysfs.
 //!
@@ -31,6 +32,7 @@
 #![warn(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
 mod error;
+pub mod process;
 pub mod thermal;
 pub mod topology;
 

@@ -21,6 +21,15 @@ pub(crate) fn pin_current_process(_cpu: usize) -> Result<(), Error> {
     Err(Error::Unsupported("pinning a process to a CPU"))
 }
 
+pub(crate) fn die_with_parent(_parent: u32) -> std::io::Result<()> {
+    // Without a parent-death signal the rank still exits when its input pipe closes.
+    Ok(())
+}
+
+pub(crate) fn try_lock_exclusive(_file: &std::fs::File) -> Result<bool, Error> {
+    Err(Error::Unsupported("locking a file"))
+}
+
 pub(crate) fn thermal_zones(_sys_root: &Path) -> Result<Vec<ThermalZone>, Error> {
     Err(Error::Unsupported("reading thermal zones from sysfs"))
 }
@@ -47,11 +56,14 @@ mod tests {
             thermal_zones(root).unwrap_err(),
             cooling_devices(root).unwrap_err(),
             cpu_freqs(root).unwrap_err(),
+            try_lock_exclusive(&std::fs::File::open("/dev/null").unwrap()).unwrap_err(),
         ];
         for err in errors {
             assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
             assert!(err.to_string().ends_with("is not supported on this platform"), "{err}");
         }
         const { assert!(!IS_SUPPORTED) };
+        // No parent-death signal here: a no-op the launcher can always call.
+        assert!(die_with_parent(std::process::id()).is_ok());
     }
 }

@@ -66,9 +66,12 @@ impl Convention {
     }
 }
 
-/// A streaming statistics accumulator over an equity path: constructed with the first
-/// row's equity, then fed every following row.
-pub trait EquityStats {
+/// A streaming statistics accumulator over an equity path: [`EquityStats::reset`] with the
+/// first row's equity, then fed every following row. One accumulator serves many combos
+/// in turn, so buffers are allocated once per batch, not per combo.
+pub trait EquityStats: Default {
+    /// Starts a new path whose first row has equity `initial`.
+    fn reset(&mut self, initial: f64);
     /// Adds `count` rows on which equity stayed exactly where it was.
     fn push_flat(&mut self, count: u32);
     /// Adds the next row's equity.
@@ -119,6 +122,10 @@ impl StandardStats {
 }
 
 impl EquityStats for StandardStats {
+    fn reset(&mut self, initial: f64) {
+        *self = StandardStats::new(initial);
+    }
+
     #[inline]
     fn push_flat(&mut self, count: u32) {
         self.returns += count;
@@ -173,12 +180,14 @@ impl EquityStats for StandardStats {
 
 /// Streaming accumulator of the `qstrader` statistics (QSTrader 0.3.0's `JSONStatistics`).
 ///
-/// QSTrader's cumulative returns are `C_t = exp(L_t)` with `L_t = cumsum(log(1 + R))`. The
-/// accumulator keeps `L_t` exactly (same operation order) but avoids an `exp` per row:
-/// `exp` is monotonic, so `C_t` is at its high-water mark when `L_t` is, and the drawdown
-/// is non-zero for sure when `L_t` is more than 1e-13 below its maximum; only closer
-/// cases evaluate both `exp`s and compare them exactly, as QSTrader does.
-#[derive(Clone, Copy, Debug)]
+/// QSTrader's cumulative returns are `C_t = exp(L_t)` with `L_t = cumsum(log(1 + R))`, and
+/// its drawdown duration counts rows with `(hwm - C_t) / hwm != 0`, an exact comparison.
+/// Taking a `log` per row is the costliest part of a momentum backtest, so the accumulator
+/// decides from equity ratios, which agree with `C_t / C_peak` to ~1e-12, and replays the
+/// exact `log` sums (from the stored returns, in QSTrader's order) only when a row comes
+/// within 1e-10 of the high-water mark, where rounding can decide the answer. A zero
+/// return leaves `C_t` unchanged exactly and needs neither.
+#[derive(Clone, Debug, Default)]
 pub struct QstraderStats {
     initial: f64,
     equity: f64,
@@ -191,37 +200,33 @@ pub struct QstraderStats {
     negative_shift: f64,
     negative_sum: f64,
     negative_sum_sq: f64,
-    log_growth: f64,
-    /// Largest `L_t` over rows 1.. (QSTrader's high-water mark ignores row 0).
-    max_log_growth: f64,
-    /// The deepest drawdown's (`L` at the peak, `L` at the trough).
+    /// `R_1, R_2, ...` (row t's return at index t-1), for exact replays of `L_t`.
+    returns: Vec<f64>,
+    /// `L` summed exactly through row `exact_row`.
+    exact_log: f64,
+    exact_row: usize,
+    /// The high-water mark: its row (>= 1), equity, and exact `L` once replayed.
+    peak_row: usize,
+    peak_equity: f64,
+    peak_log: Option<f64>,
+    /// Deepest drawdown seen, as (peak equity, trough equity).
     deepest: (f64, f64),
     drawdown_run: u32,
     longest_drawdown_run: u32,
+    /// Equity went to or below zero: `log(1 + R)` is NaN from there on in QSTrader, so
+    /// every later row is "in drawdown" and CAGR and max drawdown are NaN.
+    crossed_zero: bool,
 }
 
-/// Below this log gap a drawdown might round to zero, so `exp` decides.
-const NEAR_PEAK_LOG_GAP: f64 = 1e-13;
+/// Within this relative distance of the peak, equity ratios cannot settle `C_t < hwm`.
+const NEAR_PEAK: f64 = 1e-10;
 
 impl QstraderStats {
     /// A path whose first row (R_0 = 0, C_0 = 1) has equity `initial`.
     pub fn new(initial: f64) -> QstraderStats {
-        QstraderStats {
-            initial,
-            equity: initial,
-            rows: 1,
-            sum: 0.0,
-            sum_sq: 0.0,
-            negatives: 0,
-            negative_shift: 0.0,
-            negative_sum: 0.0,
-            negative_sum_sq: 0.0,
-            log_growth: 0.0,
-            max_log_growth: f64::NEG_INFINITY,
-            deepest: (0.0, 0.0),
-            drawdown_run: 0,
-            longest_drawdown_run: 0,
-        }
+        let mut stats = QstraderStats::default();
+        stats.reset(initial);
+        stats
     }
 
     /// Mean of the N returns (R_0 = 0 included).
@@ -237,16 +242,51 @@ impl QstraderStats {
         (if variance < 0.0 { 0.0 } else { variance }).sqrt()
     }
 
-    /// Whether `C_t = exp(L_t)` is below the high-water mark `exp(L_max)`, exactly.
-    #[inline]
-    fn below_peak(&self) -> bool {
-        let gap = self.max_log_growth - self.log_growth;
-        // NaN (equity crossed zero) compares unequal in QSTrader's `DD != 0` test too.
-        gap.is_nan() || gap > NEAR_PEAK_LOG_GAP || (gap > 0.0 && self.log_growth.exp() < self.max_log_growth.exp())
+    /// Brings the exact `L` up to the current row (recording the peak's `L` on the way).
+    fn replay_logs(&mut self) {
+        let last = self.rows as usize - 1;
+        while self.exact_row < last {
+            self.exact_row += 1;
+            let r = self.returns[self.exact_row - 1];
+            if r != 0.0 {
+                self.exact_log += (1.0 + r).ln();
+            }
+            if self.exact_row == self.peak_row {
+                self.peak_log = Some(self.exact_log);
+            }
+        }
+    }
+
+    fn new_peak(&mut self, row: usize, equity: f64, log: Option<f64>) {
+        self.peak_row = row;
+        self.peak_equity = equity;
+        self.peak_log = log;
+        self.drawdown_run = 0;
+    }
+
+    fn below_peak(&mut self, equity: f64) {
+        if 1.0 - equity / self.peak_equity > 1.0 - self.deepest.1 / self.deepest.0 {
+            self.deepest = (self.peak_equity, equity);
+        }
+        self.drawdown_run += 1;
+        self.longest_drawdown_run = self.longest_drawdown_run.max(self.drawdown_run);
     }
 }
 
 impl EquityStats for QstraderStats {
+    fn reset(&mut self, initial: f64) {
+        let mut returns = std::mem::take(&mut self.returns);
+        returns.clear();
+        *self = QstraderStats {
+            initial,
+            equity: initial,
+            rows: 1,
+            returns,
+            deepest: (1.0, 1.0),
+            ..QstraderStats::default()
+        };
+    }
+
     fn push_flat(&mut self, count: u32) {
         for _ in 0..count {
             self.push(self.equity);
@@ -258,6 +298,7 @@ impl EquityStats for QstraderStats {
         let r = equity / self.equity - 1.0;
         self.equity = equity;
         self.rows += 1;
+        self.returns.push(r);
         self.sum += r;
         self.sum_sq += r * r;
         if r < 0.0 {
@@ -269,21 +310,40 @@ impl EquityStats for QstraderStats {
             self.negative_sum += d;
             self.negative_sum_sq += d * d;
         }
-        // L_t = cumsum(log(1 + R)) in QSTrader's order; log(1) = 0 exactly.
-        if r != 0.0 {
-            self.log_growth += (1.0 + r).ln();
+        if (1.0 + r).is_nan() || 1.0 + r <= 0.0 {
+            self.crossed_zero = true;
         }
-        if self.log_growth >= self.max_log_growth {
-            self.max_log_growth = self.log_growth;
-            self.drawdown_run = 0;
-        } else if self.below_peak() {
-            if self.max_log_growth - self.log_growth > self.deepest.0 - self.deepest.1 {
-                self.deepest = (self.max_log_growth, self.log_growth);
-            }
+        if self.crossed_zero {
             self.drawdown_run += 1;
             self.longest_drawdown_run = self.longest_drawdown_run.max(self.drawdown_run);
+            return;
+        }
+        let row = self.rows as usize - 1;
+        if row == 1 {
+            // QSTrader's high-water mark starts at row 1 (hwm_0 = 0).
+            self.new_peak(1, equity, None);
+            return;
+        }
+        if r == 0.0 {
+            // C_t == C_{t-1} exactly: the drawdown (zero or not) carries on.
+            if self.drawdown_run > 0 {
+                self.below_peak(equity);
+            }
+            return;
+        }
+        let gap = equity / self.peak_equity - 1.0;
+        if gap > NEAR_PEAK {
+            self.new_peak(row, equity, None);
+        } else if gap < -NEAR_PEAK {
+            self.below_peak(equity);
         } else {
-            self.drawdown_run = 0;
+            self.replay_logs();
+            let peak_log = self.peak_log.expect("replay passes the peak row");
+            if self.exact_log.exp() >= peak_log.exp() {
+                self.new_peak(row, equity, Some(self.exact_log));
+            } else {
+                self.below_peak(equity);
+            }
         }
     }
 
@@ -299,14 +359,20 @@ impl EquityStats for QstraderStats {
             let variance = (self.negative_sum_sq - self.negative_sum * (self.negative_sum / k)) / k;
             (if variance < 0.0 { 0.0 } else { variance }).sqrt()
         };
-        let (peak, trough) = (self.deepest.0.exp(), self.deepest.1.exp());
+        // C_N and the deepest drawdown from equity ratios (within ~1e-12 of exp(L)).
+        let growth = self.equity / self.initial;
+        let (cagr, max_drawdown) = if self.crossed_zero {
+            (f64::NAN, f64::NAN)
+        } else {
+            (growth.powf(1.0 / (n / PERIODS_PER_YEAR)) - 1.0, 1.0 - self.deepest.1 / self.deepest.0)
+        };
         Metrics {
-            total_return: self.equity / self.initial - 1.0,
-            cagr: self.log_growth.exp().powf(1.0 / (n / PERIODS_PER_YEAR)) - 1.0,
+            total_return: growth - 1.0,
+            cagr,
             sharpe: annual * mean / std,
             sortino: annual * mean / downside,
             volatility: std * annual,
-            max_drawdown: (peak - trough) / peak,
+            max_drawdown,
             max_drawdown_duration: self.longest_drawdown_run,
             trades,
         }
@@ -369,7 +435,8 @@ pub fn qstrader_metrics_of_curve(equity: &[f64], trades: u32) -> Metrics {
     for &c in &cumulative[1..] {
         high_water = high_water.max(c);
         let dd = (high_water - c) / high_water;
-        max_dd = max_dd.max(dd);
+        // numpy's max propagates NaN (equity crossed zero, log(1 + R) undefined).
+        max_dd = if max_dd.is_nan() || dd.is_nan() { f64::NAN } else { max_dd.max(dd) };
         run = if dd != 0.0 { run + 1 } else { 0 };
         longest = longest.max(run);
     }

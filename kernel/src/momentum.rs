@@ -329,21 +329,36 @@ impl MomentumBatch {
     /// If `out.len() != combos.len()` or a combo has `lookback` or `top_n` 0.
     pub fn evaluate(&mut self, combos: &[MomentumCombo], out: &mut [MomentumOutcome]) {
         assert_eq!(combos.len(), out.len(), "one output slot per combo");
+        match self.config.convention {
+            Convention::Standard => self.evaluate_with::<StandardStats>(combos, out),
+            Convention::Qstrader => self.evaluate_with::<QstraderStats>(combos, out),
+        }
+    }
+
+    fn evaluate_with<S: EquityStats>(&mut self, combos: &[MomentumCombo], out: &mut [MomentumOutcome]) {
+        let mut stats = S::default();
         for (combo, slot) in combos.iter().zip(out.iter_mut()) {
-            *slot = self.simulate(*combo, &mut NoRecord);
+            *slot = self.run_with(*combo, &mut NoRecord, &mut stats);
         }
     }
 
     /// Runs one combo, reporting details to `recorder`.
     pub fn simulate(&mut self, combo: MomentumCombo, recorder: &mut impl Recorder) -> MomentumOutcome {
-        assert!(combo.lookback > 0 && combo.top_n > 0, "lookback and top_n must be >= 1");
-        let config = self.config;
-        self.rankings_for(combo.lookback);
-        let (universe, rankings) = (&self.universe, &self.rankings[&combo.lookback]);
-        match config.convention {
-            Convention::Standard => run(universe, &config, combo, rankings, recorder, StandardStats::new),
-            Convention::Qstrader => run(universe, &config, combo, rankings, recorder, QstraderStats::new),
+        match self.config.convention {
+            Convention::Standard => self.run_with(combo, recorder, &mut StandardStats::default()),
+            Convention::Qstrader => self.run_with(combo, recorder, &mut QstraderStats::default()),
         }
+    }
+
+    fn run_with<S: EquityStats>(
+        &mut self,
+        combo: MomentumCombo,
+        recorder: &mut impl Recorder,
+        stats: &mut S,
+    ) -> MomentumOutcome {
+        assert!(combo.lookback > 0 && combo.top_n > 0, "lookback and top_n must be >= 1");
+        self.rankings_for(combo.lookback);
+        run(&self.universe, &self.config, combo, &self.rankings[&combo.lookback], recorder, stats)
     }
 }
 
@@ -380,22 +395,38 @@ impl Book {
     }
 }
 
+/// `x.floor()` without a libm call on targets lacking a rounding instruction (baseline
+/// x86-64); exact for |x| < 2^63, which share counts are.
+#[inline(always)]
+fn floor(x: f64) -> f64 {
+    if x.abs() < 9.2e18 {
+        let truncated = x as i64 as f64;
+        if truncated > x {
+            truncated - 1.0
+        } else {
+            truncated
+        }
+    } else {
+        x.floor()
+    }
+}
+
 fn run<S: EquityStats>(
     universe: &Universe,
     config: &MomentumConfig,
     combo: MomentumCombo,
     rankings: &[Option<Vec<u16>>],
     recorder: &mut impl Recorder,
-    new_stats: fn(f64) -> S,
+    stats: &mut S,
 ) -> MomentumOutcome {
     let n = universe.assets;
     let mut book = Book { cash: config.initial_cash, positions: Vec::with_capacity(combo.top_n as usize + 1) };
     let mut queued: Vec<(u16, f64)> = Vec::with_capacity(n);
     let mut weights = vec![0.0f64; n];
-    let mut stats: Option<S> = None;
     let (mut fills, mut rebalances, mut points) = (0u32, 0u32, 0u32);
     let mut equity = config.initial_cash;
-    for (d, &day) in universe.days.iter().enumerate() {
+    // Before the burn-in nothing can happen: no rebalance, so no orders and all cash.
+    for (d, &day) in universe.days.iter().enumerate().skip(universe.first_recorded) {
         // 14:30: queued orders fill at the open, sells first (stable: sorted symbol order within).
         if !queued.is_empty() {
             let open = &universe.open[d * n..(d + 1) * n];
@@ -435,7 +466,7 @@ fn run<S: EquityStats>(
             for &asset in &universe.sorted {
                 let dollars = buffered_equity * weights[asset as usize];
                 let estimated_cost = config.commission_pct * dollars.abs() + config.tax_pct * dollars.abs();
-                let target = ((dollars - estimated_cost) / close[asset as usize]).floor();
+                let target = floor((dollars - estimated_cost) / close[asset as usize]);
                 let delta = target - book.held(asset);
                 if delta != 0.0 {
                     queued.push((asset, delta));
@@ -445,13 +476,14 @@ fn run<S: EquityStats>(
         if d >= universe.first_recorded {
             equity = book.equity(close);
             points += 1;
-            match stats.as_mut() {
-                Some(s) => s.push(equity),
-                None => stats = Some(new_stats(equity)),
+            if points == 1 {
+                stats.reset(equity);
+            } else {
+                stats.push(equity);
             }
             recorder.equity(day, equity);
         }
     }
-    let metrics = stats.map(|s| s.finish(fills)).unwrap_or_default();
+    let metrics = if points > 0 { stats.finish(fills) } else { Metrics::default() };
     MomentumOutcome { metrics, final_equity: equity, rebalances, equity_points: points }
 }

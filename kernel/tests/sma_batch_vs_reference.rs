@@ -94,17 +94,53 @@ proptest! {
     }
 }
 
+/// The mean of `xs` computed the naive float way: `f64` closes summed left to right, then
+/// divided by the count. That is what `np.mean` does for fewer than 8 values (its pairwise
+/// summation only splits longer arrays).
+fn naive_float_mean(xs: &[f64]) -> f64 {
+    xs.iter().fold(0.0, |sum, &x| sum + x) / xs.len() as f64
+}
+
 #[test]
 fn an_exact_tie_is_not_a_crossing() {
-    // fast(2) and slow(4) means are both 10.00 at bar 3: exactly equal, so no entry.
-    let close = [1000, 1000, 1000, 1000, 1100, 1200];
+    // fast 2, slow 4. At bar 3 (the first bar with a slow SMA) the integer-cent window sums tie
+    // exactly: (996 + 1005)·4 == (1000 + 1001 + 996 + 1005)·2 == 8004, so SMA_2 == SMA_4 and the
+    // bar is "not greater". The naive float means are 10.005 and 10.004999999999999: a kernel
+    // comparing float means would see fast > slow and enter at bar 3's close (10.05) instead of at
+    // bar 4's (11.00, a genuine crossing). Found by a small search over whole-cent prices.
+    let close = [1000, 1001, 996, 1005, 1100, 1200];
+    let (fast, slow) = (2u32, 4u32);
+    let tie = slow as usize - 1;
+    let window = |n: u32| tie + 1 - n as usize..=tie;
+    let sum_fast: i64 = close[window(fast)].iter().sum();
+    let sum_slow: i64 = close[window(slow)].iter().sum();
+    assert_eq!(sum_fast * i64::from(slow), sum_slow * i64::from(fast), "the integer sums tie");
     let data = series(&close, &close);
-    let batch = SmaBatch::new(&data, 4).unwrap();
-    let config =
-        SmaConfig { direction: Direction::Long, fill: Fill::Close, fee: 0.0, convention: Convention::Standard };
-    let mut out = [Metrics::default()];
-    batch.evaluate(&config, &[SmaCombo { fast: 2, slow: 4 }], &mut out).unwrap();
-    // Entered at bar 4's close (11.00 > mean 10.25), then held to 12.00.
-    assert_eq!(out[0].trades, 1);
-    assert!((out[0].total_return - (12.0 / 11.0 - 1.0)).abs() < 1e-15);
+    let (mean_fast, mean_slow) =
+        (naive_float_mean(&data.close[window(fast)]), naive_float_mean(&data.close[window(slow)]));
+    assert!(mean_fast > mean_slow, "the float means must not tie: {mean_fast} vs {mean_slow}");
+
+    let batch = SmaBatch::new(&data, slow).unwrap();
+    let combo = SmaCombo { fast, slow };
+    let config = |direction| SmaConfig { direction, fill: Fill::Close, fee: 0.0, convention: Convention::Standard };
+    let run = |direction| {
+        let mut out = [Metrics::default()];
+        batch.evaluate(&config(direction), &[combo], &mut out).unwrap();
+        out[0]
+    };
+    let plain = |direction| reference::evaluate_one(&data.close, &data.close, &close, &config(direction), combo);
+    // Long only: flat at the tie, entered at bar 4's close (11.00 > mean 10.255), held to 12.00.
+    // (Entering at the tie would give 12.00 / 10.05 − 1 instead.)
+    let long = run(Direction::Long);
+    assert_eq!(long.trades, 1);
+    assert!((long.total_return - (12.0 / 11.0 - 1.0)).abs() < 1e-15, "{}", long.total_return);
+    // Long/short: the tie is "not greater", so short at 10.05 (1/10.05 shares, cash 2), then flip
+    // long at 11.00: 2 trades. (Entering long at the tie would be 1 trade.)
+    let long_short = run(Direction::LongShort);
+    assert_eq!(long_short.trades, 2);
+    let expected = (2.0 - 11.0 / 10.05) * (12.0 / 11.0) - 1.0;
+    assert!((long_short.total_return - expected).abs() < 1e-12, "{} vs {expected}", long_short.total_return);
+    // The reference agrees.
+    assert_same(&long, &plain(Direction::Long), "long").unwrap();
+    assert_same(&long_short, &plain(Direction::LongShort), "long_short").unwrap();
 }

@@ -139,13 +139,15 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
     let config = SmaConfig { direction, fill, fee: args.fee, convention: Convention::Standard };
     let data = sweeprun_kernel::prices::load(&args.data).map_err(|e| Failure::usage(e.to_string()))?;
     let series = data.assets.first().ok_or_else(|| Failure::usage("--data: no assets"))?;
+    // Windows are checked against the data before any combo is listed.
+    let batch = SmaBatch::new(series, slow_to.max(fast_to))
+        .map_err(|e| Failure::usage(format!("--fast/--slow with --data {}: {e}", args.data.display())))?;
     let combos: Vec<SmaCombo> = (fast_from..=fast_to)
-        .flat_map(|fast| (slow_from.max(fast + 1)..=slow_to).map(move |slow| SmaCombo { fast, slow }))
+        .flat_map(|fast| (slow_from.max(fast.saturating_add(1))..=slow_to).map(move |slow| SmaCombo { fast, slow }))
         .collect();
     if combos.is_empty() {
         return Err(Failure::usage("--fast/--slow: no combos with fast < slow"));
     }
-    let batch = SmaBatch::new(series, slow_to.max(fast_to)).map_err(|e| Failure::usage(format!("--data: {e}")))?;
     pin_to_one_cpu();
     let mut out = vec![Metrics::default(); combos.len()];
     batch.evaluate(&config, &combos, &mut out).map_err(|e| Failure::usage(e.to_string()))?;

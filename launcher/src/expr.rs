@@ -19,6 +19,16 @@
 //! Types are checked while parsing: the whole expression must be boolean, arithmetic
 //! and comparisons take numbers, logic takes booleans. Every error names a 1-based
 //! column (counted in characters), except the one for an expression that is a number.
+//!
+//! Parentheses and unary operators (`not`, `!`, `-`, `+`) may be nested at most
+//! [`MAX_DEPTH`] levels deep; deeper input is an error, not a stack overflow. Chains of
+//! one precedence level (`a + b - c`, `p and q and r`) are stored flat, so their length
+//! is not limited and evaluating or dropping them does not recurse per operator.
+
+/// The deepest nesting of parentheses and unary operators (`not`, `!`, `-`, `+`) that
+/// [`Expr::parse`] accepts. It bounds the parser's recursion, and with the flat chains the
+/// depth of the expression tree, so a pathological `where` cannot overflow the stack.
+pub const MAX_DEPTH: usize = 64;
 
 /// A numeric sub-expression.
 #[derive(Clone, Debug)]
@@ -26,15 +36,19 @@ enum Num {
     Lit(f64),
     Var(usize),
     Neg(Box<Num>),
-    Bin(&'static str, Box<Num>, Box<Num>),
+    /// A left-associative chain `first op1 x1 op2 x2 ..` of one precedence level, kept flat
+    /// so that a long chain needs no deep recursion.
+    Chain(Box<Num>, Vec<(&'static str, Num)>),
 }
 
 /// A boolean sub-expression.
 #[derive(Clone, Debug)]
 enum Bool {
     Cmp(&'static str, Num, Num),
-    And(Box<Bool>, Box<Bool>),
-    Or(Box<Bool>, Box<Bool>),
+    /// `x1 and x2 and ..` (flat, evaluated left to right with short-circuit).
+    All(Vec<Bool>),
+    /// `x1 or x2 or ..` (flat, evaluated left to right with short-circuit).
+    Any(Vec<Bool>),
     Not(Box<Bool>),
 }
 
@@ -52,7 +66,7 @@ impl Expr {
     /// ``unknown name `fsat` at column 1 (grid parameters: fast, slow)``.
     pub fn parse(src: &str, names: &[&str]) -> Result<Expr, String> {
         let toks = tokenize(src)?;
-        let mut p = Parser { toks, pos: 0, names };
+        let mut p = Parser { toks, pos: 0, depth: 0, names };
         if p.peek().0 == Tok::End {
             return Err(format!("empty expression; {}", p.hint()));
         }
@@ -98,8 +112,8 @@ fn truth(b: &Bool, v: &[f64]) -> bool {
                 _ => l != r,
             }
         }
-        Bool::And(l, r) => truth(l, v) && truth(r, v),
-        Bool::Or(l, r) => truth(l, v) || truth(r, v),
+        Bool::All(xs) => xs.iter().all(|x| truth(x, v)),
+        Bool::Any(xs) => xs.iter().any(|x| truth(x, v)),
         Bool::Not(e) => !truth(e, v),
     }
 }
@@ -109,8 +123,8 @@ fn num(n: &Num, v: &[f64]) -> f64 {
         Num::Lit(x) => *x,
         Num::Var(i) => v[*i],
         Num::Neg(e) => -num(e, v),
-        Num::Bin(op, l, r) => {
-            let (l, r) = (num(l, v), num(r, v));
+        Num::Chain(first, rest) => rest.iter().fold(num(first, v), |l, (op, r)| {
+            let r = num(r, v);
             match *op {
                 "+" => l + r,
                 "-" => l - r,
@@ -118,7 +132,7 @@ fn num(n: &Num, v: &[f64]) -> f64 {
                 "/" => l / r,
                 _ => l % r,
             }
-        }
+        }),
     }
 }
 
@@ -224,6 +238,8 @@ enum Typed {
 struct Parser<'a> {
     toks: Vec<Token>,
     pos: usize,
+    /// Parentheses and unary operators currently open around the parse position.
+    depth: usize,
     names: &'a [&'a str],
 }
 
@@ -241,6 +257,18 @@ impl Parser<'_> {
             }
             _ => None,
         }
+    }
+
+    /// Parse `inner` one nesting level deeper, for the `(` or unary operator at `col`;
+    /// an error past [`MAX_DEPTH`] levels.
+    fn nested<T>(&mut self, col: usize, inner: fn(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("expression nested deeper than {MAX_DEPTH} levels at column {col}"));
+        }
+        self.depth += 1;
+        let e = inner(self);
+        self.depth -= 1;
+        e
     }
 
     /// The message for an expression that is not boolean.
@@ -264,45 +292,56 @@ impl Parser<'_> {
         }
     }
 
-    /// `next (op next)*` over booleans, left-associative.
+    /// `next (op next)*` over booleans, as one flat node.
     fn logic(
         &mut self,
         ops: &[&'static str],
         next: fn(&mut Self) -> Result<Typed, String>,
-        make: fn(Box<Bool>, Box<Bool>) -> Bool,
+        make: fn(Vec<Bool>) -> Bool,
     ) -> Result<Typed, String> {
-        let mut l = next(self)?;
-        while let Some((op, col)) = self.eat(ops) {
-            let lb = self.want_bool(l, op, col)?;
+        let first = next(self)?;
+        let Some((mut op, mut col)) = self.eat(ops) else {
+            return Ok(first);
+        };
+        let mut all = vec![self.want_bool(first, op, col)?];
+        loop {
             let r = next(self)?;
-            let rb = self.want_bool(r, op, col)?;
-            l = Typed::Bool(make(Box::new(lb), Box::new(rb)));
+            all.push(self.want_bool(r, op, col)?);
+            match self.eat(ops) {
+                Some(next_op) => (op, col) = next_op,
+                None => return Ok(Typed::Bool(make(all))),
+            }
         }
-        Ok(l)
     }
 
-    /// `next (op next)*` over numbers, left-associative.
+    /// `next (op next)*` over numbers, left-associative, as one flat node.
     fn arith(&mut self, ops: &[&'static str], next: fn(&mut Self) -> Result<Typed, String>) -> Result<Typed, String> {
-        let mut l = next(self)?;
-        while let Some((op, col)) = self.eat(ops) {
-            let ln = Self::want_num(l, op, col)?;
-            let rn = Self::want_num(next(self)?, op, col)?;
-            l = Typed::Num(Num::Bin(op, Box::new(ln), Box::new(rn)));
+        let first = next(self)?;
+        let Some((mut op, mut col)) = self.eat(ops) else {
+            return Ok(first);
+        };
+        let first = Self::want_num(first, op, col)?;
+        let mut rest = Vec::new();
+        loop {
+            rest.push((op, Self::want_num(next(self)?, op, col)?));
+            match self.eat(ops) {
+                Some(next_op) => (op, col) = next_op,
+                None => return Ok(Typed::Num(Num::Chain(Box::new(first), rest))),
+            }
         }
-        Ok(l)
     }
 
     fn or(&mut self) -> Result<Typed, String> {
-        self.logic(&["||", "or"], Self::and, Bool::Or)
+        self.logic(&["||", "or"], Self::and, Bool::Any)
     }
 
     fn and(&mut self) -> Result<Typed, String> {
-        self.logic(&["&&", "and"], Self::not, Bool::And)
+        self.logic(&["&&", "and"], Self::not, Bool::All)
     }
 
     fn not(&mut self) -> Result<Typed, String> {
         if let Some((op, col)) = self.eat(&["!", "not"]) {
-            let e = self.not()?;
+            let e = self.nested(col, Self::not)?;
             let b = self.want_bool(e, op, col)?;
             return Ok(Typed::Bool(Bool::Not(Box::new(b))));
         }
@@ -333,7 +372,7 @@ impl Parser<'_> {
 
     fn unary(&mut self) -> Result<Typed, String> {
         if let Some((op, col)) = self.eat(&["-", "+"]) {
-            let n = Self::want_num(self.unary()?, op, col)?;
+            let n = Self::want_num(self.nested(col, Self::unary)?, op, col)?;
             return Ok(Typed::Num(if op == "-" { Num::Neg(Box::new(n)) } else { n }));
         }
         self.primary()
@@ -351,7 +390,7 @@ impl Parser<'_> {
                 }
             },
             Tok::Op("(") => {
-                let e = self.or()?;
+                let e = self.nested(col, Self::or)?;
                 if self.eat(&[")"]).is_none() {
                     let (t, c) = self.peek();
                     return Err(format!("expected `)` at column {c} to close `(` at column {col}, got {t}"));
@@ -529,6 +568,41 @@ mod tests {
         assert_eq!(err("   "), "empty expression; expected a comparison like `fast < slow`");
         assert_eq!(err("()"), "unexpected `)` at column 2, expected a number, a name or `(`");
         assert!(err("fast < 1 and").contains("end of expression at column 13"));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // These used to overflow the stack (abort) instead of failing; they run on the test
+        // thread's ordinary stack.
+        let parens = format!("{}fast < slow{}", "(".repeat(3000), ")".repeat(3000));
+        assert_eq!(err(&parens), "expression nested deeper than 64 levels at column 65");
+        let nots = format!("{}fast < slow", "not ".repeat(100_000));
+        assert_eq!(err(&nots), "expression nested deeper than 64 levels at column 257");
+        assert_eq!(err(&format!("{}fast < slow", "!".repeat(100_000))), err(&parens));
+        assert_eq!(err(&format!("{}fast < slow", "-".repeat(100_000))), err(&parens));
+        let plus = format!("fast < {}slow", "+".repeat(100_000));
+        assert_eq!(err(&plus), "expression nested deeper than 64 levels at column 72");
+        // Every kind of level counts towards the same limit.
+        let mixed = format!("{}1 < 2{}", "(not -(".repeat(30), "))".repeat(30));
+        assert_eq!(err(&mixed), "expression nested deeper than 64 levels at column 113");
+        // 64 levels are fine.
+        assert!(t(&format!("{}1 < 2{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH))));
+        assert!(t(&format!("{}1 < 2", "not ".repeat(MAX_DEPTH))));
+        assert!(t(&format!("{}2 == 2", "-".repeat(MAX_DEPTH))));
+        assert!(t(&format!("{}1 < 2{}", "(not ".repeat(32), ")".repeat(32))));
+    }
+
+    #[test]
+    fn long_chains_do_not_recurse() {
+        // Not nesting: any length is accepted, and evaluating or dropping needs no deep stack.
+        let sum = format!("fast{} == slow", " + 1 - 2 * 1".repeat(100_000));
+        assert!(ev(&sum, [100_000.0, 0.0, 0.0]));
+        assert!(!ev(&sum, [100_001.0, 0.0, 0.0]));
+        assert!(t(&format!("2{} == 2", " * 1 / 1 % 3".repeat(100_000))));
+        let all = format!("1 < 2{}", " and 1 < 2".repeat(100_000));
+        assert!(t(&all) && !t(&format!("{all} && 2 < 1")));
+        let any = format!("2 < 1{}", " or 2 < 1".repeat(100_000));
+        assert!(!t(&any) && t(&format!("{any} || 1 < 2")));
     }
 
     #[test]

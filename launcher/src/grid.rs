@@ -17,8 +17,13 @@
 //! ranks and output, so it depends on nothing but the spec and the parameter order.
 //!
 //! Only the axes are kept, plus, when a `where` drops something, the sorted cartesian
-//! indices of the surviving combos (`u32` each: the cartesian size is capped at
-//! 4,000,000,000); [`Grid::combo`] decodes a combo's mixed-radix index on demand.
+//! indices of the surviving combos (`u32` each); [`Grid::combo`] decodes a combo's
+//! mixed-radix index on demand.
+//!
+//! The cartesian product may have at most [`MAX_COMBOS`] = 100,000,000 combos, checked
+//! before the `where` filter runs: that bounds the filter pass (it evaluates every
+//! cartesian combo) to seconds and its index table to 400 MB, instead of letting a typo
+//! cost minutes and gigabytes before any other validation. A larger sweep must be split.
 //!
 //! Decisions beyond the spec's letter:
 //! * An integer parameter accepts a TOML float with an exact integer value (`5.0`,
@@ -35,8 +40,13 @@ use std::collections::HashMap;
 use std::fmt;
 use toml::Value;
 
-/// The largest cartesian product accepted (it must fit the `u32` combo indices).
-const MAX_COMBOS: u64 = 4_000_000_000;
+/// The largest cartesian product (combos before the `where` filter) that a grid may have.
+///
+/// A `where` evaluates every cartesian combo and keeps the survivors' indices as `u32`
+/// (4 bytes each), so this caps that pass at 10^8 evaluations and 400 MB; it is far below
+/// `u32::MAX`, so every cartesian index fits the `u32` table.
+pub const MAX_COMBOS: u64 = 100_000_000;
+const _: () = assert!(MAX_COMBOS <= u32::MAX as u64 + 1, "cartesian indices must fit in u32");
 /// The most values one axis may have.
 const MAX_AXIS: u64 = 10_000_000;
 
@@ -154,7 +164,8 @@ impl Grid {
         if cartesian > u128::from(MAX_COMBOS) {
             let sizes: Vec<String> = names.iter().zip(&axes).map(|(n, a)| format!("{n}: {}", a.len())).collect();
             return Err(format!(
-                "[grid] the grid has {cartesian} combinations ({}), more than the limit of {MAX_COMBOS}",
+                "[grid] the grid has {cartesian} combinations ({}), more than the limit of {MAX_COMBOS}; \
+                 split the sweep",
                 sizes.join(" x ")
             ));
         }
@@ -814,13 +825,32 @@ mod tests {
     #[test]
     fn error_for_too_large_grid() {
         let p = [int("a", 0), int("b", 0), int("c", 0)];
-        let e =
-            err("[grid]\na = { from = 1, to = 2000 }\nb = { from = 1, to = 2000 }\nc = { from = 1, to = 1001 }", &p);
+        let e = err("[grid]\na = { from = 1, to = 1000 }\nb = { from = 1, to = 1000 }\nc = { from = 1, to = 101 }", &p);
         assert_eq!(
             e,
-            "[grid] the grid has 4004000000 combinations (a: 2000 x b: 2000 x c: 1001), \
-             more than the limit of 4000000000"
+            "[grid] the grid has 101000000 combinations (a: 1000 x b: 1000 x c: 101), \
+             more than the limit of 100000000; split the sweep"
         );
+        // The limit is checked before the `where` runs (or is even parsed).
+        let e = err("[grid]\nfast = { from = 1, to = 10000 }\nslow = { from = 1, to = 10001 }\nwhere = \"(\"", &sma());
+        assert_eq!(
+            e,
+            "[grid] the grid has 100010000 combinations (fast: 10000 x slow: 10001), \
+             more than the limit of 100000000; split the sweep"
+        );
+    }
+
+    #[test]
+    fn grid_at_the_limit_is_accepted() {
+        // Without a `where` nothing per combo is stored or evaluated, so this is cheap.
+        let g = grid("[grid]\nfast = { from = 1, to = 10000 }\nslow = { from = 1, to = 10000 }", &sma());
+        assert_eq!(g.len(), MAX_COMBOS);
+        assert_eq!(g.cartesian_len(), MAX_COMBOS);
+        let mut out = [Int(0); 2];
+        g.combo(MAX_COMBOS - 1, &mut out);
+        assert_eq!(out, [Int(10000), Int(10000)]);
+        g.combo(12_345_678, &mut out);
+        assert_eq!(out, [Int(1235), Int(5679)]);
     }
 
     #[test]
@@ -837,6 +867,8 @@ mod tests {
             err("[grid]\nfast = { from = 10, to = 20 }\nslow = { from = 1, to = 10 }\nwhere = \"fast < slow\"", &sma()),
             "[grid] where = \"fast < slow\" leaves no combination (of 110 in the grid)"
         );
+        let deep = format!("[grid]\nfast = [1, 2]\nslow = 3\nwhere = \"{}fast < slow\"", "not ".repeat(100_000));
+        assert_eq!(err(&deep, &sma()), "[grid] where: expression nested deeper than 64 levels at column 257");
     }
 
     /// A tiny deterministic PRNG (xorshift64*).

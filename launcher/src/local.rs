@@ -90,20 +90,11 @@ fn spawn_rank(
         command.arg("--pin-cpu").arg(cpu.to_string());
     }
     command.process_group(0);
-    let launcher = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (prctl, getppid, _exit).
+    let launcher = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec; `die_with_parent` only
+    // makes async-signal-safe system calls and does not allocate.
     unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The launcher may have died between fork and prctl.
-            if libc::getppid() != launcher {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
+        command.pre_exec(move || sweeprun_hw::process::die_with_parent(launcher));
     }
     let mut child = command.spawn().map_err(|e| Failure::runtime(format!("cannot start rank {index}: {e}")))?;
     let mut stdin = child.stdin.take().expect("piped stdin");
@@ -174,6 +165,8 @@ fn schedule(
                 let rank = &mut ranks[r];
                 rank.alive = false;
                 rank.stdin = None;
+                // A rank that sent a broken frame may still be alive and blocked on a full pipe.
+                let _ = rank.child.kill();
                 let status = rank.child.wait().map(describe_exit).unwrap_or_else(|e| e.to_string());
                 let lost: Vec<Range<u64>> = rank.in_flight.drain(..).collect();
                 let lost_combos: u64 = lost.iter().map(|c| c.end - c.start).sum();
@@ -190,11 +183,11 @@ fn schedule(
                 }
                 let survivors = ranks.iter().filter(|r| r.alive).count();
                 if outstanding > 0 {
-                    eprintln!(
+                    progress.note(&format!(
                         "sweeprun: rank {r} (pid {}) {why} and exited ({status}); \
                          its {lost_combos} unfinished combos go to the {survivors} other ranks",
                         ranks[r].child.id()
-                    );
+                    ));
                 }
                 if survivors == 0 && outstanding > 0 {
                     return Err(Failure::runtime("every rank has exited; the sweep cannot finish"));

@@ -79,13 +79,12 @@ pub struct RowWriter {
     params: Vec<&'static str>,
     extras: Vec<&'static str>,
     buffer: String,
-    rows: u64,
 }
 
 impl RowWriter {
     /// A writer for rows with these grid parameter and extra column names.
     pub fn new(format: OutputFormat, params: Vec<&'static str>, extras: Vec<&'static str>) -> RowWriter {
-        RowWriter { format, params, extras, buffer: String::new(), rows: 0 }
+        RowWriter { format, params, extras, buffer: String::new() }
     }
 
     /// Appends one row (`extras` in the order of the extra column names).
@@ -134,17 +133,10 @@ impl RowWriter {
             }
         }
         b.push('\n');
-        self.rows += 1;
-    }
-
-    /// Rows formatted since the last [`RowWriter::take`].
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 
     /// Takes the formatted rows out of the writer.
     pub fn take(&mut self) -> String {
-        self.rows = 0;
         std::mem::take(&mut self.buffer)
     }
 }
@@ -200,59 +192,95 @@ const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 const SYNC_BYTES: usize = 8 << 20;
 
 impl Journal {
-    /// Creates a new journal (failing if one exists) and writes the header.
+    /// Creates a new journal (failing if one exists), locks it and writes the header.
     pub fn create(path: &Path, format: OutputFormat, columns: &[String]) -> Result<Journal> {
         let file = OpenOptions::new()
             .create_new(true)
             .read(true)
             .append(true)
             .open(path)
-            .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))?;
-        let mut journal = Journal { file, path: path.to_path_buf(), unsynced_bytes: 0, last_sync: Instant::now() };
-        if format == OutputFormat::Csv {
-            journal.append(&format!("{}\n", columns.join(",")))?;
-        }
+            .map_err(|e| Failure::runtime(format!("cannot create {}: {e}", path.display())))?;
+        let mut journal = Journal::locked(file, path)?;
+        journal.write_header(format, columns)?;
         journal.sync()?;
         Ok(journal)
     }
 
-    /// Reopens the journal of an interrupted sweep. Returns it with the ids it already
-    /// holds (`done[id]`). A torn last line (the launcher died mid-write) is cut off.
-    pub fn reopen(path: &Path, format: OutputFormat, combos: u64) -> Result<(Journal, Vec<bool>, u64)> {
+    fn locked(file: File, path: &Path) -> Result<Journal> {
+        match sweeprun_hw::process::try_lock_exclusive(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Failure::usage(format!(
+                    "another sweeprun process is writing {}; wait for it or stop it first",
+                    path.display()
+                )))
+            }
+            // No locking on this platform: run on, as before locks existed.
+            Err(_) => {}
+        }
+        Ok(Journal { file, path: path.to_path_buf(), unsynced_bytes: 0, last_sync: Instant::now() })
+    }
+
+    fn write_header(&mut self, format: OutputFormat, columns: &[String]) -> Result<()> {
+        if format == OutputFormat::Csv {
+            self.append(&format!("{}\n", columns.join(",")))?;
+        }
+        Ok(())
+    }
+
+    /// Reopens (and locks) the journal of an interrupted sweep. Returns it with the ids it
+    /// already holds (`done[id]`) and their count. A torn last line (the launcher died
+    /// mid-write) is cut off; a torn header is rewritten.
+    pub fn reopen(
+        path: &Path,
+        format: OutputFormat,
+        columns: &[String],
+        combos: u64,
+    ) -> Result<(Journal, Vec<bool>, u64)> {
         let shown = path.display();
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .open(path)
             .map_err(|e| Failure::usage(format!("cannot open {shown}: {e}")))?;
+        let mut journal = Journal::locked(file, path)?;
         let mut text = String::new();
-        file.read_to_string(&mut text).map_err(|e| Failure::runtime(format!("cannot read {shown}: {e}")))?;
+        journal.file.read_to_string(&mut text).map_err(|e| Failure::runtime(format!("cannot read {shown}: {e}")))?;
+        let header = format!("{}\n", columns.join(","));
+        let rows_start = match format {
+            OutputFormat::Csv if text.starts_with(&header) => header.len(),
+            // A header cut short: nothing after it can exist, start the file over.
+            OutputFormat::Csv => 0,
+            OutputFormat::JsonLines => 0,
+        };
         let mut done = vec![false; combos as usize];
         let mut found = 0u64;
-        let mut valid_end = 0usize;
-        let mut offset = 0usize;
-        for line in text.split_inclusive('\n') {
-            let is_header = offset == 0 && format == OutputFormat::Csv && line.starts_with("combo_id");
-            if !is_header {
-                let id = line.strip_suffix('\n').and_then(|l| row_id(format, l)).filter(|&id| id < combos);
-                let Some(id) = id else { break };
-                if !done[id as usize] {
-                    done[id as usize] = true;
-                    found += 1;
-                }
+        let mut valid_end = rows_start;
+        for line in text[rows_start..].split_inclusive('\n') {
+            let id = line.strip_suffix('\n').and_then(|l| row_id(format, l)).filter(|&id| id < combos);
+            let Some(id) = id else { break };
+            if !done[id as usize] {
+                done[id as usize] = true;
+                found += 1;
             }
-            offset += line.len();
-            valid_end = offset;
+            valid_end += line.len();
         }
-        if valid_end < text.len() {
-            eprintln!(
-                "sweeprun: {shown}: dropping {} bytes of an incomplete last row (recomputed)",
-                text.len() - valid_end
-            );
-            file.set_len(valid_end as u64).map_err(|e| Failure::runtime(format!("cannot truncate {shown}: {e}")))?;
-            file.seek(SeekFrom::End(0)).map_err(|e| Failure::runtime(format!("{shown}: {e}")))?;
+        if valid_end < text.len() || rows_start == 0 && format == OutputFormat::Csv {
+            if valid_end < text.len() {
+                eprintln!(
+                    "sweeprun: {shown}: dropping {} bytes of an incomplete last row (recomputed)",
+                    text.len() - valid_end
+                );
+            }
+            journal
+                .file
+                .set_len(valid_end as u64)
+                .map_err(|e| Failure::runtime(format!("cannot truncate {shown}: {e}")))?;
+            journal.file.seek(SeekFrom::End(0)).map_err(|e| Failure::runtime(format!("{shown}: {e}")))?;
+            if valid_end == 0 {
+                journal.write_header(format, columns)?;
+            }
         }
-        let journal = Journal { file, path: path.to_path_buf(), unsynced_bytes: 0, last_sync: Instant::now() };
         Ok((journal, done, found))
     }
 
@@ -270,7 +298,7 @@ impl Journal {
 
     /// Forces appended rows to disk.
     pub fn sync(&mut self) -> Result<()> {
-        if self.unsynced_bytes > 0 || self.last_sync.elapsed() >= SYNC_INTERVAL {
+        if self.unsynced_bytes > 0 {
             self.file.sync_data().map_err(|e| Failure::runtime(format!("cannot sync {}: {e}", self.path.display())))?;
         }
         self.unsynced_bytes = 0;
@@ -279,9 +307,10 @@ impl Journal {
     }
 }
 
-/// Writes `contents` to `path` atomically: temp file in the same directory, fsync, rename.
+/// Writes `contents` to `path` atomically: temp file `<path>.tmp` in the same directory
+/// (callers hold the journal lock, so the name is theirs), fsync, rename, fsync the directory.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let temp = suffixed(path, &format!(".tmp{}", std::process::id()));
+    let temp = suffixed(path, ".tmp");
     let result = (|| -> std::io::Result<()> {
         let mut file = File::create(&temp)?;
         file.write_all(contents)?;
@@ -311,7 +340,17 @@ pub fn assemble_table(journal: &Path, format: OutputFormat, columns: &[String], 
         let id = row_id(format, line)
             .filter(|&id| id < combos)
             .ok_or_else(|| Failure::runtime(format!("{}: malformed row `{line}`", journal.display())))?;
-        rows[id as usize].get_or_insert(line);
+        match rows[id as usize] {
+            None => rows[id as usize] = Some(line),
+            // A chunk re-run after a crash gives the same bytes; anything else is a bug.
+            Some(first) if first == line => {}
+            Some(_) => {
+                return Err(Failure::runtime(format!(
+                    "{} holds two different rows for combo {id}; delete it and run the sweep again",
+                    journal.display()
+                )))
+            }
+        }
     }
     if let Some(missing) = rows.iter().position(Option::is_none) {
         return Err(Failure::runtime(format!("internal error: combo {missing} has no row in {}", journal.display())));
@@ -370,12 +409,41 @@ mod tests {
         let mut journal = Journal::create(&path, OutputFormat::Csv, &cols).unwrap();
         journal.append("2,1,0,0,0,0,0,0,0,0\n0,1,0,0,0,0,0,0,0,0\n1,1,0,0").unwrap();
         drop(journal);
-        let (mut journal, done, found) = Journal::reopen(&path, OutputFormat::Csv, 3).unwrap();
+        let (mut journal, done, found) = Journal::reopen(&path, OutputFormat::Csv, &cols, 3).unwrap();
         assert_eq!((done, found), (vec![true, false, true], 2));
         journal.append("1,1,0,0,0,0,0,0,0,0\n").unwrap();
         let table = assemble_table(&path, OutputFormat::Csv, &cols, 3).unwrap();
         let ids: Vec<&str> = table.lines().skip(1).map(|l| &l[..1]).collect();
         assert_eq!(ids, vec!["0", "1", "2"]);
+    }
+
+    #[test]
+    fn a_torn_header_is_rewritten_and_a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.partial");
+        let cols = columns(&["fast"], &[]);
+        std::fs::write(&path, "combo_id,fa").unwrap();
+        let (journal, done, found) = Journal::reopen(&path, OutputFormat::Csv, &cols, 2).unwrap();
+        assert_eq!((done, found), (vec![false, false], 0));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n", cols.join(",")));
+        match Journal::reopen(&path, OutputFormat::Csv, &cols, 2) {
+            Err(Failure::Usage(m)) => assert!(m.contains("another sweeprun process"), "{m}"),
+            other => panic!("expected a lock refusal, got {other:?}"),
+        }
+        drop(journal);
+        assert!(Journal::reopen(&path, OutputFormat::Csv, &cols, 2).is_ok(), "free again once closed");
+    }
+
+    #[test]
+    fn assemble_refuses_conflicting_duplicates_but_accepts_identical_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.partial");
+        let cols = columns(&["fast"], &[]);
+        let mut journal = Journal::create(&path, OutputFormat::Csv, &cols).unwrap();
+        journal.append("0,1,0,0,0,0,0,0,0,0\n0,1,0,0,0,0,0,0,0,0\n").unwrap();
+        assert!(assemble_table(&path, OutputFormat::Csv, &cols, 1).is_ok());
+        journal.append("0,1,0.5,0,0,0,0,0,0,0\n").unwrap();
+        assert!(assemble_table(&path, OutputFormat::Csv, &cols, 1).is_err());
     }
 
     #[test]

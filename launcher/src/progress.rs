@@ -68,6 +68,14 @@ impl Progress {
         )
     }
 
+    /// Prints a line on stderr without garbling the bar.
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// Clears the bar (if any) and prints the closing line.
     pub fn finish(&mut self, ranks: usize) {
         if let Some(bar) = self.bar.take() {

@@ -7,14 +7,18 @@ use crate::local::{self, LocalJob};
 use crate::output::{self, Journal, OutputFormat};
 use crate::progress::Progress;
 use crate::report;
+use crate::signals;
 use crate::spec::Spec;
-use crate::tearsheet;
+use crate::tearsheet::{tearsheet_count, write_tearsheets};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 use sweeprun_kernel::metrics::Convention;
 use sweeprun_kernel::prices::PriceSet;
+
+/// Most rank processes one launcher starts.
+const MAX_RANKS: u64 = 4096;
 
 /// Runs one sweep; on success returns the summary to print on stdout.
 pub fn run(args: &RunArgs) -> Result<String> {
@@ -26,8 +30,15 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let fingerprint = fingerprint(&spec, &data_sha256, format);
     let journal_path = output::journal_path(&out);
     let journal_meta = output::journal_meta_path(&out);
+    if signals::interrupted() {
+        return Err(Failure::Interrupted("interrupted before the sweep started; nothing was written".into()));
+    }
 
     // From here on files are written; everything above only read and checked.
+    if journal_path.exists() && finished_table(&out, &fingerprint).is_some() {
+        // The launcher died after publishing the table but before removing its journal.
+        remove_journal(&out);
+    }
     let (mut journal, done, resumed) = if journal_path.exists() {
         if !args.resume {
             return Err(Failure::usage(format!(
@@ -36,30 +47,33 @@ pub fn run(args: &RunArgs) -> Result<String> {
             )));
         }
         check_journal_owner(&journal_meta, &fingerprint, &journal_path)?;
-        Journal::reopen(&journal_path, format, combos)?
+        Journal::reopen(&journal_path, format, &columns, combos)?
     } else {
         if args.resume {
-            if let Some(table) = already_complete(&out, &fingerprint)? {
+            if let Some(table) = finished_table(&out, &fingerprint) {
+                eprintln!("sweeprun: {} is already complete; nothing to resume", out.display());
                 write_tearsheets(&spec, &data, &table, format, &columns, &out, args)?;
                 return Ok(summary(&table, format, &columns, args));
             }
             eprintln!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
         }
         create_parent(&out)?;
-        let journal = Journal::create(&journal_path, format, &columns)?;
+        // The fingerprint goes first: a journal never exists without its owner's record.
         let meta = json!({ "fingerprint": fingerprint, "combos": combos, "format": format.name() });
-        if let Err(e) = output::write_atomically(&journal_meta, meta.to_string().as_bytes()) {
-            let _ = std::fs::remove_file(&journal_path);
-            return Err(Failure::usage(e.to_string()));
-        }
-        (journal, vec![false; combos as usize], 0)
+        output::write_atomically(&journal_meta, meta.to_string().as_bytes())?;
+        (Journal::create(&journal_path, format, &columns)?, vec![false; combos as usize], 0)
     };
 
     let chunk_size = args.chunk_size.unwrap_or_else(|| auto_chunk_size(combos - resumed, ranks));
     let chunks = local::chunks_of_remaining(&done, chunk_size);
     let mut progress = Progress::new(combos, resumed);
-    let job = LocalJob { format: format.name(), spec: &spec.effective_toml(), pins, chunks };
-    let ran = local::run(job, &mut progress, &mut |_, rows| journal.append(rows));
+    let effective_spec = spec.effective_toml();
+    let ran = if chunks.is_empty() {
+        Ok(())
+    } else {
+        let job = LocalJob { format: format.name(), spec: &effective_spec, pins, chunks };
+        local::run(job, &mut progress, &mut |_, rows| journal.append(rows))
+    };
     let synced = journal.sync();
     if let Err(failure) = ran.and(synced) {
         progress.abandon();
@@ -76,18 +90,21 @@ pub fn run(args: &RunArgs) -> Result<String> {
     progress.finish(ranks);
 
     let table = output::assemble_table(&journal_path, format, &columns, combos)?;
+    let mut recorded_spec = spec.effective.clone();
+    recorded_spec.insert("output".into(), toml::Value::Table(toml::toml! { path = (out.display().to_string()) }));
     let sidecar = json!({
         "sweeprun_version": env!("CARGO_PKG_VERSION"),
         "spec_file": spec.origin,
-        "spec": spec.effective_toml(),
-        "fingerprint": fingerprint,
+        "spec": toml::to_string(&recorded_spec).expect("a TOML table serialises"),
         "strategy": spec.strategy.name(),
+        "strategy_settings": format!("{:?}", spec.strategy),
         "statistics": spec.strategy.convention().name(),
         "kernel": "scalar",
+        "fingerprint": fingerprint,
         "data": { "path": spec.data_path.display().to_string(), "sha256": data_sha256 },
         "combos": combos,
         "columns": columns,
-        "output": { "path": out.display().to_string(), "format": format.name() },
+        "output": { "path": out.display().to_string(), "format": format.name(), "sha256": sha256_hex(table.as_bytes()) },
         "backend": "local",
         "ranks": ranks,
         "resumed_combos": resumed,
@@ -96,13 +113,19 @@ pub fn run(args: &RunArgs) -> Result<String> {
         "wall_seconds": clock.elapsed().as_secs_f64(),
     });
     let sidecar_text = serde_json::to_string_pretty(&sidecar).expect("JSON values serialise") + "\n";
-    output::write_atomically(&output::sidecar_path(&out), sidecar_text.as_bytes())?;
+    // Table first, then the sidecar that vouches for it, then the journal goes.
     output::write_atomically(&out, table.as_bytes())?;
-    let _ = std::fs::remove_file(&journal_path);
-    let _ = std::fs::remove_file(&journal_meta);
+    output::write_atomically(&output::sidecar_path(&out), sidecar_text.as_bytes())?;
+    drop(journal);
+    remove_journal(&out);
     eprintln!("sweeprun: wrote {} ({} rows)", out.display(), combos);
     write_tearsheets(&spec, &data, &table, format, &columns, &out, args)?;
     Ok(summary(&table, format, &columns, args))
+}
+
+fn remove_journal(out: &Path) {
+    let _ = std::fs::remove_file(output::journal_path(out));
+    let _ = std::fs::remove_file(output::journal_meta_path(out));
 }
 
 /// Everything checked before the first byte is written.
@@ -129,8 +152,12 @@ impl Plan {
             }
             other => return Err(Failure::usage(format!("--backend: unknown backend `{other}` (expected local)"))),
         }
-        if args.np == Some(0) {
-            return Err(Failure::usage("-np: expected at least 1 rank, got 0"));
+        match args.np {
+            Some(0) => return Err(Failure::usage("-np: expected at least 1 rank, got 0")),
+            Some(n) if n > MAX_RANKS => {
+                return Err(Failure::usage(format!("-np: {n} ranks is more than the limit of {MAX_RANKS}")))
+            }
+            _ => {}
         }
         report::check_rank_metric(&args.sort_by).map_err(Failure::usage)?;
         if args.chunk_size == Some(0) {
@@ -174,7 +201,7 @@ impl Plan {
         let data_sha256 = checksum(&spec.data_path)?;
         let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
         let ranks = match args.np {
-            Some(n) => usize::try_from(n).map_err(|_| Failure::usage(format!("-np: {n} is too many ranks")))?,
+            Some(n) => n as usize,
             None => cpus.len().max(1),
         };
         let ranks = ranks.min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
@@ -254,31 +281,37 @@ fn create_parent(out: &Path) -> Result<()> {
 /// SHA-256 of the data file, or of every file's name and hash for a directory.
 fn checksum(path: &Path) -> Result<String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| Failure::usage(format!("{}: {e}", p.display())));
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")))
             .collect();
         files.sort();
         let mut all = Sha256::new();
         for file in files {
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            all.update(format!("{name} {}\n", hex(&Sha256::digest(read(&file)?))));
+            all.update(format!("{name} {}\n", sha256_hex(&read(&file)?)));
         }
         Ok(hex(&all.finalize()))
     } else {
-        Ok(hex(&Sha256::digest(read(path)?)))
+        Ok(sha256_hex(&read(path)?))
     }
 }
 
-/// Identifies a sweep's results: spec (without the output section), data and format.
+/// Identifies a sweep's results: program version, the spec without `[output]`, the
+/// resolved strategy settings (defaults included), the data and the format.
 fn fingerprint(spec: &Spec, data_sha256: &str, format: OutputFormat) -> String {
     let mut identity = spec.effective.clone();
     identity.remove("output");
-    let text = format!("{}\n{data_sha256}\n{}", toml::to_string(&identity).unwrap_or_default(), format.name());
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    let text = format!(
+        "sweeprun {}\n{}\n{:?}\n{data_sha256}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        toml::to_string(&identity).expect("a TOML table serialises"),
+        spec.strategy,
+        format.name()
+    );
+    sha256_hex(text.as_bytes())
 }
 
 fn check_journal_owner(meta_path: &Path, fingerprint: &str, journal: &Path) -> Result<()> {
@@ -301,72 +334,24 @@ fn check_journal_owner(meta_path: &Path, fingerprint: &str, journal: &Path) -> R
     }
 }
 
-/// With `--resume` and no journal: if the table exists and its sidecar matches, the sweep
-/// is already done; returns the table.
-fn already_complete(out: &Path, fingerprint: &str) -> Result<Option<String>> {
-    let recorded = std::fs::read_to_string(output::sidecar_path(out))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["fingerprint"].as_str().map(str::to_string));
-    if !out.exists() || recorded.as_deref() != Some(fingerprint) {
-        return Ok(None);
+/// The finished table at `out`, if its sidecar vouches for this exact sweep (same
+/// fingerprint) and the table's bytes are the ones the sidecar recorded.
+fn finished_table(out: &Path, fingerprint: &str) -> Option<String> {
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(output::sidecar_path(out)).ok()?).ok()?;
+    if sidecar["fingerprint"].as_str() != Some(fingerprint) {
+        return None;
     }
-    let table = std::fs::read_to_string(out).map_err(|e| Failure::runtime(format!("{}: {e}", out.display())))?;
-    eprintln!("sweeprun: {} is already complete; nothing to resume", out.display());
-    Ok(Some(table))
+    let table = std::fs::read_to_string(out).ok()?;
+    (sidecar["output"]["sha256"].as_str() == Some(sha256_hex(table.as_bytes()).as_str())).then_some(table)
 }
 
-/// K of `--tearsheet top:K` (0 without the flag).
-fn tearsheet_count(args: &RunArgs) -> Result<usize> {
-    let Some(text) = &args.tearsheet else { return Ok(0) };
-    text.strip_prefix("top:")
-        .and_then(|k| k.parse::<usize>().ok())
-        .filter(|&k| k > 0)
-        .ok_or_else(|| Failure::usage(format!("--tearsheet: expected top:K with K >= 1, got `{text}`")))
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
-/// Writes the tearsheets asked for with `--equity` and `--tearsheet` into `<out>.tearsheets/`.
-fn write_tearsheets(
-    spec: &Spec,
-    data: &PriceSet,
-    table: &str,
-    format: OutputFormat,
-    columns: &[String],
-    out: &Path,
-    args: &RunArgs,
-) -> Result<()> {
-    let mut ids = args.equity.clone();
-    let top = tearsheet_count(args)?;
-    for row in report::ranked_rows(table, format, columns, &args.sort_by).iter().take(top) {
-        ids.extend(row.first().and_then(|id| id.parse::<u64>().ok()));
-    }
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let dir = output::tearsheet_dir(out);
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", dir.display())))?;
-    let names = spec.grid.names();
-    let mut values = vec![crate::grid::ParamValue::Int(0); names.len()];
-    let mut seen = std::collections::HashSet::new();
-    for id in ids.into_iter().filter(|id| seen.insert(*id)) {
-        spec.grid.combo(id, &mut values);
-        let params: String = names.iter().zip(&values).map(|(n, v)| format!("_{n}{v}")).collect();
-        let tag = format!("{}{params}", spec.strategy.name());
-        let trace = spec
-            .strategy
-            .trace(data, spec.symbol.as_deref(), &spec.grid, id)
-            .map_err(|e| Failure::runtime(format!("tearsheet of combo {id}: {e}")))?;
-        let doc = tearsheet::statistics_json(&trace, &format!("combo {id}"), &tag);
-        let json_text = serde_json::to_string(&doc).expect("JSON values serialise") + "\n";
-        output::write_atomically(&dir.join(format!("{tag}.json")), json_text.as_bytes())?;
-        output::write_atomically(&dir.join(format!("{tag}.equity.csv")), tearsheet::equity_csv(&trace).as_bytes())?;
-        if spec.strategy.reports_fills() {
-            output::write_atomically(&dir.join(format!("{tag}.fills.csv")), tearsheet::fills_csv(&trace).as_bytes())?;
-        }
-        eprintln!("sweeprun: wrote tearsheet {}", dir.join(format!("{tag}.json")).display());
-    }
-    Ok(())
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn summary(table: &str, format: OutputFormat, columns: &[String], args: &RunArgs) -> String {

@@ -1,13 +1,18 @@
 //! Ctrl-C and SIGTERM: recorded in a flag the sweep loop polls, so the launcher can stop
-//! its ranks, flush the journal and exit 130 with everything resumable.
+//! its ranks, flush the journal and exit 130 with everything resumable. A second signal
+//! exits at once (still resumable).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn record_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPTED.store(true, Ordering::SeqCst);
+    // Only atomics and _exit: async-signal-safe. A second Ctrl-C means "now": the journal
+    // already holds every accepted row, and the ranks die with the launcher.
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe and takes no pointers.
+        unsafe { libc::_exit(130) };
+    }
 }
 
 /// Installs the SIGINT/SIGTERM handlers.

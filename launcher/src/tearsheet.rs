@@ -6,10 +6,17 @@
 //! uses local midnight; run it with `TZ=UTC` to compare), undefined numbers (e.g. a
 //! sortino without losing days) are `null` where QSTrader's `json.dump` writes `NaN`.
 
+use crate::cli::RunArgs;
+use crate::error::{Failure, Result};
+use crate::output::{self, OutputFormat};
+use crate::report;
+use crate::spec::Spec;
 use crate::strategy::Trace;
 use serde_json::{json, Value};
+use std::path::Path;
 use sweeprun_kernel::date::Date;
 use sweeprun_kernel::metrics::{qstrader_metrics_of_curve, PERIODS_PER_YEAR};
+use sweeprun_kernel::prices::PriceSet;
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -208,6 +215,58 @@ pub fn fills_csv(trace: &Trace) -> String {
         ));
     }
     out
+}
+
+/// Writes the tearsheets asked for with `--equity` and `--tearsheet` into `<out>.tearsheets/`.
+pub fn write_tearsheets(
+    spec: &Spec,
+    data: &PriceSet,
+    table: &str,
+    format: OutputFormat,
+    columns: &[String],
+    out: &Path,
+    args: &RunArgs,
+) -> Result<()> {
+    let mut ids = args.equity.clone();
+    let top = tearsheet_count(args)?;
+    for row in report::ranked_rows(table, format, columns, &args.sort_by).iter().take(top) {
+        ids.extend(row.first().and_then(|id| id.parse::<u64>().ok()));
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let dir = output::tearsheet_dir(out);
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let names = spec.grid.names();
+    let mut values = vec![crate::grid::ParamValue::Int(0); names.len()];
+    let mut seen = std::collections::HashSet::new();
+    for id in ids.into_iter().filter(|id| seen.insert(*id)) {
+        spec.grid.combo(id, &mut values);
+        let params: String = names.iter().zip(&values).map(|(n, v)| format!("_{n}{v}")).collect();
+        let tag = format!("{}{params}", spec.strategy.name());
+        let trace = spec
+            .strategy
+            .trace(data, spec.symbol.as_deref(), &spec.grid, id)
+            .map_err(|e| Failure::runtime(format!("tearsheet of combo {id}: {e}")))?;
+        let doc = statistics_json(&trace, &format!("combo {id}"), &tag);
+        let json_text = serde_json::to_string(&doc).expect("JSON values serialise") + "\n";
+        output::write_atomically(&dir.join(format!("{tag}.json")), json_text.as_bytes())?;
+        output::write_atomically(&dir.join(format!("{tag}.equity.csv")), equity_csv(&trace).as_bytes())?;
+        if spec.strategy.reports_fills() {
+            output::write_atomically(&dir.join(format!("{tag}.fills.csv")), fills_csv(&trace).as_bytes())?;
+        }
+        eprintln!("sweeprun: wrote tearsheet {}", dir.join(format!("{tag}.json")).display());
+    }
+    Ok(())
+}
+
+/// K of `--tearsheet top:K` (0 without the flag).
+pub fn tearsheet_count(args: &RunArgs) -> Result<usize> {
+    let Some(text) = &args.tearsheet else { return Ok(0) };
+    text.strip_prefix("top:")
+        .and_then(|k| k.parse::<usize>().ok())
+        .filter(|&k| k > 0)
+        .ok_or_else(|| Failure::usage(format!("--tearsheet: expected top:K with K >= 1, got `{text}`")))
 }
 
 #[cfg(test)]

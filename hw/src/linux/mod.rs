@@ -1,9 +1,11 @@
-//! The Linux backend: sysfs readers and `sched_{get,set}affinity`.
+//! The Linux backend: sysfs readers, `sched_{get,set}affinity`, `prctl` and `flock`.
 
+mod process;
 mod sysfs;
 mod thermal;
 mod topology;
 
+pub(crate) use process::{die_with_parent, try_lock_exclusive};
 pub(crate) use thermal::{cooling_devices, cpu_freqs, thermal_zones};
 pub(crate) use topology::{online_cpus, pin_current_process, usable_cpus};
 

@@ -166,18 +166,30 @@ impl<'a> SmaBatch<'a> {
             Fill::Open => self.open.ok_or(SmaError::NoOpenPrices)?,
             Fill::Close => self.close,
         };
-        for (combo, slot) in combos.iter().zip(out.iter_mut()) {
-            self.check_combo(*combo).unwrap_or_else(|e| panic!("unchecked combo {combo:?}: {e}"));
-            *slot = match config.convention {
-                Convention::Standard => self.run_variant(config, *combo, open, StandardStats::new(1.0)),
-                Convention::Qstrader => self.run_variant(config, *combo, open, QstraderStats::new(1.0)),
-            };
+        match config.convention {
+            Convention::Standard => self.evaluate_with::<StandardStats>(config, combos, open, out),
+            Convention::Qstrader => self.evaluate_with::<QstraderStats>(config, combos, open, out),
         }
         Ok(())
     }
 
+    fn evaluate_with<S: EquityStats>(
+        &self,
+        config: &SmaConfig,
+        combos: &[SmaCombo],
+        fill: &[f64],
+        out: &mut [Metrics],
+    ) {
+        let mut stats = S::default();
+        for (combo, slot) in combos.iter().zip(out.iter_mut()) {
+            self.check_combo(*combo).unwrap_or_else(|e| panic!("unchecked combo {combo:?}: {e}"));
+            stats.reset(1.0);
+            *slot = self.run_variant(config, *combo, fill, &mut stats);
+        }
+    }
+
     #[inline(always)]
-    fn run_variant<S: EquityStats>(&self, config: &SmaConfig, combo: SmaCombo, fill: &[f64], stats: S) -> Metrics {
+    fn run_variant<S: EquityStats>(&self, config: &SmaConfig, combo: SmaCombo, fill: &[f64], stats: &mut S) -> Metrics {
         match (config.direction, config.fill) {
             (Direction::Long, Fill::Open) => self.run::<S, false, true>(combo, fill, config.fee, stats),
             (Direction::Long, Fill::Close) => self.run::<S, false, false>(combo, fill, config.fee, stats),
@@ -203,7 +215,7 @@ impl<'a> SmaBatch<'a> {
         combo: SmaCombo,
         fill_price: &[f64],
         fee: f64,
-        mut stats: S,
+        stats: &mut S,
     ) -> Metrics {
         let close = self.close;
         let bars = close.len();
