@@ -1,6 +1,7 @@
 //! End-to-end tests of `sweeprun run`: the README's command, rank counts, and the
 //! reliability contract (a killed rank, a killed or interrupted launcher, `--resume`).
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,26 +24,129 @@ fn rows_in(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|t| t.lines().filter(|l| !l.starts_with("combo_id")).count()).unwrap_or(0)
 }
 
-/// Starts a slowed-down sweep (each rank sleeps after every chunk) in the background.
-fn start_slow_sweep(dir: &Path, spec: &Path, extra: &[&str]) -> Child {
-    Command::new(sweeprun_tests::sweeprun_bin())
-        .current_dir(dir)
-        .arg("run")
-        .arg(spec)
-        .args(["-np", "2", "--chunk-size", "40", "--top", "0"])
-        .args(extra)
-        .env("SWEEPRUN_DEBUG_CHUNK_DELAY_MS", "25")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// Combos (table rows) in the sweep of `goog_spec`.
+const COMBOS: usize = 3830;
+
+/// Chunks per rank whose rows may already sit in a pipe to the launcher, unread, when the
+/// rank is stopped: the launcher's in-flight limit (`IN_FLIGHT_PER_RANK`, 2) with slack.
+const UNREPORTED_CHUNKS_PER_RANK: usize = 4;
+
+/// How a deliberately slowed sweep runs: each rank sleeps `delay_ms` after every chunk of
+/// `chunk` combos (compute time is negligible), so it takes about
+/// `COMBOS / chunk / ranks * delay_ms` to finish if nothing stops it.
+struct Pace {
+    ranks: usize,
+    chunk: usize,
+    delay_ms: u64,
 }
 
-fn wait_for_rows(journal: &Path, rows: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rows_in(journal) < rows {
-        assert!(Instant::now() < deadline, "the sweep made no progress");
-        std::thread::sleep(Duration::from_millis(10));
+/// For the tests that interrupt the sweep and never wait for it: ~9.6 s if left alone, so a
+/// test thread would have to stall for more than 8 s between seeing the journal reach its
+/// threshold (at most 600 rows, 1.5 s in) and stopping the ranks for the sweep to finish.
+const INTERRUPTED: Pace = Pace { ranks: 2, chunk: 10, delay_ms: 50 };
+
+/// For the killed-rank test, which waits for the survivors to finish: ~4.5 s on three
+/// ranks (~4 s left at 400 rows), then ~6 s for the remaining combos on two ranks.
+const SURVIVED: Pace = Pace { ranks: 3, chunk: 10, delay_ms: 35 };
+
+/// A slowed-down sweep (`SWEEPRUN_DEBUG_CHUNK_DELAY_MS`) running in the background, with
+/// its rank processes. Dropping it kills the launcher (and so, through PR_SET_PDEATHSIG,
+/// its ranks, even stopped ones), so a failing test leaves no processes behind.
+struct SlowSweep {
+    launcher: Option<Child>,
+    ranks: Vec<u32>,
+    pace: Pace,
+    journal: PathBuf,
+    table: PathBuf,
+}
+
+impl SlowSweep {
+    /// Starts the sweep of `spec` (which writes `results/goog.csv`) and finds its ranks.
+    fn start(dir: &Path, spec: &Path, pace: Pace, extra: &[&str]) -> SlowSweep {
+        let launcher = Command::new(sweeprun_tests::sweeprun_bin())
+            .current_dir(dir)
+            .arg("run")
+            .arg(spec)
+            .args(["-np", &pace.ranks.to_string(), "--chunk-size", &pace.chunk.to_string(), "--top", "0"])
+            .args(extra)
+            .env("SWEEPRUN_DEBUG_CHUNK_DELAY_MS", pace.delay_ms.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut sweep = SlowSweep {
+            launcher: Some(launcher),
+            ranks: Vec::new(),
+            pace,
+            journal: dir.join("results/goog.csv.partial"),
+            table: dir.join("results/goog.csv"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sweep.ranks.len() < sweep.pace.ranks {
+            assert!(Instant::now() < deadline, "the launcher did not start its ranks");
+            std::thread::sleep(Duration::from_millis(5));
+            sweep.ranks = children_of(sweep.launcher_pid());
+        }
+        assert_eq!(sweep.ranks.len(), sweep.pace.ranks, "one process per rank: {:?}", sweep.ranks);
+        sweep
+    }
+
+    fn launcher_pid(&self) -> u32 {
+        self.launcher.as_ref().expect("launcher not yet waited for").id()
+    }
+
+    /// Waits until the journal holds `rows` rows, then stops (SIGSTOP) every rank, so the
+    /// sweep cannot progress while the test acts, however slowly the test thread runs.
+    /// Asserts that the sweep had not finished and cannot finish while its ranks stay stopped
+    /// (the rows they may already have sent are far from the rest), so a test never passes
+    /// through another path. Returns the journal's rows at that point.
+    fn stop_ranks_after(&mut self, rows: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rows_in(&self.journal) < rows {
+            assert!(Instant::now() < deadline, "the sweep made no progress");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The launcher first: stopped, it cannot reap a rank, so the rank pids stay theirs
+        // (never reused by another process) while they are checked and stopped.
+        let launcher = self.launcher_pid();
+        stop(launcher, "the launcher");
+        let children = children_of(launcher);
+        for &rank in &self.ranks {
+            assert!(children.contains(&rank), "rank pid {rank} was reaped before it could be stopped: the sweep ended");
+            stop(rank, "a rank");
+        }
+        signal(launcher, libc::SIGCONT);
+        let saved = rows_in(&self.journal);
+        let launcher = self.launcher.as_mut().expect("launcher not yet waited for");
+        assert_eq!(launcher.try_wait().unwrap(), None, "the sweep ended before its ranks were stopped");
+        assert!(!self.table.exists(), "the sweep finished before its ranks were stopped");
+        let unreported = self.ranks.len() * UNREPORTED_CHUNKS_PER_RANK * self.pace.chunk;
+        assert!(
+            saved + unreported < COMBOS,
+            "the sweep was nearly done ({saved} of {COMBOS} rows) before its ranks were stopped"
+        );
+        saved
+    }
+
+    /// Lets stopped ranks run again (SIGCONT).
+    fn continue_ranks(&self, ranks: &[u32]) {
+        for &rank in ranks {
+            signal(rank, libc::SIGCONT);
+        }
+    }
+
+    /// Waits for the launcher to exit, collecting its output.
+    fn wait_with_output(mut self) -> std::process::Output {
+        self.launcher.take().expect("launcher not yet waited for").wait_with_output().unwrap()
+    }
+}
+
+impl Drop for SlowSweep {
+    fn drop(&mut self) {
+        if let Some(mut launcher) = self.launcher.take() {
+            let _ = launcher.kill();
+            let _ = launcher.wait();
+        }
     }
 }
 
@@ -62,15 +166,34 @@ fn children_of(parent: u32) -> Vec<u32> {
     children
 }
 
+/// The process state letter from /proc/<pid>/stat (`None` once the process is gone).
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+fn stopped(state: Option<char>) -> bool {
+    matches!(state, Some('T' | 't'))
+}
+
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
-        .unwrap_or(false)
+    !matches!(state(pid), None | Some('Z' | 'X' | 'x'))
+}
+
+/// Stops `pid` (SIGSTOP) and waits until it is stopped; fails if it has already exited.
+fn stop(pid: u32, what: &str) {
+    signal(pid, libc::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !stopped(state(pid)) {
+        assert!(alive(pid), "{what} (pid {pid}) exited before it could be stopped: the sweep ended too soon");
+        assert!(Instant::now() < deadline, "{what} (pid {pid}) not stopped after 5 s (state {:?})", state(pid));
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 fn signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0, "kill({pid}, {signal})");
 }
 
 #[test]
@@ -139,18 +262,19 @@ fn jsonl_output_holds_the_same_rows_as_csv() {
 fn a_killed_rank_is_replaced_and_the_table_is_complete() {
     let (dir, spec) = goog_dir();
     let expected = run_table(dir.path(), &spec, &["--out", "expected.csv"], "expected.csv");
-    let launcher = start_slow_sweep(dir.path(), &spec, &[]);
-    let journal = dir.path().join("results/goog.csv.partial");
-    wait_for_rows(&journal, 400);
-    let ranks = children_of(launcher.id());
-    assert_eq!(ranks.len(), 2, "two rank processes");
-    signal(ranks[0], libc::SIGKILL);
-    let output = launcher.wait_with_output().unwrap();
+    let mut sweep = SlowSweep::start(dir.path(), &spec, SURVIVED, &[]);
+    sweep.stop_ranks_after(400);
+    // Whichever rank: pids need not follow rank numbers (they wrap around).
+    let (killed, survivors) = (sweep.ranks[0], sweep.ranks[1..].to_vec());
+    signal(killed, libc::SIGKILL);
+    sweep.continue_ranks(&survivors);
+    let journal = sweep.journal.clone();
+    let output = sweep.wait_with_output();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(
-        stderr.contains(&format!("rank 0 (pid {})", ranks[0])) && stderr.contains("killed by signal 9"),
-        "{stderr}"
+        stderr.lines().any(|l| l.contains(&format!("(pid {killed})")) && l.contains("killed by signal 9")),
+        "no report of rank pid {killed} killed by signal 9: {stderr}"
     );
     assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected, "table differs");
     assert!(!journal.exists(), "journal removed after success");
@@ -160,13 +284,14 @@ fn a_killed_rank_is_replaced_and_the_table_is_complete() {
 fn a_killed_launcher_resumes_without_duplicates_or_gaps() {
     let (dir, spec) = goog_dir();
     let expected = run_table(dir.path(), &spec, &["--out", "expected.csv"], "expected.csv");
-    let mut launcher = start_slow_sweep(dir.path(), &spec, &[]);
-    let journal = dir.path().join("results/goog.csv.partial");
-    wait_for_rows(&journal, 600);
-    let ranks = children_of(launcher.id());
-    signal(launcher.id(), libc::SIGKILL);
-    launcher.wait().unwrap();
-    // The ranks die with their launcher (PR_SET_PDEATHSIG).
+    let mut sweep = SlowSweep::start(dir.path(), &spec, INTERRUPTED, &[]);
+    let at_kill = sweep.stop_ranks_after(600);
+    // The ranks stay stopped: they must die with their launcher (PR_SET_PDEATHSIG) anyway.
+    let ranks = sweep.ranks.clone();
+    let journal = sweep.journal.clone();
+    signal(sweep.launcher_pid(), libc::SIGKILL);
+    let status = sweep.wait_with_output().status;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while ranks.iter().any(|&pid| alive(pid)) {
         assert!(Instant::now() < deadline, "ranks outlived their launcher");
@@ -174,7 +299,7 @@ fn a_killed_launcher_resumes_without_duplicates_or_gaps() {
     }
     assert!(!dir.path().join("results/goog.csv").exists(), "no final table from a killed sweep");
     let saved = rows_in(&journal);
-    assert!((600..3830).contains(&saved), "journal holds {saved} rows");
+    assert!((600..COMBOS).contains(&saved) && saved >= at_kill, "journal holds {saved} rows ({at_kill} at the kill)");
 
     // Without --resume the journal is protected.
     let refused = output_of(sweeprun(dir.path()).arg("run").arg(&spec));
@@ -196,17 +321,21 @@ fn a_killed_launcher_resumes_without_duplicates_or_gaps() {
 fn ctrl_c_exits_130_and_resume_completes_the_table() {
     let (dir, spec) = goog_dir();
     let expected = run_table(dir.path(), &spec, &["--out", "expected.csv"], "expected.csv");
-    let launcher = start_slow_sweep(dir.path(), &spec, &[]);
-    let journal = dir.path().join("results/goog.csv.partial");
-    wait_for_rows(&journal, 300);
-    signal(launcher.id(), libc::SIGINT);
-    let output = launcher.wait_with_output().unwrap();
+    let mut sweep = SlowSweep::start(dir.path(), &spec, INTERRUPTED, &[]);
+    let at_interrupt = sweep.stop_ranks_after(300);
+    // The launcher kills its (stopped) ranks itself: SIGKILL ends stopped processes too.
+    let journal = sweep.journal.clone();
+    signal(sweep.launcher_pid(), libc::SIGINT);
+    let output = sweep.wait_with_output();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
     assert!(!dir.path().join("results/goog.csv").exists());
     let saved = rows_in(&journal);
-    assert!((300..3830).contains(&saved), "journal holds {saved} rows");
+    assert!(
+        (300..COMBOS).contains(&saved) && saved >= at_interrupt,
+        "journal holds {saved} rows ({at_interrupt} at the interrupt)"
+    );
 
     let resumed = output_of(sweeprun(dir.path()).arg("run").arg(&spec).arg("--resume"));
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
@@ -222,10 +351,10 @@ fn ctrl_c_exits_130_and_resume_completes_the_table() {
 #[test]
 fn a_journal_from_a_different_sweep_is_refused() {
     let (dir, spec) = goog_dir();
-    let launcher = start_slow_sweep(dir.path(), &spec, &[]);
-    wait_for_rows(&dir.path().join("results/goog.csv.partial"), 100);
-    signal(launcher.id(), libc::SIGINT);
-    assert_eq!(launcher.wait_with_output().unwrap().status.code(), Some(130));
+    let mut sweep = SlowSweep::start(dir.path(), &spec, INTERRUPTED, &[]);
+    sweep.stop_ranks_after(100);
+    signal(sweep.launcher_pid(), libc::SIGINT);
+    assert_eq!(sweep.wait_with_output().status.code(), Some(130));
     let changed =
         output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(["--resume", "--set", "strategy.fee=0.001"]));
     assert_eq!(changed.status.code(), Some(2));
