@@ -209,8 +209,10 @@ pub struct QstraderStats {
     peak_row: usize,
     peak_equity: f64,
     peak_log: Option<f64>,
-    /// Deepest drawdown seen, as (peak equity, trough equity).
-    deepest: (f64, f64),
+    /// `peak_equity · (1 ± NEAR_PEAK)`: outside this band equity ratios settle the drawdown.
+    near_peak: (f64, f64),
+    /// Lowest `equity / peak` seen (1 - max drawdown).
+    deepest_ratio: f64,
     drawdown_run: u32,
     longest_drawdown_run: u32,
     /// Equity went to or below zero: `log(1 + R)` is NaN from there on in QSTrader, so
@@ -261,12 +263,15 @@ impl QstraderStats {
         self.peak_row = row;
         self.peak_equity = equity;
         self.peak_log = log;
+        self.near_peak = (equity * (1.0 - NEAR_PEAK), equity * (1.0 + NEAR_PEAK));
         self.drawdown_run = 0;
     }
 
+    #[inline]
     fn below_peak(&mut self, equity: f64) {
-        if 1.0 - equity / self.peak_equity > 1.0 - self.deepest.1 / self.deepest.0 {
-            self.deepest = (self.peak_equity, equity);
+        // A multiply per row; the division only when a new low is set.
+        if equity < self.peak_equity * self.deepest_ratio {
+            self.deepest_ratio = equity / self.peak_equity;
         }
         self.drawdown_run += 1;
         self.longest_drawdown_run = self.longest_drawdown_run.max(self.drawdown_run);
@@ -282,7 +287,7 @@ impl EquityStats for QstraderStats {
             equity: initial,
             rows: 1,
             returns,
-            deepest: (1.0, 1.0),
+            deepest_ratio: 1.0,
             ..QstraderStats::default()
         };
     }
@@ -301,15 +306,15 @@ impl EquityStats for QstraderStats {
         self.returns.push(r);
         self.sum += r;
         self.sum_sq += r * r;
-        if r < 0.0 {
-            if self.negatives == 0 {
-                self.negative_shift = r;
-            }
-            let d = r - self.negative_shift;
-            self.negatives += 1;
-            self.negative_sum += d;
-            self.negative_sum_sq += d * d;
+        // Branch-free: the sign of a daily return is a coin flip for the predictor.
+        let negative = r < 0.0;
+        if negative && self.negatives == 0 {
+            self.negative_shift = r;
         }
+        let d = if negative { r - self.negative_shift } else { 0.0 };
+        self.negatives += u32::from(negative);
+        self.negative_sum += d;
+        self.negative_sum_sq += d * d;
         if (1.0 + r).is_nan() || 1.0 + r <= 0.0 {
             self.crossed_zero = true;
         }
@@ -331,10 +336,9 @@ impl EquityStats for QstraderStats {
             }
             return;
         }
-        let gap = equity / self.peak_equity - 1.0;
-        if gap > NEAR_PEAK {
+        if equity > self.near_peak.1 {
             self.new_peak(row, equity, None);
-        } else if gap < -NEAR_PEAK {
+        } else if equity < self.near_peak.0 {
             self.below_peak(equity);
         } else {
             self.replay_logs();
@@ -364,7 +368,7 @@ impl EquityStats for QstraderStats {
         let (cagr, max_drawdown) = if self.crossed_zero {
             (f64::NAN, f64::NAN)
         } else {
-            (growth.powf(1.0 / (n / PERIODS_PER_YEAR)) - 1.0, 1.0 - self.deepest.1 / self.deepest.0)
+            (growth.powf(1.0 / (n / PERIODS_PER_YEAR)) - 1.0, 1.0 - self.deepest_ratio)
         };
         Metrics {
             total_return: growth - 1.0,

@@ -337,16 +337,18 @@ impl MomentumBatch {
 
     fn evaluate_with<S: EquityStats>(&mut self, combos: &[MomentumCombo], out: &mut [MomentumOutcome]) {
         let mut stats = S::default();
+        let mut scratch = Scratch::default();
         for (combo, slot) in combos.iter().zip(out.iter_mut()) {
-            *slot = self.run_with(*combo, &mut NoRecord, &mut stats);
+            *slot = self.run_with(*combo, &mut NoRecord, &mut stats, &mut scratch);
         }
     }
 
     /// Runs one combo, reporting details to `recorder`.
     pub fn simulate(&mut self, combo: MomentumCombo, recorder: &mut impl Recorder) -> MomentumOutcome {
+        let scratch = &mut Scratch::default();
         match self.config.convention {
-            Convention::Standard => self.run_with(combo, recorder, &mut StandardStats::default()),
-            Convention::Qstrader => self.run_with(combo, recorder, &mut QstraderStats::default()),
+            Convention::Standard => self.run_with(combo, recorder, &mut StandardStats::default(), scratch),
+            Convention::Qstrader => self.run_with(combo, recorder, &mut QstraderStats::default(), scratch),
         }
     }
 
@@ -355,11 +357,20 @@ impl MomentumBatch {
         combo: MomentumCombo,
         recorder: &mut impl Recorder,
         stats: &mut S,
+        scratch: &mut Scratch,
     ) -> MomentumOutcome {
         assert!(combo.lookback > 0 && combo.top_n > 0, "lookback and top_n must be >= 1");
         self.rankings_for(combo.lookback);
-        run(&self.universe, &self.config, combo, &self.rankings[&combo.lookback], recorder, stats)
+        run(&self.universe, &self.config, combo, &self.rankings[&combo.lookback], recorder, stats, scratch)
     }
+}
+
+/// Per-backtest buffers, reused across the combos of a batch (no allocation per combo).
+#[derive(Default)]
+struct Scratch {
+    positions: Vec<(u16, f64)>,
+    queued: Vec<(u16, f64)>,
+    weights: Vec<f64>,
 }
 
 /// One account: cash plus positions in insertion order (QSTrader's OrderedDict).
@@ -418,11 +429,17 @@ fn run<S: EquityStats>(
     rankings: &[Option<Vec<u16>>],
     recorder: &mut impl Recorder,
     stats: &mut S,
+    scratch: &mut Scratch,
 ) -> MomentumOutcome {
     let n = universe.assets;
-    let mut book = Book { cash: config.initial_cash, positions: Vec::with_capacity(combo.top_n as usize + 1) };
-    let mut queued: Vec<(u16, f64)> = Vec::with_capacity(n);
-    let mut weights = vec![0.0f64; n];
+    let mut positions = std::mem::take(&mut scratch.positions);
+    positions.clear();
+    let mut book = Book { cash: config.initial_cash, positions };
+    let queued = &mut scratch.queued;
+    queued.clear();
+    let weights = &mut scratch.weights;
+    weights.clear();
+    weights.resize(n, 0.0);
     let (mut fills, mut rebalances, mut points) = (0u32, 0u32, 0u32);
     let mut equity = config.initial_cash;
     // Before the burn-in nothing can happen: no rebalance, so no orders and all cash.
@@ -445,10 +462,10 @@ fn run<S: EquityStats>(
         }
         // 21:00: mark, maybe rebalance, record.
         let close = &universe.close[d * n..(d + 1) * n];
-        if let Some(ranking) = rankings.get(d).filter(|_| universe.month_end[d] && d >= universe.first_recorded) {
+        if universe.month_end[d] {
             rebalances += 1;
             weights.iter_mut().for_each(|w| *w = 0.0);
-            if let Some(ranking) = ranking {
+            if let Some(ranking) = &rankings[d] {
                 for &asset in ranking.iter().take(combo.top_n as usize) {
                     weights[asset as usize] = 1.0 / f64::from(combo.top_n);
                 }
@@ -461,7 +478,7 @@ fn run<S: EquityStats>(
             if total.abs() > 1e-8 {
                 weights.iter_mut().for_each(|w| *w /= total);
             }
-            recorder.weights(day, &weights);
+            recorder.weights(day, weights);
             let buffered_equity = book.equity(close) * (1.0 - config.cash_buffer);
             for &asset in &universe.sorted {
                 let dollars = buffered_equity * weights[asset as usize];
@@ -473,17 +490,16 @@ fn run<S: EquityStats>(
                 }
             }
         }
-        if d >= universe.first_recorded {
-            equity = book.equity(close);
-            points += 1;
-            if points == 1 {
-                stats.reset(equity);
-            } else {
-                stats.push(equity);
-            }
-            recorder.equity(day, equity);
+        equity = book.equity(close);
+        points += 1;
+        if points == 1 {
+            stats.reset(equity);
+        } else {
+            stats.push(equity);
         }
+        recorder.equity(day, equity);
     }
+    scratch.positions = book.positions;
     let metrics = if points > 0 { stats.finish(fills) } else { Metrics::default() };
     MomentumOutcome { metrics, final_equity: equity, rebalances, equity_points: points }
 }

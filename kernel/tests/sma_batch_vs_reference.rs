@@ -42,17 +42,33 @@ fn close_enough(a: f64, b: f64) -> bool {
 }
 
 fn assert_same(batch: &Metrics, plain: &Metrics, what: &str) -> Result<(), TestCaseError> {
+    assert_sortino(batch.sortino, plain.sortino, what)?;
+    assert_counts(batch, plain, what)?;
     let pairs = [
         ("total_return", batch.total_return, plain.total_return),
         ("cagr", batch.cagr, plain.cagr),
         ("sharpe", batch.sharpe, plain.sharpe),
-        ("sortino", batch.sortino, plain.sortino),
         ("volatility", batch.volatility, plain.volatility),
         ("max_drawdown", batch.max_drawdown, plain.max_drawdown),
     ];
     for (name, a, b) in pairs {
         prop_assert!(close_enough(a, b), "{what}: {name} batch {a} vs plain {b}");
     }
+    Ok(())
+}
+
+/// Sortino divides by the spread of the losing returns. When the only losses are a couple
+/// of near-identical fee-sized returns, that spread is ~1e-16 and the ratio ~1e13: any two
+/// summation orders then differ in the 6th digit. Such ratios are compared loosely.
+fn assert_sortino(batch: f64, plain: f64, what: &str) -> Result<(), TestCaseError> {
+    let ill_conditioned = batch.abs().min(plain.abs()) > 1e6;
+    let ok = batch == plain
+        || if ill_conditioned { (batch - plain).abs() <= 1e-4 * plain.abs() } else { close_enough(batch, plain) };
+    prop_assert!(ok, "{what}: sortino batch {batch} vs plain {plain}");
+    Ok(())
+}
+
+fn assert_counts(batch: &Metrics, plain: &Metrics, what: &str) -> Result<(), TestCaseError> {
     prop_assert_eq!(batch.trades, plain.trades, "{}: trades", what);
     prop_assert_eq!(batch.max_drawdown_duration, plain.max_drawdown_duration, "{}: dd duration", what);
     Ok(())
