@@ -372,3 +372,49 @@ fn progress_goes_to_stderr_as_plain_lines_without_a_terminal() {
     assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "no terminal control codes: {stderr:?}");
     assert_eq!(String::from_utf8(run.stdout).unwrap().lines().count(), 5);
 }
+
+#[test]
+fn stats_override_and_tearsheets_agree_with_the_table() {
+    let (dir, spec) = goog_dir();
+    let run = output_of(sweeprun(dir.path()).arg("run").arg(&spec).args([
+        "--stats",
+        "qstrader",
+        "--equity",
+        "0,5",
+        "--tearsheet",
+        "top:1",
+        "--top",
+        "0",
+    ]));
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out = dir.path().join("results/goog.csv");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("csv.meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["statistics"], "qstrader");
+    let (header, rows) = sweeprun_tests::read_csv(&out);
+    let sharpe_col = header.iter().position(|h| h == "sharpe").unwrap();
+    let sheets = dir.path().join("results/goog.csv.tearsheets");
+    for (id, fast, slow) in [(0usize, "5", "10"), (5, "5", "35")] {
+        assert_eq!(rows[id][1..3], [fast, slow]);
+        let tag = format!("sma_cross_fast{fast}_slow{slow}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(sheets.join(format!("{tag}.json"))).unwrap()).unwrap();
+        // The tearsheet recomputes the statistics two-pass from the stored curve.
+        let table_sharpe: f64 = rows[id][sharpe_col].parse().unwrap();
+        let sheet_sharpe = doc["strategy"]["sharpe"].as_f64().unwrap();
+        assert!(
+            (table_sharpe - sheet_sharpe).abs() <= 1e-9 * table_sharpe.abs(),
+            "{tag}: {table_sharpe} vs {sheet_sharpe}"
+        );
+        assert_eq!(doc["strategy"]["equity_curve"].as_array().unwrap().len(), 2148);
+        let (_, curve) = sweeprun_tests::read_csv(&sheets.join(format!("{tag}.equity.csv")));
+        assert_eq!(curve.len(), 2148);
+        assert_eq!(curve[0], ["2004-08-19", "1.0"]);
+    }
+    // top:1 by sharpe adds the best combo's tearsheet.
+    let written = std::fs::read_dir(&sheets)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "json")
+        .count();
+    assert_eq!(written, 3);
+}
