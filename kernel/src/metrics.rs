@@ -218,7 +218,15 @@ pub struct QstraderStats {
     /// Equity went to or below zero: `log(1 + R)` is NaN from there on in QSTrader, so
     /// every later row is "in drawdown" and CAGR and max drawdown are NaN.
     crossed_zero: bool,
+    /// A day lost more than 99.99 %: `1 + R` then carries few significant digits, so
+    /// `exp(L)` drifts from the equity ratio, and every later row is decided exactly.
+    exact_mode: bool,
+    /// Deepest drawdown measured exactly (`(hwm - C)/hwm`) while in exact mode.
+    exact_max_drawdown: f64,
 }
+
+/// Below this `1 + R` (a one-day loss over 99.99 %), equity ratios stop tracking `C_t`.
+const ILL_CONDITIONED_GROWTH: f64 = 1e-4;
 
 /// Within this relative distance of the peak, equity ratios cannot settle `C_t < hwm`.
 const NEAR_PEAK: f64 = 1e-10;
@@ -332,7 +340,21 @@ impl EquityStats for QstraderStats {
         if r == 0.0 {
             // C_t == C_{t-1} exactly: the drawdown (zero or not) carries on.
             if self.drawdown_run > 0 {
-                self.below_peak(equity);
+                self.drawdown_run += 1;
+                self.longest_drawdown_run = self.longest_drawdown_run.max(self.drawdown_run);
+            }
+            return;
+        }
+        self.exact_mode |= 1.0 + r < ILL_CONDITIONED_GROWTH;
+        if self.exact_mode {
+            self.replay_logs();
+            let (growth, peak) = (self.exact_log.exp(), self.peak_log.expect("replay passes the peak row").exp());
+            if growth >= peak {
+                self.new_peak(row, equity, Some(self.exact_log));
+            } else {
+                self.exact_max_drawdown = self.exact_max_drawdown.max((peak - growth) / peak);
+                self.drawdown_run += 1;
+                self.longest_drawdown_run = self.longest_drawdown_run.max(self.drawdown_run);
             }
             return;
         }
@@ -365,10 +387,14 @@ impl EquityStats for QstraderStats {
         };
         // C_N and the deepest drawdown from equity ratios (within ~1e-12 of exp(L)).
         let growth = self.equity / self.initial;
+        let years = n / PERIODS_PER_YEAR;
         let (cagr, max_drawdown) = if self.crossed_zero {
             (f64::NAN, f64::NAN)
+        } else if self.exact_mode {
+            let drawdown = (1.0 - self.deepest_ratio).max(self.exact_max_drawdown);
+            (self.exact_log.exp().powf(1.0 / years) - 1.0, drawdown)
         } else {
-            (growth.powf(1.0 / (n / PERIODS_PER_YEAR)) - 1.0, 1.0 - self.deepest_ratio)
+            (growth.powf(1.0 / years) - 1.0, 1.0 - self.deepest_ratio)
         };
         Metrics {
             total_return: growth - 1.0,
@@ -416,29 +442,59 @@ pub fn standard_metrics_of_curve(equity: &[f64], trades: u32) -> Metrics {
     }
 }
 
+/// QSTrader's per-row series of an equity curve: `R` (with `R_0 = 0`), `C = exp(cumsum(log(1+R)))`
+/// and the drawdowns `(hwm - C)/hwm` with the high-water mark starting at row 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QstraderSeries {
+    /// Daily returns, `R_0 = 0`.
+    pub returns: Vec<f64>,
+    /// Cumulative returns `C_t`.
+    pub cumulative: Vec<f64>,
+    /// Drawdowns, `DD_0 = 0`.
+    pub drawdowns: Vec<f64>,
+}
+
+impl QstraderSeries {
+    /// The series of `equity`, in QSTrader's operation order.
+    pub fn of(equity: &[f64]) -> QstraderSeries {
+        let returns: Vec<f64> = std::iter::once(0.0).chain(equity.windows(2).map(|w| w[1] / w[0] - 1.0)).collect();
+        let mut log_sum = 0.0;
+        let cumulative: Vec<f64> = returns
+            .iter()
+            .map(|r| {
+                log_sum += (1.0 + r).ln();
+                log_sum.exp()
+            })
+            .collect();
+        let mut high_water = 0.0f64;
+        let drawdowns = cumulative
+            .iter()
+            .enumerate()
+            .map(|(t, &c)| {
+                if t == 0 {
+                    return 0.0;
+                }
+                high_water = high_water.max(c);
+                (high_water - c) / high_water
+            })
+            .collect();
+        QstraderSeries { returns, cumulative, drawdowns }
+    }
+}
+
 /// The `qstrader` metrics of a stored equity curve, computed the plain way (two passes,
 /// stored cumulative returns). Slow; the reference the streaming kernel is tested against.
 pub fn qstrader_metrics_of_curve(equity: &[f64], trades: u32) -> Metrics {
     let n = equity.len() as f64;
-    let returns: Vec<f64> = std::iter::once(0.0).chain(equity.windows(2).map(|w| w[1] / w[0] - 1.0)).collect();
+    let QstraderSeries { returns, cumulative, drawdowns } = QstraderSeries::of(equity);
     let mean = returns.iter().sum::<f64>() / n;
     let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
     let negative: Vec<f64> = returns.iter().copied().filter(|r| *r < 0.0).collect();
     let negative_mean = negative.iter().sum::<f64>() / negative.len() as f64;
     let negative_std =
         (negative.iter().map(|r| (r - negative_mean).powi(2)).sum::<f64>() / negative.len() as f64).sqrt();
-    let mut log_sum = 0.0;
-    let cumulative: Vec<f64> = returns
-        .iter()
-        .map(|r| {
-            log_sum += (1.0 + r).ln();
-            log_sum.exp()
-        })
-        .collect();
-    let (mut high_water, mut max_dd, mut run, mut longest) = (0.0f64, 0.0f64, 0u32, 0u32);
-    for &c in &cumulative[1..] {
-        high_water = high_water.max(c);
-        let dd = (high_water - c) / high_water;
+    let (mut max_dd, mut run, mut longest) = (0.0f64, 0u32, 0u32);
+    for &dd in &drawdowns[1..] {
         // numpy's max propagates NaN (equity crossed zero, log(1 + R) undefined).
         max_dd = if max_dd.is_nan() || dd.is_nan() { f64::NAN } else { max_dd.max(dd) };
         run = if dd != 0.0 { run + 1 } else { 0 };
@@ -461,16 +517,7 @@ pub fn qstrader_metrics_of_curve(equity: &[f64], trades: u32) -> Metrics {
 mod tests {
     use super::*;
 
-    #[test]
-    fn streaming_equals_two_pass() {
-        let curve = [1.0, 1.0, 1.0, 1.1, 0.99, 1.05, 1.2, 1.2, 1.0, 0.9, 1.3];
-        let mut stats = StandardStats::new(1.0);
-        stats.push_flat(2);
-        for &e in &curve[3..] {
-            stats.push(e);
-        }
-        let a = stats.finish(3);
-        let b = standard_metrics_of_curve(&curve, 3);
+    fn assert_close(a: &Metrics, b: &Metrics) {
         for (x, y) in [
             (a.total_return, b.total_return),
             (a.sharpe, b.sharpe),
@@ -481,6 +528,19 @@ mod tests {
         ] {
             assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} vs {y}");
         }
+    }
+
+    #[test]
+    fn streaming_equals_two_pass() {
+        let curve = [1.0, 1.0, 1.0, 1.1, 0.99, 1.05, 1.2, 1.2, 1.0, 0.9, 1.3];
+        let mut stats = StandardStats::new(1.0);
+        stats.push_flat(2);
+        for &e in &curve[3..] {
+            stats.push(e);
+        }
+        let a = stats.finish(3);
+        let b = standard_metrics_of_curve(&curve, 3);
+        assert_close(&a, &b);
         assert_eq!(a.max_drawdown_duration, 2);
         assert_eq!(b.max_drawdown_duration, 2);
         assert!((a.max_drawdown - 0.25).abs() < 1e-15);
@@ -495,16 +555,7 @@ mod tests {
         }
         let a = stats.finish(2);
         let b = qstrader_metrics_of_curve(&curve, 2);
-        for (x, y) in [
-            (a.total_return, b.total_return),
-            (a.sharpe, b.sharpe),
-            (a.sortino, b.sortino),
-            (a.cagr, b.cagr),
-            (a.volatility, b.volatility),
-            (a.max_drawdown, b.max_drawdown),
-        ] {
-            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} vs {y}");
-        }
+        assert_close(&a, &b);
         // Rows below the peak: 99, 105 (after 110); 100, 90 (after 120); 129 (after 130).
         assert_eq!((a.max_drawdown_duration, b.max_drawdown_duration), (2, 2));
         assert!((a.max_drawdown - 0.25).abs() < 1e-12);

@@ -15,7 +15,7 @@ use crate::strategy::Trace;
 use serde_json::{json, Value};
 use std::path::Path;
 use sweeprun_kernel::date::Date;
-use sweeprun_kernel::metrics::{qstrader_metrics_of_curve, PERIODS_PER_YEAR};
+use sweeprun_kernel::metrics::{qstrader_metrics_of_curve, QstraderSeries, PERIODS_PER_YEAR};
 use sweeprun_kernel::prices::PriceSet;
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -82,27 +82,7 @@ fn quantiles(values: &[f64]) -> Value {
 pub fn statistics_json(trace: &Trace, strategy_id: &str, strategy_name: &str) -> Value {
     let (dates, equity) = (&trace.dates, &trace.equity);
     let n = equity.len();
-    let returns: Vec<f64> = (0..n).map(|t| if t == 0 { 0.0 } else { equity[t] / equity[t - 1] - 1.0 }).collect();
-    let mut log_sum = 0.0;
-    let cumulative: Vec<f64> = returns
-        .iter()
-        .map(|r| {
-            log_sum += (1.0 + r).ln();
-            log_sum.exp()
-        })
-        .collect();
-    let mut high_water = 0.0f64;
-    let drawdowns: Vec<f64> = cumulative
-        .iter()
-        .enumerate()
-        .map(|(t, c)| {
-            if t == 0 {
-                return 0.0;
-            }
-            high_water = high_water.max(*c);
-            (high_water - c) / high_water
-        })
-        .collect();
+    let QstraderSeries { returns, cumulative, drawdowns } = QstraderSeries::of(equity);
     let metrics = qstrader_metrics_of_curve(equity, 0);
     let mean = returns.iter().sum::<f64>() / n as f64;
     let stdev = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
