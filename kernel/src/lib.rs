@@ -7,6 +7,7 @@
 //! price data; that keeps it fast, testable and portable across x86-64 and aarch64.
 #![deny(missing_docs)]
 
+pub mod arch;
 pub mod date;
 pub mod decimal;
 pub mod metrics;

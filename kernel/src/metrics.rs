@@ -155,26 +155,61 @@ impl EquityStats for StandardStats {
     }
 
     fn finish(&self, trades: u32) -> Metrics {
-        let n = f64::from(self.returns);
-        let mean = self.sum / n;
-        // Rounding can push a zero variance slightly negative; NaN (equity crossed 0) stays NaN.
-        let variance = (self.sum_sq - self.sum * mean) / (n - 1.0);
-        let variance = if variance < 0.0 { 0.0 } else { variance };
-        let std = variance.sqrt();
-        let annual = PERIODS_PER_YEAR.sqrt();
-        let downside = (self.downside_sq / n).sqrt();
-        let growth = self.equity / self.initial;
-        let cagr = if growth > 0.0 { growth.powf(PERIODS_PER_YEAR / n) - 1.0 } else { -1.0 };
-        Metrics {
-            total_return: growth - 1.0,
-            cagr,
-            sharpe: mean / std * annual,
-            sortino: mean * annual / downside,
-            volatility: std * annual,
+        standard_metrics(StandardSums {
+            returns: self.returns,
+            sum: self.sum,
+            sum_sq: self.sum_sq,
+            downside_sq: self.downside_sq,
+            growth: self.equity / self.initial,
             max_drawdown: self.max_drawdown,
-            max_drawdown_duration: self.longest_underwater_run,
+            longest_underwater_run: self.longest_underwater_run,
             trades,
-        }
+        })
+    }
+}
+
+/// The running sums the `standard` statistics are made from (kernels that keep their own
+/// accumulators, e.g. in SIMD lanes, finish through the same formulas).
+#[derive(Clone, Copy, Debug)]
+pub struct StandardSums {
+    /// Number of returns (rows - 1).
+    pub returns: u32,
+    /// Σ r.
+    pub sum: f64,
+    /// Σ r².
+    pub sum_sq: f64,
+    /// Σ min(r, 0)².
+    pub downside_sq: f64,
+    /// Final equity / initial equity.
+    pub growth: f64,
+    /// Largest fall from a peak, as a positive fraction.
+    pub max_drawdown: f64,
+    /// Longest run of rows below the running peak.
+    pub longest_underwater_run: u32,
+    /// Trades to report.
+    pub trades: u32,
+}
+
+/// The `standard` metrics of accumulated sums.
+pub fn standard_metrics(sums: StandardSums) -> Metrics {
+    let n = f64::from(sums.returns);
+    let mean = sums.sum / n;
+    // Rounding can push a zero variance slightly negative; NaN (equity crossed 0) stays NaN.
+    let variance = (sums.sum_sq - sums.sum * mean) / (n - 1.0);
+    let variance = if variance < 0.0 { 0.0 } else { variance };
+    let std = variance.sqrt();
+    let annual = PERIODS_PER_YEAR.sqrt();
+    let downside = (sums.downside_sq / n).sqrt();
+    let cagr = if sums.growth > 0.0 { sums.growth.powf(PERIODS_PER_YEAR / n) - 1.0 } else { -1.0 };
+    Metrics {
+        total_return: sums.growth - 1.0,
+        cagr,
+        sharpe: mean / std * annual,
+        sortino: mean * annual / downside,
+        volatility: std * annual,
+        max_drawdown: sums.max_drawdown,
+        max_drawdown_duration: sums.longest_underwater_run,
+        trades: sums.trades,
     }
 }
 

@@ -8,9 +8,21 @@ use crate::grid::ParamValue;
 use crate::spec::Spec;
 use crate::strategy::Strategy;
 use std::time::Instant;
+use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::momentum::{MomentumBatch, MomentumCombo, MomentumOutcome, Universe};
 use sweeprun_kernel::sma::{self, SmaBatch, SmaCombo, SmaConfig};
+
+fn kernel_path() -> Result<KernelPath> {
+    sweeprun_kernel::arch::selected_kernel().map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// Window-sum tables built once, outside the timed passes (as a rank does per sweep).
+fn prepare(batch: &mut SmaBatch, path: KernelPath, combos: &[SmaCombo]) {
+    let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
+    let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();
+    batch.prepare(path, &fast, &slow);
+}
 
 fn pin_to_one_cpu() {
     if let Some(cpu) = sweeprun_hw::topology::usable_cpus().ok().and_then(|c| c.first().copied()) {
@@ -101,13 +113,16 @@ fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
             };
             let combos: Vec<SmaCombo> = ints.iter().map(|&(fast, slow)| SmaCombo { fast, slow }).collect();
             let max_window = combos.iter().map(|c| c.slow.max(c.fast)).max().unwrap_or(1);
-            let batch = SmaBatch::new(series, max_window).map_err(|e| Failure::usage(e.to_string()))?;
+            let mut batch = SmaBatch::new(series, max_window).map_err(|e| Failure::usage(e.to_string()))?;
+            let path = kernel_path()?;
+            prepare(&mut batch, path, &combos);
             let mut out = vec![Metrics::default(); combos.len()];
             let seconds = time_passes(args.samples, || {
                 batch.evaluate(config, &combos, &mut out).expect("validated");
                 std::hint::black_box(&out);
             });
-            Ok(report(&format!("kernel scalar, {label}"), combos.len(), batch.bars(), &seconds, args.baseline))
+            let used = batch.path_for(config, path);
+            Ok(report(&format!("kernel {used}, {label}"), combos.len(), batch.bars(), &seconds, args.baseline))
         }
         Strategy::MomentumTaa(momentum) => {
             let config = momentum.config(&data);
@@ -143,7 +158,7 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
     let data = sweeprun_kernel::prices::load(&args.data).map_err(|e| Failure::usage(e.to_string()))?;
     let series = data.assets.first().ok_or_else(|| Failure::usage("--data: no assets"))?;
     // Windows are checked against the data before any combo is listed.
-    let batch = SmaBatch::new(series, slow_to.max(fast_to))
+    let mut batch = SmaBatch::new(series, slow_to.max(fast_to))
         .map_err(|e| Failure::usage(format!("--fast/--slow with --data {}: {e}", args.data.display())))?;
     let combos: Vec<SmaCombo> = (fast_from..=fast_to)
         .flat_map(|fast| (slow_from.max(fast.saturating_add(1))..=slow_to).map(move |slow| SmaCombo { fast, slow }))
@@ -151,6 +166,8 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
     if combos.is_empty() {
         return Err(Failure::usage("--fast/--slow: no combos with fast < slow"));
     }
+    let path = kernel_path()?;
+    prepare(&mut batch, path, &combos);
     pin_to_one_cpu();
     let mut out = vec![Metrics::default(); combos.len()];
     batch.evaluate(&config, &combos, &mut out).map_err(|e| Failure::usage(e.to_string()))?;
@@ -158,6 +175,12 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
         batch.evaluate(&config, &combos, &mut out).expect("checked above");
         std::hint::black_box(&out);
     });
-    let label = format!("kernel scalar, sma_cross {} fill={} fee={}", args.direction, args.fill, args.fee);
+    let label = format!(
+        "kernel {}, sma_cross {} fill={} fee={}",
+        batch.path_for(&config, path),
+        args.direction,
+        args.fill,
+        args.fee
+    );
     Ok(report(&label, combos.len(), batch.bars(), &seconds, args.baseline))
 }

@@ -367,6 +367,35 @@ pub fn assemble_table(journal: &Path, format: OutputFormat, columns: &[String], 
     Ok(table)
 }
 
+/// Builds the final table from the chunks of one session (each a contiguous id range,
+/// exactly once): sorted by first id, concatenated. Checks that they tile `0..combos`.
+pub fn table_from_chunks(
+    mut chunks: Vec<(u64, String)>,
+    format: OutputFormat,
+    columns: &[String],
+    combos: u64,
+) -> Result<String> {
+    chunks.sort_unstable_by_key(|c| c.0);
+    let mut table = String::with_capacity(chunks.iter().map(|c| c.1.len()).sum::<usize>() + 256);
+    if format == OutputFormat::Csv {
+        table.push_str(&columns.join(","));
+        table.push('\n');
+    }
+    let mut next = 0u64;
+    for (start, rows) in &chunks {
+        let count = rows.bytes().filter(|&b| b == b'\n').count() as u64;
+        if *start != next {
+            return Err(Failure::runtime(format!("internal error: rows {next}..{start} are missing or repeated")));
+        }
+        table.push_str(rows);
+        next = start + count;
+    }
+    if next != combos {
+        return Err(Failure::runtime(format!("internal error: {next} rows gathered for {combos} combos")));
+    }
+    Ok(table)
+}
+
 /// Seconds since the Unix epoch as an RFC 3339 UTC timestamp.
 pub fn rfc3339(time: std::time::SystemTime) -> String {
     let secs = time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -444,6 +473,16 @@ mod tests {
         assert!(assemble_table(&path, OutputFormat::Csv, &cols, 1).is_ok());
         journal.append("0,1,0.5,0,0,0,0,0,0,0\n").unwrap();
         assert!(assemble_table(&path, OutputFormat::Csv, &cols, 1).is_err());
+    }
+
+    #[test]
+    fn chunks_tile_the_ids_or_fail() {
+        let cols = columns(&["fast"], &[]);
+        let chunks = vec![(2, "2,x\n".to_string()), (0, "0,x\n1,x\n".to_string())];
+        let table = table_from_chunks(chunks, OutputFormat::Csv, &cols, 3).unwrap();
+        assert!(table.ends_with("0,x\n1,x\n2,x\n"));
+        assert!(table_from_chunks(vec![(1, "1,x\n".into())], OutputFormat::Csv, &cols, 2).is_err());
+        assert!(table_from_chunks(vec![(0, "0,x\n".into())], OutputFormat::Csv, &cols, 2).is_err());
     }
 
     #[test]

@@ -16,46 +16,75 @@ pub fn check_rank_metric(metric: &str) -> Result<(), String> {
     }
 }
 
-/// Parses a finished table into its columns and rows of cells.
-fn cells(table: &str, format: OutputFormat, columns: &[String]) -> Vec<Vec<String>> {
+/// The cells of one table line.
+fn cells_of(line: &str, format: OutputFormat, columns: &[String]) -> Vec<String> {
     match format {
-        OutputFormat::Csv => table.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect(),
-        OutputFormat::JsonLines => table
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l).ok())
-            .map(|row| {
-                columns
-                    .iter()
-                    .map(|c| match row.get(c) {
-                        Some(serde_json::Value::Null) | None => "NaN".to_string(),
-                        Some(v) => v.to_string(),
-                    })
-                    .collect()
-            })
-            .collect(),
+        OutputFormat::Csv => line.split(',').map(str::to_string).collect(),
+        OutputFormat::JsonLines => {
+            let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap_or_default();
+            columns
+                .iter()
+                .map(|c| match row.get(c) {
+                    Some(serde_json::Value::Null) | None => "NaN".to_string(),
+                    Some(v) => v.to_string(),
+                })
+                .collect()
+        }
     }
 }
 
-/// The rows of `table` (as cells), best first by `metric`; rows without a value last.
-pub fn ranked_rows(table: &str, format: OutputFormat, columns: &[String], metric: &str) -> Vec<Vec<String>> {
-    let Some(metric_col) = columns.iter().position(|c| c == metric) else { return Vec::new() };
-    let value = |row: &Vec<String>| row.get(metric_col).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+/// The value of column `col` (named `name`) in one table line, without parsing the rest.
+fn metric_of(line: &str, format: OutputFormat, col: usize, name: &str) -> f64 {
+    let text = match format {
+        OutputFormat::Csv => line.split(',').nth(col),
+        OutputFormat::JsonLines => {
+            let key = format!("\"{name}\":");
+            line.find(&key).map(|at| {
+                let rest = &line[at + key.len()..];
+                &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+            })
+        }
+    };
+    text.and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN)
+}
+
+/// The best `k` rows of `table` by `metric` (as cells), best first; rows without a value
+/// last. Only the metric column of every row is parsed; only the `k` winners in full.
+pub fn ranked_rows(
+    table: &str,
+    format: OutputFormat,
+    columns: &[String],
+    metric: &str,
+    k: usize,
+) -> (Vec<Vec<String>>, usize) {
+    let Some(col) = columns.iter().position(|c| c == metric) else { return (Vec::new(), 0) };
+    let lines: Vec<&str> = match format {
+        OutputFormat::Csv => table.lines().skip(1).collect(),
+        OutputFormat::JsonLines => table.lines().collect(),
+    };
     let lower_better = LOWER_IS_BETTER.contains(&metric);
-    let mut ranked: Vec<(f64, Vec<String>)> =
-        cells(table, format, columns).into_iter().map(|r| (value(&r), r)).collect();
-    ranked.sort_by(|a, b| match (a.0.is_nan(), b.0.is_nan()) {
-        (true, true) => Ordering::Equal,
+    let mut ranked: Vec<(f64, usize)> =
+        lines.iter().enumerate().map(|(i, l)| (metric_of(l, format, col, metric), i)).collect();
+    let order = |a: &(f64, usize), b: &(f64, usize)| match (a.0.is_nan(), b.0.is_nan()) {
+        (true, true) => a.1.cmp(&b.1),
         (true, false) => Ordering::Greater,
         (false, true) => Ordering::Less,
-        _ if lower_better => a.0.total_cmp(&b.0),
-        _ => b.0.total_cmp(&a.0),
-    });
-    ranked.into_iter().map(|(_, row)| row).collect()
+        _ if lower_better => a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
+        _ => b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)),
+    };
+    let k = k.min(ranked.len());
+    if k == 0 {
+        return (Vec::new(), lines.len());
+    }
+    ranked.select_nth_unstable_by(k - 1, order);
+    ranked.truncate(k);
+    ranked.sort_by(order);
+    (ranked.iter().map(|&(_, i)| cells_of(lines[i], format, columns)).collect(), lines.len())
 }
 
 /// Renders the best `k` rows of `table` by `metric` as an aligned text table.
 pub fn top_k(table: &str, format: OutputFormat, columns: &[String], metric: &str, k: usize) -> String {
-    let ranked = ranked_rows(table, format, columns, metric);
+    let (ranked, total) = ranked_rows(table, format, columns, metric, k);
     let shown: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut lines = vec![std::iter::once("rank".to_string()).chain(shown.iter().map(|s| s.to_string())).collect()];
     for (i, row) in ranked.iter().take(k).enumerate() {
@@ -65,7 +94,7 @@ pub fn top_k(table: &str, format: OutputFormat, columns: &[String], metric: &str
     }
     let widths: Vec<usize> =
         (0..lines[0].len()).map(|c| lines.iter().map(|l| l.get(c).map_or(0, String::len)).max().unwrap_or(0)).collect();
-    let mut out = format!("top {} of {} by {metric}:\n", ranked.len().min(k), ranked.len());
+    let mut out = format!("top {} of {total} by {metric}:\n", ranked.len());
     for line in lines {
         let cells: Vec<String> = line.iter().zip(&widths).map(|(cell, w)| format!("{cell:>w$}")).collect();
         out.push_str(cells.join("  ").trim_end());

@@ -26,6 +26,8 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let clock = Instant::now();
     let plan = Plan::new(args)?;
     let Plan { spec, out, format, ranks, pins, data, data_sha256, columns } = plan;
+    let kernel = spec.strategy.kernel(&data, spec.symbol.as_deref(), &spec.grid).map_err(Failure::runtime)?;
+    let planned = clock.elapsed().as_secs_f64();
     let combos = spec.grid.len();
     let fingerprint = fingerprint(&spec, &data_sha256, format);
     let journal_path = output::journal_path(&out);
@@ -68,11 +70,18 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let chunks = local::chunks_of_remaining(&done, chunk_size);
     let mut progress = Progress::new(combos, resumed);
     let effective_spec = spec.effective_toml();
+    // Rows of this session, by chunk: with nothing resumed, the table is these chunks in
+    // id order, with no need to read the journal back.
+    let mut arrived: Vec<(u64, String)> = Vec::new();
     let ran = if chunks.is_empty() {
         Ok(())
     } else {
         let job = LocalJob { format: format.name(), spec: &effective_spec, pins, chunks };
-        local::run(job, &mut progress, &mut |_, rows| journal.append(rows))
+        local::run(job, &mut progress, &mut |ids, rows| {
+            journal.append(rows)?;
+            arrived.push((ids.start, rows.to_string()));
+            Ok(())
+        })
     };
     let synced = journal.sync();
     if let Err(failure) = ran.and(synced) {
@@ -88,8 +97,21 @@ pub fn run(args: &RunArgs) -> Result<String> {
         });
     }
     progress.finish(ranks);
+    let swept = clock.elapsed().as_secs_f64();
 
-    let table = output::assemble_table(&journal_path, format, &columns, combos)?;
+    let table = if resumed == 0 {
+        output::table_from_chunks(arrived, format, &columns, combos)?
+    } else {
+        output::assemble_table(&journal_path, format, &columns, combos)?
+    };
+    // Write the table, hash it and rank it at once: the ranks are done, the cores are free.
+    let (written, table_sha256, top) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| sha256_hex(table.as_bytes()));
+        let ranking = scope.spawn(|| summary(&table, format, &columns, args));
+        let written = output::write_atomically(&out, table.as_bytes());
+        (written, hashing.join().expect("hashing thread"), ranking.join().expect("ranking thread"))
+    });
+    written?;
     let mut recorded_spec = spec.effective.clone();
     recorded_spec.insert("output".into(), toml::Value::Table(toml::toml! { path = (out.display().to_string()) }));
     let sidecar = json!({
@@ -99,28 +121,32 @@ pub fn run(args: &RunArgs) -> Result<String> {
         "strategy": spec.strategy.name(),
         "strategy_settings": format!("{:?}", spec.strategy),
         "statistics": spec.strategy.convention().name(),
-        "kernel": "scalar",
+        "kernel": kernel,
         "fingerprint": fingerprint,
         "data": { "path": spec.data_path.display().to_string(), "sha256": data_sha256 },
         "combos": combos,
         "columns": columns,
-        "output": { "path": out.display().to_string(), "format": format.name(), "sha256": sha256_hex(table.as_bytes()) },
+        "output": { "path": out.display().to_string(), "format": format.name(), "sha256": table_sha256 },
         "backend": "local",
         "ranks": ranks,
         "resumed_combos": resumed,
         "started_at": output::rfc3339(started_at),
         "finished_at": output::rfc3339(SystemTime::now()),
         "wall_seconds": clock.elapsed().as_secs_f64(),
+        "timings": {
+            "plan_seconds": planned,
+            "sweep_seconds": swept - planned,
+            "assemble_seconds": clock.elapsed().as_secs_f64() - swept,
+        },
     });
     let sidecar_text = serde_json::to_string_pretty(&sidecar).expect("JSON values serialise") + "\n";
-    // Table first, then the sidecar that vouches for it, then the journal goes.
-    output::write_atomically(&out, table.as_bytes())?;
+    // The table is in place; now the sidecar that vouches for it; then the journal goes.
     output::write_atomically(&output::sidecar_path(&out), sidecar_text.as_bytes())?;
     drop(journal);
     remove_journal(&out);
     eprintln!("sweeprun: wrote {} ({} rows)", out.display(), combos);
     write_tearsheets(&spec, &data, &table, format, &columns, &out, args)?;
-    Ok(summary(&table, format, &columns, args))
+    Ok(top)
 }
 
 fn remove_journal(out: &Path) {
@@ -160,6 +186,7 @@ impl Plan {
             _ => {}
         }
         report::check_rank_metric(&args.sort_by).map_err(Failure::usage)?;
+        sweeprun_kernel::arch::selected_kernel().map_err(|e| Failure::usage(e.to_string()))?;
         if args.chunk_size == Some(0) {
             return Err(Failure::usage("--chunk-size: expected at least 1 combo, got 0"));
         }

@@ -5,6 +5,7 @@ use crate::grid::{Grid, ParamDef, ParamKind, ParamValue};
 use crate::output::{Cell, RowWriter};
 use crate::spec::check_keys;
 use std::ops::Range;
+use sweeprun_kernel::arch::{selected_kernel, KernelPath};
 use sweeprun_kernel::date::Date;
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::momentum::{MomentumBatch, MomentumCombo, MomentumConfig, MomentumOutcome, Recorder, Universe};
@@ -216,7 +217,9 @@ impl Strategy {
         match self {
             Strategy::SmaCross(config) => {
                 let series = single_asset(data, symbol)?;
-                let batch = SmaBatch::new(series, sma_max_window(grid)).map_err(|e| e.to_string())?;
+                let mut batch = SmaBatch::new(series, sma_max_window(grid)).map_err(|e| e.to_string())?;
+                let path = selected_kernel().map_err(|e| e.to_string())?;
+                batch.prepare(path, &window_axis(grid, 0), &window_axis(grid, 1));
                 Ok(Box::new(SmaEvaluator { config: *config, batch, grid, combos: Vec::new(), metrics: Vec::new() }))
             }
             Strategy::MomentumTaa(spec) => {
@@ -225,6 +228,20 @@ impl Strategy {
                 let batch = MomentumBatch::new(universe, config).map_err(|e| e.to_string())?;
                 Ok(Box::new(MomentumEvaluator { batch, grid, outcomes: Vec::new(), combos: Vec::new() }))
             }
+        }
+    }
+
+    /// The kernel path the sweep runs on (`scalar`, `avx2`, `neon`, ...), for the sidecar.
+    pub fn kernel(&self, data: &PriceSet, symbol: Option<&str>, grid: &Grid) -> Result<&'static str, String> {
+        let requested = selected_kernel().map_err(|e| e.to_string())?;
+        match self {
+            Strategy::SmaCross(config) => {
+                let series = single_asset(data, symbol)?;
+                let batch = SmaBatch::new(series, sma_max_window(grid)).map_err(|e| e.to_string())?;
+                Ok(batch.path_for(config, requested).name())
+            }
+            // The momentum kernel is scalar on every target.
+            Strategy::MomentumTaa(_) => Ok(KernelPath::Scalar.name()),
         }
     }
 
@@ -378,6 +395,11 @@ fn momentum_combo_at(grid: &Grid, id: u64) -> MomentumCombo {
     let mut values = [ParamValue::Int(0); 2];
     grid.combo(id, &mut values);
     MomentumCombo { lookback: window(values[0]), top_n: window(values[1]) }
+}
+
+/// The window lengths of one SMA grid axis (in grid order).
+fn window_axis(grid: &Grid, axis: usize) -> Vec<u32> {
+    grid.axis(axis).iter().filter_map(|v| v.as_i64()).filter_map(|w| u32::try_from(w).ok()).collect()
 }
 
 fn sma_max_window(grid: &Grid) -> u32 {

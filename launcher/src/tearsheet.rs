@@ -209,8 +209,10 @@ pub fn write_tearsheets(
 ) -> Result<()> {
     let mut ids = args.equity.clone();
     let top = tearsheet_count(args)?;
-    for row in report::ranked_rows(table, format, columns, &args.sort_by).iter().take(top) {
-        ids.extend(row.first().and_then(|id| id.parse::<u64>().ok()));
+    if top > 0 {
+        for row in report::ranked_rows(table, format, columns, &args.sort_by, top).0 {
+            ids.extend(row.first().and_then(|id| id.parse::<u64>().ok()));
+        }
     }
     if ids.is_empty() {
         return Ok(());

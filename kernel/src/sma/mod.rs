@@ -6,7 +6,8 @@
 //!   slow means **exactly**, as `sum_fast·slow > sum_slow·fast` on integer window sums, so a
 //!   tie is "not greater".
 //! * `long`: target 1 if fast > slow else 0; `long_short`: +1 else -1; target 0 until the
-//!   slow SMA exists (`t < slow-1`).
+//!   slow SMA exists (`t < slow-1`; with a fast window longer than the slow one, until
+//!   both exist).
 //! * `fill = open`: the target of close `t` executes at `open[t+1]`; `fill = close`: at `close[t]`.
 //! * An execution closes any open position, then opens the new one with all the cash
 //!   (fractional shares), charging `fee · |shares| · price` on every fill. Shorts hold a
@@ -16,7 +17,9 @@
 //! window) and allocates nothing per combo.
 
 pub mod reference;
+mod simd;
 
+use crate::arch::{KernelChoiceError, KernelPath};
 use crate::metrics::{Convention, EquityStats, Metrics, QstraderStats, StandardStats};
 use crate::prices::AssetSeries;
 use std::fmt;
@@ -61,6 +64,13 @@ pub struct SmaCombo {
     pub slow: u32,
 }
 
+impl SmaCombo {
+    /// The first bar whose close has both SMAs (`max(fast, slow) - 1`); flat before it.
+    pub fn first_signal(self) -> usize {
+        self.fast.max(self.slow) as usize - 1
+    }
+}
+
 /// Why a batch cannot be prepared or a combo evaluated.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SmaError {
@@ -70,7 +80,7 @@ pub enum SmaError {
     InexactCloses,
     /// Window sums times window lengths would overflow 64-bit integers.
     TooLarge,
-    /// A window is 0 or longer than the data.
+    /// A window is 0 or longer than the data, or the slow window is 1.
     BadWindow {
         /// The window length.
         window: u32,
@@ -79,6 +89,8 @@ pub enum SmaError {
     },
     /// The fee is negative, NaN or >= 1.
     BadFee(f64),
+    /// `SWEEPRUN_KERNEL` names a path this machine cannot run.
+    Kernel(KernelChoiceError),
 }
 
 impl fmt::Display for SmaError {
@@ -96,9 +108,10 @@ impl fmt::Display for SmaError {
                 write!(f, "closes are too large for exact 64-bit window sums at these window lengths")
             }
             SmaError::BadWindow { window, bars } => {
-                write!(f, "window {window} must be between 1 and the {bars} bars of data")
+                write!(f, "window {window} must be between 1 (2 for slow) and the {bars} bars of data")
             }
             SmaError::BadFee(fee) => write!(f, "fee must be a fraction in [0, 1), got {fee}"),
+            SmaError::Kernel(e) => write!(f, "{e}"),
         }
     }
 }
@@ -114,6 +127,13 @@ pub struct SmaBatch<'a> {
     prefix: Vec<i64>,
     /// Largest window length the products were checked for.
     max_window: u32,
+    /// Window sums times window lengths stay below 2^53, so the SIMD paths may compare
+    /// them in f64 exactly.
+    f64_exact: bool,
+    /// `close[t] / close[t-1] - 1` (0 at t = 0): long-only lanes' returns between trades.
+    close_returns: Vec<f64>,
+    /// Window-sum tables prepared once for a sweep's windows (see [`SmaBatch::prepare`]).
+    tables: Option<simd::SumTables>,
 }
 
 impl<'a> SmaBatch<'a> {
@@ -134,8 +154,20 @@ impl<'a> SmaBatch<'a> {
         // Every comparison multiplies a window sum (<= max tick · window) by a window length.
         let max_tick = ticks.iter().copied().max().unwrap_or(0);
         let window = i64::from(max_window);
-        max_tick.checked_mul(window).and_then(|sum| sum.checked_mul(window)).ok_or(SmaError::TooLarge)?;
-        Ok(SmaBatch { open: series.open.as_deref(), close: &series.close, prefix, max_window })
+        let product = max_tick.checked_mul(window).and_then(|sum| sum.checked_mul(window)).ok_or(SmaError::TooLarge)?;
+        let f64_exact = product < (1i64 << 53);
+        let close = &series.close;
+        let close_returns = (0..bars).map(|t| if t == 0 { 0.0 } else { close[t] / close[t - 1] - 1.0 }).collect();
+        Ok(SmaBatch { open: series.open.as_deref(), close, prefix, max_window, f64_exact, close_returns, tables: None })
+    }
+
+    /// Builds the SIMD window-sum tables once for every fast and slow window a sweep
+    /// uses (in grid order, so consecutive slow windows are adjacent columns). Without it,
+    /// each evaluate call on a SIMD path builds tables for its own combos.
+    pub fn prepare(&mut self, path: KernelPath, fast_windows: &[u32], slow_windows: &[u32]) {
+        if path != KernelPath::Scalar && self.f64_exact {
+            self.tables = Some(simd::SumTables::from_windows(&self.prefix, fast_windows, slow_windows, lanes_of(path)));
+        }
     }
 
     /// Number of bars.
@@ -150,6 +182,10 @@ impl<'a> SmaBatch<'a> {
                 return Err(SmaError::BadWindow { window, bars: self.bars() });
             }
         }
+        // A slow window of 1 would trade at bar 0, before the first return.
+        if combo.slow < 2 {
+            return Err(SmaError::BadWindow { window: combo.slow, bars: self.bars() });
+        }
         Ok(())
     }
 
@@ -158,17 +194,78 @@ impl<'a> SmaBatch<'a> {
     /// # Panics
     /// If `out.len() != combos.len()`, or a combo fails [`SmaBatch::check_combo`].
     pub fn evaluate(&self, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) -> Result<(), SmaError> {
+        let path = crate::arch::selected_kernel().map_err(SmaError::Kernel)?;
+        self.evaluate_on(path, config, combos, out)
+    }
+
+    /// The path that [`SmaBatch::evaluate`] takes for `config` on `requested`: the SIMD
+    /// paths cover the `standard` statistics when window products are exact in f64; the
+    /// rest runs on the scalar kernel.
+    pub fn path_for(&self, config: &SmaConfig, requested: KernelPath) -> KernelPath {
+        if self.f64_exact && config.convention == Convention::Standard {
+            requested
+        } else {
+            KernelPath::Scalar
+        }
+    }
+
+    /// [`SmaBatch::evaluate`] on an explicit kernel path (which must be available here).
+    pub fn evaluate_on(
+        &self,
+        path: KernelPath,
+        config: &SmaConfig,
+        combos: &[SmaCombo],
+        out: &mut [Metrics],
+    ) -> Result<(), SmaError> {
         assert_eq!(combos.len(), out.len(), "one output slot per combo");
         if !(config.fee >= 0.0 && config.fee < 1.0) {
             return Err(SmaError::BadFee(config.fee));
+        }
+        if !path.is_available() {
+            return Err(SmaError::Kernel(KernelChoiceError(format!("the {path} kernel is not available here"))));
         }
         let open = match config.fill {
             Fill::Open => self.open.ok_or(SmaError::NoOpenPrices)?,
             Fill::Close => self.close,
         };
-        match config.convention {
-            Convention::Standard => self.evaluate_with::<StandardStats>(config, combos, open, out),
-            Convention::Qstrader => self.evaluate_with::<QstraderStats>(config, combos, open, out),
+        for combo in combos {
+            self.check_combo(*combo).unwrap_or_else(|e| panic!("unchecked combo {combo:?}: {e}"));
+        }
+        let path = self.path_for(config, path);
+        if path == KernelPath::Scalar {
+            match config.convention {
+                Convention::Standard => self.evaluate_with::<StandardStats>(config, combos, open, out),
+                Convention::Qstrader => self.evaluate_with::<QstraderStats>(config, combos, open, out),
+            }
+            return Ok(());
+        }
+        let lanes = lanes_of(path);
+        let built;
+        let tables = match &self.tables {
+            Some(prepared) if prepared.tile() == lanes && prepared.covers(combos) => prepared,
+            _ => {
+                built = simd::SumTables::new(&self.prefix, combos, lanes);
+                &built
+            }
+        };
+        // SAFETY: `path.is_available()` was checked above, so the CPU runs its instructions.
+        unsafe {
+            match path {
+                KernelPath::Portable => simd::evaluate::<crate::arch::portable::One>(
+                    tables,
+                    self.close,
+                    &self.close_returns,
+                    open,
+                    config,
+                    combos,
+                    out,
+                ),
+                #[cfg(target_arch = "x86_64")]
+                KernelPath::Avx2 => evaluate_avx2(tables, self.close, &self.close_returns, open, config, combos, out),
+                #[cfg(target_arch = "aarch64")]
+                KernelPath::Neon => evaluate_neon(tables, self.close, &self.close_returns, open, config, combos, out),
+                _ => unreachable!("{path} is not available on this target"),
+            }
         }
         Ok(())
     }
@@ -182,7 +279,6 @@ impl<'a> SmaBatch<'a> {
     ) {
         let mut stats = S::default();
         for (combo, slot) in combos.iter().zip(out.iter_mut()) {
-            self.check_combo(*combo).unwrap_or_else(|e| panic!("unchecked combo {combo:?}: {e}"));
             stats.reset(1.0);
             *slot = self.run_variant(config, *combo, fill, &mut stats);
         }
@@ -199,7 +295,7 @@ impl<'a> SmaBatch<'a> {
     }
 
     /// Whether the fast SMA is strictly above the slow SMA at the close of bar `t`
-    /// (`t >= slow - 1`), compared exactly.
+    /// (`t >= max(fast, slow) - 1`), compared exactly.
     #[inline(always)]
     fn fast_above(&self, combo: SmaCombo, t: usize) -> bool {
         let end = self.prefix[t + 1];
@@ -221,7 +317,7 @@ impl<'a> SmaBatch<'a> {
         let bars = close.len();
         let mut account = Account { cash: 1.0, shares: 0.0, position: 0, trades: 0 };
         // Before the slow SMA exists the target is 0: equity stays 1.0, every return is 0.
-        let first_signal = combo.slow as usize - 1;
+        let first_signal = combo.first_signal();
         stats.push_flat(first_signal.saturating_sub(1) as u32);
         let mut pending: i8 = 0;
         for t in first_signal..bars {
@@ -245,6 +341,57 @@ impl<'a> SmaBatch<'a> {
             }
         }
         stats.finish(account.trades)
+    }
+}
+
+/// Lanes per vector of a path.
+fn lanes_of(path: KernelPath) -> usize {
+    match path {
+        KernelPath::Avx2 => 4,
+        KernelPath::Neon => 2,
+        _ => 1,
+    }
+}
+
+/// The generic lane algorithm compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn evaluate_avx2(
+    tables: &simd::SumTables,
+    close: &[f64],
+    close_returns: &[f64],
+    fill: &[f64],
+    config: &SmaConfig,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        simd::evaluate::<crate::arch::x86_64::avx2::Avx2>(tables, close, close_returns, fill, config, combos, out)
+    }
+}
+
+/// The generic lane algorithm compiled for NEON.
+///
+/// # Safety
+/// Always safe on AArch64 (NEON is baseline); unsafe for symmetry with the other paths.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+unsafe fn evaluate_neon(
+    tables: &simd::SumTables,
+    close: &[f64],
+    close_returns: &[f64],
+    fill: &[f64],
+    config: &SmaConfig,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        simd::evaluate::<crate::arch::aarch64::neon::Neon>(tables, close, close_returns, fill, config, combos, out)
     }
 }
 

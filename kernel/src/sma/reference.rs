@@ -65,7 +65,7 @@ pub fn equity_curve(
     let (fast, slow) = (combo.fast as usize, combo.slow as usize);
     let window_sum = |t: usize, n: usize| -> i128 { close_ticks[t + 1 - n..=t].iter().map(|&x| i128::from(x)).sum() };
     let target_at = |t: usize| -> i8 {
-        if t + 1 < slow {
+        if t + 1 < slow.max(fast) {
             return 0;
         }
         let above = window_sum(t, fast) * slow as i128 > window_sum(t, slow) * fast as i128;

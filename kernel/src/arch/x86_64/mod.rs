@@ -1,0 +1,3 @@
+//! x86-64 paths: AVX2 (runtime-detected).
+
+pub(crate) mod avx2;

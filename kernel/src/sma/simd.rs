@@ -1,0 +1,401 @@
+//! `sma_cross` across combos: `V::N` combos per vector register, advanced bar by bar.
+//!
+//! Each lane is one combo running the scalar kernel's arithmetic (same operations, same
+//! order, no fused multiply-adds), so equity paths, trades and drawdowns are the scalar
+//! kernel's bit for bit. What changes is the layout:
+//!
+//! * The window sums are laid out bar-major, one column per distinct fast window and one
+//!   per distinct slow window of the call, so the slow sums of a group of combos (same
+//!   fast, consecutive slows in grid order) are one vector load at each bar, and the fast
+//!   sum one broadcast. Groups that are not contiguous gather their lanes one by one.
+//! * The SMA comparison `sum_fast·slow > sum_slow·fast` runs in f64, which is exact here:
+//!   the batch only takes this path when every window sum times a window length stays
+//!   below 2^53 (integers up to 2^53 are exact in f64).
+//! * Position changes are rare: a bar where any lane trades leaves the vector code for a
+//!   scalar update of those lanes.
+//! * Long-only lanes that did not trade take the asset's return instead of dividing their
+//!   equities (the one deviation from bit-identity: ~1e-16 per return, far inside the
+//!   1e-9 tolerance; equity, drawdowns and trades stay bit-identical).
+
+use super::{Account, Direction, Fill, SmaCombo, SmaConfig};
+use crate::arch::Lanes;
+use crate::metrics::{standard_metrics, Metrics, StandardSums};
+
+/// Window sums of one evaluate call, laid out for streaming: each group of combos reads
+/// its sums as two sequential streams over the bars (no strided or scattered loads).
+#[derive(Clone)]
+pub(crate) struct SumTables {
+    bars: usize,
+    /// Lanes per tile of the slow table (the vector width).
+    tile: usize,
+    fast_windows: Vec<u32>,
+    slow_windows: Vec<u32>,
+    /// Column-major: `fast[i * bars + t]` = sum of the closes of bars `t+1-w..=t`
+    /// (w = fast_windows[i]); 0 before the window fills.
+    fast: Vec<f64>,
+    /// Tiles of `tile` slow columns, bar-major inside a tile:
+    /// `slow[(i / tile) * bars * tile + t * tile + i % tile]`.
+    slow: Vec<f64>,
+}
+
+impl std::fmt::Debug for SumTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SumTables({} fast x {} slow windows, {} bars, tile {})",
+            self.fast_windows.len(),
+            self.slow_windows.len(),
+            self.bars,
+            self.tile
+        )
+    }
+}
+
+impl SumTables {
+    /// Tables of the windows `combos` use, from the integer prefix sums, for `tile` lanes.
+    pub(crate) fn new(prefix: &[i64], combos: &[SmaCombo], tile: usize) -> SumTables {
+        let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
+        let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();
+        SumTables::from_windows(prefix, &fast, &slow, tile)
+    }
+
+    /// Tables of the given windows (any order, duplicates allowed).
+    pub(crate) fn from_windows(prefix: &[i64], fast: &[u32], slow: &[u32], tile: usize) -> SumTables {
+        let distinct = |windows: &[u32]| {
+            let mut windows = windows.to_vec();
+            windows.sort_unstable();
+            windows.dedup();
+            windows
+        };
+        let fast_windows = distinct(fast);
+        let slow_windows = distinct(slow);
+        let bars = prefix.len() - 1;
+        let window_sum = |w: u32, t: usize| {
+            let w = w as usize;
+            if t + 1 >= w {
+                (prefix[t + 1] - prefix[t + 1 - w]) as f64
+            } else {
+                0.0
+            }
+        };
+        let mut fast = Vec::with_capacity(fast_windows.len() * bars);
+        for &w in &fast_windows {
+            fast.extend((0..bars).map(|t| window_sum(w, t)));
+        }
+        let tiles = slow_windows.len().div_ceil(tile);
+        let mut slow = vec![0.0; tiles * bars * tile];
+        for (i, &w) in slow_windows.iter().enumerate() {
+            let base = (i / tile) * bars * tile + i % tile;
+            for t in 0..bars {
+                slow[base + t * tile] = window_sum(w, t);
+            }
+        }
+        SumTables { bars, tile, fast_windows, slow_windows, fast, slow }
+    }
+
+    /// Lanes per tile.
+    pub(crate) fn tile(&self) -> usize {
+        self.tile
+    }
+
+    /// Whether every window of `combos` has a column.
+    pub(crate) fn covers(&self, combos: &[SmaCombo]) -> bool {
+        combos.iter().all(|c| {
+            self.fast_windows.binary_search(&c.fast).is_ok() && self.slow_windows.binary_search(&c.slow).is_ok()
+        })
+    }
+
+    fn column(windows: &[u32], window: u32) -> usize {
+        windows.binary_search(&window).expect("window of a combo in this call")
+    }
+
+    #[inline(always)]
+    fn slow_at(&self, col: usize, t: usize) -> f64 {
+        self.slow[(col / self.tile) * self.bars * self.tile + t * self.tile + col % self.tile]
+    }
+}
+
+/// Lane layout of one group of combos.
+struct Group<const MAX: usize> {
+    len: usize,
+    fast_col: [usize; MAX],
+    slow_col: [usize; MAX],
+    same_fast: bool,
+    /// The lanes are exactly one tile of the slow table.
+    whole_tile: bool,
+}
+
+/// The largest lane count of any instruction set (AVX2: 4).
+const MAX_LANES: usize = 8;
+
+/// Evaluates `combos` with `V`, writing one [`Metrics`] per combo.
+///
+/// # Safety
+/// The CPU must support the instruction set of `V`, and `tables` must be built for
+/// `V::N` lanes.
+#[inline(always)]
+pub(crate) unsafe fn evaluate<V: Lanes>(
+    tables: &SumTables,
+    close: &[f64],
+    close_returns: &[f64],
+    fill_price: &[f64],
+    config: &SmaConfig,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
+    debug_assert_eq!(tables.tile, V::N);
+    let mut start = 0;
+    while start < combos.len() {
+        let group = next_group::<V>(tables, &combos[start..]);
+        let lanes = &combos[start..start + group.len];
+        let slots = &mut out[start..start + group.len];
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match (config.direction, config.fill) {
+                (Direction::Long, Fill::Open) => {
+                    run::<V, false, true>(tables, close, close_returns, fill_price, config.fee, &group, lanes, slots)
+                }
+                (Direction::Long, Fill::Close) => {
+                    run::<V, false, false>(tables, close, close_returns, fill_price, config.fee, &group, lanes, slots)
+                }
+                (Direction::LongShort, Fill::Open) => {
+                    run::<V, true, true>(tables, close, close_returns, fill_price, config.fee, &group, lanes, slots)
+                }
+                (Direction::LongShort, Fill::Close) => {
+                    run::<V, true, false>(tables, close, close_returns, fill_price, config.fee, &group, lanes, slots)
+                }
+            }
+        }
+        start += group.len;
+    }
+}
+
+/// Up to `V::N` consecutive combos. A group also ends where the fast window changes or a
+/// new tile of slow columns starts, so most groups are one whole tile with one fast window.
+fn next_group<V: Lanes>(tables: &SumTables, combos: &[SmaCombo]) -> Group<MAX_LANES> {
+    let mut group =
+        Group { len: 0, fast_col: [0; MAX_LANES], slow_col: [0; MAX_LANES], same_fast: true, whole_tile: true };
+    for combo in combos.iter().take(V::N) {
+        let fast_col = SumTables::column(&tables.fast_windows, combo.fast);
+        let slow_col = SumTables::column(&tables.slow_windows, combo.slow);
+        if group.len > 0 && (fast_col != group.fast_col[0] || slow_col % V::N == 0) {
+            break;
+        }
+        let i = group.len;
+        group.fast_col[i] = fast_col;
+        group.slow_col[i] = slow_col;
+        group.same_fast &= fast_col == group.fast_col[0];
+        group.whole_tile &= slow_col == group.slow_col[0] + i;
+        group.len += 1;
+    }
+    group.whole_tile &= group.len == V::N && group.slow_col[0] % V::N == 0;
+    // A partial group runs with its last combo repeated in the spare lanes.
+    for i in group.len..V::N {
+        group.fast_col[i] = group.fast_col[group.len - 1];
+        group.slow_col[i] = group.slow_col[group.len - 1];
+    }
+    group
+}
+
+/// The fast sums of a group's lanes at bar `t`.
+///
+/// # Safety
+/// The CPU must support `V`.
+#[inline(always)]
+unsafe fn fast_sums<V: Lanes>(tables: &SumTables, group: &Group<MAX_LANES>, t: usize) -> V {
+    // SAFETY: the caller guarantees V is supported; `lanes` has MAX_LANES >= V::N values.
+    unsafe {
+        if group.same_fast {
+            V::splat(tables.fast[group.fast_col[0] * tables.bars + t])
+        } else {
+            let mut lanes = [0.0; MAX_LANES];
+            for (lane, &col) in lanes.iter_mut().zip(&group.fast_col).take(V::N) {
+                *lane = tables.fast[col * tables.bars + t];
+            }
+            V::load(lanes.as_ptr())
+        }
+    }
+}
+
+/// The slow sums of a group's lanes at bar `t`.
+///
+/// # Safety
+/// The CPU must support `V`.
+#[inline(always)]
+unsafe fn slow_sums<V: Lanes>(tables: &SumTables, group: &Group<MAX_LANES>, t: usize) -> V {
+    // SAFETY: the caller guarantees V is supported; a whole tile holds V::N values at
+    // this offset (checked by the slice), `lanes` has MAX_LANES >= V::N values.
+    unsafe {
+        if group.whole_tile {
+            let offset = (group.slow_col[0] / V::N) * tables.bars * V::N + t * V::N;
+            V::load(tables.slow[offset..offset + V::N].as_ptr())
+        } else {
+            let mut lanes = [0.0; MAX_LANES];
+            for (lane, &col) in lanes.iter_mut().zip(&group.slow_col).take(V::N) {
+                *lane = tables.slow_at(col, t);
+            }
+            V::load(lanes.as_ptr())
+        }
+    }
+}
+
+/// Per-lane array copies of vector state, for the scalar trade updates.
+struct Spill {
+    cash: [f64; MAX_LANES],
+    shares: [f64; MAX_LANES],
+    position: [f64; MAX_LANES],
+    target: [f64; MAX_LANES],
+}
+
+/// One group of combos, all bars.
+///
+/// # Safety
+/// The CPU must support the instruction set of `V`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
+    tables: &SumTables,
+    close: &[f64],
+    close_returns: &[f64],
+    fill_price: &[f64],
+    fee: f64,
+    group: &Group<MAX_LANES>,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
+    let n = V::N;
+    let bars = close.len();
+    let lane_value = |f: &dyn Fn(&SmaCombo) -> f64| {
+        let mut v = [0.0; MAX_LANES];
+        for (i, slot) in v.iter_mut().enumerate().take(n) {
+            *slot = f(&combos[i.min(combos.len() - 1)]);
+        }
+        v
+    };
+    let fast_len = lane_value(&|c| f64::from(c.fast));
+    let slow_len = lane_value(&|c| f64::from(c.slow));
+    let first_signal = lane_value(&|c| c.first_signal() as f64);
+    let start = combos.iter().map(|c| c.first_signal()).min().unwrap_or(0);
+    // From this bar on every lane's slow SMA exists and the signal needs no mask.
+    let all_started = combos.iter().map(|c| c.first_signal()).max().unwrap_or(0);
+    let mut trades = [0u32; MAX_LANES];
+    let mut spill = Spill {
+        cash: [1.0; MAX_LANES],
+        shares: [0.0; MAX_LANES],
+        position: [0.0; MAX_LANES],
+        target: [0.0; MAX_LANES],
+    };
+
+    // SAFETY: the caller guarantees the CPU supports V; every pointer handed to V::load /
+    // V::store points into a local `[f64; MAX_LANES]` array with MAX_LANES >= V::N.
+    unsafe {
+        let (zero, one) = (V::splat(0.0), V::splat(1.0));
+        let minus_one = V::splat(-1.0);
+        let fast_len = V::load(fast_len.as_ptr());
+        let slow_len = V::load(slow_len.as_ptr());
+        let first_signal = V::load(first_signal.as_ptr());
+        let mut cash = one;
+        let mut shares = zero;
+        let mut position = zero;
+        let mut pending = zero;
+        let mut equity_prev = one;
+        let (mut sum, mut sum_sq, mut downside_sq) = (zero, zero, zero);
+        let mut peak = one;
+        let mut min_ratio = one;
+        // `min_ratio` scaled up by a few ulps: a lane below `peak * bound` may have set a new
+        // low, and only those lanes pay for the exact division.
+        let mut min_ratio_bound = one;
+        let (mut run_length, mut longest) = (zero, zero);
+
+        // Moves the lanes whose `target` differs from their position, at `price`.
+        let mut trade = |cash: &mut V, shares: &mut V, position: &mut V, target: V, price: f64, spill: &mut Spill| {
+            cash.store(spill.cash.as_mut_ptr());
+            shares.store(spill.shares.as_mut_ptr());
+            position.store(spill.position.as_mut_ptr());
+            target.store(spill.target.as_mut_ptr());
+            for (lane, lane_trades) in trades.iter_mut().enumerate().take(n) {
+                if spill.target[lane] != spill.position[lane] {
+                    let mut account = Account {
+                        cash: spill.cash[lane],
+                        shares: spill.shares[lane],
+                        position: spill.position[lane] as i8,
+                        trades: *lane_trades,
+                    };
+                    account.execute(spill.target[lane] as i8, price, fee);
+                    spill.cash[lane] = account.cash;
+                    spill.shares[lane] = account.shares;
+                    spill.position[lane] = f64::from(account.position);
+                    *lane_trades = account.trades;
+                }
+            }
+            *cash = V::load(spill.cash.as_ptr());
+            *shares = V::load(spill.shares.as_ptr());
+            *position = V::load(spill.position.as_ptr());
+        };
+
+        for t in start..bars {
+            let mut traded = false;
+            if FILL_OPEN && V::any(V::ne(pending, position)) {
+                trade(&mut cash, &mut shares, &mut position, pending, fill_price[t], &mut spill);
+                traded = true;
+            }
+            let sum_fast: V = fast_sums(tables, group, t);
+            let sum_slow: V = slow_sums(tables, group, t);
+            let above = V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len));
+            let when_not_above = if LONG_SHORT { minus_one } else { zero };
+            let mut target = V::select(above, one, when_not_above);
+            if t < all_started {
+                let signal_exists = V::ge(V::splat(t as f64), first_signal);
+                target = V::select(signal_exists, target, zero);
+            }
+            if FILL_OPEN {
+                pending = target;
+            } else if V::any(V::ne(target, position)) {
+                trade(&mut cash, &mut shares, &mut position, target, fill_price[t], &mut spill);
+                traded = true;
+            }
+            let equity = cash.add(shares.mul(V::splat(close[t])));
+            if t > 0 {
+                // Long-only and no trade this bar: a lane is flat (return 0 exactly) or all
+                // in (cash ~1e-17 of equity), so its return is the asset's, to ~1e-16; no
+                // division. Shorts and trade bars take the exact equity ratio.
+                let r = if LONG_SHORT || traded {
+                    equity.div(equity_prev).sub(one)
+                } else {
+                    V::select(V::gt(position, zero), V::splat(close_returns[t]), zero)
+                };
+                sum = sum.add(r);
+                sum_sq = sum_sq.add(r.mul(r));
+                let down = r.min(zero);
+                downside_sq = downside_sq.add(down.mul(down));
+                let at_peak = V::ge(equity, peak);
+                peak = V::select(at_peak, equity, peak);
+                run_length = V::select(at_peak, zero, run_length.add(one));
+                longest = longest.max(run_length);
+                if V::any(V::lt(equity, peak.mul(min_ratio_bound))) {
+                    min_ratio = min_ratio.min(equity.div(peak));
+                    min_ratio_bound = min_ratio.mul(V::splat(1.0 + 4.0 * f64::EPSILON));
+                }
+            }
+            equity_prev = equity;
+        }
+
+        let mut lanes = [[0.0; MAX_LANES]; 7];
+        for (array, vector) in lanes.iter_mut().zip([sum, sum_sq, downside_sq, equity_prev, min_ratio, longest, cash]) {
+            vector.store(array.as_mut_ptr());
+        }
+        let [sum, sum_sq, downside_sq, equity, min_ratio, longest, _] = lanes;
+        for (lane, slot) in out.iter_mut().enumerate() {
+            *slot = standard_metrics(StandardSums {
+                returns: bars as u32 - 1,
+                sum: sum[lane],
+                sum_sq: sum_sq[lane],
+                downside_sq: downside_sq[lane],
+                growth: equity[lane],
+                max_drawdown: 1.0 - min_ratio[lane],
+                longest_underwater_run: longest[lane] as u32,
+                trades: trades[lane],
+            });
+        }
+    }
+}
