@@ -122,3 +122,35 @@ fn the_vector_paths_of_this_machine_are_tested() {
         assert!(paths.contains(&KernelPath::Avx2));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A combo's numbers must not depend on which combos share its vector: the launcher
+    /// splits a sweep into chunks differently for every rank count, and the tables of
+    /// `-np 1` and `-np 4` runs (and resumed runs) must be byte-identical.
+    #[test]
+    fn results_do_not_depend_on_grouping((open, close) in prices(), split in 1usize..9) {
+        let bars = close.len() as u32;
+        prop_assume!(bars >= 12);
+        let data = series(&open, &close);
+        let batch = SmaBatch::new(&data, bars).unwrap();
+        let combos: Vec<SmaCombo> =
+            (1..=4u32).flat_map(|fast| (fast + 1..=bars.min(fast + 10)).map(move |slow| SmaCombo { fast, slow })).collect();
+        for path in vector_paths() {
+            for direction in [Direction::Long, Direction::LongShort] {
+                let config = SmaConfig { direction, fill: Fill::Open, fee: 0.001, convention: Convention::Standard };
+                let mut whole = vec![Metrics::default(); combos.len()];
+                batch.evaluate_on(path, &config, &combos, &mut whole).unwrap();
+                let mut pieces = vec![Metrics::default(); combos.len()];
+                for (part, slots) in combos.chunks(split).zip(pieces.chunks_mut(split)) {
+                    batch.evaluate_on(path, &config, part, slots).unwrap();
+                }
+                for (combo, (a, b)) in combos.iter().zip(whole.iter().zip(&pieces)) {
+                    let bits = |m: &Metrics| [m.total_return, m.sharpe, m.sortino, m.cagr, m.volatility, m.max_drawdown].map(f64::to_bits);
+                    prop_assert_eq!(bits(a), bits(b), "{} {:?} {:?}", path, direction, combo);
+                }
+            }
+        }
+    }
+}

@@ -334,10 +334,16 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
         };
 
         for t in start..bars {
-            let mut traded = false;
-            if FILL_OPEN && V::any(V::ne(pending, position)) {
-                trade(&mut cash, &mut shares, &mut position, pending, fill_price[t], &mut spill);
-                traded = true;
+            // Lanes that trade this bar (1.0) take the exact equity ratio as their return.
+            let mut traded = zero;
+            let mut any_traded = false;
+            if FILL_OPEN {
+                let changing = V::ne(pending, position);
+                if V::any(changing) {
+                    trade(&mut cash, &mut shares, &mut position, pending, fill_price[t], &mut spill);
+                    traded = V::select(changing, one, traded);
+                    any_traded = true;
+                }
             }
             let sum_fast: V = fast_sums(tables, group, t);
             let sum_slow: V = slow_sums(tables, group, t);
@@ -350,19 +356,29 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
             }
             if FILL_OPEN {
                 pending = target;
-            } else if V::any(V::ne(target, position)) {
-                trade(&mut cash, &mut shares, &mut position, target, fill_price[t], &mut spill);
-                traded = true;
+            } else {
+                let changing = V::ne(target, position);
+                if V::any(changing) {
+                    trade(&mut cash, &mut shares, &mut position, target, fill_price[t], &mut spill);
+                    traded = V::select(changing, one, traded);
+                    any_traded = true;
+                }
             }
             let equity = cash.add(shares.mul(V::splat(close[t])));
             if t > 0 {
-                // Long-only and no trade this bar: a lane is flat (return 0 exactly) or all
-                // in (cash ~1e-17 of equity), so its return is the asset's, to ~1e-16; no
-                // division. Shorts and trade bars take the exact equity ratio.
-                let r = if LONG_SHORT || traded {
+                // Long-only lanes that did not trade this bar are flat (return 0 exactly) or
+                // all in (cash ~1e-17 of equity), so their return is the asset's, to ~1e-16,
+                // with no division. Shorts and lanes that traded take the exact equity ratio.
+                // Per lane, so a combo's numbers never depend on which lanes it shares.
+                let r = if LONG_SHORT {
                     equity.div(equity_prev).sub(one)
                 } else {
-                    V::select(V::gt(position, zero), V::splat(close_returns[t]), zero)
+                    let held = V::select(V::gt(position, zero), V::splat(close_returns[t]), zero);
+                    if any_traded {
+                        V::select(V::gt(traded, zero), equity.div(equity_prev).sub(one), held)
+                    } else {
+                        held
+                    }
                 };
                 sum = sum.add(r);
                 sum_sq = sum_sq.add(r.mul(r));
