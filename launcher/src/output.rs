@@ -367,33 +367,109 @@ pub fn assemble_table(journal: &Path, format: OutputFormat, columns: &[String], 
     Ok(table)
 }
 
-/// Builds the final table from the chunks of one session (each a contiguous id range,
-/// exactly once): sorted by first id, concatenated. Checks that they tile `0..combos`.
-pub fn table_from_chunks(
-    mut chunks: Vec<(u64, String)>,
-    format: OutputFormat,
-    columns: &[String],
+/// The final table, written while the sweep runs: rows go to `<out>.tmp` in combo-id
+/// order as soon as the chunk that continues the order arrives (chunks are handed out in
+/// id order, so little waits), hashed and ranked on the way. What is left at the end is
+/// an fsync and a rename.
+pub struct TableStream {
+    temp: PathBuf,
+    file: std::io::BufWriter<File>,
+    next: u64,
     combos: u64,
-) -> Result<String> {
-    chunks.sort_unstable_by_key(|c| c.0);
-    let mut table = String::with_capacity(chunks.iter().map(|c| c.1.len()).sum::<usize>() + 256);
-    if format == OutputFormat::Csv {
-        table.push_str(&columns.join(","));
-        table.push('\n');
-    }
-    let mut next = 0u64;
-    for (start, rows) in &chunks {
-        let count = rows.bytes().filter(|&b| b == b'\n').count() as u64;
-        if *start != next {
-            return Err(Failure::runtime(format!("internal error: rows {next}..{start} are missing or repeated")));
+    waiting: std::collections::BTreeMap<u64, String>,
+    hasher: sha2::Sha256,
+    ranker: crate::report::Ranker,
+}
+
+impl TableStream {
+    /// Starts `<out>.tmp` (replacing a stale one) with the header.
+    pub fn create(
+        out: &Path,
+        format: OutputFormat,
+        columns: &[String],
+        combos: u64,
+        ranker: crate::report::Ranker,
+    ) -> Result<TableStream> {
+        use sha2::Digest;
+        let temp = suffixed(out, ".tmp");
+        let file =
+            File::create(&temp).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", temp.display())))?;
+        let mut stream = TableStream {
+            temp,
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            next: 0,
+            combos,
+            waiting: std::collections::BTreeMap::new(),
+            hasher: sha2::Sha256::new(),
+            ranker,
+        };
+        if format == OutputFormat::Csv {
+            let header = format!("{}\n", columns.join(","));
+            stream.hasher.update(header.as_bytes());
+            stream.write(&header)?;
         }
-        table.push_str(rows);
-        next = start + count;
+        Ok(stream)
     }
-    if next != combos {
-        return Err(Failure::runtime(format!("internal error: {next} rows gathered for {combos} combos")));
+
+    fn write(&mut self, text: &str) -> Result<()> {
+        self.file
+            .write_all(text.as_bytes())
+            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.temp.display())))
     }
-    Ok(table)
+
+    fn emit(&mut self, rows: &str) -> Result<()> {
+        use sha2::Digest;
+        self.hasher.update(rows.as_bytes());
+        self.ranker.push_rows(rows);
+        self.next += rows.bytes().filter(|&b| b == b'\n').count() as u64;
+        self.write(rows)
+    }
+
+    /// Takes the rows of the chunk starting at combo `start`.
+    pub fn accept(&mut self, start: u64, rows: &str) -> Result<()> {
+        if start != self.next {
+            self.waiting.insert(start, rows.to_string());
+            return Ok(());
+        }
+        self.emit(rows)?;
+        while let Some(rows) = self.waiting.remove(&self.next) {
+            self.emit(&rows)?;
+        }
+        Ok(())
+    }
+
+    /// Checks every combo arrived exactly once, fsyncs and renames the table over `out`.
+    /// Returns the table's SHA-256 and the ranker.
+    pub fn finish(self, out: &Path) -> Result<(String, crate::report::Ranker)> {
+        use sha2::Digest;
+        if self.next != self.combos || !self.waiting.is_empty() {
+            let _ = std::fs::remove_file(&self.temp);
+            return Err(Failure::runtime(format!(
+                "internal error: rows 0..{} are in order, {} chunks wait, {} combos expected",
+                self.next,
+                self.waiting.len(),
+                self.combos
+            )));
+        }
+        let shown = self.temp.display().to_string();
+        let file = self.file.into_inner().map_err(|e| Failure::runtime(format!("cannot write {shown}: {e}")))?;
+        let finished = (|| -> std::io::Result<()> {
+            file.sync_all()?;
+            std::fs::rename(&self.temp, out)?;
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        finished.map_err(|e| Failure::runtime(format!("cannot write {}: {e}", out.display())))?;
+        let sha = self.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok((sha, self.ranker))
+    }
+
+    /// Drops the unfinished table (the journal keeps the rows).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_file(&self.temp);
+    }
 }
 
 /// Seconds since the Unix epoch as an RFC 3339 UTC timestamp.
@@ -476,13 +552,34 @@ mod tests {
     }
 
     #[test]
-    fn chunks_tile_the_ids_or_fail() {
+    fn the_stream_writes_in_id_order_whatever_the_arrival_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t.csv");
         let cols = columns(&["fast"], &[]);
-        let chunks = vec![(2, "2,x\n".to_string()), (0, "0,x\n1,x\n".to_string())];
-        let table = table_from_chunks(chunks, OutputFormat::Csv, &cols, 3).unwrap();
-        assert!(table.ends_with("0,x\n1,x\n2,x\n"));
-        assert!(table_from_chunks(vec![(1, "1,x\n".into())], OutputFormat::Csv, &cols, 2).is_err());
-        assert!(table_from_chunks(vec![(0, "0,x\n".into())], OutputFormat::Csv, &cols, 2).is_err());
+        let ranker = crate::report::Ranker::new(OutputFormat::Csv, &cols, "total_return", 2);
+        let mut stream = TableStream::create(&out, OutputFormat::Csv, &cols, 3, ranker).unwrap();
+        stream.accept(2, "2,1,0.7,0,0,0,0,0,0,0\n").unwrap();
+        stream.accept(0, "0,1,0.5,0,0,0,0,0,0,0\n1,1,0.9,0,0,0,0,0,0,0\n").unwrap();
+        let (sha, ranker) = stream.finish(&out).unwrap();
+        let table = std::fs::read_to_string(&out).unwrap();
+        let ids: Vec<&str> = table.lines().skip(1).map(|l| &l[..1]).collect();
+        assert_eq!(ids, ["0", "1", "2"]);
+        assert_eq!(sha.len(), 64);
+        let (best, total) = ranker.finish(&cols);
+        assert_eq!((best[0][0].as_str(), best[1][0].as_str(), total), ("1", "2", 3));
+        assert!(!dir.path().join("t.csv.tmp").exists());
+    }
+
+    #[test]
+    fn an_incomplete_stream_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t.csv");
+        let cols = columns(&["fast"], &[]);
+        let ranker = crate::report::Ranker::new(OutputFormat::Csv, &cols, "sharpe", 1);
+        let mut stream = TableStream::create(&out, OutputFormat::Csv, &cols, 3, ranker).unwrap();
+        stream.accept(1, "1,1,0,0,0,0,0,0,0,0\n").unwrap();
+        assert!(stream.finish(&out).is_err());
+        assert!(!out.exists());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The top-K summary printed on stdout after a sweep.
 
 use crate::output::OutputFormat;
-use std::cmp::Ordering;
 use sweeprun_kernel::metrics::Metrics;
 
 /// Metrics where smaller is better.
@@ -48,8 +47,77 @@ fn metric_of(line: &str, format: OutputFormat, col: usize, name: &str) -> f64 {
     text.and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN)
 }
 
-/// The best `k` rows of `table` by `metric` (as cells), best first; rows without a value
-/// last. Only the metric column of every row is parsed; only the `k` winners in full.
+/// Keeps the best `k` rows by one metric while rows stream past (only the metric column
+/// of each row is parsed; ties keep id order; rows without a value rank last).
+#[derive(Debug)]
+pub struct Ranker {
+    format: OutputFormat,
+    column: Option<usize>,
+    metric: String,
+    lower_better: bool,
+    k: usize,
+    seen: usize,
+    /// (value, arrival index, line), best first.
+    best: Vec<(f64, usize, String)>,
+}
+
+impl Ranker {
+    /// A ranker of table lines with these columns.
+    pub fn new(format: OutputFormat, columns: &[String], metric: &str, k: usize) -> Ranker {
+        Ranker {
+            format,
+            column: columns.iter().position(|c| c == metric),
+            metric: metric.to_string(),
+            lower_better: LOWER_IS_BETTER.contains(&metric),
+            k,
+            seen: 0,
+            best: Vec::with_capacity(k + 1),
+        }
+    }
+
+    fn better(&self, a: (f64, usize), b: (f64, usize)) -> bool {
+        match (a.0.is_nan(), b.0.is_nan()) {
+            (true, true) => a.1 < b.1,
+            (true, false) => false,
+            (false, true) => true,
+            _ if a.0 == b.0 => a.1 < b.1,
+            _ if self.lower_better => a.0 < b.0,
+            _ => a.0 > b.0,
+        }
+    }
+
+    /// Offers one table line (a row, not the CSV header).
+    pub fn push(&mut self, line: &str) {
+        let index = self.seen;
+        self.seen += 1;
+        let (Some(column), true) = (self.column, self.k > 0) else { return };
+        let value = metric_of(line, self.format, column, &self.metric);
+        if self.best.len() == self.k {
+            let last = self.best.last().expect("k > 0");
+            if !self.better((value, index), (last.0, last.1)) {
+                return;
+            }
+        }
+        let at = self.best.iter().position(|b| self.better((value, index), (b.0, b.1))).unwrap_or(self.best.len());
+        self.best.insert(at, (value, index, line.to_string()));
+        self.best.truncate(self.k);
+    }
+
+    /// Offers every line of a block of rows.
+    pub fn push_rows(&mut self, rows: &str) {
+        for line in rows.lines() {
+            self.push(line);
+        }
+    }
+
+    /// The best rows (as cells), best first, and the number of rows seen.
+    pub fn finish(&self, columns: &[String]) -> (Vec<Vec<String>>, usize) {
+        (self.best.iter().map(|b| cells_of(&b.2, self.format, columns)).collect(), self.seen)
+    }
+}
+
+/// The best `k` rows of a whole `table` by `metric` (as cells), best first, and the
+/// number of rows.
 pub fn ranked_rows(
     table: &str,
     format: OutputFormat,
@@ -57,43 +125,33 @@ pub fn ranked_rows(
     metric: &str,
     k: usize,
 ) -> (Vec<Vec<String>>, usize) {
-    let Some(col) = columns.iter().position(|c| c == metric) else { return (Vec::new(), 0) };
-    let lines: Vec<&str> = match format {
-        OutputFormat::Csv => table.lines().skip(1).collect(),
-        OutputFormat::JsonLines => table.lines().collect(),
+    let mut ranker = Ranker::new(format, columns, metric, k);
+    let rows = match format {
+        OutputFormat::Csv => table.split_once('\n').map_or("", |(_, rows)| rows),
+        OutputFormat::JsonLines => table,
     };
-    let lower_better = LOWER_IS_BETTER.contains(&metric);
-    let mut ranked: Vec<(f64, usize)> =
-        lines.iter().enumerate().map(|(i, l)| (metric_of(l, format, col, metric), i)).collect();
-    let order = |a: &(f64, usize), b: &(f64, usize)| match (a.0.is_nan(), b.0.is_nan()) {
-        (true, true) => a.1.cmp(&b.1),
-        (true, false) => Ordering::Greater,
-        (false, true) => Ordering::Less,
-        _ if lower_better => a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
-        _ => b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)),
-    };
-    let k = k.min(ranked.len());
-    if k == 0 {
-        return (Vec::new(), lines.len());
-    }
-    ranked.select_nth_unstable_by(k - 1, order);
-    ranked.truncate(k);
-    ranked.sort_by(order);
-    (ranked.iter().map(|&(_, i)| cells_of(lines[i], format, columns)).collect(), lines.len())
+    ranker.push_rows(rows);
+    ranker.finish(columns)
 }
 
 /// Renders the best `k` rows of `table` by `metric` as an aligned text table.
 pub fn top_k(table: &str, format: OutputFormat, columns: &[String], metric: &str, k: usize) -> String {
     let (ranked, total) = ranked_rows(table, format, columns, metric, k);
+    render(&ranked, total, columns, metric)
+}
+
+/// Renders ranked rows (best first) as an aligned text table.
+pub fn render(ranked: &[Vec<String>], total: usize, columns: &[String], metric: &str) -> String {
     let shown: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut lines = vec![std::iter::once("rank".to_string()).chain(shown.iter().map(|s| s.to_string())).collect()];
-    for (i, row) in ranked.iter().take(k).enumerate() {
+    for (i, row) in ranked.iter().enumerate() {
         let mut line = vec![(i + 1).to_string()];
         line.extend(row.iter().map(|cell| short_number(cell)));
         lines.push(line);
     }
-    let widths: Vec<usize> =
-        (0..lines[0].len()).map(|c| lines.iter().map(|l| l.get(c).map_or(0, String::len)).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..lines[0].len())
+        .map(|c| lines.iter().map(|l: &Vec<String>| l.get(c).map_or(0, String::len)).max().unwrap_or(0))
+        .collect();
     let mut out = format!("top {} of {total} by {metric}:\n", ranked.len());
     for line in lines {
         let cells: Vec<String> = line.iter().zip(&widths).map(|(cell, w)| format!("{cell:>w$}")).collect();

@@ -54,8 +54,10 @@ pub fn run(args: &RunArgs) -> Result<String> {
         if args.resume {
             if let Some(table) = finished_table(&out, &fingerprint) {
                 eprintln!("sweeprun: {} is already complete; nothing to resume", out.display());
-                write_tearsheets(&spec, &data, &table, format, &columns, &out, args)?;
-                return Ok(summary(&table, format, &columns, args));
+                let k = args.top.max(tearsheet_count(args)?);
+                let (best, total) = report::ranked_rows(&table, format, &columns, &args.sort_by, k);
+                write_tearsheets(&spec, &data, &best, &out, args)?;
+                return Ok(summary(&best, total, &columns, args));
             }
             eprintln!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
         }
@@ -70,22 +72,32 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let chunks = local::chunks_of_remaining(&done, chunk_size);
     let mut progress = Progress::new(combos, resumed);
     let effective_spec = spec.effective_toml();
-    // Rows of this session, by chunk: with nothing resumed, the table is these chunks in
-    // id order, with no need to read the journal back.
-    let mut arrived: Vec<(u64, String)> = Vec::new();
+    let ranked = args.top.max(tearsheet_count(args)?);
+    let new_ranker = || report::Ranker::new(format, &columns, &args.sort_by, ranked);
+    // With nothing resumed, the final table is written (in id order) while the ranks work.
+    let mut stream = if resumed == 0 {
+        Some(output::TableStream::create(&out, format, &columns, combos, new_ranker())?)
+    } else {
+        None
+    };
     let ran = if chunks.is_empty() {
         Ok(())
     } else {
         let job = LocalJob { format: format.name(), spec: &effective_spec, pins, chunks };
         local::run(job, &mut progress, &mut |ids, rows| {
             journal.append(rows)?;
-            arrived.push((ids.start, rows.to_string()));
-            Ok(())
+            match stream.as_mut() {
+                Some(stream) => stream.accept(ids.start, rows),
+                None => Ok(()),
+            }
         })
     };
     let synced = journal.sync();
     if let Err(failure) = ran.and(synced) {
         progress.abandon();
+        if let Some(stream) = stream {
+            stream.abandon();
+        }
         let saved = format!(
             "; results so far are kept in {} (run the same command with --resume to finish)",
             journal_path.display()
@@ -99,19 +111,18 @@ pub fn run(args: &RunArgs) -> Result<String> {
     progress.finish(ranks);
     let swept = clock.elapsed().as_secs_f64();
 
-    let table = if resumed == 0 {
-        output::table_from_chunks(arrived, format, &columns, combos)?
-    } else {
-        output::assemble_table(&journal_path, format, &columns, combos)?
+    let (table_sha256, ranker) = match stream {
+        Some(stream) => stream.finish(&out)?,
+        None => {
+            let table = output::assemble_table(&journal_path, format, &columns, combos)?;
+            output::write_atomically(&out, table.as_bytes())?;
+            let mut ranker = new_ranker();
+            ranker.push_rows(
+                table.split_once('\n').filter(|_| format == OutputFormat::Csv).map_or(&table[..], |(_, rows)| rows),
+            );
+            (sha256_hex(table.as_bytes()), ranker)
+        }
     };
-    // Write the table, hash it and rank it at once: the ranks are done, the cores are free.
-    let (written, table_sha256, top) = std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| sha256_hex(table.as_bytes()));
-        let ranking = scope.spawn(|| summary(&table, format, &columns, args));
-        let written = output::write_atomically(&out, table.as_bytes());
-        (written, hashing.join().expect("hashing thread"), ranking.join().expect("ranking thread"))
-    });
-    written?;
     let mut recorded_spec = spec.effective.clone();
     recorded_spec.insert("output".into(), toml::Value::Table(toml::toml! { path = (out.display().to_string()) }));
     let sidecar = json!({
@@ -145,8 +156,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
     drop(journal);
     remove_journal(&out);
     eprintln!("sweeprun: wrote {} ({} rows)", out.display(), combos);
-    write_tearsheets(&spec, &data, &table, format, &columns, &out, args)?;
-    Ok(top)
+    let (best, total) = ranker.finish(&columns);
+    write_tearsheets(&spec, &data, &best, &out, args)?;
+    Ok(summary(&best, total, &columns, args))
 }
 
 fn remove_journal(out: &Path) {
@@ -381,11 +393,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn summary(table: &str, format: OutputFormat, columns: &[String], args: &RunArgs) -> String {
+/// The top-K table for stdout from the best rows (best first).
+fn summary(best: &[Vec<String>], total: usize, columns: &[String], args: &RunArgs) -> String {
     if args.top == 0 {
         return String::new();
     }
-    report::top_k(table, format, columns, &args.sort_by, args.top)
+    report::render(&best[..best.len().min(args.top)], total, columns, &args.sort_by)
 }
 
 /// Aim for ~32 chunks per rank (dynamic balance) but no tiny chunks (per-chunk overhead).

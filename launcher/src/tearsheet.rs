@@ -8,8 +8,7 @@
 
 use crate::cli::RunArgs;
 use crate::error::{Failure, Result};
-use crate::output::{self, OutputFormat};
-use crate::report;
+use crate::output;
 use crate::spec::Spec;
 use crate::strategy::Trace;
 use serde_json::{json, Value};
@@ -198,22 +197,10 @@ pub fn fills_csv(trace: &Trace) -> String {
 }
 
 /// Writes the tearsheets asked for with `--equity` and `--tearsheet` into `<out>.tearsheets/`.
-pub fn write_tearsheets(
-    spec: &Spec,
-    data: &PriceSet,
-    table: &str,
-    format: OutputFormat,
-    columns: &[String],
-    out: &Path,
-    args: &RunArgs,
-) -> Result<()> {
+pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out: &Path, args: &RunArgs) -> Result<()> {
     let mut ids = args.equity.clone();
     let top = tearsheet_count(args)?;
-    if top > 0 {
-        for row in report::ranked_rows(table, format, columns, &args.sort_by, top).0 {
-            ids.extend(row.first().and_then(|id| id.parse::<u64>().ok()));
-        }
-    }
+    ids.extend(best.iter().take(top).filter_map(|row| row.first().and_then(|id| id.parse::<u64>().ok())));
     if ids.is_empty() {
         return Ok(());
     }
