@@ -2,8 +2,8 @@
 //!
 //! The batch algorithms are written once, generically over [`Lanes`] (a few f64 vector
 //! operations), and instantiated for each instruction set: `portable` (one lane, any
-//! target: it runs the same generic code, for tests), `x86_64::avx2` (4 lanes, detected at
-//! run time and cached) and `aarch64::neon` (2 lanes; NEON is part of every AArch64 CPU,
+//! target: it runs the same generic code, for tests), `x86_64::avx2` and `x86_64::avx512`
+//! (4 and 8 lanes, detected at run time and cached) and `aarch64::neon` (2 lanes; NEON is part of every AArch64 CPU,
 //! including the Pi 4's Cortex-A72, so it is chosen at compile time). The scalar
 //! per-combo kernels in the strategy modules stay the reference every path is tested
 //! against.
@@ -28,6 +28,8 @@ pub enum KernelPath {
     Portable,
     /// AVX2, 4 combos per instruction.
     Avx2,
+    /// AVX-512 (F + DQ), 8 combos per instruction.
+    Avx512,
     /// NEON, 2 combos per instruction.
     Neon,
 }
@@ -39,6 +41,7 @@ impl KernelPath {
             KernelPath::Scalar => "scalar",
             KernelPath::Portable => "portable",
             KernelPath::Avx2 => "avx2",
+            KernelPath::Avx512 => "avx512",
             KernelPath::Neon => "neon",
         }
     }
@@ -48,13 +51,14 @@ impl KernelPath {
         match self {
             KernelPath::Scalar | KernelPath::Portable => true,
             KernelPath::Avx2 => avx2_available(),
+            KernelPath::Avx512 => avx512_available(),
             KernelPath::Neon => cfg!(target_arch = "aarch64"),
         }
     }
 
     /// The paths this machine can run, best first.
     pub fn available() -> Vec<KernelPath> {
-        [KernelPath::Avx2, KernelPath::Neon, KernelPath::Portable, KernelPath::Scalar]
+        [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Neon, KernelPath::Portable, KernelPath::Scalar]
             .into_iter()
             .filter(|p| p.is_available())
             .collect()
@@ -74,6 +78,16 @@ fn avx2_available() -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn avx2_available() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512_available() -> bool {
     false
 }
 
@@ -98,10 +112,11 @@ pub fn parse_kernel(name: &str) -> Result<KernelPath, KernelChoiceError> {
         "scalar" => KernelPath::Scalar,
         "portable" => KernelPath::Portable,
         "avx2" => KernelPath::Avx2,
+        "avx512" => KernelPath::Avx512,
         "neon" => KernelPath::Neon,
         other => {
             return Err(KernelChoiceError(format!(
-                "{KERNEL_ENV}={other}: unknown kernel (expected scalar, portable, avx2 or neon)"
+                "{KERNEL_ENV}={other}: unknown kernel (expected scalar, portable, avx2, avx512 or neon)"
             )))
         }
     };

@@ -261,6 +261,10 @@ impl<'a> SmaBatch<'a> {
                     out,
                 ),
                 #[cfg(target_arch = "x86_64")]
+                KernelPath::Avx512 => {
+                    evaluate_avx512(tables, self.close, &self.close_returns, open, config, combos, out)
+                }
+                #[cfg(target_arch = "x86_64")]
                 KernelPath::Avx2 => evaluate_avx2(tables, self.close, &self.close_returns, open, config, combos, out),
                 #[cfg(target_arch = "aarch64")]
                 KernelPath::Neon => evaluate_neon(tables, self.close, &self.close_returns, open, config, combos, out),
@@ -347,6 +351,7 @@ impl<'a> SmaBatch<'a> {
 /// Lanes per vector of a path.
 fn lanes_of(path: KernelPath) -> usize {
     match path {
+        KernelPath::Avx512 => 8,
         KernelPath::Avx2 => 4,
         KernelPath::Neon => 2,
         _ => 1,
@@ -371,6 +376,27 @@ unsafe fn evaluate_avx2(
     // SAFETY: forwarded from the caller.
     unsafe {
         simd::evaluate::<crate::arch::x86_64::avx2::Avx2>(tables, close, close_returns, fill, config, combos, out)
+    }
+}
+
+/// The generic lane algorithm compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512DQ.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn evaluate_avx512(
+    tables: &simd::SumTables,
+    close: &[f64],
+    close_returns: &[f64],
+    fill: &[f64],
+    config: &SmaConfig,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        simd::evaluate::<crate::arch::x86_64::avx512::Avx512>(tables, close, close_returns, fill, config, combos, out)
     }
 }
 

@@ -333,6 +333,17 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
             *position = V::load(spill.position.as_ptr());
         };
 
+        let fast_column = group.same_fast.then(|| {
+            let column = &tables.fast[group.fast_col[0] * tables.bars..(group.fast_col[0] + 1) * tables.bars];
+            assert_eq!(column.len(), bars);
+            column
+        });
+        let slow_tile = group.whole_tile.then(|| {
+            let first = (group.slow_col[0] / n) * tables.bars * n;
+            let tile = &tables.slow[first..first + tables.bars * n];
+            assert_eq!(tile.len(), bars * n);
+            tile
+        });
         for t in start..bars {
             // Lanes that trade this bar (1.0) take the exact equity ratio as their return.
             let mut traded = zero;
@@ -345,8 +356,17 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
                     any_traded = true;
                 }
             }
-            let sum_fast: V = fast_sums(tables, group, t);
-            let sum_slow: V = slow_sums(tables, group, t);
+            // The common case streams one column and one tile; the rest gathers lane by lane.
+            let sum_fast: V = match fast_column {
+                // SAFETY: t < bars and the column holds `bars` values (asserted above).
+                Some(column) => V::splat(*column.get_unchecked(t)),
+                None => fast_sums(tables, group, t),
+            };
+            let sum_slow: V = match slow_tile {
+                // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
+                Some(tile) => V::load(tile.as_ptr().add(t * n)),
+                None => slow_sums(tables, group, t),
+            };
             let above = V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len));
             let when_not_above = if LONG_SHORT { minus_one } else { zero };
             let mut target = V::select(above, one, when_not_above);
