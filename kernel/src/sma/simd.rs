@@ -178,7 +178,7 @@ fn next_group<V: Lanes>(tables: &SumTables, combos: &[SmaCombo]) -> Group<MAX_LA
     for combo in combos.iter().take(V::N) {
         let fast_col = SumTables::column(&tables.fast_windows, combo.fast);
         let slow_col = SumTables::column(&tables.slow_windows, combo.slow);
-        if group.len > 0 && (fast_col != group.fast_col[0] || slow_col % V::N == 0) {
+        if group.len > 0 && (fast_col != group.fast_col[0] || slow_col.is_multiple_of(V::N)) {
             break;
         }
         let i = group.len;
@@ -188,7 +188,7 @@ fn next_group<V: Lanes>(tables: &SumTables, combos: &[SmaCombo]) -> Group<MAX_LA
         group.whole_tile &= slow_col == group.slow_col[0] + i;
         group.len += 1;
     }
-    group.whole_tile &= group.len == V::N && group.slow_col[0] % V::N == 0;
+    group.whole_tile &= group.len == V::N && group.slow_col[0].is_multiple_of(V::N);
     // A partial group runs with its last combo repeated in the spare lanes.
     for i in group.len..V::N {
         group.fast_col[i] = group.fast_col[group.len - 1];
