@@ -134,6 +134,8 @@ pub struct SmaBatch<'a> {
     close_returns: Vec<f64>,
     /// Window-sum tables prepared once for a sweep's windows (see [`SmaBatch::prepare`]).
     tables: Option<simd::SumTables>,
+    /// `prefix` as f64 (exact when `f64_exact`).
+    prefix_f64: Vec<f64>,
 }
 
 impl<'a> SmaBatch<'a> {
@@ -155,10 +157,20 @@ impl<'a> SmaBatch<'a> {
         let max_tick = ticks.iter().copied().max().unwrap_or(0);
         let window = i64::from(max_window);
         let product = max_tick.checked_mul(window).and_then(|sum| sum.checked_mul(window)).ok_or(SmaError::TooLarge)?;
-        let f64_exact = product < (1i64 << 53);
+        let f64_exact = product < (1i64 << 53) && total < (1i64 << 53);
+        let prefix_f64 = prefix.iter().map(|&p| p as f64).collect();
         let close = &series.close;
         let close_returns = (0..bars).map(|t| if t == 0 { 0.0 } else { close[t] / close[t - 1] - 1.0 }).collect();
-        Ok(SmaBatch { open: series.open.as_deref(), close, prefix, max_window, f64_exact, close_returns, tables: None })
+        Ok(SmaBatch {
+            open: series.open.as_deref(),
+            close,
+            prefix,
+            max_window,
+            f64_exact,
+            close_returns,
+            tables: None,
+            prefix_f64,
+        })
     }
 
     /// Builds the SIMD window-sum tables once for every fast and slow window a sweep
@@ -248,26 +260,24 @@ impl<'a> SmaBatch<'a> {
                 &built
             }
         };
+        let inputs = simd::Inputs {
+            tables,
+            prefix: &self.prefix_f64,
+            close: self.close,
+            close_returns: &self.close_returns,
+            fill_price: open,
+            fee: config.fee,
+        };
         // SAFETY: `path.is_available()` was checked above, so the CPU runs its instructions.
         unsafe {
             match path {
-                KernelPath::Portable => simd::evaluate::<crate::arch::portable::One>(
-                    tables,
-                    self.close,
-                    &self.close_returns,
-                    open,
-                    config,
-                    combos,
-                    out,
-                ),
+                KernelPath::Portable => simd::evaluate::<crate::arch::portable::One>(&inputs, config, combos, out),
                 #[cfg(target_arch = "x86_64")]
-                KernelPath::Avx512 => {
-                    evaluate_avx512(tables, self.close, &self.close_returns, open, config, combos, out)
-                }
+                KernelPath::Avx512 => evaluate_avx512(&inputs, config, combos, out),
                 #[cfg(target_arch = "x86_64")]
-                KernelPath::Avx2 => evaluate_avx2(tables, self.close, &self.close_returns, open, config, combos, out),
+                KernelPath::Avx2 => evaluate_avx2(&inputs, config, combos, out),
                 #[cfg(target_arch = "aarch64")]
-                KernelPath::Neon => evaluate_neon(tables, self.close, &self.close_returns, open, config, combos, out),
+                KernelPath::Neon => evaluate_neon(&inputs, config, combos, out),
                 _ => unreachable!("{path} is not available on this target"),
             }
         }
@@ -364,19 +374,9 @@ fn lanes_of(path: KernelPath) -> usize {
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn evaluate_avx2(
-    tables: &simd::SumTables,
-    close: &[f64],
-    close_returns: &[f64],
-    fill: &[f64],
-    config: &SmaConfig,
-    combos: &[SmaCombo],
-    out: &mut [Metrics],
-) {
+unsafe fn evaluate_avx2(inputs: &simd::Inputs, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        simd::evaluate::<crate::arch::x86_64::avx2::Avx2>(tables, close, close_returns, fill, config, combos, out)
-    }
+    unsafe { simd::evaluate::<crate::arch::x86_64::avx2::Avx2>(inputs, config, combos, out) }
 }
 
 /// The generic lane algorithm compiled for AVX-512.
@@ -385,19 +385,9 @@ unsafe fn evaluate_avx2(
 /// The CPU must support AVX-512F and AVX-512DQ.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn evaluate_avx512(
-    tables: &simd::SumTables,
-    close: &[f64],
-    close_returns: &[f64],
-    fill: &[f64],
-    config: &SmaConfig,
-    combos: &[SmaCombo],
-    out: &mut [Metrics],
-) {
+unsafe fn evaluate_avx512(inputs: &simd::Inputs, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        simd::evaluate::<crate::arch::x86_64::avx512::Avx512>(tables, close, close_returns, fill, config, combos, out)
-    }
+    unsafe { simd::evaluate::<crate::arch::x86_64::avx512::Avx512>(inputs, config, combos, out) }
 }
 
 /// The generic lane algorithm compiled for NEON.
@@ -406,19 +396,9 @@ unsafe fn evaluate_avx512(
 /// Always safe on AArch64 (NEON is baseline); unsafe for symmetry with the other paths.
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
-unsafe fn evaluate_neon(
-    tables: &simd::SumTables,
-    close: &[f64],
-    close_returns: &[f64],
-    fill: &[f64],
-    config: &SmaConfig,
-    combos: &[SmaCombo],
-    out: &mut [Metrics],
-) {
+unsafe fn evaluate_neon(inputs: &simd::Inputs, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        simd::evaluate::<crate::arch::aarch64::neon::Neon>(tables, close, close_returns, fill, config, combos, out)
-    }
+    unsafe { simd::evaluate::<crate::arch::aarch64::neon::Neon>(inputs, config, combos, out) }
 }
 
 /// Cash, shares and position of one simulated account.

@@ -116,6 +116,7 @@ impl SumTables {
 }
 
 /// Lane layout of one group of combos.
+#[derive(Clone, Copy)]
 struct Group<const MAX: usize> {
     len: usize,
     fast_col: [usize; MAX],
@@ -123,58 +124,96 @@ struct Group<const MAX: usize> {
     same_fast: bool,
     /// The lanes are exactly one tile of the slow table.
     whole_tile: bool,
+    /// A full group of one fast window and slow windows `s, s+1, ..., s+N-1`: their slow
+    /// sums come straight from the prefix sums (one vector load of adjacent entries, from
+    /// an array small enough to stay in cache), once the lanes run in descending slow order.
+    prefix_slow: bool,
 }
 
 /// The largest lane count of any instruction set (AVX2: 4).
 const MAX_LANES: usize = 8;
 
+/// The shared inputs of one evaluate call.
+pub(crate) struct Inputs<'a> {
+    /// Window-sum tables for `V::N` lanes.
+    pub(crate) tables: &'a SumTables,
+    /// Integer prefix sums of the closes as f64 (exact: below 2^53).
+    pub(crate) prefix: &'a [f64],
+    /// Closes.
+    pub(crate) close: &'a [f64],
+    /// `close[t] / close[t-1] - 1`.
+    pub(crate) close_returns: &'a [f64],
+    /// Fill prices (opens or closes).
+    pub(crate) fill_price: &'a [f64],
+    /// Fee per fill.
+    pub(crate) fee: f64,
+}
+
 /// Evaluates `combos` with `V`, writing one [`Metrics`] per combo.
 ///
 /// # Safety
-/// The CPU must support the instruction set of `V`, and `tables` must be built for
-/// `V::N` lanes.
+/// The CPU must support the instruction set of `V`, and `inputs.tables` must be built
+/// for `V::N` lanes.
 #[inline(always)]
-pub(crate) unsafe fn evaluate<V: Lanes>(
-    tables: &SumTables,
-    close: &[f64],
-    close_returns: &[f64],
-    fill_price: &[f64],
-    config: &SmaConfig,
-    combos: &[SmaCombo],
-    out: &mut [Metrics],
-) {
-    debug_assert_eq!(tables.tile, V::N);
+pub(crate) unsafe fn evaluate<V: Lanes>(inputs: &Inputs, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) {
+    debug_assert_eq!(inputs.tables.tile, V::N);
     let mut start = 0;
     while start < combos.len() {
-        let group = next_group::<V>(tables, &combos[start..]);
+        let group = next_group::<V>(inputs.tables, &combos[start..]);
         let lanes = &combos[start..start + group.len];
         let slots = &mut out[start..start + group.len];
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            match (config.direction, config.fill) {
-                (Direction::Long, Fill::Open) => {
-                    run::<V, false, true>(tables, close, close_returns, fill_price, config.fee, &group, lanes, slots)
-                }
-                (Direction::Long, Fill::Close) => {
-                    run::<V, false, false>(tables, close, close_returns, fill_price, config.fee, &group, lanes, slots)
-                }
-                (Direction::LongShort, Fill::Open) => {
-                    run::<V, true, true>(tables, close, close_returns, fill_price, config.fee, &group, lanes, slots)
-                }
-                (Direction::LongShort, Fill::Close) => {
-                    run::<V, true, false>(tables, close, close_returns, fill_price, config.fee, &group, lanes, slots)
-                }
+        if group.prefix_slow {
+            // Lanes in descending slow order, so that their prefix sums are adjacent.
+            let reversed: Vec<SmaCombo> = lanes.iter().rev().copied().collect();
+            let mut reversed_group = Group { whole_tile: false, ..group };
+            reversed_group.fast_col[..group.len].reverse();
+            reversed_group.slow_col[..group.len].reverse();
+            let mut results = [Metrics::default(); MAX_LANES];
+            // SAFETY: forwarded from the caller.
+            unsafe { run_variant::<V>(inputs, config, &reversed_group, &reversed, &mut results[..group.len]) };
+            for (slot, result) in slots.iter_mut().zip(results[..group.len].iter().rev()) {
+                *slot = *result;
             }
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { run_variant::<V>(inputs, config, &group, lanes, slots) };
         }
         start += group.len;
+    }
+}
+
+/// # Safety
+/// The CPU must support the instruction set of `V`.
+#[inline(always)]
+unsafe fn run_variant<V: Lanes>(
+    inputs: &Inputs,
+    config: &SmaConfig,
+    group: &Group<MAX_LANES>,
+    lanes: &[SmaCombo],
+    slots: &mut [Metrics],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match (config.direction, config.fill) {
+            (Direction::Long, Fill::Open) => run::<V, false, true>(inputs, group, lanes, slots),
+            (Direction::Long, Fill::Close) => run::<V, false, false>(inputs, group, lanes, slots),
+            (Direction::LongShort, Fill::Open) => run::<V, true, true>(inputs, group, lanes, slots),
+            (Direction::LongShort, Fill::Close) => run::<V, true, false>(inputs, group, lanes, slots),
+        }
     }
 }
 
 /// Up to `V::N` consecutive combos. A group also ends where the fast window changes or a
 /// new tile of slow columns starts, so most groups are one whole tile with one fast window.
 fn next_group<V: Lanes>(tables: &SumTables, combos: &[SmaCombo]) -> Group<MAX_LANES> {
-    let mut group =
-        Group { len: 0, fast_col: [0; MAX_LANES], slow_col: [0; MAX_LANES], same_fast: true, whole_tile: true };
+    let mut group = Group {
+        len: 0,
+        fast_col: [0; MAX_LANES],
+        slow_col: [0; MAX_LANES],
+        same_fast: true,
+        whole_tile: true,
+        prefix_slow: false,
+    };
     for combo in combos.iter().take(V::N) {
         let fast_col = SumTables::column(&tables.fast_windows, combo.fast);
         let slow_col = SumTables::column(&tables.slow_windows, combo.slow);
@@ -189,6 +228,10 @@ fn next_group<V: Lanes>(tables: &SumTables, combos: &[SmaCombo]) -> Group<MAX_LA
         group.len += 1;
     }
     group.whole_tile &= group.len == V::N && group.slow_col[0].is_multiple_of(V::N);
+    group.prefix_slow = V::N > 1
+        && group.len == V::N
+        && group.same_fast
+        && combos.windows(2).take(V::N - 1).all(|pair| pair[1].slow == pair[0].slow + 1);
     // A partial group runs with its last combo repeated in the spare lanes.
     for i in group.len..V::N {
         group.fast_col[i] = group.fast_col[group.len - 1];
@@ -254,15 +297,12 @@ struct Spill {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
-    tables: &SumTables,
-    close: &[f64],
-    close_returns: &[f64],
-    fill_price: &[f64],
-    fee: f64,
+    inputs: &Inputs,
     group: &Group<MAX_LANES>,
     combos: &[SmaCombo],
     out: &mut [Metrics],
 ) {
+    let Inputs { tables, prefix, close, close_returns, fill_price, fee } = *inputs;
     let n = V::N;
     let bars = close.len();
     let lane_value = |f: &dyn Fn(&SmaCombo) -> f64| {
@@ -333,6 +373,8 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
             *position = V::load(spill.position.as_ptr());
         };
 
+        let slowest = combos[0].slow as usize;
+        assert!(prefix.len() == bars + 1 && (!group.prefix_slow || slowest >= n));
         let fast_column = group.same_fast.then(|| {
             let column = &tables.fast[group.fast_col[0] * tables.bars..(group.fast_col[0] + 1) * tables.bars];
             assert_eq!(column.len(), bars);
@@ -362,10 +404,17 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
                 Some(column) => V::splat(*column.get_unchecked(t)),
                 None => fast_sums(tables, group, t),
             };
-            let sum_slow: V = match slow_tile {
-                // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
-                Some(tile) => V::load(tile.as_ptr().add(t * n)),
-                None => slow_sums(tables, group, t),
+            let sum_slow: V = if group.prefix_slow && t >= all_started {
+                // Lane j has slow window `slowest - j`: P[t+1] - P[t+1-slowest+j] for all j
+                // at once. SAFETY: t+1 >= slowest (all lanes started) and t+1-slowest+N-1 < t+1
+                // <= bars = prefix.len() - 1.
+                V::splat(*prefix.get_unchecked(t + 1)).sub(V::load(prefix.as_ptr().add(t + 1 - slowest)))
+            } else {
+                match slow_tile {
+                    // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
+                    Some(tile) => V::load(tile.as_ptr().add(t * n)),
+                    None => slow_sums(tables, group, t),
+                }
             };
             let above = V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len));
             let when_not_above = if LONG_SHORT { minus_one } else { zero };
