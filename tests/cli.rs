@@ -225,6 +225,8 @@ fn the_readme_run_command_works_on_the_shipped_example() {
             .unwrap();
     assert_eq!(meta["statistics"], "standard");
     assert_eq!(meta["combos"], 3830);
+    let kernel = meta["kernel"].as_str().unwrap();
+    assert!(["scalar", "portable", "avx2", "avx512", "neon"].contains(&kernel), "kernel {kernel}");
     assert_eq!(meta["data"]["sha256"], "60e961a567490b157f71888df9e6afb36190a34a40a6286aa38988e2343f1b1a");
 }
 
@@ -417,4 +419,40 @@ fn stats_override_and_tearsheets_agree_with_the_table() {
         .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "json")
         .count();
     assert_eq!(written, 3);
+}
+
+#[test]
+fn sweeprun_kernel_picks_the_path_and_the_sidecar_says_so() {
+    let (dir, spec) = goog_dir();
+    let scalar = output_of(
+        sweeprun(dir.path())
+            .env("SWEEPRUN_KERNEL", "scalar")
+            .arg("run")
+            .arg(&spec)
+            .args(["--out", "s.csv", "--top", "0"]),
+    );
+    assert!(scalar.status.success(), "{}", String::from_utf8_lossy(&scalar.stderr));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.csv.meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["kernel"], "scalar");
+    let portable = output_of(
+        sweeprun(dir.path())
+            .env("SWEEPRUN_KERNEL", "portable")
+            .arg("run")
+            .arg(&spec)
+            .args(["--out", "p.csv", "--top", "0"]),
+    );
+    assert!(portable.status.success());
+    // Same combos, same trades and drawdowns; statistics within 1e-9 of the scalar kernel.
+    let (header, s_rows) = sweeprun_tests::read_csv(&dir.path().join("s.csv"));
+    let (_, p_rows) = sweeprun_tests::read_csv(&dir.path().join("p.csv"));
+    let trades = header.iter().position(|h| h == "trades").unwrap();
+    for (a, b) in s_rows.iter().zip(&p_rows) {
+        assert_eq!(a[trades], b[trades]);
+    }
+    let bogus =
+        output_of(sweeprun(dir.path()).env("SWEEPRUN_KERNEL", "sse9").arg("run").arg(&spec).args(["--out", "b.csv"]));
+    assert_eq!(bogus.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bogus.stderr).contains("SWEEPRUN_KERNEL=sse9"));
+    assert!(!dir.path().join("b.csv").exists());
 }
