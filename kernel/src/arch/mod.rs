@@ -1,6 +1,6 @@
 //! Instruction-set paths of the kernel.
 //!
-//! The batch algorithms are written once, generically over [`Lanes`] (a few f64 vector
+//! The batch algorithms are written once, generically over `Lanes` (a few f64 vector
 //! operations), and instantiated for each instruction set: `portable` (one lane, any
 //! target: it runs the same generic code, for tests), `x86_64::avx2` and `x86_64::avx512`
 //! (4 and 8 lanes, detected at run time and cached) and `aarch64::neon` (2 lanes; NEON is part of every AArch64 CPU,
