@@ -22,7 +22,6 @@
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::SystemTime;
 use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::date::Date;
@@ -197,32 +196,6 @@ fn sma_kernel(c: &mut Criterion) -> Vec<Measured> {
     measured
 }
 
-/// Criterion's output directory (`$CRITERION_HOME`, else `criterion/` in the target
-/// directory above this executable) holding `dir`.
-fn criterion_dir(dir: &str) -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(PathBuf::from(home).join(dir));
-    }
-    let exe = std::env::current_exe().ok()?;
-    exe.ancestors().map(|a| a.join("criterion").join(dir)).find(|d| d.is_dir())
-}
-
-/// The median seconds per iteration that criterion saved for benchmark `id` (its parts:
-/// group, then function and/or parameter) during this run (`None` when it saved none
-/// since `since`: filtered out, `--test`, `--list`).
-fn saved_median(id: &[&str], since: SystemTime) -> Option<f64> {
-    // Criterion's file-name-safe form of each part (criterion::report::make_filename_safe).
-    let safe = |s: &str| s.replace(['?', '"', '/', '\\', '*', '<', '>', ':', '|', '^'], "_");
-    let mut file = criterion_dir(&safe(id[0]))?;
-    file.extend(id[1..].iter().map(|part| safe(part)));
-    file.push("new/estimates.json");
-    if std::fs::metadata(&file).and_then(|m| m.modified()).ok()? < since {
-        return None;
-    }
-    let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
-    estimates["median"]["point_estimate"].as_f64().map(|ns| ns / 1e9)
-}
-
 fn main() {
     let started = SystemTime::now();
     let mut criterion = Criterion::default().configure_from_args();
@@ -232,7 +205,7 @@ fn main() {
     let rows: Vec<String> = measured
         .iter()
         .filter_map(|m| {
-            let median = saved_median(&[&m.group, &m.id], started)?;
+            let median = sweeprun_tests::criterion_median(&[&m.group, &m.id], started)?;
             let rate = m.combo_bars as f64 / median;
             Some(format!("{:<40} {:<9} {:>10.1} ms  {rate:.3e} combo-bars/s", m.group, m.id, median * 1e3))
         })

@@ -58,32 +58,6 @@ fn bars_of_goog() -> u64 {
     text.lines().skip(1).filter(|l| !l.trim().is_empty()).count() as u64
 }
 
-/// Criterion's output directory (`$CRITERION_HOME`, else `criterion/` in the target
-/// directory above this executable) holding `dir`.
-fn criterion_dir(dir: &str) -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(PathBuf::from(home).join(dir));
-    }
-    let exe = std::env::current_exe().ok()?;
-    exe.ancestors().map(|a| a.join("criterion").join(dir)).find(|d| d.is_dir())
-}
-
-/// The median seconds per iteration that criterion saved for benchmark `id` (its parts:
-/// group, then function and/or parameter) during this run (`None` when it saved none
-/// since `since`: filtered out, `--test`, `--list`).
-fn saved_median(id: &[&str], since: SystemTime) -> Option<f64> {
-    // Criterion's file-name-safe form of each part (criterion::report::make_filename_safe).
-    let safe = |s: &str| s.replace(['?', '"', '/', '\\', '*', '<', '>', ':', '|', '^'], "_");
-    let mut file = criterion_dir(&safe(id[0]))?;
-    file.extend(id[1..].iter().map(|part| safe(part)));
-    file.push("new/estimates.json");
-    if std::fs::metadata(&file).and_then(|m| m.modified()).ok()? < since {
-        return None;
-    }
-    let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
-    estimates["median"]["point_estimate"].as_f64().map(|ns| ns / 1e9)
-}
-
 fn efficiency_line(source: &str, t1: f64, t2: f64) -> String {
     format!(
         "sweep bench: {source}: T1 = {:.1} ms (-np 1), T2 = {:.1} ms (-np 2); speed-up T1/T2 = {:.2}; \
@@ -116,9 +90,10 @@ fn sweep(c: &mut Criterion) {
     }
     group.finish();
 
-    if let (Some(t1), Some(t2)) =
-        (saved_median(&[GROUP, "np", "1"], started), saved_median(&[GROUP, "np", "2"], started))
-    {
+    if let (Some(t1), Some(t2)) = (
+        sweeprun_tests::criterion_median(&[GROUP, "np", "1"], started),
+        sweeprun_tests::criterion_median(&[GROUP, "np", "2"], started),
+    ) {
         eprintln!("{}", efficiency_line("criterion medians", t1, t2));
     }
     // The kernel path the ranks used, from the results' sidecar.

@@ -102,3 +102,29 @@ pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let rows = lines.map(|l| l.split(',').map(str::to_string).collect()).collect();
     (header, rows)
 }
+
+/// Criterion's output directory (`$CRITERION_HOME`, else `criterion/` in the target
+/// directory above this executable) holding `dir`.
+fn criterion_dir(dir: &str) -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(PathBuf::from(home).join(dir));
+    }
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors().map(|a| a.join("criterion").join(dir)).find(|d| d.is_dir())
+}
+
+/// For benches: the median seconds per iteration that criterion saved for benchmark `id`
+/// (its parts: group, then function and/or parameter) since `since` (`None` when it saved
+/// none: filtered out, `--test`, `--list`).
+pub fn criterion_median(id: &[&str], since: std::time::SystemTime) -> Option<f64> {
+    // Criterion's file-name-safe form of each part (criterion::report::make_filename_safe).
+    let safe = |s: &str| s.replace(['?', '"', '/', '\\', '*', '<', '>', ':', '|', '^'], "_");
+    let mut file = criterion_dir(&safe(id[0]))?;
+    file.extend(id[1..].iter().map(|part| safe(part)));
+    file.push("new/estimates.json");
+    if std::fs::metadata(&file).and_then(|m| m.modified()).ok()? < since {
+        return None;
+    }
+    let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
+    estimates["median"]["point_estimate"].as_f64().map(|ns| ns / 1e9)
+}
