@@ -134,12 +134,6 @@ pub fn ranked_rows(
     ranker.finish(columns)
 }
 
-/// Renders the best `k` rows of `table` by `metric` as an aligned text table.
-pub fn top_k(table: &str, format: OutputFormat, columns: &[String], metric: &str, k: usize) -> String {
-    let (ranked, total) = ranked_rows(table, format, columns, metric, k);
-    render(&ranked, total, columns, metric)
-}
-
 /// Renders ranked rows (best first) as an aligned text table.
 pub fn render(ranked: &[Vec<String>], total: usize, columns: &[String], metric: &str) -> String {
     let shown: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -190,12 +184,16 @@ mod tests {
         let table =
             "combo_id,fast,total_return,cagr,sharpe,sortino,volatility,max_drawdown,max_drawdown_duration,trades\n\
                      0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,NaN,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";
-        let report = top_k(table, OutputFormat::Csv, &cols, "sharpe", 2);
+        let top_k = |metric: &str, k: usize| {
+            let (best, total) = ranked_rows(table, OutputFormat::Csv, &cols, metric, k);
+            render(&best, total, &cols, metric)
+        };
+        let report = top_k("sharpe", 2);
         let lines: Vec<&str> = report.lines().collect();
         assert_eq!(lines[0], "top 2 of 3 by sharpe:");
         assert!(lines[2].trim_start().starts_with("1         2"), "{report}");
         assert!(lines[3].trim_start().starts_with("2         0"), "{report}");
-        let by_dd = top_k(table, OutputFormat::Csv, &cols, "max_drawdown", 1);
+        let by_dd = top_k("max_drawdown", 1);
         assert!(by_dd.lines().nth(2).unwrap().trim_start().starts_with("1         1"), "{by_dd}");
         assert!(check_rank_metric("sharpe").is_ok() && check_rank_metric("alpha").is_err());
     }

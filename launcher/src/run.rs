@@ -25,8 +25,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let plan = Plan::new(args)?;
-    let Plan { spec, out, format, ranks, pins, data, data_sha256, columns } = plan;
-    let kernel = spec.strategy.kernel(&data, spec.symbol.as_deref(), &spec.grid).map_err(Failure::runtime)?;
+    let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel } = plan;
     let planned = clock.elapsed().as_secs_f64();
     let combos = spec.grid.len();
     let fingerprint = fingerprint(&spec, &data_sha256, format);
@@ -73,10 +72,10 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let mut progress = Progress::new(combos, resumed);
     let effective_spec = spec.effective_toml();
     let ranked = args.top.max(tearsheet_count(args)?);
-    let new_ranker = || report::Ranker::new(format, &columns, &args.sort_by, ranked);
     // With nothing resumed, the final table is written (in id order) while the ranks work.
     let mut stream = if resumed == 0 {
-        Some(output::TableStream::create(&out, format, &columns, combos, new_ranker())?)
+        let ranker = report::Ranker::new(format, &columns, &args.sort_by, ranked);
+        Some(output::TableStream::create(&out, format, &columns, combos, ranker)?)
     } else {
         None
     };
@@ -111,16 +110,15 @@ pub fn run(args: &RunArgs) -> Result<String> {
     progress.finish(ranks);
     let swept = clock.elapsed().as_secs_f64();
 
-    let (table_sha256, ranker) = match stream {
-        Some(stream) => stream.finish(&out)?,
+    let (table_sha256, (best, total)) = match stream {
+        Some(stream) => {
+            let (sha, ranker) = stream.finish(&out)?;
+            (sha, ranker.finish(&columns))
+        }
         None => {
             let table = output::assemble_table(&journal_path, format, &columns, combos)?;
             output::write_atomically(&out, table.as_bytes())?;
-            let mut ranker = new_ranker();
-            ranker.push_rows(
-                table.split_once('\n').filter(|_| format == OutputFormat::Csv).map_or(&table[..], |(_, rows)| rows),
-            );
-            (sha256_hex(table.as_bytes()), ranker)
+            (sha256_hex(table.as_bytes()), report::ranked_rows(&table, format, &columns, &args.sort_by, ranked))
         }
     };
     let mut recorded_spec = spec.effective.clone();
@@ -156,7 +154,6 @@ pub fn run(args: &RunArgs) -> Result<String> {
     drop(journal);
     remove_journal(&out);
     eprintln!("sweeprun: wrote {} ({} rows)", out.display(), combos);
-    let (best, total) = ranker.finish(&columns);
     write_tearsheets(&spec, &data, &best, &out, args)?;
     Ok(summary(&best, total, &columns, args))
 }
@@ -176,6 +173,8 @@ struct Plan {
     data: PriceSet,
     data_sha256: String,
     columns: Vec<String>,
+    /// The kernel path the ranks will run.
+    kernel: &'static str,
 }
 
 impl Plan {
@@ -234,7 +233,8 @@ impl Plan {
         check_output_location(&out)?;
         check_not_data(&out, &spec.data_path)?;
         let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
-        spec.strategy
+        let kernel = spec
+            .strategy
             .validate(&data, spec.symbol.as_deref(), &spec.grid)
             .map_err(|e| Failure::usage(format!("{}: {e}", spec.origin)))?;
         let data_sha256 = checksum(&spec.data_path)?;
@@ -253,7 +253,7 @@ impl Plan {
             vec![None; ranks]
         };
         let columns = output::columns(&spec.grid.names(), &spec.strategy.extra_columns());
-        Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns })
+        Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel })
     }
 }
 

@@ -164,8 +164,9 @@ impl Strategy {
     }
 
     /// Checks the grid and data together (window lengths, dates, needed columns, asset
-    /// choice), so that no combo can fail once ranks run. Errors are one line.
-    pub fn validate(&self, data: &PriceSet, symbol: Option<&str>, grid: &Grid) -> Result<(), String> {
+    /// choice), so that no combo can fail once ranks run; returns the name of the kernel
+    /// path the sweep runs on (for the sidecar). Errors are one line.
+    pub fn validate(&self, data: &PriceSet, symbol: Option<&str>, grid: &Grid) -> Result<&'static str, String> {
         match self {
             Strategy::SmaCross(config) => {
                 let series = single_asset(data, symbol)?;
@@ -193,7 +194,8 @@ impl Strategy {
                 // Evaluate one combo now so data problems (e.g. no Open column) surface as bad input.
                 let probe = [sma_combo_at(grid, 0)];
                 batch.evaluate(config, &probe, &mut [Metrics::default()]).map_err(|e| format!("[data] {e}"))?;
-                Ok(())
+                let requested = selected_kernel().map_err(|e| e.to_string())?;
+                Ok(batch.path_for(config, requested).name())
             }
             Strategy::MomentumTaa(spec) => {
                 if symbol.is_some() {
@@ -202,7 +204,8 @@ impl Strategy {
                 let config = spec.config(data);
                 let universe = Universe::new(data, &config).map_err(|e| format!("[strategy] {e}"))?;
                 MomentumBatch::new(universe, config).map_err(|e| format!("[strategy] {e}"))?;
-                Ok(())
+                // The momentum kernel is scalar on every target.
+                Ok(KernelPath::Scalar.name())
             }
         }
     }
@@ -228,20 +231,6 @@ impl Strategy {
                 let batch = MomentumBatch::new(universe, config).map_err(|e| e.to_string())?;
                 Ok(Box::new(MomentumEvaluator { batch, grid, outcomes: Vec::new(), combos: Vec::new() }))
             }
-        }
-    }
-
-    /// The kernel path the sweep runs on (`scalar`, `avx2`, `neon`, ...), for the sidecar.
-    pub fn kernel(&self, data: &PriceSet, symbol: Option<&str>, grid: &Grid) -> Result<&'static str, String> {
-        let requested = selected_kernel().map_err(|e| e.to_string())?;
-        match self {
-            Strategy::SmaCross(config) => {
-                let series = single_asset(data, symbol)?;
-                let batch = SmaBatch::new(series, sma_max_window(grid)).map_err(|e| e.to_string())?;
-                Ok(batch.path_for(config, requested).name())
-            }
-            // The momentum kernel is scalar on every target.
-            Strategy::MomentumTaa(_) => Ok(KernelPath::Scalar.name()),
         }
     }
 
