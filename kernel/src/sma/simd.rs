@@ -290,6 +290,55 @@ struct Spill {
     target: [f64; MAX_LANES],
 }
 
+/// Moves the lanes whose `target` differs from their position, at `price`, through
+/// their scalar [`Account`]s. A function rather than a closure: closures do not inherit
+/// the caller's target features, so the vector loads and stores in one would become calls.
+///
+/// # Safety
+/// The CPU must support the instruction set of `V`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn trade<V: Lanes>(
+    cash: &mut V,
+    shares: &mut V,
+    position: &mut V,
+    target: V,
+    price: f64,
+    fee: f64,
+    spill: &mut Spill,
+    trades: &mut [u32; MAX_LANES],
+) {
+    // SAFETY: the caller guarantees V is supported; every pointer is to a
+    // `[f64; MAX_LANES]` with MAX_LANES >= V::N.
+    unsafe {
+        cash.store(spill.cash.as_mut_ptr());
+        shares.store(spill.shares.as_mut_ptr());
+        position.store(spill.position.as_mut_ptr());
+        target.store(spill.target.as_mut_ptr());
+    }
+    for (lane, lane_trades) in trades.iter_mut().enumerate().take(V::N) {
+        if spill.target[lane] != spill.position[lane] {
+            let mut account = Account {
+                cash: spill.cash[lane],
+                shares: spill.shares[lane],
+                position: spill.position[lane] as i8,
+                trades: *lane_trades,
+            };
+            account.execute(spill.target[lane] as i8, price, fee);
+            spill.cash[lane] = account.cash;
+            spill.shares[lane] = account.shares;
+            spill.position[lane] = f64::from(account.position);
+            *lane_trades = account.trades;
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        *cash = V::load(spill.cash.as_ptr());
+        *shares = V::load(spill.shares.as_ptr());
+        *position = V::load(spill.position.as_ptr());
+    }
+}
+
 /// One group of combos, all bars.
 ///
 /// # Safety
@@ -347,32 +396,6 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
         let mut min_ratio_bound = one;
         let (mut run_length, mut longest) = (zero, zero);
 
-        // Moves the lanes whose `target` differs from their position, at `price`.
-        let mut trade = |cash: &mut V, shares: &mut V, position: &mut V, target: V, price: f64, spill: &mut Spill| {
-            cash.store(spill.cash.as_mut_ptr());
-            shares.store(spill.shares.as_mut_ptr());
-            position.store(spill.position.as_mut_ptr());
-            target.store(spill.target.as_mut_ptr());
-            for (lane, lane_trades) in trades.iter_mut().enumerate().take(n) {
-                if spill.target[lane] != spill.position[lane] {
-                    let mut account = Account {
-                        cash: spill.cash[lane],
-                        shares: spill.shares[lane],
-                        position: spill.position[lane] as i8,
-                        trades: *lane_trades,
-                    };
-                    account.execute(spill.target[lane] as i8, price, fee);
-                    spill.cash[lane] = account.cash;
-                    spill.shares[lane] = account.shares;
-                    spill.position[lane] = f64::from(account.position);
-                    *lane_trades = account.trades;
-                }
-            }
-            *cash = V::load(spill.cash.as_ptr());
-            *shares = V::load(spill.shares.as_ptr());
-            *position = V::load(spill.position.as_ptr());
-        };
-
         let slowest = combos[0].slow as usize;
         assert!(prefix.len() == bars + 1 && (!group.prefix_slow || slowest >= n));
         let fast_column = group.same_fast.then(|| {
@@ -393,7 +416,16 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
             if FILL_OPEN {
                 let changing = V::ne(pending, position);
                 if V::any(changing) {
-                    trade(&mut cash, &mut shares, &mut position, pending, fill_price[t], &mut spill);
+                    trade::<V>(
+                        &mut cash,
+                        &mut shares,
+                        &mut position,
+                        pending,
+                        fill_price[t],
+                        fee,
+                        &mut spill,
+                        &mut trades,
+                    );
                     traded = V::select(changing, one, traded);
                     any_traded = true;
                 }
@@ -428,7 +460,16 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
             } else {
                 let changing = V::ne(target, position);
                 if V::any(changing) {
-                    trade(&mut cash, &mut shares, &mut position, target, fill_price[t], &mut spill);
+                    trade::<V>(
+                        &mut cash,
+                        &mut shares,
+                        &mut position,
+                        target,
+                        fill_price[t],
+                        fee,
+                        &mut spill,
+                        &mut trades,
+                    );
                     traded = V::select(changing, one, traded);
                     any_traded = true;
                 }
