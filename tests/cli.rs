@@ -20,8 +20,19 @@ fn goog_dir() -> (tempfile::TempDir, PathBuf) {
     (dir, spec)
 }
 
-fn rows_in(path: &Path) -> usize {
-    std::fs::read_to_string(path).map(|t| t.lines().filter(|l| !l.starts_with("combo_id")).count()).unwrap_or(0)
+/// Distinct combos whose rows an interrupted CSV sweep has saved: those in its journal
+/// `<out>.partial` and in its table so far, `<out>.partial.table` (complete lines only).
+fn saved_rows(journal: &Path) -> usize {
+    let mut table = journal.as_os_str().to_owned();
+    table.push(".table");
+    let mut ids = std::collections::BTreeSet::new();
+    for path in [journal.to_path_buf(), PathBuf::from(table)] {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n') && !l.starts_with("combo_id")) {
+            ids.insert(line.split(',').next().unwrap().to_string());
+        }
+    }
+    ids.len()
 }
 
 /// Combos (table rows) in the sweep of `goog_spec`.
@@ -102,7 +113,7 @@ impl SlowSweep {
     /// through another path. Returns the journal's rows at that point.
     fn stop_ranks_after(&mut self, rows: usize) -> usize {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while rows_in(&self.journal) < rows {
+        while saved_rows(&self.journal) < rows {
             assert!(Instant::now() < deadline, "the sweep made no progress");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -116,7 +127,7 @@ impl SlowSweep {
             stop(rank, "a rank");
         }
         signal(launcher, libc::SIGCONT);
-        let saved = rows_in(&self.journal);
+        let saved = saved_rows(&self.journal);
         let launcher = self.launcher.as_mut().expect("launcher not yet waited for");
         assert_eq!(launcher.try_wait().unwrap(), None, "the sweep ended before its ranks were stopped");
         assert!(!self.table.exists(), "the sweep finished before its ranks were stopped");
@@ -300,7 +311,7 @@ fn a_killed_launcher_resumes_without_duplicates_or_gaps() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(!dir.path().join("results/goog.csv").exists(), "no final table from a killed sweep");
-    let saved = rows_in(&journal);
+    let saved = saved_rows(&journal);
     assert!((600..COMBOS).contains(&saved) && saved >= at_kill, "journal holds {saved} rows ({at_kill} at the kill)");
 
     // Without --resume the journal is protected.
@@ -314,6 +325,7 @@ fn a_killed_launcher_resumes_without_duplicates_or_gaps() {
     assert!(stderr.contains("from the journal"), "{stderr}");
     assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected, "resumed table differs");
     assert!(!journal.exists());
+    assert!(!dir.path().join("results/goog.csv.partial.table").exists());
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/goog.csv.meta.json")).unwrap()).unwrap();
     assert!(meta["resumed_combos"].as_u64().unwrap() >= 600);
@@ -333,7 +345,7 @@ fn ctrl_c_exits_130_and_resume_completes_the_table() {
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
     assert!(!dir.path().join("results/goog.csv").exists());
-    let saved = rows_in(&journal);
+    let saved = saved_rows(&journal);
     assert!(
         (300..COMBOS).contains(&saved) && saved >= at_interrupt,
         "journal holds {saved} rows ({at_interrupt} at the interrupt)"

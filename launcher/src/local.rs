@@ -54,7 +54,7 @@ struct Rank {
 pub fn run(
     job: LocalJob,
     progress: &mut Progress,
-    on_rows: &mut dyn FnMut(Range<u64>, &str) -> Result<()>,
+    on_rows: &mut dyn FnMut(Range<u64>, String) -> Result<()>,
 ) -> Result<()> {
     let (events_tx, events) = mpsc::channel();
     let mut ranks = Vec::with_capacity(job.pins.len());
@@ -128,7 +128,7 @@ fn schedule(
     mut pending: VecDeque<Range<u64>>,
     events: &mpsc::Receiver<Event>,
     progress: &mut Progress,
-    on_rows: &mut dyn FnMut(Range<u64>, &str) -> Result<()>,
+    on_rows: &mut dyn FnMut(Range<u64>, String) -> Result<()>,
 ) -> Result<()> {
     let mut failures: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
     let mut outstanding: u64 = pending.iter().map(|c| c.end - c.start).sum();
@@ -149,11 +149,11 @@ fn schedule(
                 let Some(at) = ranks[r].in_flight.iter().position(|c| c.start == start && c.end == end) else {
                     return Err(Failure::runtime(format!("rank {r} sent rows {start}..{end} it was not given")));
                 };
-                if rows.bytes().filter(|&b| b == b'\n').count() as u64 != end - start {
+                if memchr::memchr_iter(b'\n', rows.as_bytes()).count() as u64 != end - start {
                     return Err(Failure::runtime(format!("rank {r} sent a wrong number of rows for {start}..{end}")));
                 }
                 ranks[r].in_flight.remove(at);
-                on_rows(start..end, &rows)?;
+                on_rows(start..end, rows)?;
                 outstanding -= end - start;
                 progress.advance(end - start);
                 feed(&mut ranks[r], &mut pending);

@@ -1,16 +1,21 @@
 //! Results tables: row formatting (CSV or JSON lines), the append-only journal that makes
 //! sweeps resumable, and the final atomic write.
 //!
-//! While a sweep runs, rows are appended to `<out>.partial` in the output format (fsynced
-//! in batches) next to `<out>.partial.json`, which fingerprints the sweep. On completion the
-//! journal is sorted by combo id, checked to hold every id exactly once, written to a temp
-//! file, fsynced and renamed over `<out>`. A reader never sees a half-written table.
+//! While a fresh sweep runs, rows go straight into the final table, `<out>.partial.table`,
+//! in combo-id order; a chunk that arrives ahead of its turn waits in memory and, if it is
+//! still waiting at the next sync, is appended to the journal `<out>.partial`. Every sync
+//! (at most 0.5 s or 8 MiB apart) fsyncs both, so each row received before it is on disk
+//! exactly where a resume looks: the table's in-order prefix or the journal. Next to them,
+//! `<out>.partial.json` fingerprints the sweep. On completion the table is fsynced and
+//! renamed over `<out>`; a reader never sees a half-written table. A resumed sweep folds
+//! the table's prefix into the journal and assembles the table from the journal at the end.
 
 use crate::error::{Failure, Result};
 use crate::grid::ParamValue;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use sweeprun_kernel::metrics::Metrics;
@@ -178,17 +183,22 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `<out>.partial.table`: the final table being written in combo-id order.
+pub fn table_stream_path(out: &Path) -> PathBuf {
+    suffixed(out, ".partial.table")
+}
+
 /// The append-only journal of a running sweep.
 #[derive(Debug)]
 pub struct Journal {
     file: File,
     path: PathBuf,
-    unsynced_bytes: usize,
-    last_sync: Instant,
+    unsynced: bool,
 }
 
-/// How often (at most) the journal is fsynced while rows arrive.
+/// How often (at most) rows received are fsynced while a sweep runs.
 const SYNC_INTERVAL: Duration = Duration::from_millis(500);
+/// ... or after this many bytes, whichever comes first.
 const SYNC_BYTES: usize = 8 << 20;
 
 impl Journal {
@@ -218,7 +228,7 @@ impl Journal {
             // No locking on this platform: run on, as before locks existed.
             Err(_) => {}
         }
-        Ok(Journal { file, path: path.to_path_buf(), unsynced_bytes: 0, last_sync: Instant::now() })
+        Ok(Journal { file, path: path.to_path_buf(), unsynced: false })
     }
 
     fn write_header(&mut self, format: OutputFormat, columns: &[String]) -> Result<()> {
@@ -228,11 +238,13 @@ impl Journal {
         Ok(())
     }
 
-    /// Reopens (and locks) the journal of an interrupted sweep. Returns it with the ids it
-    /// already holds (`done[id]`) and their count. A torn last line (the launcher died
-    /// mid-write) is cut off; a torn header is rewritten.
+    /// Reopens (and locks) the journal of an interrupted sweep, folds in the rows of the
+    /// interrupted table stream `table` (its in-order prefix; the file is then removed) and
+    /// returns the journal with the ids it holds (`done[id]`) and their count. A torn last
+    /// line (the launcher died mid-write) is cut off; a torn header is rewritten.
     pub fn reopen(
         path: &Path,
+        table: &Path,
         format: OutputFormat,
         columns: &[String],
         combos: u64,
@@ -281,28 +293,60 @@ impl Journal {
                 journal.write_header(format, columns)?;
             }
         }
+        found += journal.fold_table(table, format, &header, &mut done)?;
         Ok((journal, done, found))
     }
 
-    /// Appends formatted rows; fsyncs when enough time or bytes have accumulated.
+    /// Appends the rows of an interrupted table stream that the journal lacks, syncs, and
+    /// removes the stream. Returns how many rows were added.
+    fn fold_table(&mut self, table: &Path, format: OutputFormat, header: &str, done: &mut [bool]) -> Result<u64> {
+        let text = match std::fs::read(table) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Failure::runtime(format!("cannot read {}: {e}", table.display()))),
+        };
+        let rows = match format {
+            OutputFormat::Csv => text.strip_prefix(header).unwrap_or(""),
+            OutputFormat::JsonLines => &text,
+        };
+        let mut added = String::new();
+        let mut count = 0;
+        // Only the prefix of complete rows in id order counts: the stream writes nothing else.
+        for (expected, line) in (0u64..).zip(rows.split_inclusive('\n')) {
+            let id = line.strip_suffix('\n').and_then(|l| row_id(format, l));
+            if id != Some(expected) || expected as usize >= done.len() {
+                break;
+            }
+            if !done[expected as usize] {
+                done[expected as usize] = true;
+                added.push_str(line);
+                count += 1;
+            }
+        }
+        self.append(&added)?;
+        self.sync()?;
+        std::fs::remove_file(table).map_err(|e| Failure::runtime(format!("cannot remove {}: {e}", table.display())))?;
+        Ok(count)
+    }
+
+    /// Appends formatted rows (one write; durable at the next [`Journal::sync`]).
     pub fn append(&mut self, rows: &str) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         self.file
             .write_all(rows.as_bytes())
             .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.path.display())))?;
-        self.unsynced_bytes += rows.len();
-        if self.unsynced_bytes >= SYNC_BYTES || self.last_sync.elapsed() >= SYNC_INTERVAL {
-            self.sync()?;
-        }
+        self.unsynced = true;
         Ok(())
     }
 
     /// Forces appended rows to disk.
     pub fn sync(&mut self) -> Result<()> {
-        if self.unsynced_bytes > 0 {
+        if self.unsynced {
             self.file.sync_data().map_err(|e| Failure::runtime(format!("cannot sync {}: {e}", self.path.display())))?;
+            self.unsynced = false;
         }
-        self.unsynced_bytes = 0;
-        self.last_sync = Instant::now();
         Ok(())
     }
 }
@@ -367,22 +411,30 @@ pub fn assemble_table(journal: &Path, format: OutputFormat, columns: &[String], 
     Ok(table)
 }
 
-/// The final table, written while the sweep runs: rows go to `<out>.tmp` in combo-id
-/// order as soon as the chunk that continues the order arrives (chunks are handed out in
-/// id order, so little waits), hashed and ranked on the way. What is left at the end is
-/// an fsync and a rename.
+/// The final table, written while the sweep runs: rows go to `<out>.partial.table` in
+/// combo-id order as soon as the chunk that continues the order arrives (chunks are handed
+/// out in id order, so little waits), hashed and ranked on the way. What is left at the
+/// end is an fsync and a rename.
 pub struct TableStream {
-    temp: PathBuf,
-    file: std::io::BufWriter<File>,
+    path: PathBuf,
+    file: File,
     next: u64,
     combos: u64,
-    waiting: std::collections::BTreeMap<u64, String>,
+    /// Chunks that arrived ahead of their turn, by first id.
+    waiting: std::collections::BTreeMap<u64, Waiting>,
+    unsynced: bool,
     hasher: sha2::Sha256,
     ranker: crate::report::Ranker,
 }
 
+struct Waiting {
+    end: u64,
+    rows: String,
+    journaled: bool,
+}
+
 impl TableStream {
-    /// Starts `<out>.tmp` (replacing a stale one) with the header.
+    /// Starts `<out>.partial.table` (replacing a stale one) with the header.
     pub fn create(
         out: &Path,
         format: OutputFormat,
@@ -391,15 +443,16 @@ impl TableStream {
         ranker: crate::report::Ranker,
     ) -> Result<TableStream> {
         use sha2::Digest;
-        let temp = suffixed(out, ".tmp");
+        let path = table_stream_path(out);
         let file =
-            File::create(&temp).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", temp.display())))?;
+            File::create(&path).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", path.display())))?;
         let mut stream = TableStream {
-            temp,
-            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            path,
+            file,
             next: 0,
             combos,
             waiting: std::collections::BTreeMap::new(),
+            unsynced: false,
             hasher: sha2::Sha256::new(),
             ranker,
         };
@@ -411,29 +464,46 @@ impl TableStream {
         Ok(stream)
     }
 
+    /// One unbuffered write per chunk: rows written survive the launcher being killed.
     fn write(&mut self, text: &str) -> Result<()> {
+        self.unsynced = true;
         self.file
             .write_all(text.as_bytes())
-            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.temp.display())))
+            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.path.display())))
     }
 
-    fn emit(&mut self, rows: &str) -> Result<()> {
+    /// Writes the rows of combos `self.next..end`.
+    fn emit(&mut self, end: u64, rows: &str) -> Result<()> {
         use sha2::Digest;
         self.hasher.update(rows.as_bytes());
         self.ranker.push_rows(rows);
-        self.next += rows.bytes().filter(|&b| b == b'\n').count() as u64;
+        self.next = end;
         self.write(rows)
     }
 
-    /// Takes the rows of the chunk starting at combo `start`.
-    pub fn accept(&mut self, start: u64, rows: &str) -> Result<()> {
-        if start != self.next {
-            self.waiting.insert(start, rows.to_string());
+    /// Takes the rows of the chunk of combos `ids`.
+    pub fn accept(&mut self, ids: Range<u64>, rows: String) -> Result<()> {
+        if ids.start != self.next {
+            self.waiting.insert(ids.start, Waiting { end: ids.end, rows, journaled: false });
             return Ok(());
         }
-        self.emit(rows)?;
-        while let Some(rows) = self.waiting.remove(&self.next) {
-            self.emit(&rows)?;
+        self.emit(ids.end, &rows)?;
+        while let Some(chunk) = self.waiting.remove(&self.next) {
+            self.emit(chunk.end, &chunk.rows)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every row taken so far durable: waiting chunks go to `journal` (once), the
+    /// table is fsynced. The caller syncs the journal.
+    fn sync(&mut self, journal: &mut Journal) -> Result<()> {
+        for chunk in self.waiting.values_mut().filter(|c| !c.journaled) {
+            journal.append(&chunk.rows)?;
+            chunk.journaled = true;
+        }
+        if self.unsynced {
+            self.file.sync_data().map_err(|e| Failure::runtime(format!("cannot sync {}: {e}", self.path.display())))?;
+            self.unsynced = false;
         }
         Ok(())
     }
@@ -443,7 +513,6 @@ impl TableStream {
     pub fn finish(self, out: &Path) -> Result<(String, crate::report::Ranker)> {
         use sha2::Digest;
         if self.next != self.combos || !self.waiting.is_empty() {
-            let _ = std::fs::remove_file(&self.temp);
             return Err(Failure::runtime(format!(
                 "internal error: rows 0..{} are in order, {} chunks wait, {} combos expected",
                 self.next,
@@ -451,11 +520,9 @@ impl TableStream {
                 self.combos
             )));
         }
-        let shown = self.temp.display().to_string();
-        let file = self.file.into_inner().map_err(|e| Failure::runtime(format!("cannot write {shown}: {e}")))?;
         let finished = (|| -> std::io::Result<()> {
-            file.sync_all()?;
-            std::fs::rename(&self.temp, out)?;
+            self.file.sync_all()?;
+            std::fs::rename(&self.path, out)?;
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 File::open(dir)?.sync_all()?;
             }
@@ -465,10 +532,51 @@ impl TableStream {
         let sha = self.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Ok((sha, self.ranker))
     }
+}
 
-    /// Drops the unfinished table (the journal keeps the rows).
-    pub fn abandon(self) {
-        let _ = std::fs::remove_file(&self.temp);
+/// Where a running sweep's rows go: the table stream on a fresh sweep (with the journal
+/// for chunks that wait), the journal alone on a resumed one; and when they are fsynced.
+pub struct RowSink {
+    journal: Journal,
+    stream: Option<TableStream>,
+    unsynced_bytes: usize,
+    last_sync: Instant,
+}
+
+impl RowSink {
+    /// A sink over an open journal and, on a fresh sweep, the table stream.
+    pub fn new(journal: Journal, stream: Option<TableStream>) -> RowSink {
+        RowSink { journal, stream, unsynced_bytes: 0, last_sync: Instant::now() }
+    }
+
+    /// Records the rows of the chunk of combos `ids`; syncs when enough time or bytes
+    /// have accumulated.
+    pub fn accept(&mut self, ids: Range<u64>, rows: String) -> Result<()> {
+        self.unsynced_bytes += rows.len();
+        match self.stream.as_mut() {
+            Some(stream) => stream.accept(ids, rows)?,
+            None => self.journal.append(&rows)?,
+        }
+        if self.unsynced_bytes >= SYNC_BYTES || self.last_sync.elapsed() >= SYNC_INTERVAL {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every row recorded so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.sync(&mut self.journal)?;
+        }
+        self.journal.sync()?;
+        self.unsynced_bytes = 0;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// The journal and the table stream, once the sweep has ended.
+    pub fn into_parts(self) -> (Journal, Option<TableStream>) {
+        (self.journal, self.stream)
     }
 }
 
@@ -514,7 +622,8 @@ mod tests {
         let mut journal = Journal::create(&path, OutputFormat::Csv, &cols).unwrap();
         journal.append("2,1,0,0,0,0,0,0,0,0\n0,1,0,0,0,0,0,0,0,0\n1,1,0,0").unwrap();
         drop(journal);
-        let (mut journal, done, found) = Journal::reopen(&path, OutputFormat::Csv, &cols, 3).unwrap();
+        let (mut journal, done, found) =
+            Journal::reopen(&path, &dir.path().join("none"), OutputFormat::Csv, &cols, 3).unwrap();
         assert_eq!((done, found), (vec![true, false, true], 2));
         journal.append("1,1,0,0,0,0,0,0,0,0\n").unwrap();
         let table = assemble_table(&path, OutputFormat::Csv, &cols, 3).unwrap();
@@ -523,20 +632,52 @@ mod tests {
     }
 
     #[test]
+    fn reopen_folds_in_the_in_order_prefix_of_an_interrupted_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv.partial");
+        let table = dir.path().join("t.csv.partial.table");
+        let cols = columns(&["fast"], &[]);
+        let mut journal = Journal::create(&path, OutputFormat::Csv, &cols).unwrap();
+        // A chunk that had to wait (ids 4..6) went to the journal; the table holds 0..3,
+        // a row of the journal's chunk again, and a torn row.
+        journal.append("4,1,0,0,0,0,0,0,0,0\n5,1,0,0,0,0,0,0,0,0\n").unwrap();
+        drop(journal);
+        let header = format!("{}\n", cols.join(","));
+        let rows = "0,1,0,0,0,0,0,0,0,0\n1,1,0,0,0,0,0,0,0,0\n2,1,0,0,0,0,0,0,0,0\n3,1,0,0";
+        std::fs::write(&table, format!("{header}{rows}")).unwrap();
+        let (_journal, done, found) = Journal::reopen(&path, &table, OutputFormat::Csv, &cols, 7).unwrap();
+        assert_eq!(done, vec![true, true, true, false, true, true, false]);
+        assert_eq!(found, 5);
+        assert!(!table.exists(), "the folded table is removed");
+        let journal_rows = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(journal_rows.lines().count(), 1 + 5, "header and five distinct rows: {journal_rows}");
+
+        // A table whose rows do not start at id 0 (or whose header differs) adds nothing.
+        std::fs::write(&table, format!("{header}1,1,0,0,0,0,0,0,0,0\n")).unwrap();
+        drop(_journal);
+        let (_journal, _, found) = Journal::reopen(&path, &table, OutputFormat::Csv, &cols, 7).unwrap();
+        assert_eq!(found, 5);
+    }
+
+    #[test]
     fn a_torn_header_is_rewritten_and_a_second_writer_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv.partial");
         let cols = columns(&["fast"], &[]);
         std::fs::write(&path, "combo_id,fa").unwrap();
-        let (journal, done, found) = Journal::reopen(&path, OutputFormat::Csv, &cols, 2).unwrap();
+        let (journal, done, found) =
+            Journal::reopen(&path, &dir.path().join("none"), OutputFormat::Csv, &cols, 2).unwrap();
         assert_eq!((done, found), (vec![false, false], 0));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n", cols.join(",")));
-        match Journal::reopen(&path, OutputFormat::Csv, &cols, 2) {
+        match Journal::reopen(&path, &dir.path().join("none"), OutputFormat::Csv, &cols, 2) {
             Err(Failure::Usage(m)) => assert!(m.contains("another sweeprun process"), "{m}"),
             other => panic!("expected a lock refusal, got {other:?}"),
         }
         drop(journal);
-        assert!(Journal::reopen(&path, OutputFormat::Csv, &cols, 2).is_ok(), "free again once closed");
+        assert!(
+            Journal::reopen(&path, &dir.path().join("none"), OutputFormat::Csv, &cols, 2).is_ok(),
+            "free again once closed"
+        );
     }
 
     #[test]
@@ -558,8 +699,8 @@ mod tests {
         let cols = columns(&["fast"], &[]);
         let ranker = crate::report::Ranker::new(OutputFormat::Csv, &cols, "total_return", 2);
         let mut stream = TableStream::create(&out, OutputFormat::Csv, &cols, 3, ranker).unwrap();
-        stream.accept(2, "2,1,0.7,0,0,0,0,0,0,0\n").unwrap();
-        stream.accept(0, "0,1,0.5,0,0,0,0,0,0,0\n1,1,0.9,0,0,0,0,0,0,0\n").unwrap();
+        stream.accept(2..3, "2,1,0.7,0,0,0,0,0,0,0\n".into()).unwrap();
+        stream.accept(0..2, "0,1,0.5,0,0,0,0,0,0,0\n1,1,0.9,0,0,0,0,0,0,0\n".into()).unwrap();
         let (sha, ranker) = stream.finish(&out).unwrap();
         let table = std::fs::read_to_string(&out).unwrap();
         let ids: Vec<&str> = table.lines().skip(1).map(|l| &l[..1]).collect();
@@ -567,7 +708,7 @@ mod tests {
         assert_eq!(sha.len(), 64);
         let (best, total) = ranker.finish(&cols);
         assert_eq!((best[0][0].as_str(), best[1][0].as_str(), total), ("1", "2", 3));
-        assert!(!dir.path().join("t.csv.tmp").exists());
+        assert!(!dir.path().join("t.csv.partial.table").exists());
     }
 
     #[test]
@@ -577,7 +718,7 @@ mod tests {
         let cols = columns(&["fast"], &[]);
         let ranker = crate::report::Ranker::new(OutputFormat::Csv, &cols, "sharpe", 1);
         let mut stream = TableStream::create(&out, OutputFormat::Csv, &cols, 3, ranker).unwrap();
-        stream.accept(1, "1,1,0,0,0,0,0,0,0,0\n").unwrap();
+        stream.accept(1..2, "1,1,0,0,0,0,0,0,0,0\n".into()).unwrap();
         assert!(stream.finish(&out).is_err());
         assert!(!out.exists());
     }

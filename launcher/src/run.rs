@@ -40,7 +40,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         // The launcher died after publishing the table but before removing its journal.
         remove_journal(&out);
     }
-    let (mut journal, done, resumed) = if journal_path.exists() {
+    let (journal, done, resumed) = if journal_path.exists() {
         if !args.resume {
             return Err(Failure::usage(format!(
                 "{} holds the results of an interrupted sweep; add --resume to finish it, or delete it to start over",
@@ -48,7 +48,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
             )));
         }
         check_journal_owner(&journal_meta, &fingerprint, &journal_path)?;
-        Journal::reopen(&journal_path, format, &columns, combos)?
+        Journal::reopen(&journal_path, &output::table_stream_path(&out), format, &columns, combos)?
     } else {
         if args.resume {
             if let Some(table) = finished_table(&out, &fingerprint) {
@@ -73,40 +73,36 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let effective_spec = spec.effective_toml();
     let ranked = args.top.max(tearsheet_count(args)?);
     // With nothing resumed, the final table is written (in id order) while the ranks work.
-    let mut stream = if resumed == 0 {
+    let stream = if resumed == 0 {
         let ranker = report::Ranker::new(format, &columns, &args.sort_by, ranked);
         Some(output::TableStream::create(&out, format, &columns, combos, ranker)?)
     } else {
         None
     };
+    let mut sink = output::RowSink::new(journal, stream);
     let ran = if chunks.is_empty() {
         Ok(())
     } else {
         let job = LocalJob { format: format.name(), spec: &effective_spec, pins, chunks };
-        local::run(job, &mut progress, &mut |ids, rows| {
-            journal.append(rows)?;
-            match stream.as_mut() {
-                Some(stream) => stream.accept(ids.start, rows),
-                None => Ok(()),
-            }
-        })
+        local::run(job, &mut progress, &mut |ids, rows| sink.accept(ids, rows))
     };
-    let synced = journal.sync();
-    if let Err(failure) = ran.and(synced) {
+    if let Err(failure) = ran {
         progress.abandon();
-        if let Some(stream) = stream {
-            stream.abandon();
-        }
-        let saved = format!(
-            "; results so far are kept in {} (run the same command with --resume to finish)",
-            journal_path.display()
-        );
+        // Everything received stays on disk for --resume (journal and table so far).
+        let kept = match sink.sync() {
+            Ok(()) => format!(
+                "; results so far are kept in {}* (run the same command with --resume to finish)",
+                journal_path.display()
+            ),
+            Err(e) => format!("; saving the results so far failed too: {e}"),
+        };
         return Err(match failure {
-            Failure::Interrupted(m) => Failure::Interrupted(format!("{m}{saved}")),
-            Failure::Runtime(m) => Failure::Runtime(format!("{m}{saved}")),
+            Failure::Interrupted(m) => Failure::Interrupted(format!("{m}{kept}")),
+            Failure::Runtime(m) => Failure::Runtime(format!("{m}{kept}")),
             usage => usage,
         });
     }
+    let (journal, stream) = sink.into_parts();
     progress.finish(ranks);
     let swept = clock.elapsed().as_secs_f64();
 
@@ -160,6 +156,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
 
 fn remove_journal(out: &Path) {
     let _ = std::fs::remove_file(output::journal_path(out));
+    let _ = std::fs::remove_file(output::table_stream_path(out));
     let _ = std::fs::remove_file(output::journal_meta_path(out));
 }
 
