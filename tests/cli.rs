@@ -468,3 +468,35 @@ fn sweeprun_kernel_picks_the_path_and_the_sidecar_says_so() {
     assert!(String::from_utf8_lossy(&bogus.stderr).contains("SWEEPRUN_KERNEL=sse9"));
     assert!(!dir.path().join("b.csv").exists());
 }
+
+#[test]
+fn the_top_k_preselected_by_ranks_equals_the_top_k_of_the_whole_table() {
+    // A fresh sweep ranks only the rows its ranks preselect per chunk; `--resume` of a
+    // finished table ranks every row of the file. Small chunks (many preselections), every
+    // metric (higher- and lower-is-better, integer columns full of ties), CSV and JSONL.
+    let (dir, spec) = goog_dir();
+    for out in ["t.csv", "t.jsonl"] {
+        for metric in [
+            "total_return",
+            "cagr",
+            "sharpe",
+            "sortino",
+            "volatility",
+            "max_drawdown",
+            "max_drawdown_duration",
+            "trades",
+        ] {
+            let args = ["--out", out, "--top", "25", "--sort-by", metric, "-np", "3", "--chunk-size", "37"];
+            let fresh = output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(args));
+            assert!(fresh.status.success(), "{}", String::from_utf8_lossy(&fresh.stderr));
+            let whole = output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(args).arg("--resume"));
+            assert!(String::from_utf8_lossy(&whole.stderr).contains("already complete"));
+            let shown = String::from_utf8(fresh.stdout).unwrap();
+            assert_eq!(shown.lines().count(), 27, "title, header and 25 rows: {shown}");
+            assert_eq!(shown, String::from_utf8(whole.stdout).unwrap(), "{out} by {metric}");
+            for file in [out.to_string(), format!("{out}.meta.json")] {
+                std::fs::remove_file(dir.path().join(file)).unwrap();
+            }
+        }
+    }
+}

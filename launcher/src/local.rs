@@ -36,7 +36,13 @@ pub struct LocalJob<'a> {
     pub pins: Vec<Option<usize>>,
     /// Chunks of combo ids still to do.
     pub chunks: VecDeque<Range<u64>>,
+    /// Ask ranks to preselect each chunk's best `k` rows by this metric.
+    pub preselect: Option<(String, usize)>,
 }
+
+/// What the backend hands over for each finished chunk: its ids, its rows, and the byte
+/// offsets of the rows the rank preselected (when asked to).
+pub type OnRows<'a> = dyn FnMut(Range<u64>, String, Option<Vec<usize>>) -> Result<()> + 'a;
 
 enum Event {
     Message(usize, FromRank),
@@ -51,15 +57,11 @@ struct Rank {
 }
 
 /// Runs `job`, calling `on_rows` with each finished chunk's rows (in arrival order).
-pub fn run(
-    job: LocalJob,
-    progress: &mut Progress,
-    on_rows: &mut dyn FnMut(Range<u64>, String) -> Result<()>,
-) -> Result<()> {
+pub fn run(job: LocalJob, progress: &mut Progress, on_rows: &mut OnRows) -> Result<()> {
     let (events_tx, events) = mpsc::channel();
     let mut ranks = Vec::with_capacity(job.pins.len());
     for (index, pin) in job.pins.iter().enumerate() {
-        match spawn_rank(index, *pin, job.format, job.spec, &events_tx) {
+        match spawn_rank(index, *pin, &job, &events_tx) {
             Ok(rank) => ranks.push(rank),
             Err(e) => {
                 stop_all(&mut ranks);
@@ -76,13 +78,7 @@ pub fn run(
     result
 }
 
-fn spawn_rank(
-    index: usize,
-    pin: Option<usize>,
-    format: &str,
-    spec: &str,
-    events: &mpsc::Sender<Event>,
-) -> Result<Rank> {
+fn spawn_rank(index: usize, pin: Option<usize>, job: &LocalJob, events: &mpsc::Sender<Event>) -> Result<Rank> {
     let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))?;
     let mut command = Command::new(exe);
     command.arg("__rank").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
@@ -118,7 +114,8 @@ fn spawn_rank(
         }
         let _ = sender.send(Event::Gone(index, "closed its output".into()));
     });
-    let spec_message = ToRank::Spec { format: format.to_string(), spec: spec.to_string() };
+    let spec_message =
+        ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect.clone() };
     let alive = spec_message.write(&mut stdin).is_ok();
     Ok(Rank { child, stdin: Some(stdin), in_flight: VecDeque::new(), alive })
 }
@@ -128,7 +125,7 @@ fn schedule(
     mut pending: VecDeque<Range<u64>>,
     events: &mpsc::Receiver<Event>,
     progress: &mut Progress,
-    on_rows: &mut dyn FnMut(Range<u64>, String) -> Result<()>,
+    on_rows: &mut OnRows,
 ) -> Result<()> {
     let mut failures: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
     let mut outstanding: u64 = pending.iter().map(|c| c.end - c.start).sum();
@@ -145,7 +142,7 @@ fn schedule(
         };
         match event {
             Event::Message(r, FromRank::Ready) => feed(&mut ranks[r], &mut pending),
-            Event::Message(r, FromRank::Rows { start, end, rows }) => {
+            Event::Message(r, FromRank::Rows { start, end, rows, best }) => {
                 let Some(at) = ranks[r].in_flight.iter().position(|c| c.start == start && c.end == end) else {
                     return Err(Failure::runtime(format!("rank {r} sent rows {start}..{end} it was not given")));
                 };
@@ -153,7 +150,7 @@ fn schedule(
                     return Err(Failure::runtime(format!("rank {r} sent a wrong number of rows for {start}..{end}")));
                 }
                 ranks[r].in_flight.remove(at);
-                on_rows(start..end, rows)?;
+                on_rows(start..end, rows, best)?;
                 outstanding -= end - start;
                 progress.advance(end - start);
                 feed(&mut ranks[r], &mut pending);

@@ -84,12 +84,23 @@ pub struct RowWriter {
     params: Vec<&'static str>,
     extras: Vec<&'static str>,
     buffer: String,
+    /// Index into [`Metrics::NAMES`] and the best rows of the buffer by it (byte offsets).
+    preselect: Option<(usize, crate::report::TopK<usize>)>,
 }
 
 impl RowWriter {
     /// A writer for rows with these grid parameter and extra column names.
     pub fn new(format: OutputFormat, params: Vec<&'static str>, extras: Vec<&'static str>) -> RowWriter {
-        RowWriter { format, params, extras, buffer: String::new() }
+        RowWriter { format, params, extras, buffer: String::new(), preselect: None }
+    }
+
+    /// Also tracks the `k` best rows of each batch by `metric` (one of [`Metrics::NAMES`]),
+    /// ranked by the value a reader of the table sees, so the launcher parses only those.
+    pub fn preselect(&mut self, metric: &str, k: usize) -> std::result::Result<(), String> {
+        let column =
+            Metrics::NAMES.iter().position(|&m| m == metric).ok_or_else(|| format!("unknown metric `{metric}`"))?;
+        self.preselect = Some((column, crate::report::TopK::new(k, crate::report::lower_is_better(metric))));
+        Ok(())
     }
 
     /// Appends one row (`extras` in the order of the extra column names).
@@ -104,6 +115,16 @@ impl RowWriter {
             Cell::Count(metrics.max_drawdown_duration.into()),
             Cell::Count(metrics.trades.into()),
         ];
+        if let Some((column, best)) = self.preselect.as_mut() {
+            // The value as the table shows it: JSON has no NaN or infinity (null reads as NaN).
+            let value = match cells[*column] {
+                Cell::Float(f) if !f.is_finite() && self.format == OutputFormat::JsonLines => f64::NAN,
+                Cell::Float(f) => f,
+                Cell::Count(c) => c as f64,
+            };
+            let offset = self.buffer.len();
+            best.offer(value, id, || offset);
+        }
         let b = &mut self.buffer;
         match self.format {
             OutputFormat::Csv => {
@@ -140,14 +161,20 @@ impl RowWriter {
         b.push('\n');
     }
 
-    /// Takes the formatted rows out of the writer.
-    pub fn take(&mut self) -> String {
-        std::mem::take(&mut self.buffer)
+    /// Takes the formatted rows out of the writer, with the byte offsets (ascending) of the
+    /// preselected best rows when [`RowWriter::preselect`] was asked for.
+    pub fn take(&mut self) -> (String, Option<Vec<usize>>) {
+        let best = self.preselect.as_mut().map(|(_, best)| {
+            let mut offsets: Vec<usize> = best.take().into_iter().map(|(_, _, offset)| offset).collect();
+            offsets.sort_unstable();
+            offsets
+        });
+        (std::mem::take(&mut self.buffer), best)
     }
 }
 
 /// The combo id at the start of a table line, if the line is a complete row.
-fn row_id(format: OutputFormat, line: &str) -> Option<u64> {
+pub(crate) fn row_id(format: OutputFormat, line: &str) -> Option<u64> {
     let rest = match format {
         OutputFormat::Csv => line,
         OutputFormat::JsonLines if line.ends_with('}') => line.strip_prefix("{\"combo_id\":")?,
@@ -430,6 +457,7 @@ pub struct TableStream {
 struct Waiting {
     end: u64,
     rows: String,
+    best: Option<Vec<usize>>,
     journaled: bool,
 }
 
@@ -464,6 +492,11 @@ impl TableStream {
         Ok(stream)
     }
 
+    /// The ranker of the rows written.
+    pub fn ranker(&self) -> &crate::report::Ranker {
+        &self.ranker
+    }
+
     /// One unbuffered write per chunk: rows written survive the launcher being killed.
     fn write(&mut self, text: &str) -> Result<()> {
         self.unsynced = true;
@@ -473,23 +506,30 @@ impl TableStream {
     }
 
     /// Writes the rows of combos `self.next..end`.
-    fn emit(&mut self, end: u64, rows: &str) -> Result<()> {
+    fn emit(&mut self, end: u64, rows: &str, best: Option<&[usize]>) -> Result<()> {
         use sha2::Digest;
         self.hasher.update(rows.as_bytes());
-        self.ranker.push_rows(rows);
+        match best {
+            Some(best) => self
+                .ranker
+                .push_preselected(self.next, rows, end - self.next, best)
+                .map_err(|e| Failure::runtime(format!("combos {}..{end}: {e}", self.next)))?,
+            None => self.ranker.push_rows(self.next, rows),
+        }
         self.next = end;
         self.write(rows)
     }
 
-    /// Takes the rows of the chunk of combos `ids`.
-    pub fn accept(&mut self, ids: Range<u64>, rows: String) -> Result<()> {
+    /// Takes the rows of the chunk of combos `ids` (with the offsets of its preselected
+    /// best rows, if the rank was asked for them).
+    pub fn accept(&mut self, ids: Range<u64>, rows: String, best: Option<Vec<usize>>) -> Result<()> {
         if ids.start != self.next {
-            self.waiting.insert(ids.start, Waiting { end: ids.end, rows, journaled: false });
+            self.waiting.insert(ids.start, Waiting { end: ids.end, rows, best, journaled: false });
             return Ok(());
         }
-        self.emit(ids.end, &rows)?;
+        self.emit(ids.end, &rows, best.as_deref())?;
         while let Some(chunk) = self.waiting.remove(&self.next) {
-            self.emit(chunk.end, &chunk.rows)?;
+            self.emit(chunk.end, &chunk.rows, chunk.best.as_deref())?;
         }
         Ok(())
     }
@@ -551,10 +591,10 @@ impl RowSink {
 
     /// Records the rows of the chunk of combos `ids`; syncs when enough time or bytes
     /// have accumulated.
-    pub fn accept(&mut self, ids: Range<u64>, rows: String) -> Result<()> {
+    pub fn accept(&mut self, ids: Range<u64>, rows: String, best: Option<Vec<usize>>) -> Result<()> {
         self.unsynced_bytes += rows.len();
         match self.stream.as_mut() {
-            Some(stream) => stream.accept(ids, rows)?,
+            Some(stream) => stream.accept(ids, rows, best)?,
             None => self.journal.append(&rows)?,
         }
         if self.unsynced_bytes >= SYNC_BYTES || self.last_sync.elapsed() >= SYNC_INTERVAL {
@@ -600,10 +640,10 @@ mod tests {
     fn formats_csv_and_jsonl_rows() {
         let mut csv = RowWriter::new(OutputFormat::Csv, vec!["fast", "slow"], vec!["final_equity"]);
         csv.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5), &[Cell::Float(2.5)]);
-        assert_eq!(csv.take(), "7,5,20,0.5,0,NaN,0,0,0,0,3,2.5\n");
+        assert_eq!(csv.take(), ("7,5,20,0.5,0,NaN,0,0,0,0,3,2.5\n".to_string(), None));
         let mut json = RowWriter::new(OutputFormat::JsonLines, vec!["fast", "slow"], vec!["final_equity"]);
         json.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5), &[Cell::Float(2.5)]);
-        let line = json.take();
+        let (line, _) = json.take();
         let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(value["combo_id"], 7);
         assert_eq!(value["slow"], 20);
@@ -699,8 +739,8 @@ mod tests {
         let cols = columns(&["fast"], &[]);
         let ranker = crate::report::Ranker::new(OutputFormat::Csv, &cols, "total_return", 2);
         let mut stream = TableStream::create(&out, OutputFormat::Csv, &cols, 3, ranker).unwrap();
-        stream.accept(2..3, "2,1,0.7,0,0,0,0,0,0,0\n".into()).unwrap();
-        stream.accept(0..2, "0,1,0.5,0,0,0,0,0,0,0\n1,1,0.9,0,0,0,0,0,0,0\n".into()).unwrap();
+        stream.accept(2..3, "2,1,0.7,0,0,0,0,0,0,0\n".into(), None).unwrap();
+        stream.accept(0..2, "0,1,0.5,0,0,0,0,0,0,0\n1,1,0.9,0,0,0,0,0,0,0\n".into(), None).unwrap();
         let (sha, ranker) = stream.finish(&out).unwrap();
         let table = std::fs::read_to_string(&out).unwrap();
         let ids: Vec<&str> = table.lines().skip(1).map(|l| &l[..1]).collect();
@@ -718,7 +758,7 @@ mod tests {
         let cols = columns(&["fast"], &[]);
         let ranker = crate::report::Ranker::new(OutputFormat::Csv, &cols, "sharpe", 1);
         let mut stream = TableStream::create(&out, OutputFormat::Csv, &cols, 3, ranker).unwrap();
-        stream.accept(1..2, "1,1,0,0,0,0,0,0,0,0\n".into()).unwrap();
+        stream.accept(1..2, "1,1,0,0,0,0,0,0,0,0\n".into(), None).unwrap();
         assert!(stream.finish(&out).is_err());
         assert!(!out.exists());
     }

@@ -4,13 +4,18 @@
 //! frame the launcher can recognise as incomplete and discard:
 //!
 //! ```text
-//! launcher -> rank (stdin)    SPEC <format> <nbytes>\n<effective spec TOML>
+//! launcher -> rank (stdin)    SPEC <format> <nbytes> [<metric> <k>]\n<effective spec TOML>
 //!                             CHUNK <start> <end>\n          combo ids start..end
 //!                             (end of input: finish and exit)
 //! rank -> launcher (stdout)   READY\n
-//!                             ROWS <start> <end> <nbytes>\n<formatted rows>
+//!                             ROWS <start> <end> <nbytes> [<offset>,<offset>,..]\n<formatted rows>
 //!                             ERROR <one line>\n
 //! ```
+//!
+//! With `<metric> <k>` the launcher asks each rank to preselect the `k` best rows of every
+//! chunk by that metric; `ROWS` then lists their byte offsets in the payload, and the
+//! launcher ranks only those (the top `k` of the sweep is among them), instead of parsing
+//! a column of every row.
 
 use std::io::{self, BufRead, Write};
 
@@ -23,6 +28,8 @@ pub enum ToRank {
         format: String,
         /// Effective spec (TOML).
         spec: String,
+        /// Preselect the best `k` rows of each chunk by this metric.
+        preselect: Option<(String, usize)>,
     },
     /// Evaluate combos `start..end`.
     Chunk {
@@ -46,6 +53,8 @@ pub enum FromRank {
         end: u64,
         /// One line per combo, in the output format.
         rows: String,
+        /// Byte offsets in `rows` of the preselected best rows, when asked for.
+        best: Option<Vec<usize>>,
     },
     /// The rank cannot continue.
     Error(String),
@@ -81,7 +90,13 @@ impl ToRank {
     /// Writes the message.
     pub fn write(&self, writer: &mut impl Write) -> io::Result<()> {
         match self {
-            ToRank::Spec { format, spec } => write!(writer, "SPEC {format} {}\n{spec}", spec.len())?,
+            ToRank::Spec { format, spec, preselect } => {
+                write!(writer, "SPEC {format} {}", spec.len())?;
+                if let Some((metric, k)) = preselect {
+                    write!(writer, " {metric} {k}")?;
+                }
+                write!(writer, "\n{spec}")?;
+            }
             ToRank::Chunk { start, end } => writeln!(writer, "CHUNK {start} {end}")?,
         }
         writer.flush()
@@ -94,8 +109,16 @@ impl ToRank {
         match words.next() {
             Some("SPEC") => {
                 let format = words.next().ok_or_else(|| invalid("SPEC without format".into()))?.to_string();
-                let spec = read_payload(reader, words.next().unwrap_or(""))?;
-                Ok(Some(ToRank::Spec { format, spec }))
+                let len = words.next().unwrap_or("");
+                let preselect = match (words.next(), words.next()) {
+                    (None, _) => None,
+                    (Some(metric), Some(k)) => {
+                        Some((metric.to_string(), k.parse().map_err(|_| invalid(format!("bad k `{k}`")))?))
+                    }
+                    (Some(_), None) => return Err(invalid("SPEC with a metric but no k".into())),
+                };
+                let spec = read_payload(reader, len)?;
+                Ok(Some(ToRank::Spec { format, spec, preselect }))
             }
             Some("CHUNK") => Ok(Some(ToRank::Chunk { start: parse_id(words.next())?, end: parse_id(words.next())? })),
             _ => Err(invalid(format!("unknown message `{header}`"))),
@@ -108,8 +131,14 @@ impl FromRank {
     pub fn write(&self, writer: &mut impl Write) -> io::Result<()> {
         match self {
             FromRank::Ready => writer.write_all(b"READY\n")?,
-            FromRank::Rows { start, end, rows } => {
-                write!(writer, "ROWS {start} {end} {}\n{rows}", rows.len())?;
+            FromRank::Rows { start, end, rows, best } => {
+                write!(writer, "ROWS {start} {end} {}", rows.len())?;
+                if let Some(best) = best {
+                    let offsets: Vec<String> = best.iter().map(usize::to_string).collect();
+                    // An empty list is written as `-` so the field is never missing.
+                    write!(writer, " {}", if offsets.is_empty() { "-".to_string() } else { offsets.join(",") })?;
+                }
+                write!(writer, "\n{rows}")?;
             }
             FromRank::Error(message) => writeln!(writer, "ERROR {}", message.replace('\n', " "))?,
         }
@@ -128,8 +157,18 @@ impl FromRank {
             Some("ROWS") => {
                 let start = parse_id(words.next())?;
                 let end = parse_id(words.next())?;
-                let rows = read_payload(reader, words.next().unwrap_or(""))?;
-                Ok(Some(FromRank::Rows { start, end, rows }))
+                let len = words.next().unwrap_or("");
+                let best = match words.next() {
+                    None => None,
+                    Some("-") => Some(Vec::new()),
+                    Some(list) => Some(
+                        list.split(',')
+                            .map(|o| o.parse().map_err(|_| invalid(format!("bad offset `{o}`"))))
+                            .collect::<io::Result<Vec<usize>>>()?,
+                    ),
+                };
+                let rows = read_payload(reader, len)?;
+                Ok(Some(FromRank::Rows { start, end, rows, best }))
             }
             _ => Err(invalid(format!("unknown message `{header}`"))),
         }
@@ -143,18 +182,29 @@ mod tests {
     #[test]
     fn round_trips_and_detects_torn_frames() {
         let mut buf = Vec::new();
-        ToRank::Spec { format: "csv".into(), spec: "a = 1\n".into() }.write(&mut buf).unwrap();
+        let specs = [
+            ToRank::Spec { format: "csv".into(), spec: "a = 1\n".into(), preselect: None },
+            ToRank::Spec { format: "jsonl".into(), spec: "b = 2\n".into(), preselect: Some(("sharpe".into(), 10)) },
+        ];
+        for spec in &specs {
+            spec.write(&mut buf).unwrap();
+        }
         ToRank::Chunk { start: 3, end: 9 }.write(&mut buf).unwrap();
         let mut reader = io::Cursor::new(buf);
-        assert_eq!(
-            ToRank::read(&mut reader).unwrap(),
-            Some(ToRank::Spec { format: "csv".into(), spec: "a = 1\n".into() })
-        );
+        for spec in specs {
+            assert_eq!(ToRank::read(&mut reader).unwrap(), Some(spec));
+        }
         assert_eq!(ToRank::read(&mut reader).unwrap(), Some(ToRank::Chunk { start: 3, end: 9 }));
         assert_eq!(ToRank::read(&mut reader).unwrap(), None);
 
         let mut buf = Vec::new();
-        FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into() }.write(&mut buf).unwrap();
+        for best in [None, Some(vec![]), Some(vec![0, 4])] {
+            let rows = FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into(), best };
+            let mut buf = Vec::new();
+            rows.write(&mut buf).unwrap();
+            assert_eq!(FromRank::read(&mut io::Cursor::new(buf)).unwrap(), Some(rows));
+        }
+        FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into(), best: None }.write(&mut buf).unwrap();
         let whole = buf.clone();
         assert!(matches!(FromRank::read(&mut io::Cursor::new(whole)).unwrap(), Some(FromRank::Rows { end: 2, .. })));
         buf.truncate(buf.len() - 3);

@@ -47,35 +47,28 @@ fn metric_of(line: &str, format: OutputFormat, col: usize, name: &str) -> f64 {
     text.and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN)
 }
 
-/// Keeps the best `k` rows by one metric while rows stream past (only the metric column
-/// of each row is parsed; ties keep id order; rows without a value rank last).
-#[derive(Debug)]
-pub struct Ranker {
-    format: OutputFormat,
-    column: Option<usize>,
-    metric: String,
-    lower_better: bool,
-    k: usize,
-    seen: usize,
-    /// (value, arrival index, line), best first.
-    best: Vec<(f64, usize, String)>,
+/// Whether `metric` ranks smaller values first.
+pub fn lower_is_better(metric: &str) -> bool {
+    LOWER_IS_BETTER.contains(&metric)
 }
 
-impl Ranker {
-    /// A ranker of table lines with these columns.
-    pub fn new(format: OutputFormat, columns: &[String], metric: &str, k: usize) -> Ranker {
-        Ranker {
-            format,
-            column: columns.iter().position(|c| c == metric),
-            metric: metric.to_string(),
-            lower_better: LOWER_IS_BETTER.contains(&metric),
-            k,
-            seen: 0,
-            best: Vec::with_capacity(k + 1),
-        }
+/// The best `k` of the items offered, by value (NaN last; ties by id).
+#[derive(Debug)]
+pub struct TopK<T> {
+    k: usize,
+    lower_better: bool,
+    /// (value, id, item), best first.
+    best: Vec<(f64, u64, T)>,
+}
+
+impl<T> TopK<T> {
+    /// Keeps the `k` best; smaller values are better when `lower_better`.
+    pub fn new(k: usize, lower_better: bool) -> TopK<T> {
+        TopK { k, lower_better, best: Vec::with_capacity(k + 1) }
     }
 
-    fn better(&self, a: (f64, usize), b: (f64, usize)) -> bool {
+    /// Whether `(value, id)` ranks before `(other value, other id)`.
+    fn before(&self, a: (f64, u64), b: (f64, u64)) -> bool {
         match (a.0.is_nan(), b.0.is_nan()) {
             (true, true) => a.1 < b.1,
             (true, false) => false,
@@ -86,33 +79,100 @@ impl Ranker {
         }
     }
 
-    /// Offers one table line (a row, not the CSV header).
-    pub fn push(&mut self, line: &str) {
-        let index = self.seen;
-        self.seen += 1;
-        let (Some(column), true) = (self.column, self.k > 0) else { return };
-        let value = metric_of(line, self.format, column, &self.metric);
-        if self.best.len() == self.k {
-            let last = self.best.last().expect("k > 0");
-            if !self.better((value, index), (last.0, last.1)) {
-                return;
-            }
+    /// Whether an item with this value and id would be kept now.
+    pub fn wants(&self, value: f64, id: u64) -> bool {
+        self.k > 0
+            && (self.best.len() < self.k || self.best.last().is_some_and(|l| self.before((value, id), (l.0, l.1))))
+    }
+
+    /// Offers one item; `item` is only called when it is kept.
+    pub fn offer(&mut self, value: f64, id: u64, item: impl FnOnce() -> T) {
+        if !self.wants(value, id) {
+            return;
         }
-        let at = self.best.iter().position(|b| self.better((value, index), (b.0, b.1))).unwrap_or(self.best.len());
-        self.best.insert(at, (value, index, line.to_string()));
+        let at = self.best.iter().position(|b| self.before((value, id), (b.0, b.1))).unwrap_or(self.best.len());
+        self.best.insert(at, (value, id, item()));
         self.best.truncate(self.k);
     }
 
-    /// Offers every line of a block of rows.
-    pub fn push_rows(&mut self, rows: &str) {
-        for line in rows.lines() {
-            self.push(line);
+    /// The kept items, best first, emptying the set.
+    pub fn take(&mut self) -> Vec<(f64, u64, T)> {
+        std::mem::take(&mut self.best)
+    }
+
+    /// The kept items, best first.
+    pub fn items(&self) -> impl Iterator<Item = &T> {
+        self.best.iter().map(|b| &b.2)
+    }
+}
+
+/// Keeps the best `k` rows by one metric while rows stream past (only the metric column
+/// of each row is parsed; ties keep id order; rows without a value rank last).
+#[derive(Debug)]
+pub struct Ranker {
+    format: OutputFormat,
+    column: Option<usize>,
+    metric: String,
+    seen: usize,
+    best: TopK<String>,
+}
+
+impl Ranker {
+    /// A ranker of table lines with these columns.
+    pub fn new(format: OutputFormat, columns: &[String], metric: &str, k: usize) -> Ranker {
+        Ranker {
+            format,
+            column: columns.iter().position(|c| c == metric),
+            metric: metric.to_string(),
+            seen: 0,
+            best: TopK::new(k, lower_is_better(metric)),
         }
+    }
+
+    /// The metric ranked by and how many rows are kept (what ranks are asked to preselect).
+    pub fn request(&self) -> Option<(String, usize)> {
+        (self.best.k > 0).then(|| (self.metric.clone(), self.best.k))
+    }
+
+    /// Offers one table line (a row, not the CSV header) of combo `id`.
+    fn offer(&mut self, id: u64, line: &str) {
+        let Some(column) = self.column else { return };
+        let value = metric_of(line, self.format, column, &self.metric);
+        self.best.offer(value, id, || line.to_string());
+    }
+
+    /// Offers every line of a block of rows of combos `first..`.
+    pub fn push_rows(&mut self, first: u64, rows: &str) {
+        for (id, line) in (first..).zip(rows.lines()) {
+            self.seen += 1;
+            if self.best.k > 0 {
+                self.offer(id, line);
+            }
+        }
+    }
+
+    /// Offers a block of `count` rows of combos `first..` of which only the lines starting
+    /// at byte offsets `best` can rank (a rank preselected them from the block). Offsets
+    /// must be line starts; anything else is an error.
+    pub fn push_preselected(&mut self, first: u64, rows: &str, count: u64, best: &[usize]) -> Result<(), String> {
+        self.seen += count as usize;
+        for &offset in best {
+            let at_line_start = offset < rows.len() && (offset == 0 || rows.as_bytes()[offset - 1] == b'\n');
+            if !at_line_start {
+                return Err(format!("preselected row at byte {offset} is not a row of the chunk"));
+            }
+            let line = rows[offset..].split('\n').next().unwrap_or("");
+            match crate::output::row_id(self.format, line) {
+                Some(id) if (first..first + count).contains(&id) => self.offer(id, line),
+                _ => return Err(format!("preselected row at byte {offset} is not a row of the chunk")),
+            }
+        }
+        Ok(())
     }
 
     /// The best rows (as cells), best first, and the number of rows seen.
     pub fn finish(&self, columns: &[String]) -> (Vec<Vec<String>>, usize) {
-        (self.best.iter().map(|b| cells_of(&b.2, self.format, columns)).collect(), self.seen)
+        (self.best.items().map(|line| cells_of(line, self.format, columns)).collect(), self.seen)
     }
 }
 
@@ -130,7 +190,7 @@ pub fn ranked_rows(
         OutputFormat::Csv => table.split_once('\n').map_or("", |(_, rows)| rows),
         OutputFormat::JsonLines => table,
     };
-    ranker.push_rows(rows);
+    ranker.push_rows(0, rows);
     ranker.finish(columns)
 }
 

@@ -79,12 +79,13 @@ pub fn run(args: &RunArgs) -> Result<String> {
     } else {
         None
     };
+    let preselect = stream.as_ref().and_then(|s| s.ranker().request());
     let mut sink = output::RowSink::new(journal, stream);
     let ran = if chunks.is_empty() {
         Ok(())
     } else {
-        let job = LocalJob { format: format.name(), spec: &effective_spec, pins, chunks };
-        local::run(job, &mut progress, &mut |ids, rows| sink.accept(ids, rows))
+        let job = LocalJob { format: format.name(), spec: &effective_spec, pins, chunks, preselect };
+        local::run(job, &mut progress, &mut |ids, rows, best| sink.accept(ids, rows, best))
     };
     if let Err(failure) = ran {
         progress.abandon();

@@ -35,8 +35,8 @@ pub fn run_rank(pin_cpu: Option<usize>) -> u8 {
 }
 
 fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<(), String> {
-    let (format, spec_text) = match ToRank::read(input) {
-        Ok(Some(ToRank::Spec { format, spec })) => (format, spec),
+    let (format, spec_text, preselect) = match ToRank::read(input) {
+        Ok(Some(ToRank::Spec { format, spec, preselect })) => (format, spec, preselect),
         Ok(None) => return Ok(()),
         Ok(Some(other)) => return Err(format!("expected the spec first, got {other:?}")),
         Err(e) => return Err(format!("reading the spec: {e}")),
@@ -46,6 +46,9 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
     let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| e.to_string())?;
     let mut evaluator = spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid)?;
     let mut rows = RowWriter::new(format, spec.grid.names(), spec.strategy.extra_columns());
+    if let Some((metric, k)) = preselect {
+        rows.preselect(&metric, k)?;
+    }
     let delay = std::env::var(CHUNK_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
     let lost = |e: io::Error| format!("launcher connection lost: {e}");
     FromRank::Ready.write(output).map_err(lost)?;
@@ -59,7 +62,8 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
                 if let Some(delay) = delay {
                     std::thread::sleep(delay);
                 }
-                FromRank::Rows { start, end, rows: rows.take() }.write(output).map_err(lost)?;
+                let (text, best) = rows.take();
+                FromRank::Rows { start, end, rows: text, best }.write(output).map_err(lost)?;
             }
             Ok(Some(other)) => return Err(format!("unexpected message {other:?}")),
             // The launcher closed our input: the sweep is done (or the launcher is gone).
