@@ -154,3 +154,35 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A sweep's batch announces its windows (`prepare`): groups of consecutive slow
+    /// windows read the prefix sums, the rest the tables built on first need. Both kinds in
+    /// one call, in whole-grid and chunked calls, against the scalar kernel.
+    #[test]
+    fn a_prepared_batch_mixing_prefix_and_table_groups_equals_scalar((open, close) in prices(), split in 1usize..20) {
+        let bars = close.len() as u32;
+        prop_assume!(bars >= 24);
+        let data = series(&open, &close);
+        // Per fast window: slows fast+1..fast+9 (consecutive), then every third up to fast+21.
+        let combos: Vec<SmaCombo> = (1..=3u32)
+            .flat_map(|fast| {
+                let consecutive = fast + 1..=fast + 9;
+                let spaced = (fast + 12..=fast + 21).step_by(3);
+                consecutive.chain(spaced).map(move |slow| SmaCombo { fast, slow })
+            })
+            .collect();
+        for path in vector_paths() {
+            let mut batch = SmaBatch::new(&data, bars).unwrap();
+            let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
+            let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();
+            batch.prepare(path, &fast, &slow);
+            check(path, &batch, &combos)?;
+            for part in combos.chunks(split) {
+                check(path, &batch, part)?;
+            }
+        }
+    }
+}

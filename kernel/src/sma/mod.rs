@@ -132,10 +132,27 @@ pub struct SmaBatch<'a> {
     f64_exact: bool,
     /// `close[t] / close[t-1] - 1` (0 at t = 0): long-only lanes' returns between trades.
     close_returns: Vec<f64>,
-    /// Window-sum tables prepared once for a sweep's windows (see [`SmaBatch::prepare`]).
-    tables: Option<simd::SumTables>,
-    /// `prefix` as f64 (exact when `f64_exact`).
+    /// The windows announced by [`SmaBatch::prepare`], with their tables once needed.
+    prepared: Option<Prepared>,
+    /// `prefix` as f64 (exact when `f64_exact`), after [`simd::PREFIX_PAD`] zeros.
     prefix_f64: Vec<f64>,
+}
+
+/// Windows announced for a sweep and their tables, built on first need.
+#[derive(Clone, Debug)]
+struct Prepared {
+    lanes: usize,
+    /// Sorted, distinct.
+    fast: Vec<u32>,
+    /// Sorted, distinct.
+    slow: Vec<u32>,
+    tables: std::sync::OnceLock<simd::SumTables>,
+}
+
+impl Prepared {
+    fn covers(&self, combos: &[SmaCombo]) -> bool {
+        combos.iter().all(|c| self.fast.binary_search(&c.fast).is_ok() && self.slow.binary_search(&c.slow).is_ok())
+    }
 }
 
 impl<'a> SmaBatch<'a> {
@@ -158,7 +175,8 @@ impl<'a> SmaBatch<'a> {
         let window = i64::from(max_window);
         let product = max_tick.checked_mul(window).and_then(|sum| sum.checked_mul(window)).ok_or(SmaError::TooLarge)?;
         let f64_exact = product < (1i64 << 53) && total < (1i64 << 53);
-        let prefix_f64 = prefix.iter().map(|&p| p as f64).collect();
+        let padding = std::iter::repeat_n(0.0, simd::PREFIX_PAD);
+        let prefix_f64 = padding.chain(prefix.iter().map(|&p| p as f64)).collect();
         let close = &series.close;
         let close_returns = (0..bars).map(|t| if t == 0 { 0.0 } else { close[t] / close[t - 1] - 1.0 }).collect();
         Ok(SmaBatch {
@@ -168,17 +186,31 @@ impl<'a> SmaBatch<'a> {
             max_window,
             f64_exact,
             close_returns,
-            tables: None,
+            prepared: None,
             prefix_f64,
         })
     }
 
-    /// Builds the SIMD window-sum tables once for every fast and slow window a sweep
-    /// uses (in grid order, so consecutive slow windows are adjacent columns). Without it,
-    /// each evaluate call on a SIMD path builds tables for its own combos.
+    /// Announces every fast and slow window a sweep uses, so that the SIMD window-sum
+    /// tables are built once, for all of them (consecutive slow windows in adjacent
+    /// columns), when the first group of combos needs them. Groups of consecutive slow
+    /// windows never do (they read the prefix sums), so a grid of step-1 slow windows
+    /// builds no tables at all. Without it, each evaluate call that needs tables builds
+    /// them for its own combos.
     pub fn prepare(&mut self, path: KernelPath, fast_windows: &[u32], slow_windows: &[u32]) {
         if path != KernelPath::Scalar && self.f64_exact {
-            self.tables = Some(simd::SumTables::from_windows(&self.prefix, fast_windows, slow_windows, lanes_of(path)));
+            let distinct = |windows: &[u32]| {
+                let mut windows = windows.to_vec();
+                windows.sort_unstable();
+                windows.dedup();
+                windows
+            };
+            self.prepared = Some(Prepared {
+                lanes: lanes_of(path),
+                fast: distinct(fast_windows),
+                slow: distinct(slow_windows),
+                tables: std::sync::OnceLock::new(),
+            });
         }
     }
 
@@ -252,16 +284,14 @@ impl<'a> SmaBatch<'a> {
             return Ok(());
         }
         let lanes = lanes_of(path);
-        let built;
-        let tables = match &self.tables {
-            Some(prepared) if prepared.tile() == lanes && prepared.covers(combos) => prepared,
-            _ => {
-                built = simd::SumTables::new(&self.prefix, combos, lanes);
-                &built
-            }
+        let prepared = self.prepared.as_ref().filter(|p| p.lanes == lanes && p.covers(combos));
+        let for_this_call = std::sync::OnceLock::new();
+        let tables = || match prepared {
+            Some(p) => p.tables.get_or_init(|| simd::SumTables::from_windows(&self.prefix, &p.fast, &p.slow, lanes)),
+            None => for_this_call.get_or_init(|| simd::SumTables::new(&self.prefix, combos, lanes)),
         };
         let inputs = simd::Inputs {
-            tables,
+            tables: &tables,
             prefix: &self.prefix_f64,
             close: self.close,
             close_returns: &self.close_returns,
@@ -367,6 +397,35 @@ fn lanes_of(path: KernelPath) -> usize {
         _ => 1,
     }
 }
+
+/// Implements [`simd::GroupKernel`] for a lane type: out-of-line copies of the group
+/// loop compiled with its instruction set (`$features`, empty for none).
+macro_rules! group_kernel {
+    ($lanes:ty $(, $features:literal)?) => {
+        impl simd::GroupKernel for $lanes {
+            $(#[target_feature(enable = $features)])?
+            #[inline(never)]
+            unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool>(
+                inputs: &simd::Inputs,
+                tables: &simd::SumTables,
+                group: &simd::Group<{ simd::MAX_LANES }>,
+                combos: &[SmaCombo],
+                out: &mut [Metrics],
+            ) {
+                // SAFETY: forwarded from the caller.
+                unsafe { simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX>(inputs, tables, group, combos, out) }
+            }
+        }
+    };
+}
+
+group_kernel!(crate::arch::portable::One);
+#[cfg(target_arch = "x86_64")]
+group_kernel!(crate::arch::x86_64::avx2::Avx2, "avx2");
+#[cfg(target_arch = "x86_64")]
+group_kernel!(crate::arch::x86_64::avx512::Avx512, "avx512f,avx512dq");
+#[cfg(target_arch = "aarch64")]
+group_kernel!(crate::arch::aarch64::neon::Neon, "neon");
 
 /// The generic lane algorithm compiled for AVX2.
 ///

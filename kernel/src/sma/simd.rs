@@ -93,16 +93,9 @@ impl SumTables {
         SumTables { bars, tile, fast_windows, slow_windows, fast, slow }
     }
 
-    /// Lanes per tile.
-    pub(crate) fn tile(&self) -> usize {
-        self.tile
-    }
-
-    /// Whether every window of `combos` has a column.
-    pub(crate) fn covers(&self, combos: &[SmaCombo]) -> bool {
-        combos.iter().all(|c| {
-            self.fast_windows.binary_search(&c.fast).is_ok() && self.slow_windows.binary_search(&c.slow).is_ok()
-        })
+    /// No tables (for groups that never read them).
+    pub(crate) fn empty(tile: usize) -> SumTables {
+        SumTables { bars: 0, tile, fast_windows: vec![], slow_windows: vec![], fast: vec![], slow: vec![] }
     }
 
     fn column(windows: &[u32], window: u32) -> usize {
@@ -117,27 +110,48 @@ impl SumTables {
 
 /// Lane layout of one group of combos.
 #[derive(Clone, Copy)]
-struct Group<const MAX: usize> {
+pub(crate) struct Group<const MAX: usize> {
     len: usize,
     fast_col: [usize; MAX],
     slow_col: [usize; MAX],
     same_fast: bool,
     /// The lanes are exactly one tile of the slow table.
     whole_tile: bool,
-    /// A full group of one fast window and slow windows `s, s+1, ..., s+N-1`: their slow
+    /// One fast window and slow windows `s, s+1, ..` (see [`prefix_group_len`]): the slow
     /// sums come straight from the prefix sums (one vector load of adjacent entries, from
-    /// an array small enough to stay in cache), once the lanes run in descending slow order.
+    /// an array small enough to stay in cache), the lanes running in descending slow order;
+    /// no tables are read.
     prefix_slow: bool,
 }
 
+impl Group<MAX_LANES> {
+    /// A group of `len` lanes served from the prefix sums.
+    fn from_prefix(len: usize) -> Self {
+        Group {
+            len,
+            fast_col: [0; MAX_LANES],
+            slow_col: [0; MAX_LANES],
+            same_fast: true,
+            whole_tile: false,
+            prefix_slow: true,
+        }
+    }
+}
+
 /// The largest lane count of any instruction set (AVX2: 4).
-const MAX_LANES: usize = 8;
+pub(crate) const MAX_LANES: usize = 8;
+
+/// Zeros in front of the prefix sums, so that a prefix group's vector load stays in
+/// bounds at the bars before its longest window is full.
+pub(crate) const PREFIX_PAD: usize = MAX_LANES;
 
 /// The shared inputs of one evaluate call.
 pub(crate) struct Inputs<'a> {
-    /// Window-sum tables for `V::N` lanes.
-    pub(crate) tables: &'a SumTables,
-    /// Integer prefix sums of the closes as f64 (exact: below 2^53).
+    /// Window-sum tables for `V::N` lanes, built on first call (only groups whose slow
+    /// windows are not consecutive need them).
+    pub(crate) tables: &'a dyn Fn() -> &'a SumTables,
+    /// Integer prefix sums of the closes as f64 (exact: below 2^53), after
+    /// [`PREFIX_PAD`] zeros.
     pub(crate) prefix: &'a [f64],
     /// Closes.
     pub(crate) close: &'a [f64],
@@ -152,41 +166,74 @@ pub(crate) struct Inputs<'a> {
 /// Evaluates `combos` with `V`, writing one [`Metrics`] per combo.
 ///
 /// # Safety
-/// The CPU must support the instruction set of `V`, and `inputs.tables` must be built
-/// for `V::N` lanes.
+/// The CPU must support the instruction set of `V`, and `inputs.tables` must give tables
+/// built for `V::N` lanes that cover `combos`' windows.
 #[inline(always)]
-pub(crate) unsafe fn evaluate<V: Lanes>(inputs: &Inputs, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) {
-    debug_assert_eq!(inputs.tables.tile, V::N);
+pub(crate) unsafe fn evaluate<V: GroupKernel>(
+    inputs: &Inputs,
+    config: &SmaConfig,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
+    // What prefix groups get for tables: they never read them.
+    let no_tables = SumTables::empty(V::N);
     let mut start = 0;
     while start < combos.len() {
-        let group = next_group::<V>(inputs.tables, &combos[start..]);
-        let lanes = &combos[start..start + group.len];
-        let slots = &mut out[start..start + group.len];
-        if group.prefix_slow {
+        let rest = &combos[start..];
+        let len = prefix_group_len::<V>(rest);
+        if len > 0 {
             // Lanes in descending slow order, so that their prefix sums are adjacent.
-            let reversed: Vec<SmaCombo> = lanes.iter().rev().copied().collect();
-            let mut reversed_group = Group { whole_tile: false, ..group };
-            reversed_group.fast_col[..group.len].reverse();
-            reversed_group.slow_col[..group.len].reverse();
+            let reversed: Vec<SmaCombo> = rest[..len].iter().rev().copied().collect();
+            let group = Group::from_prefix(len);
             let mut results = [Metrics::default(); MAX_LANES];
             // SAFETY: forwarded from the caller.
-            unsafe { run_variant::<V>(inputs, config, &reversed_group, &reversed, &mut results[..group.len]) };
-            for (slot, result) in slots.iter_mut().zip(results[..group.len].iter().rev()) {
+            unsafe { run_variant::<V, true>(inputs, &no_tables, config, &group, &reversed, &mut results[..len]) };
+            for (slot, result) in out[start..start + len].iter_mut().zip(results[..len].iter().rev()) {
                 *slot = *result;
             }
+            start += len;
         } else {
+            let tables = (inputs.tables)();
+            debug_assert_eq!(tables.tile, V::N);
+            let group = next_group::<V>(tables, rest);
+            let slots = &mut out[start..start + group.len];
             // SAFETY: forwarded from the caller.
-            unsafe { run_variant::<V>(inputs, config, &group, lanes, slots) };
+            unsafe { run_variant::<V, false>(inputs, tables, config, &group, &rest[..group.len], slots) };
+            start += group.len;
         }
-        start += group.len;
+    }
+}
+
+/// The length of the group at the start of `combos` whose sums all come from the prefix
+/// sums (0: none, use the tables). Such a group has one fast window and slow windows
+/// `s, s+1, ..`: all `V::N` of them, or fewer where the fast window's run ends (a partial
+/// group: the spare lanes run windows just below `s`, results discarded, so every lane's
+/// window must be at least 1).
+fn prefix_group_len<V: Lanes>(combos: &[SmaCombo]) -> usize {
+    let first = combos[0];
+    let mut len = 1;
+    while len < V::N
+        && len < combos.len()
+        && combos[len].fast == first.fast
+        && combos[len].slow == first.slow + len as u32
+    {
+        len += 1;
+    }
+    let run_ends = len == V::N || len == combos.len() || combos[len].fast != first.fast;
+    let slowest = first.slow as usize + len - 1;
+    if run_ends && slowest >= V::N {
+        len
+    } else {
+        0
     }
 }
 
 /// # Safety
 /// The CPU must support the instruction set of `V`.
 #[inline(always)]
-unsafe fn run_variant<V: Lanes>(
+unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     inputs: &Inputs,
+    tables: &SumTables,
     config: &SmaConfig,
     group: &Group<MAX_LANES>,
     lanes: &[SmaCombo],
@@ -195,10 +242,14 @@ unsafe fn run_variant<V: Lanes>(
     // SAFETY: forwarded from the caller.
     unsafe {
         match (config.direction, config.fill) {
-            (Direction::Long, Fill::Open) => run::<V, false, true>(inputs, group, lanes, slots),
-            (Direction::Long, Fill::Close) => run::<V, false, false>(inputs, group, lanes, slots),
-            (Direction::LongShort, Fill::Open) => run::<V, true, true>(inputs, group, lanes, slots),
-            (Direction::LongShort, Fill::Close) => run::<V, true, false>(inputs, group, lanes, slots),
+            (Direction::Long, Fill::Open) => V::run_group::<false, true, PREFIX>(inputs, tables, group, lanes, slots),
+            (Direction::Long, Fill::Close) => V::run_group::<false, false, PREFIX>(inputs, tables, group, lanes, slots),
+            (Direction::LongShort, Fill::Open) => {
+                V::run_group::<true, true, PREFIX>(inputs, tables, group, lanes, slots)
+            }
+            (Direction::LongShort, Fill::Close) => {
+                V::run_group::<true, false, PREFIX>(inputs, tables, group, lanes, slots)
+            }
         }
     }
 }
@@ -228,10 +279,6 @@ fn next_group<V: Lanes>(tables: &SumTables, combos: &[SmaCombo]) -> Group<MAX_LA
         group.len += 1;
     }
     group.whole_tile &= group.len == V::N && group.slow_col[0].is_multiple_of(V::N);
-    group.prefix_slow = V::N > 1
-        && group.len == V::N
-        && group.same_fast
-        && combos.windows(2).take(V::N - 1).all(|pair| pair[1].slow == pair[0].slow + 1);
     // A partial group runs with its last combo repeated in the spare lanes.
     for i in group.len..V::N {
         group.fast_col[i] = group.fast_col[group.len - 1];
@@ -339,19 +386,38 @@ unsafe fn trade<V: Lanes>(
     }
 }
 
+/// An instruction set's compiled copies of [`run`], one per variant. Implemented (in the
+/// parent module) by out-of-line functions with the instruction set enabled: inlined
+/// into one big function, the eight bar loops shared a register allocation that kept
+/// some accumulators on the stack (a store and reload per bar, ~10 % slower).
+pub(crate) trait GroupKernel: Lanes {
+    /// [`run`] for `Self`.
+    ///
+    /// # Safety
+    /// As [`run`].
+    unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool>(
+        inputs: &Inputs,
+        tables: &SumTables,
+        group: &Group<MAX_LANES>,
+        combos: &[SmaCombo],
+        out: &mut [Metrics],
+    );
+}
+
 /// One group of combos, all bars.
 ///
 /// # Safety
 /// The CPU must support the instruction set of `V`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
+pub(crate) unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool>(
     inputs: &Inputs,
+    tables: &SumTables,
     group: &Group<MAX_LANES>,
     combos: &[SmaCombo],
     out: &mut [Metrics],
 ) {
-    let Inputs { tables, prefix, close, close_returns, fill_price, fee } = *inputs;
+    let Inputs { prefix: padded_prefix, close, close_returns, fill_price, fee, .. } = *inputs;
+    let prefix = &padded_prefix[PREFIX_PAD..];
     let n = V::N;
     let bars = close.len();
     let lane_value = |f: &dyn Fn(&SmaCombo) -> f64| {
@@ -397,12 +463,12 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
         let (mut run_length, mut longest) = (zero, zero);
 
         let slowest = combos[0].slow as usize;
-        assert!(prefix.len() == bars + 1 && (!group.prefix_slow || slowest >= n));
-        let fast_column = group.same_fast.then(|| {
-            let column = &tables.fast[group.fast_col[0] * tables.bars..(group.fast_col[0] + 1) * tables.bars];
-            assert_eq!(column.len(), bars);
-            column
-        });
+        let fast = combos[0].fast as usize;
+        assert_eq!(PREFIX, group.prefix_slow);
+        assert!(prefix.len() == bars + 1 && (!PREFIX || (slowest >= n && start + n >= slowest)));
+        // A group of one fast window takes its fast sum from the prefix sums: every bar from
+        // `start` on has the window full (t >= first signal >= fast - 1).
+        assert!(!group.same_fast || start + 1 >= fast);
         let slow_tile = group.whole_tile.then(|| {
             let first = (group.slow_col[0] / n) * tables.bars * n;
             let tile = &tables.slow[first..first + tables.bars * n];
@@ -430,17 +496,23 @@ unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool>(
                     any_traded = true;
                 }
             }
-            // The common case streams one column and one tile; the rest gathers lane by lane.
-            let sum_fast: V = match fast_column {
-                // SAFETY: t < bars and the column holds `bars` values (asserted above).
-                Some(column) => V::splat(*column.get_unchecked(t)),
-                None => fast_sums(tables, group, t),
+            // The common cases read the prefix sums (one broadcast, one vector load) or
+            // stream one tile; the rest gathers lane by lane.
+            let sum_fast: V = if PREFIX || group.same_fast {
+                // SAFETY: fast - 1 <= start <= t < bars = prefix.len() - 1 (asserted above).
+                V::splat(*prefix.get_unchecked(t + 1) - *prefix.get_unchecked(t + 1 - fast))
+            } else {
+                fast_sums(tables, group, t)
             };
-            let sum_slow: V = if group.prefix_slow && t >= all_started {
+            let sum_slow: V = if PREFIX {
                 // Lane j has slow window `slowest - j`: P[t+1] - P[t+1-slowest+j] for all j
-                // at once. SAFETY: t+1 >= slowest (all lanes started) and t+1-slowest+N-1 < t+1
-                // <= bars = prefix.len() - 1.
-                V::splat(*prefix.get_unchecked(t + 1)).sub(V::load(prefix.as_ptr().add(t + 1 - slowest)))
+                // at once. Before a lane's window is full this reads padding zeros or a
+                // partial sum: finite, and masked by the lane's first signal below.
+                // SAFETY: t >= start >= slowest - N (the smallest real window's first
+                // signal), so the load starts at padded index PAD + t+1-slowest >= 1 and ends
+                // at PAD + t+1-slowest+N-1 <= PAD + t <= padded.len() - 1 (slowest >= N).
+                V::splat(*prefix.get_unchecked(t + 1))
+                    .sub(V::load(padded_prefix.as_ptr().add(PREFIX_PAD + t + 1 - slowest)))
             } else {
                 match slow_tile {
                     // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
