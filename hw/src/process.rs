@@ -8,9 +8,11 @@ use crate::{sys, Error};
 /// Makes the calling process receive SIGKILL when its parent dies, and exits it at once
 /// (`_exit(1)`) if the parent with pid `parent` is already gone.
 ///
-/// Meant for a freshly forked child before exec (`CommandExt::pre_exec`): it only makes
-/// async-signal-safe system calls and does not allocate. Note that Linux delivers the
-/// signal when the parent *thread* that forked exits, so spawn from a long-lived thread.
+/// Call it first thing in the child (or in a freshly forked child before exec, as a
+/// `CommandExt::pre_exec` hook: it only makes async-signal-safe system calls and does not
+/// allocate); the parent check closes the race with a parent that died before the call.
+/// Note that Linux delivers the signal when the parent *thread* that spawned exits, so
+/// spawn from a long-lived thread.
 pub fn die_with_parent(parent: u32) -> std::io::Result<()> {
     sys::die_with_parent(parent)
 }

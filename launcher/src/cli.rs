@@ -39,6 +39,9 @@ pub enum Command {
         /// CPU to pin this rank to.
         #[arg(long)]
         pin_cpu: Option<usize>,
+        /// Die with this process (the launcher): exit at once if it is already gone.
+        #[arg(long)]
+        parent: Option<u32>,
     },
 }
 

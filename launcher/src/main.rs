@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             sweeprun::run::run(args)
         }
         Command::Bench(args) => sweeprun::bench::bench(args),
-        Command::Rank { pin_cpu } => return ExitCode::from(sweeprun::worker::run_rank(*pin_cpu)),
+        Command::Rank { pin_cpu, parent } => return ExitCode::from(sweeprun::worker::run_rank(*pin_cpu, *parent)),
     };
     match result {
         Ok(report) => {

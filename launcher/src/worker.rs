@@ -16,7 +16,14 @@ use std::time::Duration;
 pub const CHUNK_DELAY_ENV: &str = "SWEEPRUN_DEBUG_CHUNK_DELAY_MS";
 
 /// Runs the rank loop on stdin/stdout. Returns the process exit code.
-pub fn run_rank(pin_cpu: Option<usize>) -> u8 {
+pub fn run_rank(pin_cpu: Option<usize>, parent: Option<u32>) -> u8 {
+    if let Some(parent) = parent {
+        // Exits with 1 if the launcher is already gone; otherwise we die when it does.
+        if let Err(e) = sweeprun_hw::process::die_with_parent(parent) {
+            eprintln!("sweeprun rank: cannot follow launcher pid {parent}: {e}");
+            return 1;
+        }
+    }
     if let Some(cpu) = pin_cpu {
         if let Err(e) = sweeprun_hw::topology::pin_current_process(cpu) {
             eprintln!("sweeprun rank: cannot pin to CPU {cpu}: {e} (running unpinned)");
