@@ -32,8 +32,6 @@ pub struct LocalJob<'a> {
     pub format: &'a str,
     /// The effective spec text the ranks load.
     pub spec: &'a str,
-    /// CPU for each rank (`None`: unpinned).
-    pub pins: Vec<Option<usize>>,
     /// Chunks of combo ids still to do.
     pub chunks: VecDeque<Range<u64>>,
     /// Ask ranks to preselect each chunk's best `k` rows by this metric.
@@ -56,29 +54,95 @@ struct Rank {
     alive: bool,
 }
 
-/// Runs `job`, calling `on_rows` with each finished chunk's rows (in arrival order).
-pub fn run(job: LocalJob, progress: &mut Progress, on_rows: &mut OnRows) -> Result<()> {
-    let (events_tx, events) = mpsc::channel();
-    let mut ranks = Vec::with_capacity(job.pins.len());
-    for (index, pin) in job.pins.iter().enumerate() {
-        match spawn_rank(index, *pin, &job, &events_tx) {
-            Ok(rank) => ranks.push(rank),
+/// Started rank processes, waiting for their sweep. Ranks start before the launcher has
+/// checked the spec (they only wait for it on their input), so that their exec and
+/// start-up overlap the launcher's own; dropped unused, they see their input close and exit.
+pub struct Ranks {
+    ranks: Vec<Rank>,
+    events: mpsc::Receiver<Event>,
+}
+
+impl Ranks {
+    /// Starts one rank per entry of `pins` (its CPU, or `None`: unpinned).
+    pub fn start(pins: &[Option<usize>]) -> Result<Ranks> {
+        let (events_tx, events) = mpsc::channel();
+        let mut ranks = Vec::with_capacity(pins.len());
+        for (index, pin) in pins.iter().enumerate() {
+            match spawn_rank(index, *pin, &events_tx) {
+                Ok(rank) => ranks.push(rank),
+                Err(e) => {
+                    stop_all(&mut ranks);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Ranks { ranks, events })
+    }
+
+    /// How many ranks there are.
+    pub fn len(&self) -> usize {
+        self.ranks.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ranks.is_empty()
+    }
+
+    /// Keeps the first `n` ranks; the others are sent away (their input closes).
+    pub fn truncate(&mut self, n: usize) {
+        for mut rank in self.ranks.drain(n.min(self.ranks.len())..) {
+            rank.stdin = None;
+            let _ = rank.child.wait();
+        }
+    }
+
+    /// Runs `job`, calling `on_rows` with each finished chunk's rows (in arrival order).
+    /// On success the ranks are told to exit and returned for [`Exiting::reap`], so the
+    /// caller can finish the table while they wind down.
+    pub fn run(mut self, job: LocalJob, progress: &mut Progress, on_rows: &mut OnRows) -> Result<Exiting> {
+        let spec = ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect };
+        for rank in &mut self.ranks {
+            rank.alive &= rank.stdin.as_mut().is_some_and(|stdin| spec.write(stdin).is_ok());
+        }
+        let result = schedule(&mut self.ranks, job.chunks, &self.events, progress, on_rows);
+        match result {
+            Ok(()) => {
+                for rank in &mut self.ranks {
+                    rank.stdin = None;
+                }
+                Ok(Exiting { ranks: std::mem::take(&mut self.ranks) })
+            }
             Err(e) => {
-                stop_all(&mut ranks);
-                return Err(e);
+                stop_all(&mut self.ranks);
+                Err(e)
             }
         }
     }
-    drop(events_tx);
-    let result = schedule(&mut ranks, job.chunks, &events, progress, on_rows);
-    match &result {
-        Ok(()) => finish_all(&mut ranks),
-        Err(_) => stop_all(&mut ranks),
-    }
-    result
 }
 
-fn spawn_rank(index: usize, pin: Option<usize>, job: &LocalJob, events: &mpsc::Sender<Event>) -> Result<Rank> {
+impl Drop for Ranks {
+    fn drop(&mut self) {
+        // Unused or interrupted: close their input (idle ranks exit) and kill the rest.
+        stop_all(&mut self.ranks);
+    }
+}
+
+/// Ranks whose input has closed after a finished sweep, exiting.
+pub struct Exiting {
+    ranks: Vec<Rank>,
+}
+
+impl Exiting {
+    /// Waits for every rank to exit.
+    pub fn reap(mut self) {
+        for rank in &mut self.ranks {
+            let _ = rank.child.wait();
+        }
+    }
+}
+
+fn spawn_rank(index: usize, pin: Option<usize>, events: &mpsc::Sender<Event>) -> Result<Rank> {
     let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))?;
     let mut command = Command::new(exe);
     command.arg("__rank").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
@@ -91,7 +155,7 @@ fn spawn_rank(index: usize, pin: Option<usize>, job: &LocalJob, events: &mpsc::S
     command.arg("--parent").arg(std::process::id().to_string());
     command.process_group(0);
     let mut child = command.spawn().map_err(|e| Failure::runtime(format!("cannot start rank {index}: {e}")))?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
+    let stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
     let sender = events.clone();
     std::thread::spawn(move || {
@@ -112,10 +176,7 @@ fn spawn_rank(index: usize, pin: Option<usize>, job: &LocalJob, events: &mpsc::S
         }
         let _ = sender.send(Event::Gone(index, "closed its output".into()));
     });
-    let spec_message =
-        ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect.clone() };
-    let alive = spec_message.write(&mut stdin).is_ok();
-    Ok(Rank { child, stdin: Some(stdin), in_flight: VecDeque::new(), alive })
+    Ok(Rank { child, stdin: Some(stdin), in_flight: VecDeque::new(), alive: true })
 }
 
 fn schedule(
@@ -219,16 +280,6 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (Some(code), _) => format!("exit code {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),
         _ => status.to_string(),
-    }
-}
-
-/// Closes every rank's input (they exit when it ends) and reaps them.
-fn finish_all(ranks: &mut [Rank]) {
-    for rank in ranks.iter_mut() {
-        rank.stdin = None;
-    }
-    for rank in ranks.iter_mut() {
-        let _ = rank.child.wait();
     }
 }
 

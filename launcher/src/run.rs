@@ -24,8 +24,17 @@ const MAX_RANKS: u64 = 4096;
 pub fn run(args: &RunArgs) -> Result<String> {
     let started_at = SystemTime::now();
     let clock = Instant::now();
+    // The ranks start now and load their executable while the spec is checked; they get
+    // the spec once it passes (on bad input they just see their input close).
+    let early_ranks = early_pins(args).map(|pins| local::Ranks::start(&pins));
     let plan = Plan::new(args)?;
     let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel } = plan;
+    let mut rank_processes = match early_ranks {
+        Some(Ok(started)) if started.len() >= ranks => started,
+        Some(Err(e)) => return Err(e),
+        _ => local::Ranks::start(&pins)?,
+    };
+    rank_processes.truncate(ranks);
     let planned = clock.elapsed().as_secs_f64();
     let combos = spec.grid.len();
     let fingerprint = fingerprint(&spec, &data_sha256, format);
@@ -82,27 +91,30 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let preselect = stream.as_ref().and_then(|s| s.ranker().request());
     let mut sink = output::RowSink::new(journal, stream);
     let ran = if chunks.is_empty() {
-        Ok(())
+        Ok(None)
     } else {
-        let job = LocalJob { format: format.name(), spec: &effective_spec, pins, chunks, preselect };
-        local::run(job, &mut progress, &mut |ids, rows, best| sink.accept(ids, rows, best))
+        let job = LocalJob { format: format.name(), spec: &effective_spec, chunks, preselect };
+        rank_processes.run(job, &mut progress, &mut |ids, rows, best| sink.accept(ids, rows, best)).map(Some)
     };
-    if let Err(failure) = ran {
-        progress.abandon();
-        // Everything received stays on disk for --resume (journal and table so far).
-        let kept = match sink.sync() {
-            Ok(()) => format!(
-                "; results so far are kept in {}* (run the same command with --resume to finish)",
-                journal_path.display()
-            ),
-            Err(e) => format!("; saving the results so far failed too: {e}"),
-        };
-        return Err(match failure {
-            Failure::Interrupted(m) => Failure::Interrupted(format!("{m}{kept}")),
-            Failure::Runtime(m) => Failure::Runtime(format!("{m}{kept}")),
-            usage => usage,
-        });
-    }
+    let exiting = match ran {
+        Ok(exiting) => exiting,
+        Err(failure) => {
+            progress.abandon();
+            // Everything received stays on disk for --resume (journal and table so far).
+            let kept = match sink.sync() {
+                Ok(()) => format!(
+                    "; results so far are kept in {}* (run the same command with --resume to finish)",
+                    journal_path.display()
+                ),
+                Err(e) => format!("; saving the results so far failed too: {e}"),
+            };
+            return Err(match failure {
+                Failure::Interrupted(m) => Failure::Interrupted(format!("{m}{kept}")),
+                Failure::Runtime(m) => Failure::Runtime(format!("{m}{kept}")),
+                usage => usage,
+            });
+        }
+    };
     let (journal, stream) = sink.into_parts();
     progress.finish(ranks);
     let swept = clock.elapsed().as_secs_f64();
@@ -150,6 +162,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
     output::write_atomically(&output::sidecar_path(&out), sidecar_text.as_bytes())?;
     drop(journal);
     remove_journal(&out);
+    if let Some(exiting) = exiting {
+        exiting.reap();
+    }
     eprintln!("sweeprun: wrote {} ({} rows)", out.display(), combos);
     write_tearsheets(&spec, &data, &best, &out, args)?;
     Ok(summary(&best, total, &columns, args))
@@ -236,23 +251,39 @@ impl Plan {
             .validate(&data, spec.symbol.as_deref(), &spec.grid)
             .map_err(|e| Failure::usage(format!("{}: {e}", spec.origin)))?;
         let data_sha256 = checksum(&spec.data_path)?;
-        let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
-        let ranks = match args.np {
-            Some(n) => n as usize,
-            None => cpus.len().max(1),
-        };
-        let ranks = ranks.min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
-        let pins = if args.bind_to == BindTo::Core && ranks <= cpus.len() {
-            cpus.iter().take(ranks).map(|&c| Some(c)).collect()
-        } else {
-            if args.bind_to == BindTo::Core {
-                eprintln!("sweeprun: {ranks} ranks on {} CPUs: oversubscribed, not pinning ranks", cpus.len());
-            }
-            vec![None; ranks]
-        };
+        let placement = placement(args);
+        let ranks = placement.len().min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
+        if args.bind_to == BindTo::Core && placement.first().is_some_and(Option::is_none) {
+            let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
+            eprintln!("sweeprun: {} ranks on {} CPUs: oversubscribed, not pinning ranks", placement.len(), cpus.len());
+        }
+        let pins = placement[..ranks].to_vec();
         let columns = output::columns(&spec.grid.names(), &spec.strategy.extra_columns());
         Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel })
     }
+}
+
+/// Where the ranks of `-np` (default: one per usable CPU) go: CPU `i` for rank `i` with
+/// `--bind-to core` when there are enough CPUs, else unpinned. Decided before the grid
+/// size is known (the ranks start early); a smaller grid uses the first ranks.
+fn placement(args: &RunArgs) -> Vec<Option<usize>> {
+    let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
+    let ranks = match args.np {
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => cpus.len().max(1),
+    };
+    if args.bind_to == BindTo::Core && ranks <= cpus.len() {
+        cpus.iter().take(ranks).map(|&c| Some(c)).collect()
+    } else {
+        vec![None; ranks]
+    }
+}
+
+/// The placement of ranks worth starting before the spec is checked: none when `-np` is
+/// invalid (the plan reports it) or the backend is not local.
+fn early_pins(args: &RunArgs) -> Option<Vec<Option<usize>>> {
+    let valid_np = args.np.is_none_or(|n| (1..=MAX_RANKS).contains(&n));
+    (args.backend == "local" && valid_np).then(|| placement(args))
 }
 
 /// Refuses an output path that cannot be written (a directory, a read-only place).
