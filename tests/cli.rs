@@ -239,6 +239,8 @@ fn the_readme_run_command_works_on_the_shipped_example() {
     let kernel = meta["kernel"].as_str().unwrap();
     assert!(["scalar", "portable", "avx2", "avx512", "neon"].contains(&kernel), "kernel {kernel}");
     assert_eq!(meta["data"]["sha256"], "60e961a567490b157f71888df9e6afb36190a34a40a6286aa38988e2343f1b1a");
+    let table = std::fs::read(dir.path().join("results/sma_goog.csv")).unwrap();
+    assert_eq!(meta["output"]["blake3"], blake3::hash(&table).to_hex().as_str(), "the sidecar vouches for the table");
 }
 
 #[test]

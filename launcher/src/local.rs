@@ -101,7 +101,8 @@ impl Ranks {
     /// On success the ranks are told to exit and returned for [`Exiting::reap`], so the
     /// caller can finish the table while they wind down.
     pub fn run(mut self, job: LocalJob, progress: &mut Progress, on_rows: &mut OnRows) -> Result<Exiting> {
-        let spec = ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect };
+        let spec =
+            ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect };
         for rank in &mut self.ranks {
             rank.alive &= rank.stdin.as_mut().is_some_and(|stdin| spec.write(stdin).is_ok());
         }

@@ -450,7 +450,7 @@ pub struct TableStream {
     /// Chunks that arrived ahead of their turn, by first id.
     waiting: std::collections::BTreeMap<u64, Waiting>,
     unsynced: bool,
-    hasher: sha2::Sha256,
+    hasher: blake3::Hasher,
     ranker: crate::report::Ranker,
 }
 
@@ -470,7 +470,6 @@ impl TableStream {
         combos: u64,
         ranker: crate::report::Ranker,
     ) -> Result<TableStream> {
-        use sha2::Digest;
         let path = table_stream_path(out);
         let file =
             File::create(&path).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", path.display())))?;
@@ -481,7 +480,7 @@ impl TableStream {
             combos,
             waiting: std::collections::BTreeMap::new(),
             unsynced: false,
-            hasher: sha2::Sha256::new(),
+            hasher: blake3::Hasher::new(),
             ranker,
         };
         if format == OutputFormat::Csv {
@@ -507,7 +506,6 @@ impl TableStream {
 
     /// Writes the rows of combos `self.next..end`.
     fn emit(&mut self, end: u64, rows: &str, best: Option<&[usize]>) -> Result<()> {
-        use sha2::Digest;
         self.hasher.update(rows.as_bytes());
         match best {
             Some(best) => self
@@ -549,9 +547,8 @@ impl TableStream {
     }
 
     /// Checks every combo arrived exactly once, fsyncs and renames the table over `out`.
-    /// Returns the table's SHA-256 and the ranker.
+    /// Returns the table's BLAKE3 digest (hex) and the ranker.
     pub fn finish(self, out: &Path) -> Result<(String, crate::report::Ranker)> {
-        use sha2::Digest;
         if self.next != self.combos || !self.waiting.is_empty() {
             return Err(Failure::runtime(format!(
                 "internal error: rows 0..{} are in order, {} chunks wait, {} combos expected",
@@ -569,8 +566,7 @@ impl TableStream {
             Ok(())
         })();
         finished.map_err(|e| Failure::runtime(format!("cannot write {}: {e}", out.display())))?;
-        let sha = self.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok((sha, self.ranker))
+        Ok((self.hasher.finalize().to_hex().to_string(), self.ranker))
     }
 }
 
@@ -745,7 +741,7 @@ mod tests {
         let table = std::fs::read_to_string(&out).unwrap();
         let ids: Vec<&str> = table.lines().skip(1).map(|l| &l[..1]).collect();
         assert_eq!(ids, ["0", "1", "2"]);
-        assert_eq!(sha.len(), 64);
+        assert_eq!(sha, blake3::hash(table.as_bytes()).to_hex().as_str());
         let (best, total) = ranker.finish(&cols);
         assert_eq!((best[0][0].as_str(), best[1][0].as_str(), total), ("1", "2", 3));
         assert!(!dir.path().join("t.csv.partial.table").exists());
