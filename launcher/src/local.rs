@@ -60,6 +60,8 @@ struct Rank {
 pub struct Ranks {
     ranks: Vec<Rank>,
     events: mpsc::Receiver<Event>,
+    /// The sweep sent to every rank so far, if any.
+    sent: Option<ToRank>,
 }
 
 impl Ranks {
@@ -76,7 +78,17 @@ impl Ranks {
                 }
             }
         }
-        Ok(Ranks { ranks, events })
+        Ok(Ranks { ranks, events, sent: None })
+    }
+
+    /// Sends every rank the sweep (format, effective spec, preselection), so that they load
+    /// the data while the launcher still checks it. [`Ranks::run`] sends it otherwise.
+    pub fn send_sweep(&mut self, format: &str, spec: &str, preselect: Option<(String, usize)>) {
+        let message = ToRank::Spec { format: format.to_string(), spec: spec.to_string(), preselect };
+        for rank in &mut self.ranks {
+            rank.alive &= rank.stdin.as_mut().is_some_and(|stdin| message.write(stdin).is_ok());
+        }
+        self.sent = Some(message);
     }
 
     /// How many ranks there are.
@@ -103,8 +115,10 @@ impl Ranks {
     pub fn run(mut self, job: LocalJob, progress: &mut Progress, on_rows: &mut OnRows) -> Result<Exiting> {
         let spec =
             ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect };
-        for rank in &mut self.ranks {
-            rank.alive &= rank.stdin.as_mut().is_some_and(|stdin| spec.write(stdin).is_ok());
+        match &self.sent {
+            None => self.send_sweep(job.format, job.spec, spec_preselect(&spec)),
+            Some(sent) if *sent == spec => {}
+            Some(_) => return Err(Failure::runtime("internal error: the ranks were sent another sweep")),
         }
         let result = schedule(&mut self.ranks, job.chunks, &self.events, progress, on_rows);
         match result {
@@ -126,6 +140,13 @@ impl Drop for Ranks {
     fn drop(&mut self) {
         // Unused or interrupted: close their input (idle ranks exit) and kill the rest.
         stop_all(&mut self.ranks);
+    }
+}
+
+fn spec_preselect(message: &ToRank) -> Option<(String, usize)> {
+    match message {
+        ToRank::Spec { preselect, .. } => preselect.clone(),
+        ToRank::Chunk { .. } => None,
     }
 }
 

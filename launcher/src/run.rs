@@ -26,8 +26,13 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let clock = Instant::now();
     // The ranks start now and load their executable while the spec is checked; they get
     // the spec once it passes (on bad input they just see their input close).
-    let early_ranks = early_pins(args).map(|pins| local::Ranks::start(&pins));
-    let plan = Plan::new(args)?;
+    let mut early_ranks = early_pins(args).map(|pins| local::Ranks::start(&pins));
+    let preselect = preselection(args)?;
+    let plan = Plan::new(args, &mut |spec, format| {
+        if let Some(Ok(ranks)) = early_ranks.as_mut() {
+            ranks.send_sweep(format.name(), &spec.effective_toml(), preselect.clone());
+        }
+    })?;
     let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel } = plan;
     let mut rank_processes = match early_ranks {
         Some(Ok(started)) if started.len() >= ranks => started,
@@ -88,7 +93,6 @@ pub fn run(args: &RunArgs) -> Result<String> {
     } else {
         None
     };
-    let preselect = stream.as_ref().and_then(|s| s.ranker().request());
     let mut sink = output::RowSink::new(journal, stream);
     let ran = if chunks.is_empty() {
         Ok(None)
@@ -191,7 +195,9 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(args: &RunArgs) -> Result<Plan> {
+    /// Checks everything; calls `on_spec` as soon as the spec and output format are known
+    /// (before the data is loaded and checked), so the ranks can start loading.
+    fn new(args: &RunArgs, on_spec: &mut dyn FnMut(&Spec, OutputFormat)) -> Result<Plan> {
         match args.backend.as_str() {
             "local" => {}
             "mpi" | "slurm" => {
@@ -245,6 +251,7 @@ impl Plan {
         let format = OutputFormat::from_path(&out).map_err(Failure::usage)?;
         check_output_location(&out)?;
         check_not_data(&out, &spec.data_path)?;
+        on_spec(&spec, format);
         let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
         let kernel = spec
             .strategy
@@ -277,6 +284,13 @@ fn placement(args: &RunArgs) -> Vec<Option<usize>> {
     } else {
         vec![None; ranks]
     }
+}
+
+/// What the ranks preselect from each chunk for the top-K: the metric and K (none when
+/// nothing is ranked).
+fn preselection(args: &RunArgs) -> Result<Option<(String, usize)>> {
+    let ranked = args.top.max(tearsheet_count(args)?);
+    Ok((ranked > 0).then(|| (args.sort_by.clone(), ranked)))
 }
 
 /// The placement of ranks worth starting before the spec is checked: none when `-np` is

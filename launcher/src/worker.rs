@@ -34,8 +34,10 @@ pub fn run_rank(pin_cpu: Option<usize>, parent: Option<u32>) -> u8 {
     match serve(&mut input, &mut output) {
         Ok(()) => 0,
         Err(message) => {
-            let _ = FromRank::Error(message.clone()).write(&mut output);
-            eprintln!("sweeprun rank: {message}");
+            // The launcher reports it (ranks say nothing on stderr: they may be loading the
+            // data while the launcher still checks it, and bad input gets one line, the
+            // launcher's). If the launcher is gone, so is whoever would read it.
+            let _ = FromRank::Error(message).write(&mut output);
             1
         }
     }
