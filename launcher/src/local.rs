@@ -62,6 +62,8 @@ pub struct Ranks {
     events: mpsc::Receiver<Event>,
     /// The sweep sent to every rank so far, if any.
     sent: Option<ToRank>,
+    /// Chunks not yet handed out.
+    pending: VecDeque<Range<u64>>,
 }
 
 impl Ranks {
@@ -78,7 +80,7 @@ impl Ranks {
                 }
             }
         }
-        Ok(Ranks { ranks, events, sent: None })
+        Ok(Ranks { ranks, events, sent: None, pending: VecDeque::new() })
     }
 
     /// Sends every rank the sweep (format, effective spec, preselection), so that they load
@@ -109,10 +111,10 @@ impl Ranks {
         }
     }
 
-    /// Runs `job`, calling `on_rows` with each finished chunk's rows (in arrival order).
-    /// On success the ranks are told to exit and returned for [`Exiting::reap`], so the
-    /// caller can finish the table while they wind down.
-    pub fn run(mut self, job: LocalJob, progress: &mut Progress, on_rows: &mut OnRows) -> Result<Exiting> {
+    /// Starts `job`: sends the sweep (unless [`Ranks::send_sweep`] did) and the first
+    /// chunks, which wait in each rank's input until it has loaded the data. The caller
+    /// can prepare its output meanwhile, then collect the rows with [`Ranks::run`].
+    pub fn begin(&mut self, job: LocalJob) -> Result<()> {
         let spec =
             ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect };
         match &self.sent {
@@ -120,7 +122,19 @@ impl Ranks {
             Some(sent) if *sent == spec => {}
             Some(_) => return Err(Failure::runtime("internal error: the ranks were sent another sweep")),
         }
-        let result = schedule(&mut self.ranks, job.chunks, &self.events, progress, on_rows);
+        self.pending = job.chunks;
+        for rank in &mut self.ranks {
+            feed(rank, &mut self.pending);
+        }
+        Ok(())
+    }
+
+    /// Runs the sweep started by [`Ranks::begin`], calling `on_rows` with each finished
+    /// chunk's rows (in arrival order). On success the ranks are told to exit and returned
+    /// for [`Exiting::reap`], so the caller can finish the table while they wind down.
+    pub fn run(mut self, progress: &mut Progress, on_rows: &mut OnRows) -> Result<Exiting> {
+        let pending = std::mem::take(&mut self.pending);
+        let result = schedule(&mut self.ranks, pending, &self.events, progress, on_rows);
         match result {
             Ok(()) => {
                 for rank in &mut self.ranks {
@@ -209,7 +223,8 @@ fn schedule(
     on_rows: &mut OnRows,
 ) -> Result<()> {
     let mut failures: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
-    let mut outstanding: u64 = pending.iter().map(|c| c.end - c.start).sum();
+    let in_flight = ranks.iter().flat_map(|r| r.in_flight.iter());
+    let mut outstanding: u64 = pending.iter().chain(in_flight).map(|c| c.end - c.start).sum();
     while outstanding > 0 {
         if signals::interrupted() {
             return Err(Failure::Interrupted("interrupted".into()));

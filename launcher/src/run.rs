@@ -54,7 +54,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         // The launcher died after publishing the table but before removing its journal.
         remove_journal(&out);
     }
-    let (journal, done, resumed) = if journal_path.exists() {
+    let (reopened, done, resumed) = if journal_path.exists() {
         if !args.resume {
             return Err(Failure::usage(format!(
                 "{} holds the results of an interrupted sweep; add --resume to finish it, or delete it to start over",
@@ -62,7 +62,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
             )));
         }
         check_journal_owner(&journal_meta, &fingerprint, &journal_path)?;
-        Journal::reopen(&journal_path, &output::table_stream_path(&out), format, &columns, combos)?
+        let (journal, done, resumed) =
+            Journal::reopen(&journal_path, &output::table_stream_path(&out), format, &columns, combos)?;
+        (Some(journal), done, resumed)
     } else {
         if args.resume {
             if let Some(table) = finished_table(&out, &fingerprint) {
@@ -74,17 +76,29 @@ pub fn run(args: &RunArgs) -> Result<String> {
             }
             eprintln!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
         }
-        create_parent(&out)?;
-        // The fingerprint goes first: a journal never exists without its owner's record.
-        let meta = json!({ "fingerprint": fingerprint, "combos": combos, "format": format.name() });
-        output::write_atomically(&journal_meta, meta.to_string().as_bytes())?;
-        (Journal::create(&journal_path, format, &columns)?, vec![false; combos as usize], 0)
+        (None, vec![false; combos as usize], 0)
     };
 
     let chunk_size = args.chunk_size.unwrap_or_else(|| auto_chunk_size(combos - resumed, ranks));
     let chunks = local::chunks_of_remaining(&done, chunk_size);
-    let mut progress = Progress::new(combos, resumed);
+    let any_work = !chunks.is_empty();
     let effective_spec = spec.effective_toml();
+    if any_work {
+        // The ranks start computing now; the output files are set up while they do (a
+        // chunk's rows are only taken once they are).
+        rank_processes.begin(LocalJob { format: format.name(), spec: &effective_spec, chunks, preselect })?;
+    }
+    let journal = match reopened {
+        Some(journal) => journal,
+        None => {
+            create_parent(&out)?;
+            // The fingerprint goes first: a journal never exists without its owner's record.
+            let meta = json!({ "fingerprint": fingerprint, "combos": combos, "format": format.name() });
+            output::write_atomically(&journal_meta, meta.to_string().as_bytes())?;
+            Journal::create(&journal_path, format, &columns)?
+        }
+    };
+    let mut progress = Progress::new(combos, resumed);
     let ranked = args.top.max(tearsheet_count(args)?);
     // With nothing resumed, the final table is written (in id order) while the ranks work.
     let stream = if resumed == 0 {
@@ -94,11 +108,10 @@ pub fn run(args: &RunArgs) -> Result<String> {
         None
     };
     let mut sink = output::RowSink::new(journal, stream);
-    let ran = if chunks.is_empty() {
-        Ok(None)
+    let ran = if any_work {
+        rank_processes.run(&mut progress, &mut |ids, rows, best| sink.accept(ids, rows, best)).map(Some)
     } else {
-        let job = LocalJob { format: format.name(), spec: &effective_spec, chunks, preselect };
-        rank_processes.run(job, &mut progress, &mut |ids, rows, best| sink.accept(ids, rows, best)).map(Some)
+        Ok(None)
     };
     let exiting = match ran {
         Ok(exiting) => exiting,
