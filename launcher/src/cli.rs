@@ -92,7 +92,8 @@ pub struct RunArgs {
     /// Write the tearsheets of the K best combos by --sort-by, e.g. `top:5`.
     #[arg(long, value_name = "top:K")]
     pub tearsheet: Option<String>,
-    /// Combos per chunk handed to a rank [default: automatic].
+    /// Combos per chunk handed to a rank [default: guided: 1/(4 x ranks) of what remains,
+    /// 16..4096].
     #[arg(long = "chunk-size", value_name = "COMBOS")]
     pub chunk_size: Option<u64>,
 }

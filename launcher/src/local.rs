@@ -331,9 +331,33 @@ fn stop_all(ranks: &mut [Rank]) {
     }
 }
 
-/// Splits the ids not yet done into chunks of at most `size` consecutive ids.
-pub fn chunks_of_remaining(done: &[bool], size: u64) -> VecDeque<Range<u64>> {
+/// How the ids still to do are cut into chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chunking {
+    /// At most this many consecutive ids per chunk (`--chunk-size`).
+    Fixed(u64),
+    /// Guided self-scheduling for this many ranks: each chunk takes 1/(4·ranks) of what
+    /// remains, between 16 and 4096 ids. Big chunks first (few messages), small ones
+    /// last, so the ranks finish within a small chunk of each other.
+    Guided {
+        /// Ranks sharing the chunks.
+        ranks: usize,
+    },
+}
+
+impl Chunking {
+    fn size(self, remaining: u64) -> u64 {
+        match self {
+            Chunking::Fixed(size) => size.max(1),
+            Chunking::Guided { ranks } => (remaining / (4 * ranks.max(1) as u64)).clamp(16, 4096),
+        }
+    }
+}
+
+/// Splits the ids not yet done into chunks of consecutive ids, sized by `chunking`.
+pub fn chunks_of_remaining(done: &[bool], chunking: Chunking) -> VecDeque<Range<u64>> {
     let mut chunks = VecDeque::new();
+    let mut remaining = done.iter().filter(|&&d| !d).count() as u64;
     let mut id = 0u64;
     let total = done.len() as u64;
     while id < total {
@@ -342,9 +366,11 @@ pub fn chunks_of_remaining(done: &[bool], size: u64) -> VecDeque<Range<u64>> {
             continue;
         }
         let start = id;
+        let size = chunking.size(remaining);
         while id < total && !done[id as usize] && id - start < size {
             id += 1;
         }
+        remaining -= id - start;
         chunks.push_back(start..id);
     }
     chunks
@@ -360,11 +386,28 @@ mod tests {
         for id in [0, 5, 6, 7, 22] {
             done[id] = true;
         }
-        let chunks = chunks_of_remaining(&done, 4);
+        let chunks = chunks_of_remaining(&done, Chunking::Fixed(4));
         let ids: Vec<u64> = chunks.iter().flat_map(|c| c.clone()).collect();
         let expected: Vec<u64> = (0..23).filter(|&i| !done[i as usize]).collect();
         assert_eq!(ids, expected);
         assert!(chunks.iter().all(|c| c.end - c.start <= 4 && c.start < c.end));
         assert_eq!(chunks.front(), Some(&(1..5)));
+    }
+
+    #[test]
+    fn guided_chunks_shrink_to_small_ones_and_cover_every_id() {
+        let mut done = vec![false; 100_000];
+        done[50_000..50_010].fill(true);
+        let chunks = chunks_of_remaining(&done, Chunking::Guided { ranks: 2 });
+        let ids: Vec<u64> = chunks.iter().flat_map(|c| c.clone()).collect();
+        let expected: Vec<u64> = (0..100_000).filter(|&i| !done[i as usize]).collect();
+        assert_eq!(ids, expected);
+        let sizes: Vec<u64> = chunks.iter().map(|c| c.end - c.start).collect();
+        assert_eq!(sizes[0], 4096, "capped while much remains");
+        assert!(sizes.iter().all(|&s| (1..=4096).contains(&s)));
+        let last_four: u64 = sizes[sizes.len() - 4..].iter().sum();
+        assert!(last_four <= 64, "the last chunks are small: {:?}", &sizes[sizes.len() - 8..]);
+        assert!(sizes.len() < 100, "{} chunks", sizes.len());
+        assert!(sizes.windows(2).filter(|w| w[1] > w[0]).count() <= 1, "sizes only shrink (but at the done gap)");
     }
 }

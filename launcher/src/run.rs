@@ -79,8 +79,8 @@ pub fn run(args: &RunArgs) -> Result<String> {
         (None, vec![false; combos as usize], 0)
     };
 
-    let chunk_size = args.chunk_size.unwrap_or_else(|| auto_chunk_size(combos - resumed, ranks));
-    let chunks = local::chunks_of_remaining(&done, chunk_size);
+    let chunking = args.chunk_size.map_or(local::Chunking::Guided { ranks }, local::Chunking::Fixed);
+    let chunks = local::chunks_of_remaining(&done, chunking);
     let any_work = !chunks.is_empty();
     let effective_spec = spec.effective_toml();
     if any_work {
@@ -462,9 +462,4 @@ fn summary(best: &[Vec<String>], total: usize, columns: &[String], args: &RunArg
         return String::new();
     }
     report::render(&best[..best.len().min(args.top)], total, columns, &args.sort_by)
-}
-
-/// Aim for ~32 chunks per rank (dynamic balance) but no tiny chunks (per-chunk overhead).
-fn auto_chunk_size(combos: u64, ranks: usize) -> u64 {
-    (combos / (ranks as u64 * 32)).clamp(16, 4096)
 }
