@@ -450,6 +450,8 @@ pub struct TableStream {
     /// Chunks that arrived ahead of their turn, by first id.
     waiting: std::collections::BTreeMap<u64, Waiting>,
     unsynced: bool,
+    /// Bytes written so far.
+    written: u64,
     hasher: blake3::Hasher,
     ranker: crate::report::Ranker,
 }
@@ -480,6 +482,7 @@ impl TableStream {
             combos,
             waiting: std::collections::BTreeMap::new(),
             unsynced: false,
+            written: 0,
             hasher: blake3::Hasher::new(),
             ranker,
         };
@@ -497,11 +500,16 @@ impl TableStream {
     }
 
     /// One unbuffered write per chunk: rows written survive the launcher being killed.
+    /// Their writeback starts at once, so the syncs (and the last one, on the critical
+    /// path) find little left to write.
     fn write(&mut self, text: &str) -> Result<()> {
         self.unsynced = true;
         self.file
             .write_all(text.as_bytes())
-            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.path.display())))
+            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.path.display())))?;
+        sweeprun_hw::process::start_writeback(&self.file, self.written, text.len() as u64);
+        self.written += text.len() as u64;
+        Ok(())
     }
 
     /// Writes the rows of combos `self.next..end`.

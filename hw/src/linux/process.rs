@@ -1,4 +1,4 @@
-//! `prctl(PR_SET_PDEATHSIG)` and `flock` for the launcher.
+//! `prctl(PR_SET_PDEATHSIG)`, `flock` and `sync_file_range` for the launcher.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -31,5 +31,14 @@ pub(crate) fn try_lock_exclusive(file: &File) -> Result<bool, Error> {
         Ok(false)
     } else {
         Err(Error::Os { call: "flock", source: error })
+    }
+}
+
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else { return };
+    // SAFETY: sync_file_range on a file descriptor owned by `file`, which outlives the
+    // call; it takes no memory arguments. A failure only means no early writeback.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
