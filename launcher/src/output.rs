@@ -452,6 +452,8 @@ pub struct TableStream {
     unsynced: bool,
     /// Bytes written so far.
     written: u64,
+    /// Bytes written since the last early writeback was started.
+    unstarted: u64,
     hasher: blake3::Hasher,
     ranker: crate::report::Ranker,
 }
@@ -483,6 +485,7 @@ impl TableStream {
             waiting: std::collections::BTreeMap::new(),
             unsynced: false,
             written: 0,
+            unstarted: 0,
             hasher: blake3::Hasher::new(),
             ranker,
         };
@@ -500,15 +503,21 @@ impl TableStream {
     }
 
     /// One unbuffered write per chunk: rows written survive the launcher being killed.
-    /// Their writeback starts at once, so the syncs (and the last one, on the critical
-    /// path) find little left to write.
+    /// Their writeback starts once a few MiB have gathered (each start is an I/O request,
+    /// a VM exit on virtual disks), so the syncs, and the last one on the critical path,
+    /// find little left to write.
     fn write(&mut self, text: &str) -> Result<()> {
+        const WRITEBACK_BYTES: u64 = 2 << 20;
         self.unsynced = true;
         self.file
             .write_all(text.as_bytes())
             .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.path.display())))?;
-        sweeprun_hw::process::start_writeback(&self.file, self.written, text.len() as u64);
         self.written += text.len() as u64;
+        self.unstarted += text.len() as u64;
+        if self.unstarted >= WRITEBACK_BYTES {
+            sweeprun_hw::process::start_writeback(&self.file, self.written - self.unstarted, self.unstarted);
+            self.unstarted = 0;
+        }
         Ok(())
     }
 
