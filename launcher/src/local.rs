@@ -59,6 +59,8 @@ struct Rank {
 /// start-up overlap the launcher's own; dropped unused, they see their input close and exit.
 pub struct Ranks {
     ranks: Vec<Rank>,
+    /// Ranks still being spawned (each by its own reader thread), in rank order.
+    starting: Vec<mpsc::Receiver<Result<Rank>>>,
     events: mpsc::Receiver<Event>,
     /// The sweep sent to every rank so far, if any.
     sent: Option<ToRank>,
@@ -67,48 +69,64 @@ pub struct Ranks {
 }
 
 impl Ranks {
-    /// Starts one rank per entry of `pins` (its CPU, or `None`: unpinned).
-    pub fn start(pins: &[Option<usize>]) -> Result<Ranks> {
+    /// Starts one rank per entry of `pins` (its CPU, or `None`: unpinned). Returns at
+    /// once: each rank is spawned by its own reader thread (spawning takes ~0.7 ms, and
+    /// the launcher has its spec to read meanwhile).
+    pub fn start(pins: &[Option<usize>]) -> Ranks {
         let (events_tx, events) = mpsc::channel();
-        let mut ranks = Vec::with_capacity(pins.len());
-        for (index, pin) in pins.iter().enumerate() {
-            match spawn_rank(index, *pin, &events_tx) {
-                Ok(rank) => ranks.push(rank),
-                Err(e) => {
-                    stop_all(&mut ranks);
-                    return Err(e);
-                }
+        let starting = pins.iter().enumerate().map(|(index, pin)| spawn_rank(index, *pin, &events_tx)).collect();
+        Ranks { ranks: Vec::new(), starting, events, sent: None, pending: VecDeque::new() }
+    }
+
+    /// Waits until every rank is spawned; fails (stopping the others) if one could not be.
+    fn started(&mut self) -> Result<()> {
+        let mut failure = None;
+        for (index, started) in self.starting.drain(..).enumerate() {
+            match started.recv() {
+                Ok(Ok(rank)) => self.ranks.push(rank),
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(_) => failure = failure.or(Some(Failure::runtime(format!("cannot start rank {index}")))),
             }
         }
-        Ok(Ranks { ranks, events, sent: None, pending: VecDeque::new() })
+        match failure {
+            Some(e) => {
+                stop_all(&mut self.ranks);
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// How many ranks there are.
+    pub fn len(&self) -> usize {
+        self.ranks.len() + self.starting.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps the first `n` ranks; the others are sent away (their input closes).
+    pub fn truncate(&mut self, n: usize) -> Result<()> {
+        self.started()?;
+        for mut rank in self.ranks.drain(n.min(self.ranks.len())..) {
+            rank.stdin = None;
+            let _ = rank.child.wait();
+        }
+        Ok(())
     }
 
     /// Sends every rank the sweep (format, effective spec, preselection), so that they load
     /// the data while the launcher still checks it. [`Ranks::run`] sends it otherwise.
-    pub fn send_sweep(&mut self, format: &str, spec: &str, preselect: Option<(String, usize)>) {
+    pub fn send_sweep(&mut self, format: &str, spec: &str, preselect: Option<(String, usize)>) -> Result<()> {
+        self.started()?;
         let message = ToRank::Spec { format: format.to_string(), spec: spec.to_string(), preselect };
         for rank in &mut self.ranks {
             rank.alive &= rank.stdin.as_mut().is_some_and(|stdin| message.write(stdin).is_ok());
         }
         self.sent = Some(message);
-    }
-
-    /// How many ranks there are.
-    pub fn len(&self) -> usize {
-        self.ranks.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.ranks.is_empty()
-    }
-
-    /// Keeps the first `n` ranks; the others are sent away (their input closes).
-    pub fn truncate(&mut self, n: usize) {
-        for mut rank in self.ranks.drain(n.min(self.ranks.len())..) {
-            rank.stdin = None;
-            let _ = rank.child.wait();
-        }
+        Ok(())
     }
 
     /// Starts `job`: sends the sweep (unless [`Ranks::send_sweep`] did) and the first
@@ -118,7 +136,7 @@ impl Ranks {
         let spec =
             ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect };
         match &self.sent {
-            None => self.send_sweep(job.format, job.spec, spec_preselect(&spec)),
+            None => self.send_sweep(job.format, job.spec, spec_preselect(&spec))?,
             Some(sent) if *sent == spec => {}
             Some(_) => return Err(Failure::runtime("internal error: the ranks were sent another sweep")),
         }
@@ -153,6 +171,7 @@ impl Ranks {
 impl Drop for Ranks {
     fn drop(&mut self) {
         // Unused or interrupted: close their input (idle ranks exit) and kill the rest.
+        let _ = self.started();
         stop_all(&mut self.ranks);
     }
 }
@@ -178,23 +197,43 @@ impl Exiting {
     }
 }
 
-fn spawn_rank(index: usize, pin: Option<usize>, events: &mpsc::Sender<Event>) -> Result<Rank> {
-    let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))?;
-    let mut command = Command::new(exe);
-    command.arg("__rank").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    if let Some(cpu) = pin {
-        command.arg("--pin-cpu").arg(cpu.to_string());
-    }
-    // The rank arms PR_SET_PDEATHSIG itself, first thing, and checks its parent is still
-    // this process (race-free). Doing it here in a `pre_exec` hook would force a fork of
-    // this whole process instead of posix_spawn: ~1.5 ms more per rank.
-    command.arg("--parent").arg(std::process::id().to_string());
-    command.process_group(0);
-    let mut child = command.spawn().map_err(|e| Failure::runtime(format!("cannot start rank {index}: {e}")))?;
-    let stdin = child.stdin.take().expect("piped stdin");
-    let stdout = child.stdout.take().expect("piped stdout");
+/// Spawns rank `index` from a new thread, which then reads the rank's messages into
+/// `events` until its output closes. The rank (or the error) arrives on the returned
+/// channel. The thread is the rank's parent for `PR_SET_PDEATHSIG`, so it outlives the
+/// rank's useful life: it only ends when the rank's output closes or the launcher stops
+/// listening.
+fn spawn_rank(index: usize, pin: Option<usize>, events: &mpsc::Sender<Event>) -> mpsc::Receiver<Result<Rank>> {
+    let (started_tx, started) = mpsc::channel();
     let sender = events.clone();
     std::thread::spawn(move || {
+        let spawned = (|| {
+            let exe = std::env::current_exe()
+                .map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))?;
+            let mut command = Command::new(exe);
+            command.arg("__rank").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+            if let Some(cpu) = pin {
+                command.arg("--pin-cpu").arg(cpu.to_string());
+            }
+            // The rank arms PR_SET_PDEATHSIG itself, first thing, and checks its parent is
+            // still this process (race-free). Doing it here in a `pre_exec` hook would force
+            // a fork of this whole process instead of posix_spawn: ~1.5 ms more per rank.
+            command.arg("--parent").arg(std::process::id().to_string());
+            command.process_group(0);
+            command.spawn().map_err(|e| Failure::runtime(format!("cannot start rank {index}: {e}")))
+        })();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return;
+            }
+        };
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let rank = Rank { child, stdin: Some(stdin), in_flight: VecDeque::new(), alive: true };
+        if started_tx.send(Ok(rank)).is_err() {
+            return;
+        }
         let mut reader = BufReader::with_capacity(1 << 20, stdout);
         loop {
             match FromRank::read(&mut reader) {
@@ -212,7 +251,7 @@ fn spawn_rank(index: usize, pin: Option<usize>, events: &mpsc::Sender<Event>) ->
         }
         let _ = sender.send(Event::Gone(index, "closed its output".into()));
     });
-    Ok(Rank { child, stdin: Some(stdin), in_flight: VecDeque::new(), alive: true })
+    started
 }
 
 fn schedule(

@@ -28,18 +28,23 @@ pub fn run(args: &RunArgs) -> Result<String> {
     // the spec once it passes (on bad input they just see their input close).
     let mut early_ranks = early_pins(args).map(|pins| local::Ranks::start(&pins));
     let preselect = preselection(args)?;
+    let mut early_failure = None;
     let plan = Plan::new(args, &mut |spec, format| {
-        if let Some(Ok(ranks)) = early_ranks.as_mut() {
-            ranks.send_sweep(format.name(), &spec.effective_toml(), preselect.clone());
+        if let Some(ranks) = early_ranks.as_mut() {
+            if let Err(e) = ranks.send_sweep(format.name(), &spec.effective_toml(), preselect.clone()) {
+                early_failure = Some(e);
+            }
         }
     })?;
     let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel } = plan;
+    if let Some(e) = early_failure {
+        return Err(e);
+    }
     let mut rank_processes = match early_ranks {
-        Some(Ok(started)) if started.len() >= ranks => started,
-        Some(Err(e)) => return Err(e),
-        _ => local::Ranks::start(&pins)?,
+        Some(started) if started.len() >= ranks => started,
+        _ => local::Ranks::start(&pins),
     };
-    rank_processes.truncate(ranks);
+    rank_processes.truncate(ranks)?;
     let planned = clock.elapsed().as_secs_f64();
     let combos = spec.grid.len();
     let fingerprint = fingerprint(&spec, &data_sha256, format);
