@@ -234,7 +234,9 @@ fn spawn_rank(index: usize, pin: Option<usize>, events: &mpsc::Sender<Event>) ->
         if started_tx.send(Ok(rank)).is_err() {
             return;
         }
-        let mut reader = BufReader::with_capacity(1 << 20, stdout);
+        // Small on purpose: a payload larger than the buffer is read straight into its own
+        // allocation instead of being copied through the buffer.
+        let mut reader = BufReader::with_capacity(16 << 10, stdout);
         loop {
             match FromRank::read(&mut reader) {
                 Ok(Some(message)) => {
