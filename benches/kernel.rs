@@ -6,9 +6,10 @@
 //! deterministic 20,000-bar whole-cent random walk built here. Variants: long / fill open /
 //! fee 0 (the headline) and long_short / fill open / fee 0.001.
 //!
-//! The window-sum tables are prepared once per (input, path) outside the timed closure,
-//! as a rank does once per sweep; each iteration evaluates the whole grid. The process is
-//! pinned to one CPU (the first it may use) on Linux.
+//! The batch is prepared once per (input, path) outside the timed closure, as a rank does
+//! once per sweep (this step-1 grid reads only the prefix sums: no window-sum tables are
+//! built); each iteration evaluates the whole grid. The process is pinned to one CPU (the
+//! first it may use) on Linux.
 //!
 //! ```sh
 //! cargo bench --bench kernel -- --warm-up-time 1 --measurement-time 2

@@ -207,8 +207,8 @@ fn spawn_rank(index: usize, pin: Option<usize>, events: &mpsc::Sender<Event>) ->
     let sender = events.clone();
     std::thread::spawn(move || {
         let spawned = (|| {
-            let exe = std::env::current_exe()
-                .map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))?;
+            let exe =
+                std::env::current_exe().map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))?;
             let mut command = Command::new(exe);
             command.arg("__rank").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
             if let Some(cpu) = pin {
