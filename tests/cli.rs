@@ -502,3 +502,31 @@ fn the_top_k_preselected_by_ranks_equals_the_top_k_of_the_whole_table() {
         }
     }
 }
+
+#[test]
+fn a_grid_smaller_than_the_rank_count_uses_only_the_ranks_it_needs() {
+    // Ranks start before the grid size is known; the extra ones are stopped, and whatever
+    // they still report must not disturb the sweep.
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = goog_spec("tiny.csv", "").replace(
+        "fast = { from = 5, to = 100, step = 1 }\nslow = { from = 10, to = 250, step = 5 }",
+        "fast = [5, 10]\nslow = [30]",
+    );
+    assert!(tiny.contains("fast = [5, 10]"), "spec template changed: {tiny}");
+    let spec = write_spec(dir.path(), "tiny.toml", &tiny);
+    for np in [None, Some("4"), Some("64")] {
+        let mut command = sweeprun(dir.path());
+        command.arg("run").arg(&spec);
+        if let Some(np) = np {
+            command.args(["-np", np]);
+        }
+        let run = output_of(&mut command);
+        assert!(run.status.success(), "-np {np:?}: {}", String::from_utf8_lossy(&run.stderr));
+        let table = std::fs::read_to_string(dir.path().join("tiny.csv")).unwrap();
+        assert_eq!(table.lines().count(), 3, "header and two rows: {table}");
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("tiny.csv.meta.json")).unwrap()).unwrap();
+        assert_eq!(meta["ranks"], 2, "-np {np:?}");
+        assert!(!dir.path().join("tiny.csv.partial").exists());
+    }
+}

@@ -107,13 +107,11 @@ impl Ranks {
         self.len() == 0
     }
 
-    /// Keeps the first `n` ranks; the others are sent away (their input closes).
+    /// Keeps the first `n` ranks and stops the others (they may already be loading data).
     pub fn truncate(&mut self, n: usize) -> Result<()> {
         self.started()?;
-        for mut rank in self.ranks.drain(n.min(self.ranks.len())..) {
-            rank.stdin = None;
-            let _ = rank.child.wait();
-        }
+        let mut extra: Vec<Rank> = self.ranks.drain(n.min(self.ranks.len())..).collect();
+        stop_all(&mut extra);
         Ok(())
     }
 
@@ -237,21 +235,23 @@ fn spawn_rank(index: usize, pin: Option<usize>, events: &mpsc::Sender<Event>) ->
         // Small on purpose: a payload larger than the buffer is read straight into its own
         // allocation instead of being copied through the buffer.
         let mut reader = BufReader::with_capacity(16 << 10, stdout);
-        loop {
+        // Whatever ends the loop (even a panic on a corrupt frame), the scheduler hears of it,
+        // so the rank's chunks are requeued rather than waited for.
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
             match FromRank::read(&mut reader) {
                 Ok(Some(message)) => {
                     if sender.send(Event::Message(index, message)).is_err() {
-                        return;
+                        return None;
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = sender.send(Event::Gone(index, format!("broken message ({e})")));
-                    return;
-                }
+                Ok(None) => return Some("closed its output".to_string()),
+                Err(e) => return Some(format!("broken message ({e})")),
             }
+        }));
+        let why = ended.unwrap_or_else(|_| Some("sent a frame the launcher could not read".into()));
+        if let Some(why) = why {
+            let _ = sender.send(Event::Gone(index, why));
         }
-        let _ = sender.send(Event::Gone(index, "closed its output".into()));
     });
     started
 }
@@ -277,6 +277,11 @@ fn schedule(
                 return Err(Failure::runtime("every rank has exited; the sweep cannot finish"));
             }
         };
+        // Ranks sent away by `Ranks::truncate` may still report (READY, or their exit).
+        let (Event::Message(r, _) | Event::Gone(r, _)) = event;
+        if r >= ranks.len() {
+            continue;
+        }
         match event {
             Event::Message(r, FromRank::Ready) => feed(&mut ranks[r], &mut pending),
             Event::Message(r, FromRank::Rows { start, end, rows, best }) => {

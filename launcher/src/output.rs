@@ -563,6 +563,15 @@ impl TableStream {
         Ok(())
     }
 
+    fn sync_directory(&self) -> Result<()> {
+        match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Failure::runtime(format!("cannot sync {}: {e}", dir.display()))),
+            None => Ok(()),
+        }
+    }
+
     /// Checks every combo arrived exactly once, fsyncs and renames the table over `out`.
     /// Returns the table's BLAKE3 digest (hex) and the ranker.
     pub fn finish(self, out: &Path) -> Result<(String, crate::report::Ranker)> {
@@ -594,12 +603,14 @@ pub struct RowSink {
     stream: Option<TableStream>,
     unsynced_bytes: usize,
     last_sync: Instant,
+    /// Whether the directory holding the table stream has been fsynced since it was created.
+    directory_synced: bool,
 }
 
 impl RowSink {
     /// A sink over an open journal and, on a fresh sweep, the table stream.
     pub fn new(journal: Journal, stream: Option<TableStream>) -> RowSink {
-        RowSink { journal, stream, unsynced_bytes: 0, last_sync: Instant::now() }
+        RowSink { journal, stream, unsynced_bytes: 0, last_sync: Instant::now(), directory_synced: false }
     }
 
     /// Records the rows of the chunk of combos `ids`; syncs when enough time or bytes
@@ -620,6 +631,11 @@ impl RowSink {
     pub fn sync(&mut self) -> Result<()> {
         if let Some(stream) = self.stream.as_mut() {
             stream.sync(&mut self.journal)?;
+            if !self.directory_synced {
+                // The new file's name must survive a crash too, not only its bytes.
+                stream.sync_directory()?;
+                self.directory_synced = true;
+            }
         }
         self.journal.sync()?;
         self.unsynced_bytes = 0;

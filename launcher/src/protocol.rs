@@ -60,15 +60,22 @@ pub enum FromRank {
     Error(String),
 }
 
+/// Largest payload accepted (a spec, or one chunk's rows: 4096 rows of a few hundred bytes).
+const MAX_PAYLOAD: usize = 1 << 30;
+
 fn invalid(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
 fn read_payload(reader: &mut impl BufRead, len: &str) -> io::Result<String> {
     let len: usize = len.parse().map_err(|_| invalid(format!("bad length `{len}`")))?;
+    if len > MAX_PAYLOAD {
+        return Err(invalid(format!("payload of {len} bytes is over the limit of {MAX_PAYLOAD}")));
+    }
     // Not `vec![0; len]` + `read_exact`: zeroing half a megabyte per chunk showed up in
-    // the launcher's profile; `read_to_end` fills the spare capacity directly.
-    let mut bytes = Vec::with_capacity(len);
+    // the launcher's profile; `read_to_end` fills the spare capacity directly. The length
+    // is the peer's word: allocate more only as bytes actually arrive.
+    let mut bytes = Vec::with_capacity(len.min(4 << 20));
     reader.take(len as u64).read_to_end(&mut bytes)?;
     if bytes.len() < len {
         return Err(io::ErrorKind::UnexpectedEof.into());
@@ -214,5 +221,14 @@ mod tests {
         assert!(matches!(FromRank::read(&mut io::Cursor::new(whole)).unwrap(), Some(FromRank::Rows { end: 2, .. })));
         buf.truncate(buf.len() - 3);
         assert!(FromRank::read(&mut io::Cursor::new(buf)).is_err(), "a torn payload is an error, not rows");
+    }
+
+    #[test]
+    fn absurd_lengths_and_offsets_are_errors_not_panics() {
+        for frame in ["ROWS 0 1 18446744073709551615\nx", "ROWS 0 1 4294967296\nx", "ROWS 0 1 2 1,x\n0\n"] {
+            assert!(FromRank::read(&mut io::Cursor::new(frame.as_bytes())).is_err(), "{frame:?}");
+        }
+        // A length the peer does not deliver is a torn frame.
+        assert!(FromRank::read(&mut io::Cursor::new(&b"ROWS 0 1 1000000\n0,a\n"[..])).is_err());
     }
 }

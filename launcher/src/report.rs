@@ -156,6 +156,13 @@ impl Ranker {
     /// must be line starts; anything else is an error.
     pub fn push_preselected(&mut self, first: u64, rows: &str, count: u64, best: &[usize]) -> Result<(), String> {
         self.seen += count as usize;
+        if best.len() > self.best.k || best.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "{} preselected rows, expected at most {} in ascending order",
+                best.len(),
+                self.best.k
+            ));
+        }
         for &offset in best {
             let at_line_start = offset < rows.len() && (offset == 0 || rows.as_bytes()[offset - 1] == b'\n');
             if !at_line_start {
@@ -237,6 +244,24 @@ fn short_number(cell: &str) -> String {
 mod tests {
     use super::*;
     use crate::output::columns;
+
+    #[test]
+    fn preselected_offsets_must_be_distinct_ascending_row_starts_and_at_most_k() {
+        let cols = columns(&["fast"], &[]);
+        let rows = "4,5,0.1,0,0.5,0,0,0.3,4,1\n5,6,0.2,0,0.9,0,0,0.1,4,1\n";
+        let second = rows.find('\n').unwrap() + 1;
+        let mut ranker = Ranker::new(OutputFormat::Csv, &cols, "sharpe", 2);
+        assert!(ranker.push_preselected(4, rows, 2, &[0, second]).is_ok());
+        let (best, total) = ranker.finish(&cols);
+        assert_eq!((best[0][0].as_str(), best[1][0].as_str(), total), ("5", "4", 2));
+        for bad in [&[0, 0][..], &[second, 0], &[0, second, second + 1], &[1], &[rows.len()]] {
+            let mut ranker = Ranker::new(OutputFormat::Csv, &cols, "sharpe", 2);
+            assert!(ranker.push_preselected(4, rows, 2, bad).is_err(), "{bad:?}");
+        }
+        // Rows outside the chunk's ids are refused too.
+        let mut ranker = Ranker::new(OutputFormat::Csv, &cols, "sharpe", 2);
+        assert!(ranker.push_preselected(0, rows, 2, &[0]).is_err());
+    }
 
     #[test]
     fn ranks_best_first_and_nan_last() {

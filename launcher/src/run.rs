@@ -56,7 +56,16 @@ pub fn run(args: &RunArgs) -> Result<String> {
 
     // From here on files are written; everything above only read and checked.
     if journal_path.exists() && finished_table(&out, &fingerprint).is_some() {
-        // The launcher died after publishing the table but before removing its journal.
+        // The launcher died after publishing the table but before removing its journal, or
+        // the same sweep is running again right now: only an unlocked journal is stale.
+        let journal = std::fs::File::open(&journal_path)
+            .map_err(|e| Failure::runtime(format!("cannot open {}: {e}", journal_path.display())))?;
+        if matches!(sweeprun_hw::process::try_lock_exclusive(&journal), Ok(false)) {
+            return Err(Failure::usage(format!(
+                "another sweeprun process is writing {}; wait for it or stop it first",
+                journal_path.display()
+            )));
+        }
         remove_journal(&out);
     }
     let (reopened, done, resumed) = if journal_path.exists() {
@@ -97,6 +106,15 @@ pub fn run(args: &RunArgs) -> Result<String> {
         Some(journal) => journal,
         None => {
             create_parent(&out)?;
+            // A table left by an interrupted sweep whose journal was deleted is not ours:
+            // gone before our fingerprint exists, so a resume can never fold it in.
+            let stale = output::table_stream_path(&out);
+            match std::fs::remove_file(&stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Failure::runtime(format!("cannot remove {}: {e}", stale.display())))
+                }
+                _ => {}
+            }
             // The fingerprint goes first: a journal never exists without its owner's record.
             let meta = json!({ "fingerprint": fingerprint, "combos": combos, "format": format.name() });
             output::write_atomically(&journal_meta, meta.to_string().as_bytes())?;
