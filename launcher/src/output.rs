@@ -497,11 +497,6 @@ impl TableStream {
         Ok(stream)
     }
 
-    /// The ranker of the rows written.
-    pub fn ranker(&self) -> &crate::report::Ranker {
-        &self.ranker
-    }
-
     /// One unbuffered write per chunk: rows written survive the launcher being killed.
     /// Their writeback starts once a few MiB have gathered (each start is an I/O request,
     /// a VM exit on virtual disks), so the syncs, and the last one on the critical path,

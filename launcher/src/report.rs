@@ -129,11 +129,6 @@ impl Ranker {
         }
     }
 
-    /// The metric ranked by and how many rows are kept (what ranks are asked to preselect).
-    pub fn request(&self) -> Option<(String, usize)> {
-        (self.best.k > 0).then(|| (self.metric.clone(), self.best.k))
-    }
-
     /// Offers one table line (a row, not the CSV header) of combo `id`.
     fn offer(&mut self, id: u64, line: &str) {
         let Some(column) = self.column else { return };
