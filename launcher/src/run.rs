@@ -100,6 +100,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     if any_work {
         // The ranks start computing now; the output files are set up while they do (a
         // chunk's rows are only taken once they are).
+        let preselect = preselect.clone();
         rank_processes.begin(LocalJob { format: format.name(), spec: &effective_spec, chunks, preselect })?;
     }
     let journal = match reopened {
@@ -122,7 +123,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         }
     };
     let mut progress = Progress::new(combos, resumed);
-    let ranked = args.top.max(tearsheet_count(args)?);
+    let ranked = preselect.as_ref().map_or(0, |(_, k)| *k);
     // With nothing resumed, the final table is written (in id order) while the ranks work.
     let stream = if resumed == 0 {
         let ranker = report::Ranker::new(format, &columns, &args.sort_by, ranked);
