@@ -49,6 +49,19 @@ impl Decimal {
         Some(Decimal { mantissa: if negative { -mantissa } else { mantissa }, decimals })
     }
 
+    /// The value as the nearest f64, when one IEEE division gives it: the mantissa and the
+    /// power of ten are both exact in f64 (|mantissa| <= 2^53, decimals <= 22), so the one
+    /// rounding of the quotient is the correctly rounded decimal, the same value
+    /// `str::parse::<f64>` returns (Clinger's fast path).
+    pub fn to_f64_fast(self) -> Option<f64> {
+        const POWERS: [f64; 23] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+            1e19, 1e20, 1e21, 1e22,
+        ];
+        let power = *POWERS.get(self.decimals as usize)?;
+        (self.mantissa.unsigned_abs() <= 1 << 53).then(|| self.mantissa as f64 / power)
+    }
+
     /// The value in units of `10^-decimals`, if it is exact and fits in an i64.
     pub fn scaled_to(self, decimals: u32) -> Option<i64> {
         let shift = decimals.checked_sub(self.decimals)?;
@@ -60,6 +73,34 @@ impl Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_f64_is_the_parsed_f64() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut texts: Vec<String> = ["0.1", "0.264", "14.391", "1e-7", "123456789.123456", "9007199254740993", "0.3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = x % 10_000_000_000_000_000;
+            let places = (x >> 56) % 13;
+            let text = digits.to_string();
+            let split = text.len().saturating_sub(places as usize);
+            texts.push(if split == 0 { format!("0.{text}") } else { format!("{}.{}", &text[..split], &text[split..]) });
+        }
+        let mut fast = 0;
+        for text in &texts {
+            let decimal = Decimal::parse(text).unwrap();
+            if let Some(value) = decimal.to_f64_fast() {
+                fast += 1;
+                assert_eq!(value.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+            }
+        }
+        assert!(fast > texts.len() / 2, "the fast path covers typical prices ({fast} of {})", texts.len());
+    }
 
     fn dec(m: i128, d: u32) -> Option<Decimal> {
         Some(Decimal { mantissa: m, decimals: d })

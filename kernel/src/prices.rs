@@ -188,7 +188,7 @@ impl<'a> CsvTable<'a> {
             return Err(DataError::new(name, None, None, "file is empty (expected a header and rows)".into()));
         };
         let header: Vec<String> =
-            split_fields(header_line.trim_start_matches('\u{feff}')).iter().map(|h| h.trim().to_string()).collect();
+            split_fields(header_line.trim_start_matches('\u{feff}'), 8).iter().map(|h| h.trim().to_string()).collect();
         if header.len() < 2 {
             return Err(DataError::new(
                 name,
@@ -201,7 +201,7 @@ impl<'a> CsvTable<'a> {
         let mut previous: Option<(Date, usize)> = None;
         for (index, line) in lines {
             let line_no = index + 1;
-            let fields = split_fields(line);
+            let fields = split_fields(line, table.header.len());
             if fields.len() != table.header.len() {
                 return Err(table.error(
                     Some(line_no),
@@ -272,22 +272,55 @@ impl<'a> CsvTable<'a> {
         self.rows
             .iter()
             .map(|(line, fields)| {
-                let text = fields[column].trim();
-                let value: f64 = text.parse().map_err(|_| {
-                    let what =
-                        if text.is_empty() { "empty price".to_string() } else { format!("`{text}` is not a number") };
-                    self.error(Some(*line), Some(column), format!("{what} (expected a positive price)"))
-                })?;
+                let value = self.price(*line, column, fields[column])?;
                 if !(value.is_finite() && value > 0.0) {
-                    return Err(self.error(
-                        Some(*line),
-                        Some(column),
-                        format!("price must be a positive finite number, got `{text}`"),
-                    ));
+                    return Err(self.not_positive(*line, column, fields[column]));
                 }
                 Ok(value)
             })
             .collect()
+    }
+
+    /// One field as a number (any f64 syntax; positivity is checked by the callers).
+    fn price(&self, line: usize, column: usize, text: &str) -> Result<f64, DataError> {
+        let text = text.trim();
+        text.parse().map_err(|_| {
+            let what = if text.is_empty() { "empty price".to_string() } else { format!("`{text}` is not a number") };
+            self.error(Some(line), Some(column), format!("{what} (expected a positive price)"))
+        })
+    }
+
+    fn not_positive(&self, line: usize, column: usize, text: &str) -> DataError {
+        let text = text.trim();
+        self.error(Some(line), Some(column), format!("price must be a positive finite number, got `{text}`"))
+    }
+
+    /// [`CsvTable::prices`] and [`CsvTable::ticks`] of one column, each field parsed once:
+    /// as a decimal, whose f64 is exact by one division when small enough (else the text is
+    /// parsed as f64, which is what `prices` does for every field).
+    fn prices_and_ticks(&self, column: usize) -> Result<(Vec<f64>, Option<Vec<i64>>, u32), DataError> {
+        let mut prices = Vec::with_capacity(self.rows.len());
+        let mut decimals = Some(Vec::with_capacity(self.rows.len()));
+        for (line, fields) in &self.rows {
+            let decimal = Decimal::parse(fields[column]);
+            let value = match decimal.and_then(Decimal::to_f64_fast) {
+                Some(value) => value,
+                None => self.price(*line, column, fields[column])?,
+            };
+            if !(value.is_finite() && value > 0.0) {
+                return Err(self.not_positive(*line, column, fields[column]));
+            }
+            prices.push(value);
+            match (decimals.as_mut(), decimal) {
+                (Some(all), Some(decimal)) => all.push(decimal),
+                _ => decimals = None,
+            }
+        }
+        let (ticks, scale) = match decimals {
+            Some(decimals) => Self::scaled(&decimals),
+            None => (None, 0),
+        };
+        Ok((prices, ticks, scale))
     }
 
     /// Exact integer closes, or `None` when some close has too many decimals.
@@ -295,6 +328,11 @@ impl<'a> CsvTable<'a> {
         let decimals: Option<Vec<Decimal>> =
             self.rows.iter().map(|(_, fields)| Decimal::parse(fields[column])).collect();
         let Some(decimals) = decimals else { return (None, 0) };
+        Self::scaled(&decimals)
+    }
+
+    /// The decimals as integers at their largest scale, if all fit.
+    fn scaled(decimals: &[Decimal]) -> (Option<Vec<i64>>, u32) {
         let scale = decimals.iter().map(|d| d.decimals).max().unwrap_or(0).min(MAX_DECIMALS);
         let ticks: Option<Vec<i64>> = decimals.iter().map(|d| d.scaled_to(scale)).collect();
         (ticks, scale)
@@ -306,16 +344,18 @@ impl<'a> CsvTable<'a> {
         let open_col = self.find_column(&["open"]);
         let raw_close = self.prices(close_col)?;
         let raw_open = open_col.map(|c| self.prices(c)).transpose()?;
-        let (close, ticks_col) = match adj_col {
-            Some(adj) => (self.prices(adj)?, adj),
-            None => (raw_close.clone(), close_col),
+        let (close, close_ticks, close_decimals) = match adj_col {
+            Some(adj) => self.prices_and_ticks(adj)?,
+            None => {
+                let (ticks, decimals) = self.ticks(close_col);
+                (raw_close.clone(), ticks, decimals)
+            }
         };
         let open = raw_open.map(|open| match adj_col {
             // QSTrader's operation order: (AdjClose / Close) * Open.
             Some(_) => open.iter().zip(&close).zip(&raw_close).map(|((o, a), c)| (a / c) * o).collect(),
             None => open,
         });
-        let (close_ticks, close_decimals) = self.ticks(ticks_col);
         Ok(AssetSeries { symbol, dates: self.dates.clone(), open, close, close_ticks, close_decimals })
     }
 
@@ -329,8 +369,7 @@ impl<'a> CsvTable<'a> {
             if assets.iter().any(|a| a.symbol == symbol) {
                 return Err(self.error(Some(1), Some(column), "column name appears twice".into()));
             }
-            let close = self.prices(column)?;
-            let (close_ticks, close_decimals) = self.ticks(column);
+            let (close, close_ticks, close_decimals) = self.prices_and_ticks(column)?;
             assets.push(AssetSeries {
                 symbol,
                 dates: self.dates.clone(),
@@ -344,10 +383,11 @@ impl<'a> CsvTable<'a> {
     }
 }
 
-/// Splits one CSV line on commas, honouring double-quoted fields.
-fn split_fields(line: &str) -> Vec<&str> {
+/// Splits one CSV line on commas, honouring double-quoted fields; fields come trimmed
+/// (and unquoted). `expected` is the likely field count (capacity).
+fn split_fields(line: &str, expected: usize) -> Vec<&str> {
     let line = line.strip_suffix('\r').unwrap_or(line);
-    let mut fields = Vec::new();
+    let mut fields = Vec::with_capacity(expected);
     let mut start = 0;
     let mut in_quotes = false;
     for (i, c) in line.char_indices() {
@@ -366,7 +406,7 @@ fn split_fields(line: &str) -> Vec<&str> {
 
 fn unquote(field: &str) -> &str {
     let trimmed = field.trim();
-    trimmed.strip_prefix('"').and_then(|f| f.strip_suffix('"')).unwrap_or(field)
+    trimmed.strip_prefix('"').and_then(|f| f.strip_suffix('"')).unwrap_or(trimmed)
 }
 
 #[cfg(test)]
@@ -444,7 +484,8 @@ mod tests {
 
     #[test]
     fn quoted_fields() {
-        assert_eq!(split_fields("\"a,b\",c"), vec!["a,b", "c"]);
-        assert_eq!(split_fields("a,b\r"), vec!["a", "b"]);
+        assert_eq!(split_fields("\"a,b\",c", 2), vec!["a,b", "c"]);
+        assert_eq!(split_fields("a,b\r", 2), vec!["a", "b"]);
+        assert_eq!(split_fields(" a , b ", 1), vec!["a", "b"]);
     }
 }
