@@ -172,6 +172,10 @@ fn read_text(path: &Path) -> Result<String, DataError> {
     String::from_utf8(bytes).map_err(|_| DataError::new(&shown, None, None, "file is not UTF-8 text".into()))
 }
 
+/// A column's prices, its exact integer ticks (if every field has few enough decimals) and
+/// their scale.
+type PricedColumn = (Vec<f64>, Option<Vec<i64>>, u32);
+
 /// A parsed CSV: header plus rows of raw fields, with dates validated.
 struct CsvTable<'a> {
     name: &'a str,
@@ -298,7 +302,7 @@ impl<'a> CsvTable<'a> {
     /// [`CsvTable::prices`] and [`CsvTable::ticks`] of one column, each field parsed once:
     /// as a decimal, whose f64 is exact by one division when small enough (else the text is
     /// parsed as f64, which is what `prices` does for every field).
-    fn prices_and_ticks(&self, column: usize) -> Result<(Vec<f64>, Option<Vec<i64>>, u32), DataError> {
+    fn prices_and_ticks(&self, column: usize) -> Result<PricedColumn, DataError> {
         let mut prices = Vec::with_capacity(self.rows.len());
         let mut decimals = Some(Vec::with_capacity(self.rows.len()));
         for (line, fields) in &self.rows {
