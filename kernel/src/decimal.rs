@@ -34,11 +34,23 @@ impl Decimal {
             return None;
         }
         let mut mantissa: i128 = 0;
-        for byte in int_part.bytes().chain(frac_part.bytes()) {
-            if !byte.is_ascii_digit() {
-                return None;
+        if int_part.len() + frac_part.len() <= 18 {
+            // The common case in u64: 18 digits cannot overflow it.
+            let mut small: u64 = 0;
+            for byte in int_part.bytes().chain(frac_part.bytes()) {
+                if !byte.is_ascii_digit() {
+                    return None;
+                }
+                small = small * 10 + u64::from(byte - b'0');
             }
-            mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(byte - b'0'))?;
+            mantissa = i128::from(small);
+        } else {
+            for byte in int_part.bytes().chain(frac_part.bytes()) {
+                if !byte.is_ascii_digit() {
+                    return None;
+                }
+                mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(byte - b'0'))?;
+            }
         }
         let mut decimals = frac_part.len() as i64 - i64::from(exponent);
         while decimals < 0 {
@@ -59,7 +71,8 @@ impl Decimal {
             1e19, 1e20, 1e21, 1e22,
         ];
         let power = *POWERS.get(self.decimals as usize)?;
-        (self.mantissa.unsigned_abs() <= 1 << 53).then(|| self.mantissa as f64 / power)
+        let mantissa = i64::try_from(self.mantissa).ok()?;
+        (mantissa.unsigned_abs() <= 1 << 53).then(|| mantissa as f64 / power)
     }
 
     /// The value in units of `10^-decimals`, if it is exact and fits in an i64.

@@ -181,8 +181,10 @@ struct CsvTable<'a> {
     name: &'a str,
     header: Vec<String>,
     dates: Vec<Date>,
-    /// (1-based line number, fields) per data row.
-    rows: Vec<(usize, Vec<&'a str>)>,
+    /// 1-based line number of each data row.
+    lines: Vec<usize>,
+    /// The rows' fields, row after row (`header.len()` per row).
+    fields: Vec<&'a str>,
 }
 
 impl<'a> CsvTable<'a> {
@@ -192,7 +194,7 @@ impl<'a> CsvTable<'a> {
             return Err(DataError::new(name, None, None, "file is empty (expected a header and rows)".into()));
         };
         let header: Vec<String> =
-            split_fields(header_line.trim_start_matches('\u{feff}'), 8).iter().map(|h| h.trim().to_string()).collect();
+            split_fields(header_line.trim_start_matches('\u{feff}')).iter().map(|h| h.trim().to_string()).collect();
         if header.len() < 2 {
             return Err(DataError::new(
                 name,
@@ -201,19 +203,20 @@ impl<'a> CsvTable<'a> {
                 "header needs a date column and at least one price column".into(),
             ));
         }
-        let mut table = CsvTable { name, header, dates: Vec::new(), rows: Vec::new() };
+        let mut table = CsvTable { name, header, dates: Vec::new(), lines: Vec::new(), fields: Vec::new() };
         let mut previous: Option<(Date, usize)> = None;
         for (index, line) in lines {
             let line_no = index + 1;
-            let fields = split_fields(line, table.header.len());
-            if fields.len() != table.header.len() {
+            let row_start = table.fields.len();
+            let found = split_fields_into(line, &mut table.fields);
+            if found != table.header.len() {
                 return Err(table.error(
                     Some(line_no),
                     None,
-                    format!("expected {} fields as in the header, found {}", table.header.len(), fields.len()),
+                    format!("expected {} fields as in the header, found {found}", table.header.len()),
                 ));
             }
-            let date_text = fields[0].trim();
+            let date_text = table.fields[row_start];
             let date = Date::parse_iso(date_text).ok_or_else(|| {
                 table.error(Some(line_no), Some(0), format!("`{date_text}` is not a date (expected YYYY-MM-DD)"))
             })?;
@@ -237,9 +240,9 @@ impl<'a> CsvTable<'a> {
             }
             previous = Some((date, line_no));
             table.dates.push(date);
-            table.rows.push((line_no, fields));
+            table.lines.push(line_no);
         }
-        if table.rows.is_empty() {
+        if table.lines.is_empty() {
             return Err(table.error(None, None, "no data rows after the header".into()));
         }
         Ok(table)
@@ -272,13 +275,17 @@ impl<'a> CsvTable<'a> {
         self.find_column(&["close"])
     }
 
+    /// (line number, field) of every row in `column`.
+    fn column(&self, column: usize) -> impl Iterator<Item = (usize, &'a str)> + '_ {
+        self.lines.iter().copied().zip(self.fields.iter().skip(column).step_by(self.header.len()).copied())
+    }
+
     fn prices(&self, column: usize) -> Result<Vec<f64>, DataError> {
-        self.rows
-            .iter()
-            .map(|(line, fields)| {
-                let value = self.price(*line, column, fields[column])?;
+        self.column(column)
+            .map(|(line, text)| {
+                let value = self.price(line, column, text)?;
                 if !(value.is_finite() && value > 0.0) {
-                    return Err(self.not_positive(*line, column, fields[column]));
+                    return Err(self.not_positive(line, column, text));
                 }
                 Ok(value)
             })
@@ -303,16 +310,16 @@ impl<'a> CsvTable<'a> {
     /// as a decimal, whose f64 is exact by one division when small enough (else the text is
     /// parsed as f64, which is what `prices` does for every field).
     fn prices_and_ticks(&self, column: usize) -> Result<PricedColumn, DataError> {
-        let mut prices = Vec::with_capacity(self.rows.len());
-        let mut decimals = Some(Vec::with_capacity(self.rows.len()));
-        for (line, fields) in &self.rows {
-            let decimal = Decimal::parse(fields[column]);
+        let mut prices = Vec::with_capacity(self.lines.len());
+        let mut decimals = Some(Vec::with_capacity(self.lines.len()));
+        for (line, text) in self.column(column) {
+            let decimal = Decimal::parse(text);
             let value = match decimal.and_then(Decimal::to_f64_fast) {
                 Some(value) => value,
-                None => self.price(*line, column, fields[column])?,
+                None => self.price(line, column, text)?,
             };
             if !(value.is_finite() && value > 0.0) {
-                return Err(self.not_positive(*line, column, fields[column]));
+                return Err(self.not_positive(line, column, text));
             }
             prices.push(value);
             match (decimals.as_mut(), decimal) {
@@ -329,8 +336,7 @@ impl<'a> CsvTable<'a> {
 
     /// Exact integer closes, or `None` when some close has too many decimals.
     fn ticks(&self, column: usize) -> (Option<Vec<i64>>, u32) {
-        let decimals: Option<Vec<Decimal>> =
-            self.rows.iter().map(|(_, fields)| Decimal::parse(fields[column])).collect();
+        let decimals: Option<Vec<Decimal>> = self.column(column).map(|(_, text)| Decimal::parse(text)).collect();
         let Some(decimals) = decimals else { return (None, 0) };
         Self::scaled(&decimals)
     }
@@ -388,10 +394,17 @@ impl<'a> CsvTable<'a> {
 }
 
 /// Splits one CSV line on commas, honouring double-quoted fields; fields come trimmed
-/// (and unquoted). `expected` is the likely field count (capacity).
-fn split_fields(line: &str, expected: usize) -> Vec<&str> {
+/// (and unquoted).
+fn split_fields(line: &str) -> Vec<&str> {
+    let mut fields = Vec::new();
+    split_fields_into(line, &mut fields);
+    fields
+}
+
+/// [`split_fields`] appending to `fields`; returns how many fields the line has.
+fn split_fields_into<'a>(line: &'a str, fields: &mut Vec<&'a str>) -> usize {
     let line = line.strip_suffix('\r').unwrap_or(line);
-    let mut fields = Vec::with_capacity(expected);
+    let before = fields.len();
     let mut start = 0;
     let mut in_quotes = false;
     for (i, c) in line.char_indices() {
@@ -405,7 +418,7 @@ fn split_fields(line: &str, expected: usize) -> Vec<&str> {
         }
     }
     fields.push(unquote(&line[start..]));
-    fields
+    fields.len() - before
 }
 
 fn unquote(field: &str) -> &str {
@@ -488,8 +501,8 @@ mod tests {
 
     #[test]
     fn quoted_fields() {
-        assert_eq!(split_fields("\"a,b\",c", 2), vec!["a,b", "c"]);
-        assert_eq!(split_fields("a,b\r", 2), vec!["a", "b"]);
-        assert_eq!(split_fields(" a , b ", 1), vec!["a", "b"]);
+        assert_eq!(split_fields("\"a,b\",c"), vec!["a,b", "c"]);
+        assert_eq!(split_fields("a,b\r"), vec!["a", "b"]);
+        assert_eq!(split_fields(" a , b "), vec!["a", "b"]);
     }
 }
