@@ -118,8 +118,11 @@ impl Ranks {
     /// Sends every rank the sweep (format, effective spec, preselection), so that they load
     /// the data while the launcher still checks it. [`Ranks::run`] sends it otherwise.
     pub fn send_sweep(&mut self, format: &str, spec: &str, preselect: Option<(String, usize)>) -> Result<()> {
+        self.send_to_all(ToRank::Spec { format: format.to_string(), spec: spec.to_string(), preselect })
+    }
+
+    fn send_to_all(&mut self, message: ToRank) -> Result<()> {
         self.started()?;
-        let message = ToRank::Spec { format: format.to_string(), spec: spec.to_string(), preselect };
         for rank in &mut self.ranks {
             rank.alive &= rank.stdin.as_mut().is_some_and(|stdin| message.write(stdin).is_ok());
         }
@@ -134,7 +137,7 @@ impl Ranks {
         let spec =
             ToRank::Spec { format: job.format.to_string(), spec: job.spec.to_string(), preselect: job.preselect };
         match &self.sent {
-            None => self.send_sweep(job.format, job.spec, spec_preselect(&spec))?,
+            None => self.send_to_all(spec)?,
             Some(sent) if *sent == spec => {}
             Some(_) => return Err(Failure::runtime("internal error: the ranks were sent another sweep")),
         }
@@ -171,13 +174,6 @@ impl Drop for Ranks {
         // Unused or interrupted: close their input (idle ranks exit) and kill the rest.
         let _ = self.started();
         stop_all(&mut self.ranks);
-    }
-}
-
-fn spec_preselect(message: &ToRank) -> Option<(String, usize)> {
-    match message {
-        ToRank::Spec { preselect, .. } => preselect.clone(),
-        ToRank::Chunk { .. } => None,
     }
 }
 
