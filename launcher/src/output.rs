@@ -378,6 +378,15 @@ impl Journal {
     }
 }
 
+/// Fsyncs the directory holding `path`, so that a name created or renamed there survives
+/// a crash.
+fn sync_parent_directory(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
 /// Writes `contents` to `path` atomically: temp file `<path>.tmp` in the same directory
 /// (callers hold the journal lock, so the name is theirs), fsync, rename, fsync the directory.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
@@ -387,10 +396,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
         file.write_all(contents)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        sync_parent_directory(path)
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&temp);
@@ -559,12 +565,8 @@ impl TableStream {
     }
 
     fn sync_directory(&self) -> Result<()> {
-        match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            Some(dir) => File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Failure::runtime(format!("cannot sync {}: {e}", dir.display()))),
-            None => Ok(()),
-        }
+        sync_parent_directory(&self.path)
+            .map_err(|e| Failure::runtime(format!("cannot sync the directory of {}: {e}", self.path.display())))
     }
 
     /// Checks every combo arrived exactly once, fsyncs and renames the table over `out`.
@@ -581,10 +583,7 @@ impl TableStream {
         let finished = (|| -> std::io::Result<()> {
             self.file.sync_all()?;
             std::fs::rename(&self.path, out)?;
-            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
+            sync_parent_directory(out)
         })();
         finished.map_err(|e| Failure::runtime(format!("cannot write {}: {e}", out.display())))?;
         Ok((self.hasher.finalize().to_hex().to_string(), self.ranker))
