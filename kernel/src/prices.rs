@@ -306,9 +306,10 @@ impl<'a> CsvTable<'a> {
         self.error(Some(line), Some(column), format!("price must be a positive finite number, got `{text}`"))
     }
 
-    /// [`CsvTable::prices`] and [`CsvTable::ticks`] of one column, each field parsed once:
-    /// as a decimal, whose f64 is exact by one division when small enough (else the text is
-    /// parsed as f64, which is what `prices` does for every field).
+    /// [`CsvTable::prices`] of one column and its exact integer ticks (`None` when some
+    /// field has too many decimals), each field parsed once: as a decimal, whose f64 is
+    /// exact by one division when small enough (else the text is parsed as f64, which is
+    /// what `prices` does for every field).
     fn prices_and_ticks(&self, column: usize) -> Result<PricedColumn, DataError> {
         let mut prices = Vec::with_capacity(self.lines.len());
         let mut decimals = Some(Vec::with_capacity(self.lines.len()));
@@ -334,13 +335,6 @@ impl<'a> CsvTable<'a> {
         Ok((prices, ticks, scale))
     }
 
-    /// Exact integer closes, or `None` when some close has too many decimals.
-    fn ticks(&self, column: usize) -> (Option<Vec<i64>>, u32) {
-        let decimals: Option<Vec<Decimal>> = self.column(column).map(|(_, text)| Decimal::parse(text)).collect();
-        let Some(decimals) = decimals else { return (None, 0) };
-        Self::scaled(&decimals)
-    }
-
     /// The decimals as integers at their largest scale, if all fit.
     fn scaled(decimals: &[Decimal]) -> (Option<Vec<i64>>, u32) {
         let scale = decimals.iter().map(|d| d.decimals).max().unwrap_or(0).min(MAX_DECIMALS);
@@ -352,14 +346,15 @@ impl<'a> CsvTable<'a> {
         let close_col = self.close_column().expect("caller checked the Close column");
         let adj_col = self.find_column(&["adj close", "adj_close", "adjclose", "adjusted close", "adjusted_close"]);
         let open_col = self.find_column(&["open"]);
-        let raw_close = self.prices(close_col)?;
+        // The ticks come from the column the strategy trades on: Adj Close if present.
+        let (raw_close, raw_ticks, raw_decimals) = match adj_col {
+            Some(_) => (self.prices(close_col)?, None, 0),
+            None => self.prices_and_ticks(close_col)?,
+        };
         let raw_open = open_col.map(|c| self.prices(c)).transpose()?;
         let (close, close_ticks, close_decimals) = match adj_col {
             Some(adj) => self.prices_and_ticks(adj)?,
-            None => {
-                let (ticks, decimals) = self.ticks(close_col);
-                (raw_close.clone(), ticks, decimals)
-            }
+            None => (raw_close.clone(), raw_ticks, raw_decimals),
         };
         let open = raw_open.map(|open| match adj_col {
             // QSTrader's operation order: (AdjClose / Close) * Open.
