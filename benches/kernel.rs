@@ -26,6 +26,7 @@ use std::hint::black_box;
 use std::time::SystemTime;
 use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::date::Date;
+use sweeprun_kernel::decimal::ExactCloses;
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::prices::{self, AssetSeries};
 use sweeprun_kernel::sma::{Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
@@ -102,8 +103,7 @@ fn synthetic_walk(bars: usize, seed: u64) -> AssetSeries {
         dates,
         open: Some(open),
         close: close_ticks.iter().map(|&c| c as f64 / 100.0).collect(),
-        close_ticks: Some(close_ticks),
-        close_decimals: 2,
+        close_exact: ExactCloses::from_i64(close_ticks, 2),
     }
 }
 

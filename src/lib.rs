@@ -1,7 +1,7 @@
 //! Test support for sweeprun's end-to-end tests (`tests/`) and benches (`benches/`).
 //!
 //! Finds (and builds, once per test binary) the `sweeprun` executable of the same
-//! profile, runs it, and locates the shared reference data.
+//! profile, runs it, and locates the reference data (`tests/reference/`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -51,25 +51,12 @@ pub fn output_of(command: &mut Command) -> Output {
     command.output().expect("spawn sweeprun")
 }
 
-/// `../shared/reference` next to the workspace (or `$SWEEPRUN_REFERENCE_DIR`), where CI
-/// has it. Returns `None` only when `SWEEPRUN_SKIP_REFERENCE=1` explicitly asks to skip
-/// (printing SKIPPED); otherwise a missing directory fails the test loudly.
-pub fn shared_reference() -> Option<PathBuf> {
-    let dir = std::env::var_os("SWEEPRUN_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/reference"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("SWEEPRUN_SKIP_REFERENCE").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: {} is missing and SWEEPRUN_SKIP_REFERENCE=1", dir.display());
-        return None;
-    }
-    panic!(
-        "{} is missing: the differential tests need the project's reference results \
-         (set SWEEPRUN_REFERENCE_DIR, or SWEEPRUN_SKIP_REFERENCE=1 to skip them explicitly)",
-        dir.display()
-    );
+/// The project's reference results, copied into the repository (`tests/reference/`, see
+/// its `COPIED.md`), so a clone with nothing beside it runs every differential test.
+pub fn reference_dir() -> PathBuf {
+    let dir = workspace_root().join("tests/reference");
+    assert!(dir.is_dir(), "{} is missing: it is part of the repository", dir.display());
+    dir
 }
 
 /// The example GOOG data shipped in the repository.

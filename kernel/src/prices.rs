@@ -16,7 +16,7 @@
 //! used price must be a positive finite number. Errors name file, line and column.
 
 use crate::date::Date;
-use crate::decimal::{Decimal, MAX_DECIMALS};
+use crate::decimal::{Decimal, ExactCloses};
 use std::fmt;
 use std::path::Path;
 
@@ -31,11 +31,8 @@ pub struct AssetSeries {
     pub open: Option<Vec<f64>>,
     /// Close prices (`Adj Close` when present).
     pub close: Vec<f64>,
-    /// The closes exactly, in units of `10^-close_decimals`; `None` when a close has
-    /// more than [`MAX_DECIMALS`] decimals or does not fit.
-    pub close_ticks: Option<Vec<i64>>,
-    /// Scale of `close_ticks`.
-    pub close_decimals: u32,
+    /// The closes exactly as written (`close` holds their nearest f64).
+    pub close_exact: ExactCloses,
 }
 
 impl AssetSeries {
@@ -172,9 +169,8 @@ fn read_text(path: &Path) -> Result<String, DataError> {
     String::from_utf8(bytes).map_err(|_| DataError::new(&shown, None, None, "file is not UTF-8 text".into()))
 }
 
-/// A column's prices, its exact integer ticks (if every field has few enough decimals) and
-/// their scale.
-type PricedColumn = (Vec<f64>, Option<Vec<i64>>, u32);
+/// A column's prices and the same prices exactly as written.
+type PricedColumn = (Vec<f64>, ExactCloses);
 
 /// A parsed CSV: header plus rows of raw fields, with dates validated.
 struct CsvTable<'a> {
@@ -306,40 +302,29 @@ impl<'a> CsvTable<'a> {
         self.error(Some(line), Some(column), format!("price must be a positive finite number, got `{text}`"))
     }
 
-    /// [`CsvTable::prices`] of one column and its exact integer ticks (`None` when some
-    /// field has too many decimals), each field parsed once: as a decimal, whose f64 is
-    /// exact by one division when small enough (else the text is parsed as f64, which is
-    /// what `prices` does for every field).
+    /// [`CsvTable::prices`] of one column and the same prices exactly as written, each
+    /// field parsed once: as a decimal, whose f64 is exact by one operation when small
+    /// enough (else the text is parsed as f64, which is what `prices` does for every field).
     fn prices_and_ticks(&self, column: usize) -> Result<PricedColumn, DataError> {
         let mut prices = Vec::with_capacity(self.lines.len());
-        let mut decimals = Some(Vec::with_capacity(self.lines.len()));
+        let mut decimals = Vec::with_capacity(self.lines.len());
         for (line, text) in self.column(column) {
             let decimal = Decimal::parse(text);
-            let value = match decimal.and_then(Decimal::to_f64_fast) {
+            let value = match decimal.as_ref().and_then(Decimal::to_f64_fast) {
                 Some(value) => value,
                 None => self.price(line, column, text)?,
             };
             if !(value.is_finite() && value > 0.0) {
                 return Err(self.not_positive(line, column, text));
             }
+            let decimal = decimal.ok_or_else(|| {
+                self.error(Some(line), Some(column), format!("`{}` is not a decimal number", text.trim()))
+            })?;
             prices.push(value);
-            match (decimals.as_mut(), decimal) {
-                (Some(all), Some(decimal)) => all.push(decimal),
-                _ => decimals = None,
-            }
+            decimals.push(decimal);
         }
-        let (ticks, scale) = match decimals {
-            Some(decimals) => Self::scaled(&decimals),
-            None => (None, 0),
-        };
-        Ok((prices, ticks, scale))
-    }
-
-    /// The decimals as integers at their largest scale, if all fit.
-    fn scaled(decimals: &[Decimal]) -> (Option<Vec<i64>>, u32) {
-        let scale = decimals.iter().map(|d| d.decimals).max().unwrap_or(0).min(MAX_DECIMALS);
-        let ticks: Option<Vec<i64>> = decimals.iter().map(|d| d.scaled_to(scale)).collect();
-        (ticks, scale)
+        let exact = ExactCloses::from_decimals(&decimals).expect("positive prices were checked");
+        Ok((prices, exact))
     }
 
     fn single_asset(&self, symbol: String) -> Result<AssetSeries, DataError> {
@@ -347,21 +332,25 @@ impl<'a> CsvTable<'a> {
         let adj_col = self.find_column(&["adj close", "adj_close", "adjclose", "adjusted close", "adjusted_close"]);
         let open_col = self.find_column(&["open"]);
         // The ticks come from the column the strategy trades on: Adj Close if present.
-        let (raw_close, raw_ticks, raw_decimals) = match adj_col {
-            Some(_) => (self.prices(close_col)?, None, 0),
-            None => self.prices_and_ticks(close_col)?,
+        let (raw_close, raw_exact) = match adj_col {
+            Some(_) => (self.prices(close_col)?, None),
+            None => {
+                let (close, exact) = self.prices_and_ticks(close_col)?;
+                (close, Some(exact))
+            }
         };
         let raw_open = open_col.map(|c| self.prices(c)).transpose()?;
-        let (close, close_ticks, close_decimals) = match adj_col {
-            Some(adj) => self.prices_and_ticks(adj)?,
-            None => (raw_close.clone(), raw_ticks, raw_decimals),
+        let (close, close_exact) = match (adj_col, raw_exact) {
+            (Some(adj), _) => self.prices_and_ticks(adj)?,
+            (None, Some(exact)) => (raw_close.clone(), exact),
+            (None, None) => unreachable!("the close column was parsed exactly without Adj Close"),
         };
         let open = raw_open.map(|open| match adj_col {
             // QSTrader's operation order: (AdjClose / Close) * Open.
             Some(_) => open.iter().zip(&close).zip(&raw_close).map(|((o, a), c)| (a / c) * o).collect(),
             None => open,
         });
-        Ok(AssetSeries { symbol, dates: self.dates.clone(), open, close, close_ticks, close_decimals })
+        Ok(AssetSeries { symbol, dates: self.dates.clone(), open, close, close_exact })
     }
 
     fn wide(&self) -> Result<PriceSet, DataError> {
@@ -374,15 +363,8 @@ impl<'a> CsvTable<'a> {
             if assets.iter().any(|a| a.symbol == symbol) {
                 return Err(self.error(Some(1), Some(column), "column name appears twice".into()));
             }
-            let (close, close_ticks, close_decimals) = self.prices_and_ticks(column)?;
-            assets.push(AssetSeries {
-                symbol,
-                dates: self.dates.clone(),
-                open: None,
-                close,
-                close_ticks,
-                close_decimals,
-            });
+            let (close, close_exact) = self.prices_and_ticks(column)?;
+            assets.push(AssetSeries { symbol, dates: self.dates.clone(), open: None, close, close_exact });
         }
         Ok(PriceSet { assets })
     }
@@ -436,8 +418,7 @@ mod tests {
         assert_eq!(goog.dates.len(), 2);
         assert_eq!(goog.open.as_deref(), Some(&[100.0, 101.01][..]));
         assert_eq!(goog.close, vec![100.34, 108.31]);
-        assert_eq!(goog.close_ticks.as_deref(), Some(&[10034, 10831][..]));
-        assert_eq!(goog.close_decimals, 2);
+        assert_eq!(goog.close_exact, ExactCloses::from_i64(vec![10034, 10831], 2));
     }
 
     #[test]
@@ -447,7 +428,7 @@ mod tests {
         let x = &set.assets[0];
         assert_eq!(x.close, vec![5.25]);
         assert_eq!(x.open.as_ref().unwrap()[0], (5.25 / 10.5) * 10.0);
-        assert_eq!(x.close_ticks.as_deref(), Some(&[525][..]));
+        assert_eq!(x.close_exact, ExactCloses::from_i64(vec![525], 2));
     }
 
     #[test]
@@ -455,7 +436,7 @@ mod tests {
         let text = "date,AAA,BBB\n2020-01-02,1.5,20\n2020-01-03,1.25,21\n";
         let set = parse_csv("w.csv", "w", text).unwrap();
         assert_eq!(set.symbols(), vec!["AAA", "BBB"]);
-        assert_eq!(set.assets[0].close_ticks.as_deref(), Some(&[150, 125][..]));
+        assert_eq!(set.assets[0].close_exact, ExactCloses::from_i64(vec![150, 125], 2));
         assert!(set.assets[1].open.is_none());
     }
 
@@ -488,10 +469,13 @@ mod tests {
     }
 
     #[test]
-    fn too_many_decimals_disable_ticks_only() {
-        let set = parse_csv("d.csv", "d", "Date,Close\n2020-01-02,1.1234567890123\n").unwrap();
-        assert!(set.assets[0].close_ticks.is_none());
-        assert_eq!(set.assets[0].close, vec![1.1234567890123]);
+    fn float_written_closes_are_kept_exactly() {
+        let set = parse_csv("d.csv", "d", "Date,Close\n2020-01-02,1.1234567890123\n2020-01-03,2.5e3\n").unwrap();
+        assert_eq!(
+            set.assets[0].close_exact,
+            ExactCloses::from_i64(vec![11_234_567_890_123, 25_000_000_000_000_000], 13)
+        );
+        assert_eq!(set.assets[0].close, vec![1.1234567890123, 2500.0]);
     }
 
     #[test]

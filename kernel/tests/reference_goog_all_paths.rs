@@ -1,6 +1,6 @@
 //! Every kernel path of this machine (scalar, portable, AVX2 or NEON) against the project's
-//! SMA reference (`../shared/reference/sma/sma_goog_reference.csv`: 8 variants x 3830
-//! combos over GOOG). Runs natively and, in CI, for aarch64 under qemu.
+//! SMA references (`tests/reference/sma/sma_goog_reference.csv` and
+//! `tests/reference/sma-float/sma_spx_reference.csv`: 8 variants x 3830 combos each). Runs natively and, in CI, for aarch64 under qemu.
 
 use std::path::PathBuf;
 use sweeprun_kernel::arch::KernelPath;
@@ -8,18 +8,9 @@ use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::prices;
 use sweeprun_kernel::sma::{parse_direction, parse_fill, SmaBatch, SmaCombo, SmaConfig};
 
-fn reference_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("SWEEPRUN_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("SWEEPRUN_SKIP_REFERENCE").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: {} is missing and SWEEPRUN_SKIP_REFERENCE=1", dir.display());
-        return None;
-    }
-    panic!("{} is missing (set SWEEPRUN_REFERENCE_DIR, or SWEEPRUN_SKIP_REFERENCE=1 to skip)", dir.display());
+/// The project's reference results, copied into the repository (`tests/reference/`).
+fn reference_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/reference")
 }
 
 /// The reference README's tolerance: 1e-9 relative with an absolute floor of 1e-9 near zero.
@@ -29,10 +20,20 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn every_path_matches_the_sma_reference() {
-    let Some(reference) = reference_dir() else { return };
-    let data = prices::load(&reference.join("sma/GOOG.csv")).unwrap();
+    every_path_matches(&reference_dir().join("sma/GOOG.csv"), &reference_dir().join("sma/sma_goog_reference.csv"));
+}
+
+/// Float-written closes (17 significant digits): the filtered comparison, near-ties exact.
+#[test]
+fn every_path_matches_the_float_written_reference() {
+    let dir = reference_dir().join("sma-float");
+    every_path_matches(&dir.join("SPX_adj.csv"), &dir.join("sma_spx_reference.csv"));
+}
+
+fn every_path_matches(data: &std::path::Path, expected: &std::path::Path) {
+    let data = prices::load(data).unwrap();
     let batch = SmaBatch::new(&data.assets[0], 250).unwrap();
-    let text = std::fs::read_to_string(reference.join("sma/sma_goog_reference.csv")).unwrap();
+    let text = std::fs::read_to_string(expected).unwrap();
     let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 8 * 3830);
     let mut failures = Vec::new();

@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::date::Date;
+use sweeprun_kernel::decimal::{Decimal, ExactCloses};
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::prices::AssetSeries;
 use sweeprun_kernel::sma::{Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
@@ -16,8 +17,7 @@ fn series(open: &[i64], close: &[i64]) -> AssetSeries {
         dates: (0..close.len() as i32).map(Date::from_days).collect(),
         open: Some(open.iter().map(|&c| c as f64 / 100.0).collect()),
         close: close.iter().map(|&c| c as f64 / 100.0).collect(),
-        close_ticks: Some(close.to_vec()),
-        close_decimals: 2,
+        close_exact: ExactCloses::from_i64(close.to_vec(), 2),
     }
 }
 
@@ -183,6 +183,100 @@ proptest! {
             for part in combos.chunks(split) {
                 check(path, &batch, part)?;
             }
+        }
+    }
+}
+
+/// A series from closes written as decimal text (opens 0.3 % above), as the loader builds it.
+fn float_series(texts: &[String]) -> AssetSeries {
+    let decimals: Vec<Decimal> = texts.iter().map(|t| Decimal::parse(t).unwrap()).collect();
+    let close: Vec<f64> = texts.iter().map(|t| t.parse().unwrap()).collect();
+    AssetSeries {
+        symbol: "FLT".into(),
+        dates: (0..close.len() as i32).map(Date::from_days).collect(),
+        open: Some(close.iter().map(|c| c * 1.003).collect()),
+        close_exact: ExactCloses::from_decimals(&decimals).unwrap(),
+        close,
+    }
+}
+
+/// Float-written prices (17 significant digits, like a pandas `Adj Close`) with planted
+/// exact ties: stretches where the closes alternate between two values, so that the 2-bar
+/// and 4-bar SMAs are equal as written while their f64 window sums differ by rounding.
+fn float_prices() -> impl Strategy<Value = Vec<String>> {
+    (8usize..300, 50.0f64..5000.0, prop::collection::vec((-300i32..=300, 0u8..6), 300)).prop_map(
+        |(bars, start, steps)| {
+            let mut level = start;
+            let mut texts: Vec<String> = Vec::with_capacity(bars);
+            for &(step, kind) in steps.iter().take(bars) {
+                level *= 1.0 + f64::from(step) * 1e-4;
+                // kind 0: repeat the close two bars back (ties of 2 vs 4 bars follow).
+                let text = match (kind, texts.len()) {
+                    (0, n) if n >= 2 => texts[n - 2].clone(),
+                    _ => format!("{:?}", level * 1.000_000_000_123_456_7),
+                };
+                texts.push(text);
+            }
+            texts
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The filtered comparison of float-written prices, near-ties decided exactly, equals
+    /// the scalar kernel's exact comparison on every vector path, for prefix and table groups.
+    #[test]
+    fn float_written_prices_every_path_equals_scalar(texts in float_prices(), split in 1usize..12) {
+        let data = float_series(&texts);
+        let bars = texts.len() as u32;
+        let combos: Vec<SmaCombo> = (1..=4u32)
+            .flat_map(|fast| (fast + 1..=bars.min(fast + 14)).map(move |slow| SmaCombo { fast, slow }))
+            .chain((2..=bars).step_by(3).map(|slow| SmaCombo { fast: 2, slow }))
+            .collect();
+        for path in vector_paths() {
+            let mut batch = SmaBatch::new(&data, bars).unwrap();
+            let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
+            let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();
+            batch.prepare(path, &fast, &slow);
+            check(path, &batch, &combos)?;
+            for part in combos.chunks(split) {
+                check(path, &batch, part)?;
+            }
+        }
+    }
+}
+
+/// Closes alternating between two 17-digit values: the 2-bar and 4-bar SMAs tie exactly
+/// as written on every bar, but not in f64 (the naive float comparison says "above" on
+/// some bars). Every path must see the tie: long-only never enters, long/short goes
+/// short once.
+#[test]
+fn float_written_ties_are_not_crossings_on_any_path() {
+    let (a, b) = ("1234.5678901234567", "1187.0000000000002");
+    let texts: Vec<String> = (0..400).map(|t| if t % 2 == 0 { a } else { b }.to_string()).collect();
+    let data = float_series(&texts);
+    // Window sums as differences of running f64 sums, as a vector path computes them.
+    let prefix: Vec<f64> = std::iter::once(0.0)
+        .chain(data.close.iter().scan(0.0, |sum, &c| {
+            *sum += c;
+            Some(*sum)
+        }))
+        .collect();
+    let naive_above = (3..texts.len()).any(|t| {
+        let (fast, slow) = (prefix[t + 1] - prefix[t - 1], prefix[t + 1] - prefix[t - 3]);
+        fast * 4.0 > slow * 2.0
+    });
+    assert!(naive_above, "the f64 sums must not tie everywhere, or this test shows nothing");
+    let batch = SmaBatch::new(&data, 4).unwrap();
+    let combo = [SmaCombo { fast: 2, slow: 4 }; 9];
+    for path in KernelPath::available() {
+        for (direction, trades) in [(Direction::Long, 0), (Direction::LongShort, 1)] {
+            let config = SmaConfig { direction, fill: Fill::Close, fee: 0.0, convention: Convention::Standard };
+            let mut out = [Metrics::default(); 9];
+            batch.evaluate_on(path, &config, &combo, &mut out).unwrap();
+            assert!(out.iter().all(|m| m.trades == trades), "{path} {direction:?}: {out:?}");
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 use sweeprun_kernel::date::Date;
+use sweeprun_kernel::decimal::ExactCloses;
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::prices::AssetSeries;
 use sweeprun_kernel::sma::{reference, Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
@@ -32,8 +33,7 @@ fn series(open_cents: &[i64], close_cents: &[i64]) -> AssetSeries {
         dates: (0..close_cents.len() as i32).map(Date::from_days).collect(),
         open: Some(open_cents.iter().map(|&c| c as f64 / 100.0).collect()),
         close: close_cents.iter().map(|&c| c as f64 / 100.0).collect(),
-        close_ticks: Some(close_cents.to_vec()),
-        close_decimals: 2,
+        close_exact: ExactCloses::from_i64(close_cents.to_vec(), 2),
     }
 }
 
@@ -103,7 +103,7 @@ proptest! {
             let mut out = vec![Metrics::default(); combos.len()];
             batch.evaluate(&config, &combos, &mut out).unwrap();
             for (combo, got) in combos.iter().zip(&out) {
-                let plain = reference::evaluate_one(open_px, &data.close, &close, &config, *combo);
+                let plain = reference::evaluate_one(open_px, &data.close, &data.close_exact, &config, *combo);
                 assert_same(got, &plain, &format!("{config:?} {combo:?} over {bars} bars"))?;
             }
         }
@@ -144,7 +144,8 @@ fn an_exact_tie_is_not_a_crossing() {
         batch.evaluate(&config(direction), &[combo], &mut out).unwrap();
         out[0]
     };
-    let plain = |direction| reference::evaluate_one(&data.close, &data.close, &close, &config(direction), combo);
+    let plain =
+        |direction| reference::evaluate_one(&data.close, &data.close, &data.close_exact, &config(direction), combo);
     // Long only: flat at the tie, entered at bar 4's close (11.00 > mean 10.255), held to 12.00.
     // (Entering at the tie would give 12.00 / 10.05 − 1 instead.)
     let long = run(Direction::Long);

@@ -240,9 +240,8 @@ impl Strategy {
             Strategy::SmaCross(config) => {
                 let series = single_asset(data, symbol)?;
                 let combo = sma_combo_at(grid, id);
-                let ticks = series.close_ticks.as_deref().ok_or("closes are not exact decimals")?;
                 let open = series.open.as_deref().unwrap_or(&series.close);
-                let (equity, _) = sma::reference::equity_curve(open, &series.close, ticks, config, combo);
+                let (equity, _) = sma::reference::equity_curve(open, &series.close, &series.close_exact, config, combo);
                 Ok(Trace {
                     symbols: vec![series.symbol.clone()],
                     dates: series.dates.clone(),

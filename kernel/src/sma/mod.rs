@@ -3,8 +3,9 @@
 //! Semantics (normative: `reference/sma/README.md` of the project's reference data):
 //!
 //! * `SMA(n)[t]` = mean of `close[t-n+1..=t]`; the signal at close `t` compares the fast and
-//!   slow means **exactly**, as `sum_fast·slow > sum_slow·fast` on integer window sums, so a
-//!   tie is "not greater".
+//!   slow means **exactly, on the closes as written** (decimal text), as
+//!   `sum_fast·slow > sum_slow·fast` on integer window sums, so a tie is "not greater"
+//!   (see [`signal`] for how float-written prices keep this fast).
 //! * `long`: target 1 if fast > slow else 0; `long_short`: +1 else -1; target 0 until the
 //!   slow SMA exists (`t < slow-1`; with a fast window longer than the slow one, until
 //!   both exist).
@@ -17,11 +18,13 @@
 //! window) and allocates nothing per combo.
 
 pub mod reference;
+mod signal;
 mod simd;
 
 use crate::arch::{KernelChoiceError, KernelPath};
 use crate::metrics::{Convention, EquityStats, Metrics, QstraderStats, StandardStats};
 use crate::prices::AssetSeries;
+use signal::{Regime, Signals};
 use std::fmt;
 
 /// Long-only or long/short.
@@ -76,10 +79,6 @@ impl SmaCombo {
 pub enum SmaError {
     /// `fill = open` needs open prices, and the data has none.
     NoOpenPrices,
-    /// The closes cannot be represented exactly as integers.
-    InexactCloses,
-    /// Window sums times window lengths would overflow 64-bit integers.
-    TooLarge,
     /// A window is 0 or longer than the data, or the slow window is 1.
     BadWindow {
         /// The window length.
@@ -99,14 +98,6 @@ impl fmt::Display for SmaError {
             SmaError::NoOpenPrices => {
                 write!(f, "fill = \"open\" needs an Open column in the data (or use fill = \"close\")")
             }
-            SmaError::InexactCloses => write!(
-                f,
-                "closes have more than {} decimals; sma_cross compares SMAs exactly on integer sums",
-                crate::decimal::MAX_DECIMALS
-            ),
-            SmaError::TooLarge => {
-                write!(f, "closes are too large for exact 64-bit window sums at these window lengths")
-            }
             SmaError::BadWindow { window, bars } => {
                 write!(f, "window {window} must be between 1 (2 for slow) and the {bars} bars of data")
             }
@@ -123,18 +114,16 @@ impl std::error::Error for SmaError {}
 pub struct SmaBatch<'a> {
     open: Option<&'a [f64]>,
     close: &'a [f64],
-    /// `prefix[t]` = sum of the integer closes of bars `0..t`; window sums are differences.
-    prefix: Vec<i64>,
+    /// Exact prefix sums of the closes as written, and how signals are decided.
+    signals: Signals,
     /// Largest window length the products were checked for.
     max_window: u32,
-    /// Window sums times window lengths stay below 2^53, so the SIMD paths may compare
-    /// them in f64 exactly.
-    f64_exact: bool,
     /// `close[t] / close[t-1] - 1` (0 at t = 0): long-only lanes' returns between trades.
     close_returns: Vec<f64>,
     /// The windows announced by [`SmaBatch::prepare`], with their tables once needed.
     prepared: Option<Prepared>,
-    /// `prefix` as f64 (exact when `f64_exact`), after [`simd::PREFIX_PAD`] zeros.
+    /// The vector paths' f64 prefix (exact integers, or the filtered prefix of the
+    /// closes: see [`signal`]), after [`simd::PREFIX_PAD`] zeros.
     prefix_f64: Vec<f64>,
 }
 
@@ -162,29 +151,16 @@ impl<'a> SmaBatch<'a> {
         if max_window == 0 || max_window as usize > bars {
             return Err(SmaError::BadWindow { window: max_window, bars });
         }
-        let ticks = series.close_ticks.as_deref().ok_or(SmaError::InexactCloses)?;
-        let mut prefix = Vec::with_capacity(bars + 1);
-        let mut total: i64 = 0;
-        prefix.push(0);
-        for &tick in ticks {
-            total = total.checked_add(tick).ok_or(SmaError::TooLarge)?;
-            prefix.push(total);
-        }
-        // Every comparison multiplies a window sum (<= max tick · window) by a window length.
-        let max_tick = ticks.iter().copied().max().unwrap_or(0);
-        let window = i64::from(max_window);
-        let product = max_tick.checked_mul(window).and_then(|sum| sum.checked_mul(window)).ok_or(SmaError::TooLarge)?;
-        let f64_exact = product < (1i64 << 53) && total < (1i64 << 53);
+        let signals = Signals::new(&series.close_exact, &series.close, max_window);
         let padding = std::iter::repeat_n(0.0, simd::PREFIX_PAD);
-        let prefix_f64 = padding.chain(prefix.iter().map(|&p| p as f64)).collect();
+        let prefix_f64 = padding.chain(signals.approx.iter().copied()).collect();
         let close = &series.close;
         let close_returns = (0..bars).map(|t| if t == 0 { 0.0 } else { close[t] / close[t - 1] - 1.0 }).collect();
         Ok(SmaBatch {
             open: series.open.as_deref(),
             close,
-            prefix,
+            signals,
             max_window,
-            f64_exact,
             close_returns,
             prepared: None,
             prefix_f64,
@@ -198,7 +174,7 @@ impl<'a> SmaBatch<'a> {
     /// builds no tables at all. Without it, each evaluate call that needs tables builds
     /// them for its own combos.
     pub fn prepare(&mut self, path: KernelPath, fast_windows: &[u32], slow_windows: &[u32]) {
-        if path != KernelPath::Scalar && self.f64_exact {
+        if path != KernelPath::Scalar && self.signals.regime != Regime::ExactOnly {
             let distinct = |windows: &[u32]| {
                 let mut windows = windows.to_vec();
                 windows.sort_unstable();
@@ -243,10 +219,10 @@ impl<'a> SmaBatch<'a> {
     }
 
     /// The path that [`SmaBatch::evaluate`] takes for `config` on `requested`: the SIMD
-    /// paths cover the `standard` statistics when window products are exact in f64; the
-    /// rest runs on the scalar kernel.
+    /// paths cover the `standard` statistics of every series whose signals an f64 filter
+    /// can decide (any real price series); the rest runs on the scalar kernel.
     pub fn path_for(&self, config: &SmaConfig, requested: KernelPath) -> KernelPath {
-        if self.f64_exact && config.convention == Convention::Standard {
+        if self.signals.regime != Regime::ExactOnly && config.convention == Convention::Standard {
             requested
         } else {
             KernelPath::Scalar
@@ -287,27 +263,33 @@ impl<'a> SmaBatch<'a> {
         let prepared = self.prepared.as_ref().filter(|p| p.lanes == lanes && p.covers(combos));
         let for_this_call = std::sync::OnceLock::new();
         let tables = || match prepared {
-            Some(p) => p.tables.get_or_init(|| simd::SumTables::from_windows(&self.prefix, &p.fast, &p.slow, lanes)),
-            None => for_this_call.get_or_init(|| simd::SumTables::new(&self.prefix, combos, lanes)),
+            Some(p) => {
+                p.tables.get_or_init(|| simd::SumTables::from_windows(&self.signals.approx, &p.fast, &p.slow, lanes))
+            }
+            None => for_this_call.get_or_init(|| simd::SumTables::new(&self.signals.approx, combos, lanes)),
         };
         let inputs = simd::Inputs {
             tables: &tables,
             prefix: &self.prefix_f64,
+            exact: &self.signals.exact,
             close: self.close,
             close_returns: &self.close_returns,
             fill_price: open,
             fee: config.fee,
         };
+        let filtered = self.signals.regime == Regime::Filtered;
         // SAFETY: `path.is_available()` was checked above, so the CPU runs its instructions.
         unsafe {
             match path {
-                KernelPath::Portable => simd::evaluate::<crate::arch::portable::One>(&inputs, config, combos, out),
+                KernelPath::Portable => {
+                    simd::evaluate::<crate::arch::portable::One>(&inputs, filtered, config, combos, out)
+                }
                 #[cfg(target_arch = "x86_64")]
-                KernelPath::Avx512 => evaluate_avx512(&inputs, config, combos, out),
+                KernelPath::Avx512 => evaluate_avx512(&inputs, filtered, config, combos, out),
                 #[cfg(target_arch = "x86_64")]
-                KernelPath::Avx2 => evaluate_avx2(&inputs, config, combos, out),
+                KernelPath::Avx2 => evaluate_avx2(&inputs, filtered, config, combos, out),
                 #[cfg(target_arch = "aarch64")]
-                KernelPath::Neon => evaluate_neon(&inputs, config, combos, out),
+                KernelPath::Neon => evaluate_neon(&inputs, filtered, config, combos, out),
                 _ => unreachable!("{path} is not available on this target"),
             }
         }
@@ -342,10 +324,7 @@ impl<'a> SmaBatch<'a> {
     /// (`t >= max(fast, slow) - 1`), compared exactly.
     #[inline(always)]
     fn fast_above(&self, combo: SmaCombo, t: usize) -> bool {
-        let end = self.prefix[t + 1];
-        let sum_fast = end - self.prefix[t + 1 - combo.fast as usize];
-        let sum_slow = end - self.prefix[t + 1 - combo.slow as usize];
-        sum_fast * i64::from(combo.slow) > sum_slow * i64::from(combo.fast)
+        self.signals.fast_above(combo.fast, combo.slow, t)
     }
 
     /// One combo's simulation; `fill_price` is the open (fill at next open) or the close.
@@ -405,7 +384,7 @@ macro_rules! group_kernel {
         impl simd::GroupKernel for $lanes {
             $(#[target_feature(enable = $features)])?
             #[inline(never)]
-            unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool>(
+            unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool, const FILTER: bool>(
                 inputs: &simd::Inputs,
                 tables: &simd::SumTables,
                 group: &simd::Group<{ simd::MAX_LANES }>,
@@ -413,7 +392,7 @@ macro_rules! group_kernel {
                 out: &mut [Metrics],
             ) {
                 // SAFETY: forwarded from the caller.
-                unsafe { simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX>(inputs, tables, group, combos, out) }
+                unsafe { simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX, FILTER>(inputs, tables, group, combos, out) }
             }
         }
     };
@@ -433,9 +412,15 @@ group_kernel!(crate::arch::aarch64::neon::Neon, "neon");
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn evaluate_avx2(inputs: &simd::Inputs, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) {
+unsafe fn evaluate_avx2(
+    inputs: &simd::Inputs,
+    filtered: bool,
+    config: &SmaConfig,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
     // SAFETY: forwarded from the caller.
-    unsafe { simd::evaluate::<crate::arch::x86_64::avx2::Avx2>(inputs, config, combos, out) }
+    unsafe { simd::evaluate::<crate::arch::x86_64::avx2::Avx2>(inputs, filtered, config, combos, out) }
 }
 
 /// The generic lane algorithm compiled for AVX-512.
@@ -444,9 +429,15 @@ unsafe fn evaluate_avx2(inputs: &simd::Inputs, config: &SmaConfig, combos: &[Sma
 /// The CPU must support AVX-512F and AVX-512DQ.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn evaluate_avx512(inputs: &simd::Inputs, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) {
+unsafe fn evaluate_avx512(
+    inputs: &simd::Inputs,
+    filtered: bool,
+    config: &SmaConfig,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
     // SAFETY: forwarded from the caller.
-    unsafe { simd::evaluate::<crate::arch::x86_64::avx512::Avx512>(inputs, config, combos, out) }
+    unsafe { simd::evaluate::<crate::arch::x86_64::avx512::Avx512>(inputs, filtered, config, combos, out) }
 }
 
 /// The generic lane algorithm compiled for NEON.
@@ -455,9 +446,15 @@ unsafe fn evaluate_avx512(inputs: &simd::Inputs, config: &SmaConfig, combos: &[S
 /// Always safe on AArch64 (NEON is baseline); unsafe for symmetry with the other paths.
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
-unsafe fn evaluate_neon(inputs: &simd::Inputs, config: &SmaConfig, combos: &[SmaCombo], out: &mut [Metrics]) {
+unsafe fn evaluate_neon(
+    inputs: &simd::Inputs,
+    filtered: bool,
+    config: &SmaConfig,
+    combos: &[SmaCombo],
+    out: &mut [Metrics],
+) {
     // SAFETY: forwarded from the caller.
-    unsafe { simd::evaluate::<crate::arch::aarch64::neon::Neon>(inputs, config, combos, out) }
+    unsafe { simd::evaluate::<crate::arch::aarch64::neon::Neon>(inputs, filtered, config, combos, out) }
 }
 
 /// Cash, shares and position of one simulated account.

@@ -7,7 +7,9 @@
 //! up as a difference instead of being shared.
 
 use super::{Direction, Fill, SmaCombo, SmaConfig};
+use crate::decimal::{ExactCloses, Ticks};
 use crate::metrics::{qstrader_metrics_of_curve, standard_metrics_of_curve, Convention, Metrics};
+use num_bigint::BigUint;
 
 /// The simulated book of spec §5: cash, signed share count, current position and trades.
 struct Book {
@@ -54,21 +56,20 @@ impl Book {
 
 /// Simulates one combo bar by bar and returns its equity curve (starting at 1.0) and trades.
 ///
-/// `open` is only read with `fill = open`; `close_ticks` are the closes as exact integers.
+/// `open` is only read with `fill = open`; `close_exact` are the closes as written.
 pub fn equity_curve(
     open: &[f64],
     close: &[f64],
-    close_ticks: &[i64],
+    close_exact: &ExactCloses,
     config: &SmaConfig,
     combo: SmaCombo,
 ) -> (Vec<f64>, u32) {
     let (fast, slow) = (combo.fast as usize, combo.slow as usize);
-    let window_sum = |t: usize, n: usize| -> i128 { close_ticks[t + 1 - n..=t].iter().map(|&x| i128::from(x)).sum() };
     let target_at = |t: usize| -> i8 {
         if t + 1 < slow.max(fast) {
             return 0;
         }
-        let above = window_sum(t, fast) * slow as i128 > window_sum(t, slow) * fast as i128;
+        let above = fast_mean_above(close_exact, t, fast, slow);
         match (above, config.direction) {
             (true, _) => 1,
             (false, Direction::Long) => 0,
@@ -99,9 +100,42 @@ pub fn equity_curve(
     (equity, book.trades)
 }
 
+/// Spec §3: `SMA_fast > SMA_slow` at the close of bar `t`, from direct window sums of the
+/// exact closes: `sum_fast·slow > sum_slow·fast` (128-bit when it fits, else arbitrary
+/// precision).
+fn fast_mean_above(closes: &ExactCloses, t: usize, fast: usize, slow: usize) -> bool {
+    let from = t + 1 - fast.max(slow);
+    // The longer window's closes, oldest first; a window of n is the last n of them.
+    let window: Option<Vec<i128>> = match &closes.ticks {
+        Ticks::I64(ticks) => Some(ticks[from..=t].iter().map(|&x| i128::from(x)).collect()),
+        Ticks::I128(ticks) => Some(ticks[from..=t].to_vec()),
+        Ticks::Big(_) => None,
+    };
+    let narrow = window.and_then(|w| {
+        let sum = |n: usize| w[w.len() - n..].iter().try_fold(0i128, |s, &x| s.checked_add(x));
+        Some(sum(fast)?.checked_mul(slow as i128)? > sum(slow)?.checked_mul(fast as i128)?)
+    });
+    if let Some(answer) = narrow {
+        return answer;
+    }
+    let big: Vec<BigUint> = match &closes.ticks {
+        Ticks::I64(ticks) => ticks[from..=t].iter().map(|&x| BigUint::from(x as u64)).collect(),
+        Ticks::I128(ticks) => ticks[from..=t].iter().map(|&x| BigUint::from(x as u128)).collect(),
+        Ticks::Big(ticks) => ticks[from..=t].to_vec(),
+    };
+    let sum = |n: usize| -> BigUint { big[big.len() - n..].iter().sum() };
+    sum(fast) * slow > sum(slow) * fast
+}
+
 /// The metrics of one combo, computed the slow way.
-pub fn evaluate_one(open: &[f64], close: &[f64], close_ticks: &[i64], config: &SmaConfig, combo: SmaCombo) -> Metrics {
-    let (equity, trades) = equity_curve(open, close, close_ticks, config, combo);
+pub fn evaluate_one(
+    open: &[f64],
+    close: &[f64],
+    close_exact: &ExactCloses,
+    config: &SmaConfig,
+    combo: SmaCombo,
+) -> Metrics {
+    let (equity, trades) = equity_curve(open, close, close_exact, config, combo);
     match config.convention {
         Convention::Standard => standard_metrics_of_curve(&equity, trades),
         Convention::Qstrader => qstrader_metrics_of_curve(&equity, trades),

@@ -8,15 +8,17 @@
 //!   per distinct slow window of the call, so the slow sums of a group of combos (same
 //!   fast, consecutive slows in grid order) are one vector load at each bar, and the fast
 //!   sum one broadcast. Groups that are not contiguous gather their lanes one by one.
-//! * The SMA comparison `sum_fast·slow > sum_slow·fast` runs in f64, which is exact here:
-//!   the batch only takes this path when every window sum times a window length stays
-//!   below 2^53 (integers up to 2^53 are exact in f64).
+//! * The SMA comparison `sum_fast·slow > sum_slow·fast` runs in f64: exactly, on integer
+//!   prefix sums, when every window sum times a window length stays below 2^53; otherwise
+//!   (float-written prices) through a float filter with a proven error bound, lanes inside
+//!   the bound (near-ties) being decided by the exact integer comparison (see `signal`).
 //! * Position changes are rare: a bar where any lane trades leaves the vector code for a
 //!   scalar update of those lanes.
 //! * Long-only lanes that did not trade take the asset's return instead of dividing their
 //!   equities (the one deviation from bit-identity: ~1e-16 per return, far inside the
 //!   1e-9 tolerance; equity, drawdowns and trades stay bit-identical).
 
+use super::signal::{ExactPrefix, FILTER_TOLERANCE};
 use super::{Account, Direction, Fill, SmaCombo, SmaConfig};
 use crate::arch::Lanes;
 use crate::metrics::{standard_metrics, Metrics, StandardSums};
@@ -52,15 +54,17 @@ impl std::fmt::Debug for SumTables {
 }
 
 impl SumTables {
-    /// Tables of the windows `combos` use, from the integer prefix sums, for `tile` lanes.
-    pub(crate) fn new(prefix: &[i64], combos: &[SmaCombo], tile: usize) -> SumTables {
+    /// Tables of the windows `combos` use, from the f64 prefix sums, for `tile` lanes.
+    pub(crate) fn new(prefix: &[f64], combos: &[SmaCombo], tile: usize) -> SumTables {
         let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
         let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();
         SumTables::from_windows(prefix, &fast, &slow, tile)
     }
 
-    /// Tables of the given windows (any order, duplicates allowed).
-    pub(crate) fn from_windows(prefix: &[i64], fast: &[u32], slow: &[u32], tile: usize) -> SumTables {
+    /// Tables of the given windows (any order, duplicates allowed). Each sum is
+    /// `prefix[t+1] - prefix[t+1-w]` in f64, as the prefix groups compute it (so the
+    /// filter's error bound covers both).
+    pub(crate) fn from_windows(prefix: &[f64], fast: &[u32], slow: &[u32], tile: usize) -> SumTables {
         let distinct = |windows: &[u32]| {
             let mut windows = windows.to_vec();
             windows.sort_unstable();
@@ -73,7 +77,7 @@ impl SumTables {
         let window_sum = |w: u32, t: usize| {
             let w = w as usize;
             if t + 1 >= w {
-                (prefix[t + 1] - prefix[t + 1 - w]) as f64
+                prefix[t + 1] - prefix[t + 1 - w]
             } else {
                 0.0
             }
@@ -150,9 +154,11 @@ pub(crate) struct Inputs<'a> {
     /// Window-sum tables for `V::N` lanes, built on first call (only groups whose slow
     /// windows are not consecutive need them).
     pub(crate) tables: &'a dyn Fn() -> &'a SumTables,
-    /// Integer prefix sums of the closes as f64 (exact: below 2^53), after
+    /// Prefix sums of the closes as f64 (exact integers, or the filtered prefix), after
     /// [`PREFIX_PAD`] zeros.
     pub(crate) prefix: &'a [f64],
+    /// The exact prefix sums, for lanes the filter cannot decide.
+    pub(crate) exact: &'a ExactPrefix,
     /// Closes.
     pub(crate) close: &'a [f64],
     /// `close[t] / close[t-1] - 1`.
@@ -171,6 +177,7 @@ pub(crate) struct Inputs<'a> {
 #[inline(always)]
 pub(crate) unsafe fn evaluate<V: GroupKernel>(
     inputs: &Inputs,
+    filtered: bool,
     config: &SmaConfig,
     combos: &[SmaCombo],
     out: &mut [Metrics],
@@ -187,7 +194,9 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
             let group = Group::from_prefix(len);
             let mut results = [Metrics::default(); MAX_LANES];
             // SAFETY: forwarded from the caller.
-            unsafe { run_variant::<V, true>(inputs, &no_tables, config, &group, &reversed, &mut results[..len]) };
+            unsafe {
+                run_variant::<V, true>(inputs, &no_tables, filtered, config, &group, &reversed, &mut results[..len])
+            };
             for (slot, result) in out[start..start + len].iter_mut().zip(results[..len].iter().rev()) {
                 *slot = *result;
             }
@@ -198,7 +207,7 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
             let group = next_group::<V>(tables, rest);
             let slots = &mut out[start..start + group.len];
             // SAFETY: forwarded from the caller.
-            unsafe { run_variant::<V, false>(inputs, tables, config, &group, &rest[..group.len], slots) };
+            unsafe { run_variant::<V, false>(inputs, tables, filtered, config, &group, &rest[..group.len], slots) };
             start += group.len;
         }
     }
@@ -234,22 +243,28 @@ fn prefix_group_len<V: Lanes>(combos: &[SmaCombo]) -> usize {
 unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     inputs: &Inputs,
     tables: &SumTables,
+    filtered: bool,
     config: &SmaConfig,
     group: &Group<MAX_LANES>,
     lanes: &[SmaCombo],
     slots: &mut [Metrics],
 ) {
+    macro_rules! dispatch {
+        ($long_short:literal, $fill_open:literal) => {
+            if filtered {
+                V::run_group::<$long_short, $fill_open, PREFIX, true>(inputs, tables, group, lanes, slots)
+            } else {
+                V::run_group::<$long_short, $fill_open, PREFIX, false>(inputs, tables, group, lanes, slots)
+            }
+        };
+    }
     // SAFETY: forwarded from the caller.
     unsafe {
         match (config.direction, config.fill) {
-            (Direction::Long, Fill::Open) => V::run_group::<false, true, PREFIX>(inputs, tables, group, lanes, slots),
-            (Direction::Long, Fill::Close) => V::run_group::<false, false, PREFIX>(inputs, tables, group, lanes, slots),
-            (Direction::LongShort, Fill::Open) => {
-                V::run_group::<true, true, PREFIX>(inputs, tables, group, lanes, slots)
-            }
-            (Direction::LongShort, Fill::Close) => {
-                V::run_group::<true, false, PREFIX>(inputs, tables, group, lanes, slots)
-            }
+            (Direction::Long, Fill::Open) => dispatch!(false, true),
+            (Direction::Long, Fill::Close) => dispatch!(false, false),
+            (Direction::LongShort, Fill::Open) => dispatch!(true, true),
+            (Direction::LongShort, Fill::Close) => dispatch!(true, false),
         }
     }
 }
@@ -386,6 +401,44 @@ unsafe fn trade<V: Lanes>(
     }
 }
 
+/// `above` with the `undecided` lanes of the real combos (at or past their first signal;
+/// the rest are masked later or discarded) decided by the exact comparison. Inlined into
+/// the bar loop (vector arguments need its target features); the scalar work is out of line.
+///
+/// # Safety
+/// The CPU must support the instruction set of `V`.
+#[inline(always)]
+unsafe fn resolve_undecided<V: Lanes>(above: V, undecided: V, exact: &ExactPrefix, combos: &[SmaCombo], t: usize) -> V {
+    let mut above_lanes = [0.0; MAX_LANES];
+    let mut undecided_lanes = [0.0; MAX_LANES];
+    // SAFETY: the caller guarantees V is supported; both arrays hold MAX_LANES >= V::N values.
+    unsafe {
+        above.store(above_lanes.as_mut_ptr());
+        undecided.store(undecided_lanes.as_mut_ptr());
+    }
+    resolve_lanes(&mut above_lanes, &undecided_lanes, exact, &combos[..combos.len().min(V::N)], t);
+    // SAFETY: as above.
+    unsafe { V::load(above_lanes.as_ptr()) }
+}
+
+/// The scalar part of [`resolve_undecided`]: runs on ~1 bar in 10^6 of float-written data.
+#[cold]
+#[inline(never)]
+fn resolve_lanes(
+    above: &mut [f64; MAX_LANES],
+    undecided: &[f64; MAX_LANES],
+    exact: &ExactPrefix,
+    combos: &[SmaCombo],
+    t: usize,
+) {
+    for (lane, combo) in combos.iter().enumerate() {
+        if undecided[lane].to_bits() != 0 && t >= combo.first_signal() {
+            let exact_above = exact.fast_above(combo.fast, combo.slow, t);
+            above[lane] = if exact_above { f64::from_bits(u64::MAX) } else { 0.0 };
+        }
+    }
+}
+
 /// An instruction set's compiled copies of [`run`], one per variant. Implemented (in the
 /// parent module) by out-of-line functions with the instruction set enabled: inlined
 /// into one big function, the eight bar loops shared a register allocation that kept
@@ -395,7 +448,7 @@ pub(crate) trait GroupKernel: Lanes {
     ///
     /// # Safety
     /// As [`run`].
-    unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool>(
+    unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool, const FILTER: bool>(
         inputs: &Inputs,
         tables: &SumTables,
         group: &Group<MAX_LANES>,
@@ -409,14 +462,20 @@ pub(crate) trait GroupKernel: Lanes {
 /// # Safety
 /// The CPU must support the instruction set of `V`.
 #[inline(always)]
-pub(crate) unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool>(
+pub(crate) unsafe fn run<
+    V: Lanes,
+    const LONG_SHORT: bool,
+    const FILL_OPEN: bool,
+    const PREFIX: bool,
+    const FILTER: bool,
+>(
     inputs: &Inputs,
     tables: &SumTables,
     group: &Group<MAX_LANES>,
     combos: &[SmaCombo],
     out: &mut [Metrics],
 ) {
-    let Inputs { prefix: padded_prefix, close, close_returns, fill_price, fee, .. } = *inputs;
+    let Inputs { prefix: padded_prefix, exact, close, close_returns, fill_price, fee, .. } = *inputs;
     let prefix = &padded_prefix[PREFIX_PAD..];
     let n = V::N;
     let bars = close.len();
@@ -430,6 +489,8 @@ pub(crate) unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool
     let fast_len = lane_value(&|c| f64::from(c.fast));
     let slow_len = lane_value(&|c| f64::from(c.slow));
     let first_signal = lane_value(&|c| c.first_signal() as f64);
+    // The filter's bound per unit of P[t+1]: (slow + fast)·2^-49, exact in f64.
+    let tolerance = lane_value(&|c| f64::from(c.slow + c.fast) * FILTER_TOLERANCE);
     let start = combos.iter().map(|c| c.first_signal()).min().unwrap_or(0);
     // From this bar on every lane's slow SMA exists and the signal needs no mask.
     let all_started = combos.iter().map(|c| c.first_signal()).max().unwrap_or(0);
@@ -449,6 +510,7 @@ pub(crate) unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool
         let fast_len = V::load(fast_len.as_ptr());
         let slow_len = V::load(slow_len.as_ptr());
         let first_signal = V::load(first_signal.as_ptr());
+        let tolerance = V::load(tolerance.as_ptr());
         let mut cash = one;
         let mut shares = zero;
         let mut position = zero;
@@ -498,9 +560,11 @@ pub(crate) unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool
             }
             // The common cases read the prefix sums (one broadcast, one vector load) or
             // stream one tile; the rest gathers lane by lane.
+            // SAFETY: t < bars = prefix.len() - 1 (asserted above).
+            let prefix_end = *prefix.get_unchecked(t + 1);
             let sum_fast: V = if PREFIX || group.same_fast {
                 // SAFETY: fast - 1 <= start <= t < bars = prefix.len() - 1 (asserted above).
-                V::splat(*prefix.get_unchecked(t + 1) - *prefix.get_unchecked(t + 1 - fast))
+                V::splat(prefix_end - *prefix.get_unchecked(t + 1 - fast))
             } else {
                 fast_sums(tables, group, t)
             };
@@ -511,8 +575,7 @@ pub(crate) unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool
                 // SAFETY: t >= start >= slowest - N (the smallest real window's first
                 // signal), so the load starts at padded index PAD + t+1-slowest >= 1 and ends
                 // at PAD + t+1-slowest+N-1 <= PAD + t <= padded.len() - 1 (slowest >= N).
-                V::splat(*prefix.get_unchecked(t + 1))
-                    .sub(V::load(padded_prefix.as_ptr().add(PREFIX_PAD + t + 1 - slowest)))
+                V::splat(prefix_end).sub(V::load(padded_prefix.as_ptr().add(PREFIX_PAD + t + 1 - slowest)))
             } else {
                 match slow_tile {
                     // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
@@ -520,7 +583,21 @@ pub(crate) unsafe fn run<V: Lanes, const LONG_SHORT: bool, const FILL_OPEN: bool
                     None => slow_sums(tables, group, t),
                 }
             };
-            let above = V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len));
+            let above = if FILTER {
+                // Outside ±bound the f64 sign is the exact one; inside, the exact integers
+                // decide (rare: near-ties, and lanes whose window is not yet full).
+                let diff = sum_fast.mul(slow_len).sub(sum_slow.mul(fast_len));
+                let bound = V::splat(prefix_end).mul(tolerance);
+                let undecided = V::ge(bound, diff.max(zero.sub(diff)));
+                let above = V::gt(diff, zero);
+                if V::any(undecided) {
+                    resolve_undecided(above, undecided, exact, combos, t)
+                } else {
+                    above
+                }
+            } else {
+                V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len))
+            };
             let when_not_above = if LONG_SHORT { minus_one } else { zero };
             let mut target = V::select(above, one, when_not_above);
             if t < all_started {
