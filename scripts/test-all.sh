@@ -5,9 +5,8 @@
 #
 #   bash scripts/test-all.sh
 #
-# The differential tests read ../shared/reference (the project's reference results,
-# next to the repository). Without it they fail with a message saying so; set
-# SWEEPRUN_SKIP_REFERENCE=1 to skip them explicitly (they then print SKIPPED).
+# The differential tests read tests/reference/ (a copy of the project's reference
+# results, see tests/reference/COPIED.md): a clone needs nothing beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +48,20 @@ cargo --version
 step "machine"
 nproc
 lscpu 2>/dev/null | grep -E 'Model name|^Flags' | sed 's/^Flags:.*\(avx2\).*/Flags: ... avx2 .../' || true
+
+step "reference results"
+# CI has the upstream copy beside the repository; a user's clone does not (nothing needed).
+if [[ -d ../shared/reference ]]; then
+  if diff -rq --exclude=COPIED.md ../shared/reference tests/reference >/dev/null; then
+    echo "tests/reference matches ../shared/reference"
+  else
+    echo "NOTE: ../shared/reference differs from tests/reference (newer upstream results?):"
+    diff -rq --exclude=COPIED.md ../shared/reference tests/reference | head -20 || true
+    echo "refresh with: cp -r ../shared/reference/. tests/reference/   (tests use the repository's copy)"
+  fi
+else
+  echo "tests/reference (no ../shared/reference beside the repository: nothing to compare)"
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

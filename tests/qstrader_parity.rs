@@ -1,11 +1,11 @@
 //! QSTrader parity through the real CLI: the momentum tactical asset allocation sweep on
-//! `../shared/reference/qstrader/{synth10,etf5}` against QSTrader 0.3.0's own results:
+//! `tests/reference/qstrader/{synth10,etf5}` against QSTrader 0.3.0's own results:
 //! every statistic, counts, and the daily equity curves and fills of the dumped combos.
 
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use sweeprun_tests::{output_of, read_csv, shared_reference, sweeprun, write_spec};
+use sweeprun_tests::{output_of, read_csv, reference_dir, sweeprun, write_spec};
 
 /// `|a - b| <= 1e-9 · max(|b|, tiny)`: the reference README's 1e-9 relative tolerance.
 fn close(a: f64, b: f64) -> bool {
@@ -75,7 +75,7 @@ fn dedup(values: impl Iterator<Item = u64>) -> Vec<u64> {
 }
 
 fn check_folder(name: &str, expected_dumps: usize) {
-    let Some(reference) = shared_reference() else { return };
+    let reference = reference_dir();
     let folder = reference.join("qstrader").join(name);
     let runs = results(&folder);
     assert_eq!(runs.len(), 12);
@@ -201,7 +201,7 @@ fn etf5_momentum_sweep_matches_qstrader() {
 
 #[test]
 fn a_start_before_an_assets_first_row_is_refused() {
-    let Some(reference) = shared_reference() else { return };
+    let reference = reference_dir();
     let dir = tempfile::tempdir().unwrap();
     let spec = format!(
         "[data]\ndir = \"{}\"\n[strategy]\nname = \"momentum_taa\"\nstart = \"2007-12-31\"\nend = \"2010-12-31\"\n\

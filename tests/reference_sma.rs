@@ -1,9 +1,12 @@
 //! Differential test through the real CLI: all 8 variants of the canonical SMA sweep
-//! (direction x fill x fee) over GOOG, run with `-np 2`, against
-//! `../shared/reference/sma/sma_goog_reference.csv`.
+//! (direction x fill x fee), run with `-np 2` on every kernel path of this machine
+//! (`SWEEPRUN_KERNEL`), over GOOG (2-decimal closes) against
+//! `tests/reference/sma/sma_goog_reference.csv` and over float-written S&P 500 closes
+//! (17 significant digits) against `tests/reference/sma-float/sma_spx_reference.csv`.
 
 use std::collections::HashMap;
-use sweeprun_tests::{output_of, read_csv, shared_reference, sweeprun, write_spec};
+use sweeprun_kernel::arch::KernelPath;
+use sweeprun_tests::{output_of, read_csv, reference_dir, sweeprun, write_spec};
 
 struct Expected {
     total_return: f64,
@@ -14,9 +17,8 @@ struct Expected {
 
 type Variants = HashMap<(String, String, String), HashMap<(u32, u32), Expected>>;
 
-fn reference_rows(reference: &std::path::Path) -> Variants {
-    let path = reference.join("sma/sma_goog_reference.csv");
-    let (header, rows) = read_csv(&path);
+fn reference_rows(path: &std::path::Path) -> Variants {
+    let (header, rows) = read_csv(path);
     assert_eq!(header, ["direction", "fill", "fee", "fast", "slow", "total_return", "sharpe", "max_dd", "trades"]);
     let mut variants: HashMap<_, HashMap<_, _>> = HashMap::new();
     for row in rows {
@@ -38,11 +40,24 @@ fn within(a: f64, b: f64) -> bool {
 }
 
 #[test]
-fn all_eight_variants_match_the_reference_through_the_cli() {
-    let Some(reference) = shared_reference() else { return };
-    let variants = reference_rows(&reference);
+fn all_eight_variants_match_the_goog_reference_on_every_path() {
+    let dir = reference_dir().join("sma");
+    for path in KernelPath::available() {
+        all_eight_variants_match(&dir.join("GOOG.csv"), &dir.join("sma_goog_reference.csv"), path);
+    }
+}
+
+#[test]
+fn all_eight_variants_match_the_float_written_reference_on_every_path() {
+    let dir = reference_dir().join("sma-float");
+    for path in KernelPath::available() {
+        all_eight_variants_match(&dir.join("SPX_adj.csv"), &dir.join("sma_spx_reference.csv"), path);
+    }
+}
+
+fn all_eight_variants_match(data: &std::path::Path, reference: &std::path::Path, kernel: KernelPath) {
+    let variants = reference_rows(reference);
     assert_eq!(variants.len(), 8, "the reference has 8 variants");
-    let goog = reference.join("sma/GOOG.csv");
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for ((direction, fill, fee), expected) in &variants {
@@ -53,11 +68,21 @@ fn all_eight_variants_match_the_reference_through_the_cli() {
             "[data]\npath = \"{}\"\n[strategy]\nname = \"sma_cross\"\ndirection = \"{direction_key}\"\n\
              fill = \"{fill}\"\nfee = {fee}\n[grid]\nfast = {{ from = 5, to = 100 }}\n\
              slow = {{ from = 10, to = 250, step = 5 }}\nwhere = \"fast < slow\"\n[output]\npath = \"{name}.csv\"\n",
-            goog.display()
+            data.display()
         );
         let spec_path = write_spec(dir.path(), &format!("{name}.toml"), &spec);
-        let run = output_of(sweeprun(dir.path()).arg("run").arg(&spec_path).args(["-np", "2", "--top", "0"]));
+        let run = output_of(
+            sweeprun(dir.path())
+                .env("SWEEPRUN_KERNEL", kernel.name())
+                .arg("run")
+                .arg(&spec_path)
+                .args(["-np", "2", "--top", "0"]),
+        );
         assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
+        let sidecar: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(format!("{name}.csv.meta.json"))).unwrap())
+                .unwrap();
+        assert_eq!(sidecar["kernel"], kernel.name(), "{name}: the sidecar names the path that ran");
         let (header, rows) = read_csv(&dir.path().join(format!("{name}.csv")));
         let col = |n: &str| header.iter().position(|h| h == n).unwrap_or_else(|| panic!("no column {n}"));
         let (fast, slow, tr, sharpe, dd, trades) =
@@ -88,5 +113,11 @@ fn all_eight_variants_match_the_reference_through_the_cli() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches, first: {:#?}", failures.len(), &failures[..failures.len().min(10)]);
+    assert!(
+        failures.is_empty(),
+        "{} on {kernel}: {} mismatches, first: {:#?}",
+        data.display(),
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
 }
