@@ -28,10 +28,20 @@ impl Date {
         Some(Date(days_from_civil(year, month, day)))
     }
 
-    /// Parses `YYYY-MM-DD`; a trailing time part (`T...` or ` ...`) is ignored.
+    /// Parses `YYYY-MM-DD`, optionally followed by a valid time of day (`T` or a space,
+    /// `HH:MM[:SS[.fraction]]`, then optionally `Z` or `±HH:MM`), as pandas and ISO 8601
+    /// timestamps write it; the time is checked, then ignored. Anything else is refused.
     pub fn parse_iso(text: &str) -> Option<Date> {
         let text = text.trim();
-        let date_part = text.split(['T', ' ']).next()?;
+        let (date_part, time) = match text.find(['T', ' ']) {
+            Some(at) => (&text[..at], Some(&text[at + 1..])),
+            None => (text, None),
+        };
+        if let Some(time) = time {
+            if !valid_time_of_day(time) {
+                return None;
+            }
+        }
         let mut parts = date_part.split('-');
         let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
@@ -112,6 +122,32 @@ fn civil_from_days(days: i32) -> (i32, u32, u32) {
     (year, month, day)
 }
 
+/// `HH:MM[:SS[.fraction]][Z|±HH:MM]` with hours 00-23, minutes 00-59, seconds 00-60.
+fn valid_time_of_day(text: &str) -> bool {
+    let two_digits = |s: &str, max: u32| {
+        s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|v| v <= max)
+    };
+    let (clock, offset) = match text.find(['Z', '+', '-']) {
+        Some(at) => (&text[..at], &text[at..]),
+        None => (text, ""),
+    };
+    let offset_ok = match offset {
+        "" | "Z" => true,
+        _ => offset[1..].split_once(':').is_some_and(|(h, m)| two_digits(h, 23) && two_digits(m, 59)),
+    };
+    let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) || (clock.len() != 8 && !fraction.is_empty()) {
+        return false;
+    }
+    let fields: Vec<&str> = clock.split(':').collect();
+    let clock_ok = match fields.as_slice() {
+        [h, m] => two_digits(h, 23) && two_digits(m, 59),
+        [h, m, sec] => two_digits(h, 23) && two_digits(m, 59) && two_digits(sec, 60),
+        _ => false,
+    };
+    clock_ok && offset_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +177,32 @@ mod tests {
     #[test]
     fn rejects_malformed_dates() {
         for bad in ["", "2023-02-29", "2023-13-01", "2023-1-01", "20230101", "2023-01-0x", "abcd-01-01"] {
+            assert_eq!(Date::parse_iso(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_time_of_day_must_be_a_real_one() {
+        let day = Date::from_ymd(2020, 1, 2);
+        for good in [
+            "2020-01-02",
+            "2020-01-02 00:00:00",
+            "2020-01-02T00:00",
+            "2020-01-02T16:00:00Z",
+            "2020-01-02T09:30:00.123-05:00",
+            "2020-01-02 23:59:60",
+        ] {
+            assert_eq!(Date::parse_iso(good), day, "{good}");
+        }
+        for bad in [
+            "2020-01-02Tlol",
+            "2020-01-03T99:99:99Z",
+            "2020-01-02T",
+            "2020-01-02T10",
+            "2020-01-02T10:00:00+5",
+            "2020-01-02T10:00.5",
+            "2020-01-02 00:00:00 extra",
+        ] {
             assert_eq!(Date::parse_iso(bad), None, "{bad}");
         }
     }

@@ -135,8 +135,8 @@ pub fn load_dir(dir: &Path) -> Result<PriceSet, DataError> {
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let text = read_text(&file)?;
         let table = CsvTable::parse(&file_shown, &text)?;
-        if table.close_column().is_none() {
-            return Err(table.error(None, None, "a per-asset file needs a Close column".into()));
+        if table.close_column()?.is_none() && table.adj_close_column()?.is_none() {
+            return Err(table.error(Some(1), None, "a per-asset file needs a Close or Adj Close column".into()));
         }
         assets.push(table.single_asset(stem)?);
     }
@@ -146,26 +146,32 @@ pub fn load_dir(dir: &Path) -> Result<PriceSet, DataError> {
 /// Parses one CSV text (`name` is used in errors, `stem` names a single-asset file's symbol).
 pub fn parse_csv(name: &str, stem: &str, text: &str) -> Result<PriceSet, DataError> {
     let table = CsvTable::parse(name, text)?;
-    // OHLC-style columns without Close is a broken single-asset file, not a wide table.
-    let ohlc_like = table.find_column(&["open", "high", "low", "adj close", "volume"]).is_some();
-    if ohlc_like && table.close_column().is_none() {
-        return Err(table.error(
-            Some(1),
-            None,
-            format!("header has OHLC columns but no Close column (found: {})", table.header[1..].join(", ")),
-        ));
-    }
-    if table.close_column().is_some() {
+    // OHLC names only count as such next to a Close or Adj Close column: without one, the
+    // file is a wide table of closes, whatever its tickers are called (OPEN, LOW, ...).
+    if table.close_column()?.is_some() || table.adj_close_column()?.is_some() {
         Ok(PriceSet { assets: vec![table.single_asset(stem.to_string())?] })
     } else {
         table.wide()
     }
 }
 
+/// Largest data file read (a guard against endless inputs such as `/dev/zero`).
+pub const MAX_DATA_BYTES: u64 = 256 << 20;
+
 fn read_text(path: &Path) -> Result<String, DataError> {
+    use std::io::Read;
     let shown = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| DataError::new(&shown, None, None, format!("cannot read data: {e}")))?;
+    let cannot = |e: std::io::Error| DataError::new(&shown, None, None, format!("cannot read data: {e}"));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(MAX_DATA_BYTES + 1).read_to_end(&mut bytes)).map_err(cannot)?;
+    if bytes.len() as u64 > MAX_DATA_BYTES {
+        return Err(DataError::new(
+            &shown,
+            None,
+            None,
+            format!("data file is larger than {} MiB (the most sweeprun reads)", MAX_DATA_BYTES >> 20),
+        ));
+    }
     String::from_utf8(bytes).map_err(|_| DataError::new(&shown, None, None, "file is not UTF-8 text".into()))
 }
 
@@ -189,8 +195,11 @@ impl<'a> CsvTable<'a> {
         let Some((_, header_line)) = lines.next() else {
             return Err(DataError::new(name, None, None, "file is empty (expected a header and rows)".into()));
         };
-        let header: Vec<String> =
-            split_fields(header_line.trim_start_matches('\u{feff}')).iter().map(|h| h.trim().to_string()).collect();
+        let header_line = header_line.trim_start_matches('\u{feff}');
+        if has_open_quote(header_line) {
+            return Err(DataError::new(name, Some(1), None, UNTERMINATED_QUOTE.into()));
+        }
+        let header: Vec<String> = split_fields(header_line).iter().map(|h| h.replace("\"\"", "\"")).collect();
         if header.len() < 2 {
             return Err(DataError::new(
                 name,
@@ -204,6 +213,9 @@ impl<'a> CsvTable<'a> {
         for (index, line) in lines {
             let line_no = index + 1;
             let row_start = table.fields.len();
+            if has_open_quote(line) {
+                return Err(table.error(Some(line_no), None, UNTERMINATED_QUOTE.into()));
+            }
             let found = split_fields_into(line, &mut table.fields);
             if found != table.header.len() {
                 return Err(table.error(
@@ -256,19 +268,38 @@ impl<'a> CsvTable<'a> {
         DataError::new(self.name, line, column, message)
     }
 
-    fn find_column(&self, names: &[&str]) -> Option<usize> {
-        self.header
-            .iter()
-            .skip(1)
-            .position(|h| {
-                let h = h.to_ascii_lowercase();
+    /// The one column named as one of `names` (any case); two such columns are an error
+    /// (which one would be the prices is a guess).
+    fn unique_column(&self, names: &[&str]) -> Result<Option<usize>, DataError> {
+        let matching: Vec<usize> = (1..self.header.len())
+            .filter(|&c| {
+                let h = self.header[c].to_ascii_lowercase();
                 names.iter().any(|n| *n == h)
             })
-            .map(|i| i + 1)
+            .collect();
+        match matching.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            [first, second, ..] => Err(self.error(
+                Some(1),
+                Some(*second),
+                format!(
+                    "two columns name the same prices (`{}` is column {} and `{}` column {}); keep one",
+                    self.header[*first],
+                    first + 1,
+                    self.header[*second],
+                    second + 1
+                ),
+            )),
+        }
     }
 
-    fn close_column(&self) -> Option<usize> {
-        self.find_column(&["close"])
+    fn close_column(&self) -> Result<Option<usize>, DataError> {
+        self.unique_column(&["close"])
+    }
+
+    fn adj_close_column(&self) -> Result<Option<usize>, DataError> {
+        self.unique_column(&["adj close", "adj_close", "adjclose", "adjusted close", "adjusted_close"])
     }
 
     /// (line number, field) of every row in `column`.
@@ -292,8 +323,15 @@ impl<'a> CsvTable<'a> {
     fn price(&self, line: usize, column: usize, text: &str) -> Result<f64, DataError> {
         let text = text.trim();
         text.parse().map_err(|_| {
-            let what = if text.is_empty() { "empty price".to_string() } else { format!("`{text}` is not a number") };
-            self.error(Some(line), Some(column), format!("{what} (expected a positive price)"))
+            let what = match text {
+                "" => "empty price (expected a positive price)".to_string(),
+                // Yahoo's downloads write `null` on days without data.
+                "null" | "NULL" | "NA" | "N/A" | "nan" | "-" => {
+                    format!("missing price `{text}` (expected a positive price: remove or fill rows without data)")
+                }
+                _ => format!("`{text}` is not a number (expected a positive price)"),
+            };
+            self.error(Some(line), Some(column), what)
         })
     }
 
@@ -328,28 +366,40 @@ impl<'a> CsvTable<'a> {
     }
 
     fn single_asset(&self, symbol: String) -> Result<AssetSeries, DataError> {
-        let close_col = self.close_column().expect("caller checked the Close column");
-        let adj_col = self.find_column(&["adj close", "adj_close", "adjclose", "adjusted close", "adjusted_close"]);
-        let open_col = self.find_column(&["open"]);
-        // The ticks come from the column the strategy trades on: Adj Close if present.
-        let (raw_close, raw_exact) = match adj_col {
-            Some(_) => (self.prices(close_col)?, None),
-            None => {
+        let close_col = self.close_column()?;
+        let adj_col = self.adj_close_column()?;
+        let open_col = self.unique_column(&["open"])?;
+        let (close, close_exact, open) = match (close_col, adj_col) {
+            (Some(close_col), None) => {
                 let (close, exact) = self.prices_and_ticks(close_col)?;
-                (close, Some(exact))
+                let open = open_col.map(|c| self.prices(c)).transpose()?;
+                (close, exact, open)
             }
+            // The ticks come from the column the strategy trades on: Adj Close.
+            (Some(close_col), Some(adj)) => {
+                let raw_close = self.prices(close_col)?;
+                let (close, exact) = self.prices_and_ticks(adj)?;
+                // QSTrader's operation order: (AdjClose / Close) * Open.
+                let open = open_col
+                    .map(|c| self.prices(c))
+                    .transpose()?
+                    .map(|open| open.iter().zip(&close).zip(&raw_close).map(|((o, a), c)| (a / c) * o).collect());
+                (close, exact, open)
+            }
+            (None, Some(adj)) => {
+                if let Some(open) = open_col {
+                    return Err(self.error(
+                        Some(1),
+                        Some(open),
+                        "an Open column needs a Close column beside Adj Close (opens are adjusted by Adj Close / Close)"
+                            .into(),
+                    ));
+                }
+                let (close, exact) = self.prices_and_ticks(adj)?;
+                (close, exact, None)
+            }
+            (None, None) => unreachable!("callers check for a Close or Adj Close column"),
         };
-        let raw_open = open_col.map(|c| self.prices(c)).transpose()?;
-        let (close, close_exact) = match (adj_col, raw_exact) {
-            (Some(adj), _) => self.prices_and_ticks(adj)?,
-            (None, Some(exact)) => (raw_close.clone(), exact),
-            (None, None) => unreachable!("the close column was parsed exactly without Adj Close"),
-        };
-        let open = raw_open.map(|open| match adj_col {
-            // QSTrader's operation order: (AdjClose / Close) * Open.
-            Some(_) => open.iter().zip(&close).zip(&raw_close).map(|((o, a), c)| (a / c) * o).collect(),
-            None => open,
-        });
         Ok(AssetSeries { symbol, dates: self.dates.clone(), open, close, close_exact })
     }
 
@@ -370,8 +420,17 @@ impl<'a> CsvTable<'a> {
     }
 }
 
-/// Splits one CSV line on commas, honouring double-quoted fields; fields come trimmed
-/// (and unquoted).
+const UNTERMINATED_QUOTE: &str = "a quoted field is not closed on this line (fields spanning lines are not supported)";
+
+/// Whether a line ends inside a double-quoted field (`""` inside quotes is an escaped quote
+/// and toggles twice).
+fn has_open_quote(line: &str) -> bool {
+    line.bytes().filter(|&b| b == b'"').count() % 2 == 1
+}
+
+/// Splits one CSV line on commas, honouring double-quoted fields (RFC 4180, `""` for a
+/// quote inside one); fields come trimmed and unquoted (escaped quotes stay doubled: only
+/// header names are unescaped, a price or date with a quote in it is malformed anyway).
 fn split_fields(line: &str) -> Vec<&str> {
     let mut fields = Vec::new();
     split_fields_into(line, &mut fields);
@@ -462,10 +521,70 @@ mod tests {
         assert!(error_of("Date,Close\n").contains("no data rows"));
         assert!(error_of("").contains("empty"));
         assert!(error_of("Date\n2020-01-02\n").contains("header needs"));
+    }
+
+    #[test]
+    fn ohlc_names_without_close_are_tickers() {
+        let set = parse_csv("w.csv", "w", "Date,OPEN,LOW,High\n2020-01-02,1,2,3\n").unwrap();
+        assert_eq!(set.symbols(), vec!["OPEN", "LOW", "High"]);
+        // With a Close column (any case) they are an OHLC file.
+        let set = parse_csv("x.csv", "X", "date,OPEN,LOW,CLOSE\n2020-01-02,1,0.5,2\n").unwrap();
+        assert_eq!(set.symbols(), vec!["X"]);
+        assert_eq!(set.assets[0].open.as_deref(), Some(&[1.0][..]));
+        // Adj Close alone is a closes-only asset; with Open it needs Close to adjust the open.
+        let set = parse_csv("y.csv", "Y", "Date,Adj Close\n2020-01-02,2.5\n").unwrap();
+        assert_eq!((set.symbols(), set.assets[0].close.clone()), (vec!["Y"], vec![2.5]));
+        assert!(set.assets[0].open.is_none());
         assert_eq!(
-            error_of("Date,Open,High\n2020-01-02,1,2\n"),
-            "d.csv:1: header has OHLC columns but no Close column (found: Open, High)"
+            error_of("Date,Open,Adj Close\n2020-01-02,1,2\n"),
+            "d.csv:1: column `Open`: an Open column needs a Close column beside Adj Close (opens are adjusted by Adj Close / Close)"
         );
+    }
+
+    #[test]
+    fn two_close_columns_are_refused() {
+        assert_eq!(
+            error_of("Date,Close,Volume,close\n2020-01-02,1,5,2\n"),
+            "d.csv:1: column `close`: two columns name the same prices (`Close` is column 2 and `close` column 4); keep one"
+        );
+        assert!(
+            error_of("Date,Close,Adj Close,Adj_Close\n2020-01-02,1,2,3\n").contains("two columns name the same prices")
+        );
+    }
+
+    #[test]
+    fn csv_details_bom_crlf_quotes_and_missing_rows() {
+        // A UTF-8 byte order mark and CRLF line ends (Excel's CSV).
+        let set = parse_csv("b.csv", "B", "\u{feff}Date,Close\r\n2020-01-02,1.5\r\n2020-01-03,1.25\r\n").unwrap();
+        assert_eq!(set.assets[0].close, vec![1.5, 1.25]);
+        // Quoted fields, with "" for a quote inside one.
+        let set = parse_csv("q.csv", "q", "\"Date\",\"A \"\"x\"\"\",\"B,C\"\n\"2020-01-02\",\"1.5\",2\n").unwrap();
+        assert_eq!(set.symbols(), vec!["A \"x\"", "B,C"]);
+        assert_eq!(set.assets[0].close, vec![1.5]);
+        // A quote left open is refused with its line.
+        assert_eq!(
+            error_of("Date,Close\n2020-01-02,\"1.5\n"),
+            "d.csv:2: a quoted field is not closed on this line (fields spanning lines are not supported)"
+        );
+        // Yahoo's rows of `null` on days without data.
+        assert_eq!(
+            error_of("Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,1,1,1,1,0\n2020-01-03,null,null,null,null,null,null\n"),
+            "d.csv:3: column `Close`: missing price `null` (expected a positive price: remove or fill rows without data)"
+        );
+    }
+
+    #[test]
+    fn dates_with_trailing_text_are_refused() {
+        assert!(error_of("Date,Close\n2020-01-02Tlol,1\n").contains("`2020-01-02Tlol` is not a date"));
+        assert!(error_of("Date,Close\n2020-01-03T99:99:99Z,1\n").contains("is not a date"));
+        let set = parse_csv("t.csv", "t", "Date,Close\n2020-01-02 00:00:00,1\n").unwrap();
+        assert_eq!(set.assets[0].dates[0].to_string(), "2020-01-02");
+    }
+
+    #[test]
+    fn endless_input_is_cut_off() {
+        let error = load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert_eq!(error, "/dev/zero: data file is larger than 256 MiB (the most sweeprun reads)");
     }
 
     #[test]

@@ -280,3 +280,31 @@ fn float_written_ties_are_not_crossings_on_any_path() {
         }
     }
 }
+
+/// Long-only equity never goes below zero, whatever the prices: an absurd open (1e-300)
+/// at a bar where a position is sold must not leave the rounding residue of the buy as
+/// negative equity (a drawdown above 100 %). Every path, every combo.
+#[test]
+fn long_only_drawdowns_never_exceed_everything() {
+    let close: Vec<i64> = (0..120).map(|t| 10_000 + ((t * 37) % 23) * 40 - ((t * 11) % 7) * 60).collect();
+    let data = series(&close, &close);
+    let combos: Vec<SmaCombo> =
+        (1..=6u32).flat_map(|fast| (fast + 1..=fast + 12).map(move |slow| SmaCombo { fast, slow })).collect();
+    for absurd_bar in 1..close.len() {
+        let mut data = data.clone();
+        data.open.as_mut().unwrap()[absurd_bar] = 1e-300;
+        let batch = SmaBatch::new(&data, 18).unwrap();
+        for path in KernelPath::available() {
+            for fee in [0.0, 0.001, 0.1] {
+                let config =
+                    SmaConfig { direction: Direction::Long, fill: Fill::Open, fee, convention: Convention::Standard };
+                let mut out = vec![Metrics::default(); combos.len()];
+                batch.evaluate_on(path, &config, &combos, &mut out).unwrap();
+                for (combo, m) in combos.iter().zip(&out) {
+                    assert!(m.max_drawdown <= 1.0, "{path} fee {fee} {combo:?} open 1e-300 at {absurd_bar}: {m:?}");
+                    assert!(m.total_return >= -1.0, "{path} {combo:?}: {m:?}");
+                }
+            }
+        }
+    }
+}

@@ -478,7 +478,10 @@ impl Account {
             let size = self.cash / (price * (1.0 + fee));
             if target > 0 {
                 self.shares = size;
-                self.cash = self.cash - size * price - fee * size * price;
+                // Zero up to rounding (~1e-17 either way). Never below zero: a long-only
+                // book that later sells at an absurd price (an open of 1e-300) would
+                // otherwise be left with negative equity, a drawdown above 100 %.
+                self.cash = (self.cash - size * price - fee * size * price).max(0.0);
             } else {
                 self.shares = -size;
                 self.cash = self.cash + size * price - fee * size * price;

@@ -33,9 +33,10 @@ impl Book {
         if target != 0 {
             let s = self.cash / (p * (1.0 + fee));
             if target == 1 {
-                // Long: shares = +S, cash = cash − S·p − fee·S·p.
+                // Long: shares = +S, cash = cash − S·p − fee·S·p (≈ 0; the project keeps it
+                // at or above 0, so long-only equity never goes negative: docs/DESIGN.md).
                 self.shares = s;
-                self.cash = self.cash - s * p - fee * s * p;
+                self.cash = (self.cash - s * p - fee * s * p).max(0.0);
             } else {
                 // Short: shares = −S, cash = cash + S·p − fee·S·p.
                 self.shares = -s;
