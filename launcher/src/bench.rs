@@ -88,9 +88,7 @@ pub fn bench(args: &BenchArgs) -> Result<String> {
 fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
     let spec = Spec::load(path, &[])?;
     let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
-    spec.strategy
-        .validate(&data, spec.symbol.as_deref(), &spec.grid)
-        .map_err(|e| Failure::usage(format!("{}: {e}", spec.origin)))?;
+    spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
     let mut values = vec![ParamValue::Int(0); spec.grid.names().len()];
     let ints: Vec<(u32, u32)> = (0..spec.grid.len())
         .map(|id| {
