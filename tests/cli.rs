@@ -609,3 +609,21 @@ fn long_only_equity_stays_positive_at_the_highest_fees() {
     }
     assert_eq!(curves, 60);
 }
+
+#[test]
+fn bench_finds_its_example_data_from_any_directory_and_compares_only_momentum() {
+    let dir = tempfile::tempdir().unwrap();
+    let sma = output_of(sweeprun(dir.path()).args(["bench", "--samples", "1", "--fast", "2:10", "--slow", "5:20"]));
+    let stdout = String::from_utf8(sma.stdout).unwrap();
+    assert!(sma.status.success(), "{}", String::from_utf8_lossy(&sma.stderr));
+    assert!(stdout.contains("combo-bars/s") && !stdout.contains("faster than"), "{stdout}");
+    let baseline = output_of(sweeprun(dir.path()).args(["bench", "--samples", "1", "--baseline", "10"]));
+    let stderr = String::from_utf8(baseline.stderr).unwrap();
+    assert_eq!(baseline.status.code(), Some(2));
+    assert!(stderr.lines().count() == 1 && stderr.contains("--baseline"), "{stderr}");
+    let spec = workspace_root().join("examples/momentum_etf5.toml");
+    let momentum = output_of(sweeprun(dir.path()).arg("bench").arg(&spec).args(["--samples", "1"]));
+    let stdout = String::from_utf8(momentum.stdout).unwrap();
+    assert!(momentum.status.success(), "{}", String::from_utf8_lossy(&momentum.stderr));
+    assert!(stdout.contains("faster than 8.24 s per backtest"), "{stdout}");
+}
