@@ -14,7 +14,12 @@
 //! ```sh
 //! cargo bench --bench kernel -- --warm-up-time 1 --measurement-time 2
 //! cargo bench --bench kernel -- 2000bars/avx2        # a filter, as usual with criterion
+//! SWEEPRUN_BENCH_QUICK=1 cargo bench --bench kernel  # quick: the default path only
 //! ```
+//!
+//! `SWEEPRUN_BENCH_QUICK=1` measures only the path `sweeprun` would run (the best one, or
+//! `SWEEPRUN_KERNEL`'s) with a 0.5 s warm-up and 1 s measurement per benchmark (flags on
+//! the command line still override them); BENCHMARKS.md says how long each mode takes.
 //!
 //! Criterion reports the time per iteration (one whole-grid sweep) and, because each
 //! benchmark declares `Throughput::Elements(combos x bars)`, the rate in "elem/s", which
@@ -23,7 +28,7 @@
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use std::hint::black_box;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::date::Date;
 use sweeprun_kernel::decimal::ExactCloses;
@@ -163,7 +168,11 @@ fn sma_kernel(c: &mut Criterion) -> Vec<Measured> {
             },
         ),
     ];
-    let paths = KernelPath::available();
+    let paths = if quick_mode() {
+        vec![sweeprun_kernel::arch::selected_kernel().expect("SWEEPRUN_KERNEL names an available path")]
+    } else {
+        KernelPath::available()
+    };
     let mut out = vec![Metrics::default(); combos.len()];
     for (series, size) in &inputs {
         // One batch per path, prepared once (outside every timed closure).
@@ -197,9 +206,20 @@ fn sma_kernel(c: &mut Criterion) -> Vec<Measured> {
     measured
 }
 
+/// Whether `SWEEPRUN_BENCH_QUICK=1` asks for the quick mode.
+fn quick_mode() -> bool {
+    std::env::var("SWEEPRUN_BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
 fn main() {
     let started = SystemTime::now();
-    let mut criterion = Criterion::default().configure_from_args();
+    let defaults = if quick_mode() {
+        eprintln!("kernel bench: quick mode (SWEEPRUN_BENCH_QUICK=1): default path, 0.5 s warm-up, 1 s measurement");
+        Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(1))
+    } else {
+        Criterion::default()
+    };
+    let mut criterion = defaults.configure_from_args();
     let measured = sma_kernel(&mut criterion);
     criterion.final_summary();
     // Criterion prints the mean of flat samples; the medians it saved, as combo-bars/s:

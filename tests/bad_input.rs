@@ -152,6 +152,8 @@ struct Case {
     args: Vec<String>,
     /// Substrings the one stderr line must contain.
     expect: Vec<&'static str>,
+    /// Substrings it must not contain (e.g. a misleading hint).
+    absent: Vec<&'static str>,
 }
 
 impl Case {
@@ -161,7 +163,14 @@ impl Case {
             ("spec.toml".to_string(), SPEC.as_bytes().to_vec()),
             ("prices.csv".to_string(), ohlc_csv().into_bytes()),
         ]);
-        Case { name, files, dirs: Vec::new(), args: vec!["run".into(), "spec.toml".into()], expect: Vec::new() }
+        Case {
+            name,
+            files,
+            dirs: Vec::new(),
+            args: vec!["run".into(), "spec.toml".into()],
+            expect: Vec::new(),
+            absent: Vec::new(),
+        }
     }
 
     fn file(mut self, path: &str, contents: impl Into<Vec<u8>>) -> Case {
@@ -203,6 +212,44 @@ impl Case {
         self.expect.extend_from_slice(substrings);
         self
     }
+
+    fn absent(mut self, substrings: &[&'static str]) -> Case {
+        self.absent.extend_from_slice(substrings);
+        self
+    }
+
+    /// The momentum baseline: `MOMENTUM_SPEC` over a wide file of `MOMENTUM_ASSETS`.
+    fn momentum(self, edits: &[(&str, &str)]) -> Case {
+        self.spec(momentum_spec_with(edits)).data(wide_csv(&MOMENTUM_ASSETS))
+    }
+}
+
+/// The momentum baseline spec, over the closes of `MOMENTUM_ASSETS` (60 weekdays).
+const MOMENTUM_SPEC: &str = r#"[data]
+path = "prices.csv"
+
+[strategy]
+name = "momentum_taa"
+
+[grid]
+lookback = [5, 10, 15]
+top_n = [1, 2, 3, 4]
+
+[output]
+path = "out/results.csv"
+"#;
+
+/// The assets of the momentum baseline.
+const MOMENTUM_ASSETS: [&str; 4] = ["AAA", "BBB", "CCC", "DDD"];
+
+/// The momentum baseline spec with each `(old, new)` replacement applied.
+fn momentum_spec_with(edits: &[(&str, &str)]) -> String {
+    let mut text = MOMENTUM_SPEC.to_string();
+    for (old, new) in edits {
+        assert!(text.contains(old), "the momentum spec has no `{old}` to replace");
+        text = text.replacen(old, new, 1);
+    }
+    text
 }
 
 /// A `<out>.partial.json` claiming the journal for some other sweep.
@@ -430,7 +477,46 @@ fn cases() -> Vec<Case> {
             .expect(&["[grid]", "fast < slow", "fast = 15, slow = 10"]),
         Case::new("window longer than the data")
             .spec(spec_with(&[("slow = { from = 10, to = 20, step = 5 }", "slow = [10, 100]")]))
-            .expect(&["[grid]", "window of 100 bars", "60 bars"]),
+            .expect(&["[grid] slow", "100", "2..=60", "60 bars"]),
+        Case::new("window of 2^32 bars")
+            .spec(spec_with(&[("fast = { from = 2, to = 5 }", "fast = [2, 4294967296]")]))
+            .expect(&["[grid] fast", "4294967296", "1..=60"]),
+        Case::new("custom where that admits fast >= slow")
+            .spec(spec_with(&[
+                ("slow = { from = 10, to = 20, step = 5 }", "slow = [3, 10]"),
+                ("where = \"fast < slow\"", "where = \"slow > 2\""),
+            ]))
+            .expect(&["[grid] where", "\"slow > 2\"", "admits", "fast >= slow", "fast = 3, slow = 3"])
+            .absent(&["add where"]),
+        // --- momentum_taa ----------------------------------------------------------------
+        Case::new("momentum lookback of 2^32")
+            .momentum(&[("lookback = [5, 10, 15]", "lookback = [5, 4294967296]")])
+            .expect(&["[grid] lookback", "4294967296", "1..=60"]),
+        Case::new("momentum lookback longer than the data")
+            .momentum(&[("lookback = [5, 10, 15]", "lookback = { from = 50, to = 70, step = 10 }")])
+            .expect(&["[grid] lookback", "70", "1..=60", "sim weekdays"]),
+        Case::new("momentum top_n of 2^32").momentum(&[("top_n = [1, 2, 3, 4]", "top_n = 4294967296")]).expect(&[
+            "[grid] top_n",
+            "4294967296",
+            "1..=4",
+        ]),
+        Case::new("momentum top_n larger than the universe")
+            .momentum(&[("top_n = [1, 2, 3, 4]", "top_n = [1, 5]")])
+            .expect(&["[grid] top_n", "5", "1..=4", "4 assets"]),
+        Case::new("momentum end after the last data row")
+            .momentum(&[("name = \"momentum_taa\"", "name = \"momentum_taa\"\nend = \"2098-01-02\"")])
+            .expect(&["[strategy] end", "2098-01-02", "last data row"]),
+        Case::new("momentum fee_pct of 0.5")
+            .momentum(&[("name = \"momentum_taa\"", "name = \"momentum_taa\"\nfee_pct = 0.5")])
+            .expect(&["[strategy] fee_pct", "0.5", "[0, 0.1]"]),
+        Case::new("momentum tax_pct above the bound")
+            .momentum(&[("name = \"momentum_taa\"", "name = \"momentum_taa\"\ntax_pct = 0.2")])
+            .expect(&["[strategy] tax_pct", "0.2", "[0, 0.1]"]),
+        Case::new("--set a momentum top_n beyond the universe")
+            .momentum(&[])
+            .args(&["--set", "grid.top_n=9"])
+            .expect(&["--set grid.top_n=9:", "[grid] top_n", "1..=4"])
+            .absent(&["spec.toml"]),
         // --- output location -------------------------------------------------------------
         Case::new("no output path anywhere")
             .spec(spec_with(&[("\n[output]\npath = \"out/results.csv\"\n", "")]))
@@ -460,6 +546,38 @@ fn cases() -> Vec<Case> {
             .args(&["--out", "taken.csv"])
             .expect(&["taken.csv", "is a directory"]),
         Case::new("--out is the input data file").args(&["--out", "prices.csv"]).expect(&["prices.csv", "data"]),
+        Case::new("[output] path ending in /")
+            .spec(spec_with(&[("path = \"out/results.csv\"", "path = \"out/results.csv/\"")]))
+            .expect(&["[output] path", "out/results.csv/", "ends with `/`"]),
+        Case::new("--out ending in /").args(&["--out", "res.csv/"]).expect(&["--out res.csv/", "ends with `/`"]),
+        // An output whose journal, sidecar or tearsheets would replace or fill an input.
+        Case::new("data named like the output's .partial.json")
+            .without("prices.csv")
+            .file("r.csv.partial.json", ohlc_csv())
+            .spec(spec_with(&[("prices.csv", "r.csv.partial.json"), ("out/results.csv", "r.csv")]))
+            .expect(&["output", "r.csv.partial.json", "input data"]),
+        Case::new("data named like the output's .partial.table")
+            .without("prices.csv")
+            .file("r.csv.partial.table", ohlc_csv())
+            .spec(spec_with(&[("prices.csv", "r.csv.partial.table"), ("out/results.csv", "r.csv")]))
+            .expect(&["output", "r.csv.partial.table", "input data"]),
+        Case::new("data named like the output's sidecar, via --out")
+            .without("prices.csv")
+            .file("r.csv.meta.json", ohlc_csv())
+            .spec(spec_with(&[("prices.csv", "r.csv.meta.json")]))
+            .args(&["--out", "r.csv"])
+            .expect(&["r.csv.meta.json", "input data"]),
+        Case::new("data dir named like the output's tearsheets dir")
+            .without("prices.csv")
+            .file("r.csv.tearsheets/AAA.csv", ohlc_csv())
+            .spec(spec_with(&[("path = \"prices.csv\"", "dir = \"r.csv.tearsheets\""), ("out/results.csv", "r.csv")]))
+            .args(&["--tearsheet", "top:1"])
+            .expect(&["output", "r.csv.tearsheets", "input data"]),
+        Case::new("spec that is its own output")
+            .without("spec.toml")
+            .file("s.csv", spec_with(&[("out/results.csv", "s.csv")]))
+            .argv(&["run", "s.csv"])
+            .expect(&["output", "s.csv", "input spec"]),
         Case::new("journal of an interrupted sweep, no --resume")
             .file("out/results.csv.partial", journal())
             .expect(&["results.csv.partial", "--resume"]),
@@ -482,10 +600,23 @@ fn cases() -> Vec<Case> {
         Case::new("--set with an undotted key").args(&["--set", "fee=0.1"]).expect(&["--set fee=0.1", "dotted key"]),
         Case::new("--set an out-of-range value")
             .args(&["--set", "strategy.fee=2"])
-            .expect(&["[strategy] fee", "got 2"]),
+            .expect(&["--set strategy.fee=2:", "[strategy] fee", "got 2"])
+            .absent(&["spec.toml"]),
         Case::new("--set an unknown spec key")
             .args(&["--set", "strategy.windw=5"])
-            .expect(&["[strategy] unknown key `windw`"]),
+            .expect(&["--set strategy.windw=5:", "[strategy] unknown key `windw`"])
+            .absent(&["spec.toml"]),
+        Case::new("--equity past the last combo").args(&["--equity", "12"]).expect(&["--equity", "combo 12", "0..=11"]),
+        Case::new("unknown flag close to a real one")
+            .args(&["--outt", "x.csv"])
+            .expect(&["unexpected argument '--outt'", "did you mean '--out'?"]),
+        Case::new("more ranks than CPUs with a bad input: no warning first")
+            .args(&["-np", "16", "--sort-by", "profit"])
+            .expect(&["--sort-by", "unknown metric `profit`"])
+            .absent(&["oversubscribed"]),
+        Case::new("spec larger than 1 MiB")
+            .spec(SPEC.to_string() + &format!("# {}\n", "x".repeat(1 << 20)))
+            .expect(&["spec.toml", "larger than 1 MiB"]),
         Case::new("--sort-by an unknown metric").args(&["--sort-by", "profit"]).expect(&[
             "--sort-by",
             "unknown metric `profit`",
@@ -588,6 +719,11 @@ fn check(case: &Case) -> Result<(), String> {
                     problems.push(format!("the stderr line does not name the problem: no `{want}` in it"));
                 }
             }
+            for unwanted in &case.absent {
+                if line.contains(unwanted) {
+                    problems.push(format!("the stderr line says `{unwanted}`, which it must not"));
+                }
+            }
         }
         _ => problems.push(format!("stderr has {} lines; expected exactly one `sweeprun: ...` line", lines.len())),
     }
@@ -645,6 +781,7 @@ fn baseline_inputs_run_cleanly() {
         Case::new("closes-only baseline with fill = close")
             .data(wide_csv(&["AAA"]))
             .spec(spec_with(&[("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\"")])),
+        Case::new("momentum baseline").momentum(&[]),
         Case::new("wide baseline with a symbol").data(wide_csv(&["AAA", "BBB"])).spec(spec_with(&[
             ("path = \"prices.csv\"", "path = \"prices.csv\"\nsymbol = \"BBB\""),
             ("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\""),

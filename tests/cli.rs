@@ -530,3 +530,100 @@ fn a_grid_smaller_than_the_rank_count_uses_only_the_ranks_it_needs() {
         assert!(!dir.path().join("tiny.csv.partial").exists());
     }
 }
+
+/// Runs `sweeprun run` with `args` in a temp dir; asserts success; returns (stdout, stderr).
+fn run_ok(dir: &Path, args: &[&str]) -> (String, String) {
+    let run = output_of(sweeprun(dir).args(args));
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert!(run.status.success(), "sweeprun {args:?}: {stderr}");
+    (String::from_utf8(run.stdout).unwrap(), stderr)
+}
+
+#[test]
+fn every_summary_column_sorts_and_money_is_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = workspace_root().join("examples/momentum_etf5.toml");
+    let spec = spec.to_str().unwrap();
+    for column in ["final_equity", "rebalances", "lookback", "top_n", "max_drawdown"] {
+        let (stdout, _) = run_ok(dir.path(), &["run", spec, "--out", "m.csv", "--top", "3", "--sort-by", column]);
+        assert!(stdout.starts_with(&format!("top 3 of 60 by {column}:")), "{stdout}");
+        let (header, rows) = sweeprun_tests::read_csv(&dir.path().join("m.csv"));
+        let col = header.iter().position(|h| h == column).unwrap();
+        let mut values: Vec<f64> = rows.iter().map(|r| r[col].parse().unwrap()).collect();
+        values.sort_by(f64::total_cmp);
+        let best = if column == "max_drawdown" { values[0] } else { values[values.len() - 1] };
+        let shown = stdout.lines().nth(2).unwrap().split_whitespace().nth(col + 1).unwrap().replace(',', "");
+        assert!((shown.parse::<f64>().unwrap() - best).abs() <= 1e-4 * best.abs().max(1.0), "{column}: {stdout}");
+    }
+    let (stdout, _) = run_ok(dir.path(), &["run", spec, "--out", "m.csv", "--top", "3"]);
+    let header: Vec<&str> = stdout.lines().nth(1).unwrap().split_whitespace().collect();
+    let equity_col = header.iter().position(|&h| h == "final_equity").unwrap();
+    for line in stdout.lines().skip(2) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let equity = cells[equity_col];
+        assert!(equity.contains(',') && equity.split_once('.').unwrap().1.len() == 2, "money: {line}");
+        assert!(!line.contains("e6") && !line.contains("e+") && !line.contains("e-"), "no exponents: {line}");
+        let sharpe = cells[header.iter().position(|&h| h == "sharpe").unwrap()];
+        assert_eq!(sharpe.split_once('.').unwrap().1.len(), 4, "ratios with 4 decimals: {line}");
+    }
+}
+
+#[test]
+fn one_combo_is_singular_in_every_message() {
+    let (dir, spec) = goog_dir();
+    let spec = spec.to_str().unwrap();
+    let (_, stderr) = run_ok(dir.path(), &["run", spec, "-np", "1", "--set", "grid.fast=5", "--set", "grid.slow=10"]);
+    assert!(
+        stderr.contains("(1 row)") && stderr.contains("sweeprun: 1 combo;") && stderr.contains("on 1 rank"),
+        "{stderr}"
+    );
+    for plural in ["1 rows", "1 combos", "1 ranks"] {
+        assert!(!stderr.contains(plural), "`{plural}` in {stderr}");
+    }
+}
+
+#[test]
+fn long_only_equity_stays_positive_at_the_highest_fees() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..60).map(|id| id.to_string()).collect();
+    let ids = ids.join(",");
+    let spec = workspace_root().join("examples/momentum_etf5.toml");
+    let fees = ["--set", "strategy.fee_pct=0.1", "--set", "strategy.tax_pct=0.1"];
+    let mut args = vec!["run", spec.to_str().unwrap(), "--out", "fees.csv", "--top", "0", "--equity", &ids];
+    args.extend(fees);
+    run_ok(dir.path(), &args);
+    let (header, rows) = sweeprun_tests::read_csv(&dir.path().join("fees.csv"));
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for row in &rows {
+        assert!(row[column("final_equity")].parse::<f64>().unwrap() > 0.0, "{row:?}");
+        assert!(row[column("total_return")].parse::<f64>().unwrap() > -1.0, "{row:?}");
+    }
+    let mut curves = 0;
+    for entry in std::fs::read_dir(dir.path().join("fees.csv.tearsheets")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".equity.csv") {
+            let (_, points) = sweeprun_tests::read_csv(&path);
+            assert!(points.iter().all(|p| p[1].parse::<f64>().unwrap() > 0.0), "{}", path.display());
+            curves += 1;
+        }
+    }
+    assert_eq!(curves, 60);
+}
+
+#[test]
+fn bench_finds_its_example_data_from_any_directory_and_compares_only_momentum() {
+    let dir = tempfile::tempdir().unwrap();
+    let sma = output_of(sweeprun(dir.path()).args(["bench", "--samples", "1", "--fast", "2:10", "--slow", "5:20"]));
+    let stdout = String::from_utf8(sma.stdout).unwrap();
+    assert!(sma.status.success(), "{}", String::from_utf8_lossy(&sma.stderr));
+    assert!(stdout.contains("combo-bars/s") && !stdout.contains("faster than"), "{stdout}");
+    let baseline = output_of(sweeprun(dir.path()).args(["bench", "--samples", "1", "--baseline", "10"]));
+    let stderr = String::from_utf8(baseline.stderr).unwrap();
+    assert_eq!(baseline.status.code(), Some(2));
+    assert!(stderr.lines().count() == 1 && stderr.contains("--baseline"), "{stderr}");
+    let spec = workspace_root().join("examples/momentum_etf5.toml");
+    let momentum = output_of(sweeprun(dir.path()).arg("bench").arg(&spec).args(["--samples", "1"]));
+    let stdout = String::from_utf8(momentum.stdout).unwrap();
+    assert!(momentum.status.success(), "{}", String::from_utf8_lossy(&momentum.stderr));
+    assert!(stdout.contains("faster than 8.24 s per backtest"), "{stdout}");
+}

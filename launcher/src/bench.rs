@@ -5,8 +5,10 @@
 use crate::cli::BenchArgs;
 use crate::error::{Failure, Result};
 use crate::grid::ParamValue;
+use crate::report::counted;
 use crate::spec::Spec;
 use crate::strategy::Strategy;
+use std::path::PathBuf;
 use std::time::Instant;
 use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::metrics::{Convention, Metrics};
@@ -44,20 +46,46 @@ fn time_passes(samples: usize, mut pass: impl FnMut()) -> Vec<f64> {
     seconds
 }
 
-fn report(label: &str, combos: usize, bars: usize, seconds: &[f64], baseline: f64) -> String {
+/// QSTrader's measured CPU seconds per backtest of the momentum strategy on synth10
+/// (README, BENCHMARKS.md): the default `--baseline` of momentum_taa spec benches.
+pub const QSTRADER_SECONDS_PER_BACKTEST: f64 = 8.24;
+
+/// The report of one benchmark; `baseline` (seconds per backtest) adds a speed-up.
+fn report(label: &str, combos: usize, bars: usize, seconds: &[f64], baseline: Option<f64>) -> String {
     let median = seconds[seconds.len() / 2];
     let per_backtest = median / combos as f64;
+    let speedup = baseline.map_or(String::new(), |baseline| {
+        format!(" ({:.0}x faster than {baseline} s per backtest)", baseline / per_backtest)
+    });
     format!(
-        "{label}\n{combos} combos x {bars} bars, {} samples on 1 core\n\
+        "{label}\n{} x {}, {} on 1 core\n\
          median {median:.4} s per sweep (min {:.4} s): {:.3e} combo-bars/s, {:.0} backtests/s, \
-         {:.2} us per backtest ({:.0}x faster than {baseline} s per backtest)\n",
-        seconds.len(),
+         {:.2} us per backtest{speedup}\n",
+        counted(combos as u64, "combo"),
+        counted(bars as u64, "bar"),
+        counted(seconds.len() as u64, "sample"),
         seconds[0],
         combos as f64 * bars as f64 / median,
         1.0 / per_backtest,
         per_backtest * 1e6,
-        baseline / per_backtest,
     )
+}
+
+/// The example data the built-in grid runs on without `--data`: `examples/data/GOOG.csv`
+/// of the repository this executable was built in (found among the executable's
+/// ancestors, e.g. `target/release/..`), so the default works from any directory.
+fn default_data() -> Result<PathBuf> {
+    let exe = std::env::current_exe().ok();
+    exe.iter()
+        .flat_map(|exe| exe.ancestors().skip(1))
+        .map(|dir| dir.join("examples/data/GOOG.csv"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            Failure::usage(
+                "--data: no CSV given, and no examples/data/GOOG.csv above this executable; \
+                 pass --data PATH (a single-asset OHLC CSV)",
+            )
+        })
 }
 
 fn parse_range(flag: &str, text: &str) -> Result<(u32, u32)> {
@@ -75,8 +103,10 @@ pub fn bench(args: &BenchArgs) -> Result<String> {
     if args.samples == 0 {
         return Err(Failure::usage("--samples: expected at least 1"));
     }
-    if !(args.baseline.is_finite() && args.baseline > 0.0) {
-        return Err(Failure::usage("--baseline: expected a positive number of seconds"));
+    if let Some(baseline) = args.baseline {
+        if !(baseline.is_finite() && baseline > 0.0) {
+            return Err(Failure::usage("--baseline: expected a positive number of seconds"));
+        }
     }
     match &args.spec {
         Some(path) => bench_spec(path, args),
@@ -88,9 +118,7 @@ pub fn bench(args: &BenchArgs) -> Result<String> {
 fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
     let spec = Spec::load(path, &[])?;
     let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
-    spec.strategy
-        .validate(&data, spec.symbol.as_deref(), &spec.grid)
-        .map_err(|e| Failure::usage(format!("{}: {e}", spec.origin)))?;
+    spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
     let mut values = vec![ParamValue::Int(0); spec.grid.names().len()];
     let ints: Vec<(u32, u32)> = (0..spec.grid.len())
         .map(|id| {
@@ -99,6 +127,12 @@ fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
             (int(values[0]), int(values[1]))
         })
         .collect();
+    if args.baseline.is_some() && !matches!(spec.strategy, Strategy::MomentumTaa(_)) {
+        return Err(Failure::usage(format!(
+            "--baseline: only momentum_taa benches compare with a baseline (QSTrader's), not {}",
+            spec.strategy.name()
+        )));
+    }
     pin_to_one_cpu();
     let label = format!("{} ({}), spec {}", spec.strategy.name(), spec.strategy.convention().name(), spec.origin);
     match &spec.strategy {
@@ -122,7 +156,7 @@ fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
                 std::hint::black_box(&out);
             });
             let used = batch.path_for(config, path);
-            Ok(report(&format!("kernel {used}, {label}"), combos.len(), batch.bars(), &seconds, args.baseline))
+            Ok(report(&format!("kernel {used}, {label}"), combos.len(), batch.bars(), &seconds, None))
         }
         Strategy::MomentumTaa(momentum) => {
             let config = momentum.config(&data);
@@ -141,7 +175,8 @@ fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
                 std::hint::black_box(&out);
             });
             let label = format!("{label}, {} assets", data.assets.len());
-            Ok(report(&label, combos.len(), days, &seconds, args.baseline))
+            let baseline = args.baseline.unwrap_or(QSTRADER_SECONDS_PER_BACKTEST);
+            Ok(report(&label, combos.len(), days, &seconds, Some(baseline)))
         }
     }
 }
@@ -155,11 +190,21 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
     let fill = sma::parse_fill(&args.fill)
         .ok_or_else(|| Failure::usage(format!("--fill: expected open or close, got `{}`", args.fill)))?;
     let config = SmaConfig { direction, fill, fee: args.fee, convention: Convention::Standard };
-    let data = sweeprun_kernel::prices::load(&args.data).map_err(|e| Failure::usage(e.to_string()))?;
+    if args.baseline.is_some() {
+        return Err(Failure::usage(
+            "--baseline: only momentum_taa spec benches compare with a baseline (QSTrader's); \
+             the built-in SMA grid has none",
+        ));
+    }
+    let data_path = match &args.data {
+        Some(path) => path.clone(),
+        None => default_data()?,
+    };
+    let data = sweeprun_kernel::prices::load(&data_path).map_err(|e| Failure::usage(e.to_string()))?;
     let series = data.assets.first().ok_or_else(|| Failure::usage("--data: no assets"))?;
     // Windows are checked against the data before any combo is listed.
     let mut batch = SmaBatch::new(series, slow_to.max(fast_to))
-        .map_err(|e| Failure::usage(format!("--fast/--slow with --data {}: {e}", args.data.display())))?;
+        .map_err(|e| Failure::usage(format!("--fast/--slow with --data {}: {e}", data_path.display())))?;
     let combos: Vec<SmaCombo> = (fast_from..=fast_to)
         .flat_map(|fast| (slow_from.max(fast.saturating_add(1))..=slow_to).map(move |slow| SmaCombo { fast, slow }))
         .collect();
@@ -182,5 +227,5 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
         args.fill,
         args.fee
     );
-    Ok(report(&label, combos.len(), batch.bars(), &seconds, args.baseline))
+    Ok(report(&label, combos.len(), batch.bars(), &seconds, None))
 }

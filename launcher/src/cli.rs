@@ -107,12 +107,14 @@ pub struct RunArgs {
 pub struct BenchArgs {
     /// Benchmark this spec's whole grid instead of the built-in SMA grid.
     pub spec: Option<PathBuf>,
-    /// Seconds per backtest of the baseline to compare with (QSTrader: about 10 CPU-s).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    pub baseline: f64,
-    /// Price data (single-asset OHLC CSV).
-    #[arg(long, default_value = "examples/data/GOOG.csv", value_name = "CSV")]
-    pub data: PathBuf,
+    /// momentum_taa spec benches only: CPU seconds per backtest to compare with
+    /// [default: 8.24, QSTrader's measured time per synth10 backtest].
+    #[arg(long, value_name = "SECONDS")]
+    pub baseline: Option<f64>,
+    /// Price data (single-asset OHLC CSV) [default: examples/data/GOOG.csv of the
+    /// repository holding this executable].
+    #[arg(long, value_name = "CSV")]
+    pub data: Option<PathBuf>,
     /// Fast windows FROM:TO (inclusive).
     #[arg(long, default_value = "2:200", value_name = "FROM:TO")]
     pub fast: String,

@@ -24,3 +24,6 @@ pub mod spec;
 pub mod strategy;
 pub mod tearsheet;
 pub mod worker;
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -320,8 +320,11 @@ fn schedule(
                 if outstanding > 0 {
                     progress.note(&format!(
                         "sweeprun: rank {r} (pid {}) {why} and exited ({status}); \
-                         its {lost_combos} unfinished combos go to the {survivors} other ranks",
-                        ranks[r].child.id()
+                         its {} {} to the {}",
+                        ranks[r].child.id(),
+                        crate::report::counted(lost_combos, "unfinished combo"),
+                        if lost_combos == 1 { "goes" } else { "go" },
+                        crate::report::counted(survivors as u64, "other rank")
                     ));
                 }
                 if survivors == 0 && outstanding > 0 {

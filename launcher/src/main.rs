@@ -46,14 +46,43 @@ fn main() -> ExitCode {
 }
 
 /// Joins the first paragraph of a clap error (the problem and, e.g., the missing argument
-/// or the possible values) into one line; the usage and tips after it are dropped.
+/// or the possible values) into one line, with clap's suggestion of a similar flag or
+/// subcommand if it made one; the usage and other tips after it are dropped.
 fn one_line(rendered: &str) -> String {
     let paragraph: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
     let line = paragraph.join(" ");
     let line = line.trim_start_matches("error: ").trim_end_matches(':');
     if line.is_empty() {
-        "invalid arguments".to_string()
-    } else {
+        return "invalid arguments".to_string();
+    }
+    // e.g. "tip: a similar argument exists: '--out'" -> "did you mean '--out'?"
+    let suggestions: Vec<&str> = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: a similar "))
+        .filter_map(|tip| tip.split_once(" exists: ").or_else(|| tip.split_once(" exist: ")))
+        .map(|(_, names)| names.trim())
+        .collect();
+    if suggestions.is_empty() {
         line.to_string()
+    } else {
+        format!("{line}; did you mean {}?", suggestions.join(" or "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clap_suggestion_stays_on_the_one_line() {
+        let rendered = "error: unexpected argument '--ot' found\n\n  tip: a similar argument exists: '--out'\n\n\
+                        Usage: sweeprun run --out <PATH> <SPEC>\n\nFor more information, try '--help'.\n";
+        assert_eq!(one_line(rendered), "unexpected argument '--ot' found; did you mean '--out'?");
+        assert_eq!(
+            one_line(
+                "error: unexpected argument '--turbo' found\n\n  tip: to pass '--turbo' as a value, use '-- --turbo'\n"
+            ),
+            "unexpected argument '--turbo' found"
+        );
     }
 }

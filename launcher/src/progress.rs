@@ -1,5 +1,6 @@
 //! Sweep progress on stderr: a bar with rate and ETA on a terminal, plain lines otherwise.
 
+use crate::report::counted;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -59,9 +60,9 @@ impl Progress {
         let rate = self.rate();
         let left = (self.total - self.done) as f64 / rate.max(1e-9);
         format!(
-            "{}/{} combos ({:.0}%), {:.0} combos/s, ETA {:.1} s",
+            "{}/{} ({:.0}%), {:.0} combos/s, ETA {:.1} s",
             self.done,
-            self.total,
+            counted(self.total, "combo"),
             100.0 * self.done as f64 / self.total.max(1) as f64,
             rate,
             left
@@ -85,10 +86,10 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64();
         let resumed = if self.resumed > 0 { format!(" ({} from the journal)", self.resumed) } else { String::new() };
         eprintln!(
-            "sweeprun: {} combos{resumed}; computed {computed} in {secs:.2} s ({:.0} combos/s) on {ranks} rank{}",
-            self.total,
+            "sweeprun: {}{resumed}; computed {computed} in {secs:.2} s ({:.0} combos/s) on {}",
+            counted(self.total, "combo"),
             self.rate(),
-            if ranks == 1 { "" } else { "s" }
+            counted(ranks as u64, "rank")
         );
     }
 

@@ -1,17 +1,27 @@
 //! The top-K summary printed on stdout after a sweep.
 
 use crate::output::OutputFormat;
-use sweeprun_kernel::metrics::Metrics;
 
 /// Metrics where smaller is better.
 const LOWER_IS_BETTER: [&str; 3] = ["volatility", "max_drawdown", "max_drawdown_duration"];
 
-/// Checks that `metric` is a column a table can be ranked by.
-pub fn check_rank_metric(metric: &str) -> Result<(), String> {
-    if Metrics::NAMES.contains(&metric) {
+/// `n` and `noun`, plural unless `n` is 1: `1 combo`, `2 combos`, `0 rows`.
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Checks that `metric` is a column a table with these `columns` can be ranked by: any
+/// of its numeric columns (grid parameters, metrics, strategy extras), not `combo_id`.
+pub fn check_rank_metric(metric: &str, columns: &[String]) -> Result<(), String> {
+    let sortable: Vec<&str> = columns.iter().map(String::as_str).filter(|&c| c != "combo_id").collect();
+    if sortable.contains(&metric) {
         Ok(())
     } else {
-        Err(format!("--sort-by: unknown metric `{metric}` (expected one of: {})", Metrics::NAMES.join(", ")))
+        Err(format!("--sort-by: unknown metric `{metric}` (expected one of: {})", sortable.join(", ")))
     }
 }
 
@@ -196,13 +206,13 @@ pub fn ranked_rows(
     ranker.finish(columns)
 }
 
-/// Renders ranked rows (best first) as an aligned text table.
+/// Renders ranked rows (best first) as an aligned text table, each column in one fixed
+/// style (see [`display_cell`]).
 pub fn render(ranked: &[Vec<String>], total: usize, columns: &[String], metric: &str) -> String {
-    let shown: Vec<&str> = columns.iter().map(String::as_str).collect();
-    let mut lines = vec![std::iter::once("rank".to_string()).chain(shown.iter().map(|s| s.to_string())).collect()];
+    let mut lines = vec![std::iter::once("rank".to_string()).chain(columns.iter().cloned()).collect()];
     for (i, row) in ranked.iter().enumerate() {
         let mut line = vec![(i + 1).to_string()];
-        line.extend(row.iter().map(|cell| short_number(cell)));
+        line.extend(row.iter().zip(columns).map(|(cell, column)| display_cell(column, cell)));
         lines.push(line);
     }
     let widths: Vec<usize> = (0..lines[0].len())
@@ -217,22 +227,41 @@ pub fn render(ranked: &[Vec<String>], total: usize, columns: &[String], metric: 
     out
 }
 
-/// Shortens a float cell to 6 significant digits for display (integers stay as they are).
-fn short_number(cell: &str) -> String {
-    if cell.parse::<i64>().is_ok() {
-        return cell.to_string();
+/// Columns of returns and ratios, shown with [`RATIO_DECIMALS`] fixed decimals.
+const RATIO_COLUMNS: [&str; 6] = ["total_return", "cagr", "sharpe", "sortino", "volatility", "max_drawdown"];
+/// Decimals of the returns and ratios in the summary.
+const RATIO_DECIMALS: usize = 4;
+
+/// One summary cell in its column's style: money (`final_equity`) with thousands
+/// separators and 2 decimals, returns and ratios with 4 fixed decimals, counts and grid
+/// parameters as the table writes them; `NaN` and other non-numbers as they are.
+pub fn display_cell(column: &str, cell: &str) -> String {
+    let value = match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() => v,
+        _ => return cell.to_string(),
+    };
+    if column == "final_equity" {
+        money(value)
+    } else if RATIO_COLUMNS.contains(&column) {
+        format!("{value:.RATIO_DECIMALS$}")
+    } else {
+        cell.to_string()
     }
-    match cell.parse::<f64>() {
-        Ok(v) if v.is_finite() => {
-            let s = format!("{v:.6}");
-            if v.abs() >= 1e6 || (v != 0.0 && v.abs() < 1e-4) {
-                format!("{v:.4e}")
-            } else {
-                s
-            }
+}
+
+/// An amount with 2 decimals and `,` between thousands: `-2,432,100.50`.
+fn money(value: f64) -> String {
+    let fixed = format!("{:.2}", value.abs());
+    let (whole, cents) = fixed.split_once('.').expect("two decimals");
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
         }
-        _ => cell.to_string(),
+        grouped.push(digit);
     }
+    let sign = if value < 0.0 && fixed != "0.00" { "-" } else { "" };
+    format!("{sign}{grouped}.{cents}")
 }
 
 #[cfg(test)]
@@ -259,6 +288,34 @@ mod tests {
     }
 
     #[test]
+    fn each_column_has_one_readable_style() {
+        assert_eq!(money(2_432_100.5), "2,432,100.50");
+        assert_eq!(money(999.999), "1,000.00");
+        assert_eq!(money(-1234.0), "-1,234.00");
+        assert_eq!(money(12.0), "12.00");
+        assert_eq!(display_cell("final_equity", "2432100.4567"), "2,432,100.46");
+        assert_eq!(display_cell("sharpe", "1.23456789"), "1.2346");
+        assert_eq!(display_cell("total_return", "1e-7"), "0.0000");
+        assert_eq!(display_cell("cagr", "12345678.9"), "12345678.9000");
+        assert_eq!(display_cell("trades", "12"), "12");
+        assert_eq!(display_cell("fast", "5"), "5");
+        assert_eq!(display_cell("sharpe", "NaN"), "NaN");
+        let cols = columns(&["lookback", "top_n"], &["final_equity", "rebalances"]);
+        let row: Vec<String> =
+            "3,21,2,1.4321,0.05,0.91,1.2,0.15,0.25,40,96,2432100.0,108".split(',').map(str::to_string).collect();
+        let report = render(&[row], 1, &cols, "final_equity");
+        assert!(report.starts_with("top 1 of 1 by final_equity:\n"), "{report}");
+        assert!(report.contains("2,432,100.00") && report.contains("1.4321") && !report.contains("e6"), "{report}");
+    }
+
+    #[test]
+    fn the_count_of_one_is_singular() {
+        assert_eq!(counted(1, "combo"), "1 combo");
+        assert_eq!(counted(0, "row"), "0 rows");
+        assert_eq!(counted(3830, "row"), "3830 rows");
+    }
+
+    #[test]
     fn ranks_best_first_and_nan_last() {
         let cols = columns(&["fast"], &[]);
         let table =
@@ -275,6 +332,7 @@ mod tests {
         assert!(lines[3].trim_start().starts_with("2         0"), "{report}");
         let by_dd = top_k("max_drawdown", 1);
         assert!(by_dd.lines().nth(2).unwrap().trim_start().starts_with("1         1"), "{by_dd}");
-        assert!(check_rank_metric("sharpe").is_ok() && check_rank_metric("alpha").is_err());
+        assert!(check_rank_metric("sharpe", &cols).is_ok() && check_rank_metric("alpha", &cols).is_err());
+        assert!(check_rank_metric("combo_id", &cols).is_err());
     }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
-use sweeprun_kernel::metrics::Convention;
+use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::prices::PriceSet;
 
 /// Most rank processes one launcher starts.
@@ -36,7 +36,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
             }
         }
     })?;
-    let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel } = plan;
+    let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel, oversubscribed } = plan;
     if let Some(e) = early_failure {
         return Err(e);
     }
@@ -92,6 +92,10 @@ pub fn run(args: &RunArgs) -> Result<String> {
         }
         (None, vec![false; combos as usize], 0)
     };
+    // Warnings wait until every check passed: a bad input gets its one error line only.
+    if let Some(warning) = oversubscribed {
+        eprintln!("sweeprun: {warning}");
+    }
 
     let chunking = args.chunk_size.map_or(local::Chunking::Guided { ranks }, local::Chunking::Fixed);
     let chunks = local::chunks_of_remaining(&done, chunking);
@@ -123,7 +127,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         }
     };
     let mut progress = Progress::new(combos, resumed);
-    let ranked = preselect.as_ref().map_or(0, |(_, k)| *k);
+    let ranked = args.top.max(tearsheet_count(args)?);
     // With nothing resumed, the final table is written (in id order) while the ranks work.
     let stream = if resumed == 0 {
         let ranker = report::Ranker::new(format, &columns, &args.sort_by, ranked);
@@ -206,7 +210,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     if let Some(exiting) = exiting {
         exiting.reap();
     }
-    eprintln!("sweeprun: wrote {} ({} rows)", out.display(), combos);
+    eprintln!("sweeprun: wrote {} ({})", out.display(), report::counted(combos, "row"));
     write_tearsheets(&spec, &data, &best, &out, args)?;
     Ok(summary(&best, total, &columns, args))
 }
@@ -229,6 +233,8 @@ struct Plan {
     columns: Vec<String>,
     /// The kernel path the ranks will run.
     kernel: &'static str,
+    /// A warning to print once the input has passed every check (more ranks than CPUs).
+    oversubscribed: Option<String>,
 }
 
 impl Plan {
@@ -252,7 +258,6 @@ impl Plan {
             }
             _ => {}
         }
-        report::check_rank_metric(&args.sort_by).map_err(Failure::usage)?;
         sweeprun_kernel::arch::selected_kernel().map_err(|e| Failure::usage(e.to_string()))?;
         if args.chunk_size == Some(0) {
             return Err(Failure::usage("--chunk-size: expected at least 1 combo, got 0"));
@@ -268,12 +273,18 @@ impl Plan {
         let spec = Spec::load(&args.spec, &overrides)?;
         if let Some(&id) = args.equity.iter().find(|&&id| id >= spec.grid.len()) {
             return Err(Failure::usage(format!(
-                "--equity: combo {id} is not in the grid (ids are 0..{})",
-                spec.grid.len()
+                "--equity: combo {id} is not in the grid (ids are 0..={})",
+                spec.grid.len() - 1
             )));
         }
         let out = match (&args.out, &spec.output) {
             (Some(out), _) => {
+                if out.as_os_str().as_encoded_bytes().ends_with(b"/") {
+                    return Err(Failure::usage(format!(
+                        "--out {}: ends with `/` (a directory); expected a file such as results.csv",
+                        out.display()
+                    )));
+                }
                 OutputFormat::from_path(out).map_err(|e| Failure::usage(format!("--out: {e}")))?;
                 crate::spec::normalize(&std::path::absolute(out).map_err(|e| Failure::usage(format!("--out: {e}")))?)
             }
@@ -287,23 +298,26 @@ impl Plan {
         };
         let format = OutputFormat::from_path(&out).map_err(Failure::usage)?;
         check_output_location(&out)?;
-        check_not_data(&out, &spec.data_path)?;
+        check_outputs_spare_inputs(&out, &[("spec", &args.spec), ("data", &spec.data_path)])?;
         on_spec(&spec, format);
         let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
-        let kernel = spec
-            .strategy
-            .validate(&data, spec.symbol.as_deref(), &spec.grid)
-            .map_err(|e| Failure::usage(format!("{}: {e}", spec.origin)))?;
+        let kernel = spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
         let data_sha256 = checksum(&spec.data_path)?;
         let placement = placement(args);
         let ranks = placement.len().min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
-        if args.bind_to == BindTo::Core && placement.first().is_some_and(Option::is_none) {
-            let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
-            eprintln!("sweeprun: {} ranks on {} CPUs: oversubscribed, not pinning ranks", placement.len(), cpus.len());
-        }
+        let oversubscribed =
+            (args.bind_to == BindTo::Core && placement.first().is_some_and(Option::is_none)).then(|| {
+                let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
+                format!(
+                    "{} on {}: oversubscribed, not pinning ranks",
+                    report::counted(placement.len() as u64, "rank"),
+                    report::counted(cpus.len() as u64, "CPU")
+                )
+            });
         let pins = placement[..ranks].to_vec();
         let columns = output::columns(&spec.grid.names(), &spec.strategy.extra_columns());
-        Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel })
+        report::check_rank_metric(&args.sort_by, &columns).map_err(Failure::usage)?;
+        Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel, oversubscribed })
     }
 }
 
@@ -324,10 +338,12 @@ fn placement(args: &RunArgs) -> Vec<Option<usize>> {
 }
 
 /// What the ranks preselect from each chunk for the top-K: the metric and K (none when
-/// nothing is ranked).
+/// nothing is ranked, or when the ranking column is not one of the common metrics, which
+/// are all the ranks can preselect by: then the launcher ranks every row itself).
 fn preselection(args: &RunArgs) -> Result<Option<(String, usize)>> {
     let ranked = args.top.max(tearsheet_count(args)?);
-    Ok((ranked > 0).then(|| (args.sort_by.clone(), ranked)))
+    let by_metric = Metrics::NAMES.contains(&args.sort_by.as_str());
+    Ok((ranked > 0 && by_metric).then(|| (args.sort_by.clone(), ranked)))
 }
 
 /// The placement of ranks worth starting before the spec is checked: none when `-np` is
@@ -366,25 +382,79 @@ fn check_output_location(out: &Path) -> Result<()> {
     }
 }
 
-/// Refuses an output that would overwrite the input data or land in a data directory
-/// (where the next run would read it as an asset).
-fn check_not_data(out: &Path, data: &Path) -> Result<()> {
-    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
-    let out_dir = out.parent().and_then(canonical);
-    let out_real = out_dir.as_ref().zip(out.file_name()).map(|(dir, name)| dir.join(name));
-    let Some(data_real) = canonical(data) else { return Ok(()) };
-    let clashes = if data_real.is_dir() {
-        out_real.as_ref().is_some_and(|o| o.starts_with(&data_real))
-    } else {
-        let related = [out_real.clone(), out_real.as_ref().map(|o| output::sidecar_path(o))];
-        related.iter().flatten().any(|o| *o == data_real)
-    };
-    if clashes {
-        return Err(Failure::usage(format!(
-            "output {} would overwrite or sit inside the input data {}; choose another path",
-            out.display(),
-            data.display()
-        )));
+/// Every path a sweep writing `out` may create, replace or delete: the table, its
+/// sidecar, the journal files, their temp files (`<path>.tmp`, see
+/// [`output::write_atomically`]) and the tearsheets directory.
+fn written_paths(out: &Path) -> Vec<PathBuf> {
+    let files = [
+        out.to_path_buf(),
+        output::sidecar_path(out),
+        output::journal_path(out),
+        output::journal_meta_path(out),
+        output::table_stream_path(out),
+    ];
+    let mut paths: Vec<PathBuf> = files
+        .iter()
+        .flat_map(|file| {
+            let mut temp = file.as_os_str().to_owned();
+            temp.push(".tmp");
+            [file.clone(), PathBuf::from(temp)]
+        })
+        .collect();
+    paths.push(output::tearsheet_dir(out));
+    paths
+}
+
+/// `path` with symlinks resolved, also when it does not exist yet: its nearest existing
+/// ancestor canonicalised, the rest appended.
+fn resolved(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            return missing.iter().rev().fold(real, |dir, name| dir.join(name));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() };
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// The device and inode of an existing path (hard links share them).
+fn inode(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Refuses an output whose files (see [`written_paths`]) would be, or lie inside, an
+/// input (the spec file, the data file or directory), or hold an input inside them: the
+/// sweep would overwrite or delete it, or read its own output as data next time.
+fn check_outputs_spare_inputs(out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    for (kind, input) in inputs {
+        let Ok(input_real) = std::fs::canonicalize(input) else { continue };
+        let input_inode = inode(&input_real);
+        for written in written_paths(out) {
+            let written_real = resolved(&written);
+            let clashes = written_real.starts_with(&input_real)
+                || input_real.starts_with(&written_real)
+                || (input_inode.is_some() && inode(&written_real) == input_inode);
+            if clashes {
+                let what = if written.as_path() == out {
+                    String::new()
+                } else {
+                    format!(" (it writes {})", written.display())
+                };
+                return Err(Failure::usage(format!(
+                    "output {}{what} would overwrite, delete or sit inside the input {kind} {}; choose another path",
+                    out.display(),
+                    input.display()
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -486,4 +556,32 @@ fn summary(best: &[Vec<String>], total: usize, columns: &[String], args: &RunArg
         return String::new();
     }
     report::render(&best[..best.len().min(args.top)], total, columns, &args.sort_by)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_may_not_be_reach_or_hold_an_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("prices.csv");
+        std::fs::write(&data, "Date,Close\n").unwrap();
+        let check = |out: &Path| check_outputs_spare_inputs(out, &[("data", &data)]);
+        assert!(check(&dir.path().join("results.csv")).is_ok());
+        // The input under another name: a hard link, or a path through a symlinked directory.
+        std::fs::hard_link(&data, dir.path().join("r.csv.partial")).unwrap();
+        assert!(check(&dir.path().join("r.csv")).is_err(), "journal is a hard link to the data");
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("via")).unwrap();
+        assert!(check(&dir.path().join("via/prices.csv")).is_err(), "the data through a symlink");
+        // Not yet existing directories below an existing one resolve too.
+        assert!(check(&dir.path().join("new/deeper/prices.csv")).is_ok());
+        // The data as the tearsheets directory's content.
+        let sheets = dir.path().join("t.csv.tearsheets");
+        std::fs::create_dir(&sheets).unwrap();
+        let inside = sheets.join("a.csv");
+        std::fs::write(&inside, "Date,Close\n").unwrap();
+        assert!(check_outputs_spare_inputs(&dir.path().join("t.csv"), &[("data", &inside)]).is_err());
+        assert!(check_outputs_spare_inputs(&dir.path().join("t.csv"), &[("data", &sheets)]).is_err());
+    }
 }

@@ -28,16 +28,36 @@ pub struct Spec {
     pub grid: Grid,
     /// `[output] path`, if the spec has one.
     pub output: Option<PathBuf>,
+    /// The `--set key.path=value` overrides applied to the file.
+    pub overrides: Vec<String>,
 }
 
 const SECTIONS: &str = "data, strategy, grid, output";
 
+/// The largest spec file read (1 MiB): real specs are a few hundred bytes.
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+
 impl Spec {
     /// Reads, overrides and validates the spec file at `path`.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Spec> {
+        use std::io::Read;
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::usage(format!("{origin}: cannot read the spec: {e}")))?;
+        let cannot_read = |e: std::io::Error| Failure::usage(format!("{origin}: cannot read the spec: {e}"));
+        // Capped, so that e.g. /dev/zero given as the spec fails at once instead of
+        // reading until memory runs out.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(cannot_read)?;
+        if bytes.len() as u64 > MAX_SPEC_BYTES {
+            return Err(Failure::usage(format!(
+                "{origin}: the spec is larger than {} MiB (stopped reading there); a spec is a small TOML file",
+                MAX_SPEC_BYTES >> 20
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Failure::usage(format!("{origin}: cannot read the spec: not UTF-8 (byte {})", e.utf8_error().valid_up_to()))
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         Spec::parse(&origin, &text, &base, overrides)
@@ -49,7 +69,7 @@ impl Spec {
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
-        let bad = |message: String| Failure::usage(format!("{origin}: {message}"));
+        let bad = |message: String| blame(origin, overrides, message);
         for key in table.keys() {
             if !["data", "strategy", "grid", "output"].contains(&key.as_str()) {
                 return Err(bad(format!("unknown section `{key}` (expected {SECTIONS})")));
@@ -82,7 +102,15 @@ impl Spec {
             Some(toml::Value::Table(out)) => {
                 check_keys("output", out, &["path"]).map_err(bad)?;
                 match out.get("path") {
-                    Some(p) => Some(resolve(&base_dir, string_value("output", "path", p).map_err(bad)?)),
+                    Some(p) => {
+                        let text = string_value("output", "path", p).map_err(bad)?;
+                        if text.ends_with('/') {
+                            return Err(bad(format!(
+                                "[output] path: `{text}` ends with `/` (a directory); expected a file such as results.csv"
+                            )));
+                        }
+                        Some(resolve(&base_dir, text))
+                    }
                     None => None,
                 }
             }
@@ -99,12 +127,42 @@ impl Spec {
         if let Some(path) = &output {
             set_path(&mut effective, "output", "path", path);
         }
-        Ok(Spec { origin: origin.to_string(), effective, data_path, symbol, strategy, grid, output })
+        let overrides = overrides.to_vec();
+        Ok(Spec { origin: origin.to_string(), effective, data_path, symbol, strategy, grid, output, overrides })
+    }
+
+    /// A usage error about this spec: `message` (one line starting `[section] key`) is
+    /// prefixed with the `--set` that supplied that key, else with the spec file.
+    pub fn blame(&self, message: String) -> Failure {
+        blame(&self.origin, &self.overrides, message)
     }
 
     /// The effective spec as TOML text.
     pub fn effective_toml(&self) -> String {
         toml::to_string(&self.effective).expect("a parsed TOML table serialises")
+    }
+}
+
+/// Prefixes `message` with where the offending value came from: the last `--set` whose
+/// key path the message names (`[section] key...`, `[section] unknown key `key``,
+/// ``unknown section `section` ``), else the spec file `origin`.
+fn blame(origin: &str, overrides: &[String], message: String) -> Failure {
+    let named_by = |assignment: &String| {
+        let Some((key_path, _)) = assignment.split_once('=') else { return false };
+        let keys: Vec<&str> = key_path.trim().split('.').map(str::trim).collect();
+        match keys.as_slice() {
+            [section, key, ..] => {
+                let field = format!("[{section}] {key}");
+                message.strip_prefix(&field).is_some_and(|rest| rest.starts_with([':', ' ']) || rest.is_empty())
+                    || message.starts_with(&format!("[{section}] unknown key `{key}`"))
+                    || message.starts_with(&format!("unknown section `{section}`"))
+            }
+            _ => false,
+        }
+    };
+    match overrides.iter().rev().find(|a| named_by(a)) {
+        Some(assignment) => Failure::usage(format!("--set {assignment}: {message}")),
+        None => Failure::usage(format!("{origin}: {message}")),
     }
 }
 
@@ -243,6 +301,31 @@ path = "out/sma.csv"
         assert!(spec.effective_toml().contains("fee = 0.001"));
         assert!(usage(SPEC, &["strategy"]).contains("expected key.path=value"));
         assert!(usage(SPEC, &["nope=1"]).contains("dotted key"));
+    }
+
+    #[test]
+    fn an_endless_spec_is_cut_off_at_the_cap() {
+        let message = match Spec::load(Path::new("/dev/zero"), &[]) {
+            Err(Failure::Usage(m)) => m,
+            other => panic!("expected a usage error, got {other:?}"),
+        };
+        assert!(message.starts_with("/dev/zero: the spec is larger than 1 MiB"), "{message}");
+    }
+
+    #[test]
+    fn errors_in_a_set_value_name_the_set_not_the_file() {
+        let fee = usage(SPEC, &["strategy.fee=2"]);
+        assert!(fee.starts_with("--set strategy.fee=2: [strategy] fee"), "{fee}");
+        let key = usage(SPEC, &["strategy.windw=5"]);
+        assert!(key.starts_with("--set strategy.windw=5: [strategy] unknown key `windw`"), "{key}");
+        let section = usage(SPEC, &["report.top=5"]);
+        assert!(section.starts_with("--set report.top=5: unknown section `report`"), "{section}");
+        let range = usage(SPEC, &["grid.fast.from=0"]);
+        assert!(range.starts_with("--set grid.fast.from=0: [grid] fast"), "{range}");
+        // A mistake in the file is still the file's, whatever else is set.
+        let file =
+            usage(&SPEC.replace("name = \"sma_cross\"", "name = \"sma_cross\"\nfee = 3"), &["strategy.fill=close"]);
+        assert!(file.starts_with("s.toml: [strategy] fee"), "{file}");
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl Strategy {
                         .and_then(sma::parse_fill)
                         .ok_or_else(|| format!("[strategy] fill: expected \"open\" or \"close\", got {v}"))?,
                 };
-                let fee = fraction(table, "fee", 0.0)?;
+                let fee = fee_fraction(table, "fee")?;
                 let convention = convention(table, Convention::Standard)?;
                 Ok(Strategy::SmaCross(SmaConfig { direction, fill, fee, convention }))
             }
@@ -116,8 +116,8 @@ impl Strategy {
                     burn_in: date(table, "burn_in")?,
                     end: date(table, "end")?,
                     initial_cash,
-                    fee_pct: fraction(table, "fee_pct", 0.0)?,
-                    tax_pct: fraction(table, "tax_pct", 0.0)?,
+                    fee_pct: fee_fraction(table, "fee_pct")?,
+                    tax_pct: fee_fraction(table, "tax_pct")?,
                     cash_buffer: fraction(table, "cash_buffer", 0.01)?,
                     convention: convention(table, Convention::Qstrader)?,
                 }))
@@ -170,25 +170,29 @@ impl Strategy {
         match self {
             Strategy::SmaCross(config) => {
                 let series = single_asset(data, symbol)?;
-                let max_window = sma_max_window(grid);
-                if max_window as usize > series.len() {
-                    return Err(format!(
-                        "[grid] a window of {max_window} bars is longer than the {} bars of {}",
-                        series.len(),
-                        series.symbol
-                    ));
+                let fits = format!("windows fit the {} bars of {}", series.len(), series.symbol);
+                for (axis, param) in SMA_PARAMS.iter().enumerate() {
+                    check_int_axis(grid, axis, param, series.len() as i64, &fits)?;
                 }
+                let max_window = sma_max_window(grid);
                 let batch = SmaBatch::new(series, max_window).map_err(|e| format!("[data] {}: {e}", series.symbol))?;
                 let mut values = [ParamValue::Int(0); 2];
                 for id in 0..grid.len() {
                     grid.combo(id, &mut values);
                     let combo = sma_combo(&values);
                     if combo.fast >= combo.slow {
-                        return Err(format!(
-                            "[grid] sma_cross needs fast < slow, but the grid has fast = {}, slow = {} \
-                             (add where = \"fast < slow\")",
-                            combo.fast, combo.slow
-                        ));
+                        return Err(match grid.constraint() {
+                            None => format!(
+                                "[grid] sma_cross needs fast < slow, but the grid has fast = {}, slow = {} \
+                                 (add where = \"fast < slow\")",
+                                combo.fast, combo.slow
+                            ),
+                            Some(constraint) => format!(
+                                "[grid] where = {constraint:?} admits combos with fast >= slow, e.g. \
+                                 fast = {}, slow = {}; sma_cross needs fast < slow",
+                                combo.fast, combo.slow
+                            ),
+                        });
                     }
                 }
                 // Evaluate one combo now so data problems (e.g. no Open column) surface as bad input.
@@ -201,8 +205,27 @@ impl Strategy {
                 if symbol.is_some() {
                     return Err("[data] symbol: momentum_taa trades the whole universe; remove `symbol`".into());
                 }
+                let last_row = data.assets.iter().map(|a| a.dates[a.len() - 1]).max().expect("assets");
+                if let Some(end) = spec.end.filter(|&end| end > last_row) {
+                    return Err(format!(
+                        "[strategy] end: {end} is after the last data row ({last_row}); \
+                         the days after it would trade on stale prices"
+                    ));
+                }
                 let config = spec.config(data);
                 let universe = Universe::new(data, &config).map_err(|e| format!("[strategy] {e}"))?;
+                let days = universe.days().len();
+                let [lookback, top_n] = &MOMENTUM_PARAMS;
+                let why = format!("the {days} sim weekdays from {} to {}", config.start, config.end);
+                check_int_axis(grid, 0, lookback, days as i64, &why)?;
+                let assets = data.assets.len();
+                check_int_axis(
+                    grid,
+                    1,
+                    top_n,
+                    assets as i64,
+                    &format!("the universe has {}", crate::report::counted(assets as u64, "asset")),
+                )?;
                 MomentumBatch::new(universe, config).map_err(|e| format!("[strategy] {e}"))?;
                 // The momentum kernel is scalar on every target.
                 Ok(KernelPath::Scalar.name())
@@ -395,6 +418,21 @@ fn sma_max_window(grid: &Grid) -> u32 {
     u32::try_from(axis_max(0).max(axis_max(1))).unwrap_or(u32::MAX)
 }
 
+/// Checks that every value of integer grid axis `axis` (parameter `param`) lies in
+/// `min..=max`, `min` being the parameter's own lower bound; `why` says where `max` comes
+/// from. The kernels take these values as `u32` and index the data with them.
+fn check_int_axis(grid: &Grid, axis: usize, param: &ParamDef, max: i64, why: &str) -> Result<(), String> {
+    let ParamKind::Int { min } = param.kind else { return Ok(()) };
+    let name = param.name;
+    match grid.axis(axis).iter().filter_map(|v| v.as_i64()).find(|v| !(min..=max).contains(v)) {
+        Some(value) if min > max => {
+            Err(format!("[grid] {name}: no value fits, {value} included: expected {min}..={max} ({why})"))
+        }
+        Some(value) => Err(format!("[grid] {name}: {value} is out of range: expected {min}..={max} ({why})")),
+        None => Ok(()),
+    }
+}
+
 /// The one asset a single-asset strategy trades.
 fn single_asset<'a>(data: &'a PriceSet, symbol: Option<&str>) -> Result<&'a AssetSeries, String> {
     match symbol {
@@ -427,6 +465,24 @@ fn number(table: &toml::Table, key: &str, default: f64) -> Result<f64, String> {
         Some(toml::Value::Float(f)) => Ok(*f),
         Some(toml::Value::Integer(i)) => Ok(*i as f64),
         Some(v) => Err(format!("[strategy] {key}: expected a number, got {v}")),
+    }
+}
+
+/// The highest fee or tax fraction accepted: 10 % of the traded value per fill, far above
+/// any real commission. Sizing estimates costs from the close before the fill, so with
+/// larger fees the buys of a rebalance can cost more than the sells raise: cash goes
+/// negative and a long-only equity curve can fall below zero.
+pub const MAX_FEE: f64 = 0.1;
+
+/// A fee or tax fraction in `[0, MAX_FEE]`.
+fn fee_fraction(table: &toml::Table, key: &str) -> Result<f64, String> {
+    let value = number(table, key, 0.0)?;
+    if (0.0..=MAX_FEE).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "[strategy] {key}: expected a fraction of the traded value in [0, {MAX_FEE}] such as 0.001, got {value}"
+        ))
     }
 }
 

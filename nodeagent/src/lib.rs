@@ -47,6 +47,12 @@ impl Snapshot {
         })
     }
 
+    /// Whether no sensor at all was found (no thermal zone, cooling device or cpufreq
+    /// clock), as on most virtual machines or with a wrong `--sys-root`.
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty() && self.cooling.is_empty() && self.cpufreq.is_empty()
+    }
+
     /// The hottest zone's temperature in degrees Celsius, or `None` if there
     /// are no zones.
     pub fn max_temp_c(&self) -> Option<f64> {

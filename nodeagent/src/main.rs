@@ -83,6 +83,10 @@ fn status(sys_root: &Path, format: Format) -> ExitCode {
         Ok(snapshot) => snapshot,
         Err(err) => return fail(&err),
     };
+    if snapshot.is_empty() {
+        // An empty snapshot is valid output, but it should not pass for a cool board.
+        eprintln!("sweeprun-agent: no thermal zones, cooling devices or cpufreq found under {}", sys_root.display());
+    }
     let text = match format {
         Format::Json => {
             let mut json =

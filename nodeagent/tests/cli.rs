@@ -55,6 +55,20 @@ fn status_prints_json_by_default() {
 }
 
 #[test]
+fn status_without_sensors_says_so_in_one_line() {
+    let empty = tempfile::tempdir().unwrap();
+    let root = empty.path().to_str().unwrap();
+    let output = agent(&["status", "--sys-root", root]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        format!("sweeprun-agent: no thermal zones, cooling devices or cpufreq found under {root}\n")
+    );
+    let json: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json["zones"], serde_json::json!([]));
+}
+
+#[test]
 fn status_prints_prometheus_text() {
     let tree = fake_tree();
     let root = tree.path().to_str().unwrap();
