@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod momentum;
 pub mod prices;
 pub mod sma;
+pub mod wire;
 
 pub use metrics::Metrics;

@@ -32,6 +32,8 @@ pub struct LocalJob<'a> {
     pub format: &'a str,
     /// The effective spec text the ranks load.
     pub spec: &'a str,
+    /// The price data (a [`ToRank::Data`] message), unless [`Ranks::send_data`] sent it.
+    pub data: &'a ToRank,
     /// Chunks of combo ids still to do.
     pub chunks: VecDeque<Range<u64>>,
     /// Ask ranks to preselect each chunk's best `k` rows by this metric.
@@ -64,6 +66,8 @@ pub struct Ranks {
     events: mpsc::Receiver<Event>,
     /// The sweep sent to every rank so far, if any.
     sent: Option<ToRank>,
+    /// Whether the price data went out too.
+    data_sent: bool,
     /// Chunks not yet handed out.
     pending: VecDeque<Range<u64>>,
 }
@@ -75,7 +79,7 @@ impl Ranks {
     pub fn start(pins: &[Option<usize>]) -> Ranks {
         let (events_tx, events) = mpsc::channel();
         let starting = pins.iter().enumerate().map(|(index, pin)| spawn_rank(index, *pin, &events_tx)).collect();
-        Ranks { ranks: Vec::new(), starting, events, sent: None, pending: VecDeque::new() }
+        Ranks { ranks: Vec::new(), starting, events, sent: None, data_sent: false, pending: VecDeque::new() }
     }
 
     /// Waits until every rank is spawned; fails (stopping the others) if one could not be.
@@ -121,12 +125,27 @@ impl Ranks {
         self.send_to_all(ToRank::Spec { format: format.to_string(), spec: spec.to_string(), preselect })
     }
 
+    /// Sends every rank the price data now if the sweep went out already (so that they
+    /// decode it while the launcher sets up its output); else [`Ranks::begin`] sends both.
+    pub fn send_data(&mut self, data: &ToRank) -> Result<()> {
+        if self.sent.is_some() && !self.data_sent {
+            self.write_to_all(data)?;
+            self.data_sent = true;
+        }
+        Ok(())
+    }
+
     fn send_to_all(&mut self, message: ToRank) -> Result<()> {
+        self.write_to_all(&message)?;
+        self.sent = Some(message);
+        Ok(())
+    }
+
+    fn write_to_all(&mut self, message: &ToRank) -> Result<()> {
         self.started()?;
         for rank in &mut self.ranks {
             rank.alive &= rank.stdin.as_mut().is_some_and(|stdin| message.write(stdin).is_ok());
         }
-        self.sent = Some(message);
         Ok(())
     }
 
@@ -141,6 +160,7 @@ impl Ranks {
             Some(sent) if *sent == spec => {}
             Some(_) => return Err(Failure::runtime("internal error: the ranks were sent another sweep")),
         }
+        self.send_data(job.data)?;
         self.pending = job.chunks;
         for rank in &mut self.ranks {
             feed(rank, &mut self.pending);

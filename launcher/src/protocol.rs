@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! launcher -> rank (stdin)    SPEC <format> <nbytes> [<metric> <k>]\n<effective spec TOML>
+//!                             DATA <nbytes> <blake3>\n<price data, sweeprun_kernel::wire>
 //!                             CHUNK <start> <end>\n          combo ids start..end
 //!                             (end of input: finish and exit)
 //! rank -> launcher (stdout)   READY\n
@@ -12,12 +13,17 @@
 //!                             ERROR <one line>\n
 //! ```
 //!
+//! The launcher parses the data once and sends it to every rank in binary form; the rank
+//! checks the payload against its BLAKE3 digest before using it (a rank never computes on
+//! data other than what the launcher checked and fingerprinted).
+//!
 //! With `<metric> <k>` the launcher asks each rank to preselect the `k` best rows of every
 //! chunk by that metric; `ROWS` then lists their byte offsets in the payload, and the
 //! launcher ranks only those (the top `k` of the sweep is among them), instead of parsing
 //! a column of every row.
 
 use std::io::{self, BufRead, Read, Write};
+use std::sync::Arc;
 
 /// A message from the launcher to a rank.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +36,13 @@ pub enum ToRank {
         spec: String,
         /// Preselect the best `k` rows of each chunk by this metric.
         preselect: Option<(String, usize)>,
+    },
+    /// The sweep's price data, parsed by the launcher ([`sweeprun_kernel::wire`]).
+    Data {
+        /// BLAKE3 of `bytes`, hex.
+        digest: String,
+        /// The encoded price set (shared: the same bytes go to every rank).
+        bytes: Arc<Vec<u8>>,
     },
     /// Evaluate combos `start..end`.
     Chunk {
@@ -68,6 +81,10 @@ fn invalid(what: String) -> io::Error {
 }
 
 fn read_payload(reader: &mut impl BufRead, len: &str) -> io::Result<String> {
+    String::from_utf8(read_bytes(reader, len)?).map_err(|_| invalid("payload is not UTF-8".into()))
+}
+
+fn read_bytes(reader: &mut impl BufRead, len: &str) -> io::Result<Vec<u8>> {
     let len: usize = len.parse().map_err(|_| invalid(format!("bad length `{len}`")))?;
     if len > MAX_PAYLOAD {
         return Err(invalid(format!("payload of {len} bytes is over the limit of {MAX_PAYLOAD}")));
@@ -80,7 +97,7 @@ fn read_payload(reader: &mut impl BufRead, len: &str) -> io::Result<String> {
     if bytes.len() < len {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    String::from_utf8(bytes).map_err(|_| invalid("payload is not UTF-8".into()))
+    Ok(bytes)
 }
 
 fn read_header(reader: &mut impl BufRead) -> io::Result<Option<String>> {
@@ -99,6 +116,15 @@ fn parse_id(text: Option<&str>) -> io::Result<u64> {
 }
 
 impl ToRank {
+    /// The message's name, as on the wire (for errors: a data payload is not printed).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ToRank::Spec { .. } => "SPEC",
+            ToRank::Data { .. } => "DATA",
+            ToRank::Chunk { .. } => "CHUNK",
+        }
+    }
+
     /// Writes the message.
     pub fn write(&self, writer: &mut impl Write) -> io::Result<()> {
         match self {
@@ -108,6 +134,10 @@ impl ToRank {
                     write!(writer, " {metric} {k}")?;
                 }
                 write!(writer, "\n{spec}")?;
+            }
+            ToRank::Data { digest, bytes } => {
+                writeln!(writer, "DATA {} {digest}", bytes.len())?;
+                writer.write_all(bytes)?;
             }
             ToRank::Chunk { start, end } => writeln!(writer, "CHUNK {start} {end}")?,
         }
@@ -131,6 +161,12 @@ impl ToRank {
                 };
                 let spec = read_payload(reader, len)?;
                 Ok(Some(ToRank::Spec { format, spec, preselect }))
+            }
+            Some("DATA") => {
+                let len = words.next().unwrap_or("");
+                let digest = words.next().ok_or_else(|| invalid("DATA without a digest".into()))?.to_string();
+                let bytes = Arc::new(read_bytes(reader, len)?);
+                Ok(Some(ToRank::Data { digest, bytes }))
             }
             Some("CHUNK") => Ok(Some(ToRank::Chunk { start: parse_id(words.next())?, end: parse_id(words.next())? })),
             _ => Err(invalid(format!("unknown message `{header}`"))),
@@ -201,11 +237,14 @@ mod tests {
         for spec in &specs {
             spec.write(&mut buf).unwrap();
         }
+        let data = ToRank::Data { digest: "ab12".into(), bytes: Arc::new(vec![0, 255, b'\n', 7]) };
+        data.write(&mut buf).unwrap();
         ToRank::Chunk { start: 3, end: 9 }.write(&mut buf).unwrap();
         let mut reader = io::Cursor::new(buf);
         for spec in specs {
             assert_eq!(ToRank::read(&mut reader).unwrap(), Some(spec));
         }
+        assert_eq!(ToRank::read(&mut reader).unwrap(), Some(data));
         assert_eq!(ToRank::read(&mut reader).unwrap(), Some(ToRank::Chunk { start: 3, end: 9 }));
         assert_eq!(ToRank::read(&mut reader).unwrap(), None);
 

@@ -6,6 +6,7 @@ use crate::error::{Failure, Result};
 use crate::local::{self, LocalJob};
 use crate::output::{self, Journal, OutputFormat};
 use crate::progress::Progress;
+use crate::protocol::ToRank;
 use crate::report;
 use crate::signals;
 use crate::spec::Spec;
@@ -13,6 +14,7 @@ use crate::tearsheet::{tearsheet_count, write_tearsheets};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::prices::PriceSet;
@@ -45,6 +47,11 @@ pub fn run(args: &RunArgs) -> Result<String> {
         _ => local::Ranks::start(&pins),
     };
     rank_processes.truncate(ranks)?;
+    // The data is parsed once, here; the ranks get it in binary form, with its digest.
+    let data_bytes = sweeprun_kernel::wire::encode(&data);
+    let data_message =
+        ToRank::Data { digest: blake3::hash(&data_bytes).to_hex().to_string(), bytes: Arc::new(data_bytes) };
+    rank_processes.send_data(&data_message)?;
     let planned = clock.elapsed().as_secs_f64();
     let combos = spec.grid.len();
     let fingerprint = fingerprint(&spec, &data_sha256, format);
@@ -105,7 +112,13 @@ pub fn run(args: &RunArgs) -> Result<String> {
         // The ranks start computing now; the output files are set up while they do (a
         // chunk's rows are only taken once they are).
         let preselect = preselect.clone();
-        rank_processes.begin(LocalJob { format: format.name(), spec: &effective_spec, chunks, preselect })?;
+        rank_processes.begin(LocalJob {
+            format: format.name(),
+            spec: &effective_spec,
+            data: &data_message,
+            chunks,
+            preselect,
+        })?;
     }
     let journal = match reopened {
         Some(journal) => journal,

@@ -1,4 +1,5 @@
-//! A local rank process: loads the data once, then evaluates the chunks of combo ids the
+//! A local rank process: receives the sweep and its price data (parsed once, by the
+//! launcher), then evaluates the chunks of combo ids the
 //! launcher sends, until its input closes.
 //!
 //! Started by the launcher as `sweeprun __rank`; it talks only through stdin/stdout
@@ -47,12 +48,22 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
     let (format, spec_text, preselect) = match ToRank::read(input) {
         Ok(Some(ToRank::Spec { format, spec, preselect })) => (format, spec, preselect),
         Ok(None) => return Ok(()),
-        Ok(Some(other)) => return Err(format!("expected the spec first, got {other:?}")),
+        Ok(Some(other)) => return Err(format!("expected the spec first, got {}", other.kind())),
         Err(e) => return Err(format!("reading the spec: {e}")),
     };
     let format = OutputFormat::from_name(&format).ok_or_else(|| format!("unknown output format `{format}`"))?;
     let spec = Spec::parse("(spec from launcher)", &spec_text, Path::new("/"), &[]).map_err(|e| e.to_string())?;
-    let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| e.to_string())?;
+    let data = match ToRank::read(input) {
+        Ok(Some(ToRank::Data { digest, bytes })) => {
+            if blake3::hash(&bytes).to_hex().as_str() != digest {
+                return Err("the price data arrived damaged (BLAKE3 digest mismatch)".into());
+            }
+            sweeprun_kernel::wire::decode(&bytes).map_err(|e| format!("price data from the launcher: {e}"))?
+        }
+        Ok(None) => return Ok(()),
+        Ok(Some(other)) => return Err(format!("expected the price data, got {}", other.kind())),
+        Err(e) => return Err(format!("reading the price data: {e}")),
+    };
     let mut evaluator = spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid)?;
     let mut rows = RowWriter::new(format, spec.grid.names(), spec.strategy.extra_columns());
     if let Some((metric, k)) = preselect {
@@ -74,10 +85,58 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
                 let (text, best) = rows.take();
                 FromRank::Rows { start, end, rows: text, best }.write(output).map_err(lost)?;
             }
-            Ok(Some(other)) => return Err(format!("unexpected message {other:?}")),
+            Ok(Some(other)) => return Err(format!("unexpected message {}", other.kind())),
             // The launcher closed our input: the sweep is done (or the launcher is gone).
             Ok(None) => return Ok(()),
             Err(e) => return Err(lost(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn sweep_input(data: &ToRank) -> Vec<u8> {
+        let goog = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data/GOOG.csv");
+        let spec = format!(
+            "[data]\npath = \"{goog}\"\n[strategy]\nname = \"sma_cross\"\n[grid]\nfast = [5, 10]\nslow = [20]\n"
+        );
+        let mut input = Vec::new();
+        ToRank::Spec { format: "csv".into(), spec, preselect: None }.write(&mut input).unwrap();
+        data.write(&mut input).unwrap();
+        ToRank::Chunk { start: 0, end: 2 }.write(&mut input).unwrap();
+        input
+    }
+
+    fn goog_bytes() -> Vec<u8> {
+        let goog = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data/GOOG.csv"));
+        sweeprun_kernel::wire::encode(&sweeprun_kernel::prices::load(goog).unwrap())
+    }
+
+    #[test]
+    fn a_rank_computes_on_the_data_it_was_sent() {
+        let bytes = goog_bytes();
+        let data = ToRank::Data { digest: blake3::hash(&bytes).to_hex().to_string(), bytes: Arc::new(bytes) };
+        let mut output = Vec::new();
+        serve(&mut io::Cursor::new(sweep_input(&data)), &mut output).unwrap();
+        let mut replies = io::Cursor::new(output);
+        assert_eq!(FromRank::read(&mut replies).unwrap(), Some(FromRank::Ready));
+        let Some(FromRank::Rows { start: 0, end: 2, rows, .. }) = FromRank::read(&mut replies).unwrap() else {
+            panic!("expected the rows of 0..2");
+        };
+        assert_eq!(rows.lines().count(), 2);
+    }
+
+    #[test]
+    fn a_rank_refuses_data_whose_digest_does_not_match() {
+        let mut bytes = goog_bytes();
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let data = ToRank::Data { digest, bytes: Arc::new(bytes) };
+        let error = serve(&mut io::Cursor::new(sweep_input(&data)), &mut Vec::new()).unwrap_err();
+        assert_eq!(error, "the price data arrived damaged (BLAKE3 digest mismatch)");
     }
 }
