@@ -81,7 +81,7 @@ pub struct DataError {
 
 impl DataError {
     fn new(path: &str, line: Option<usize>, column: Option<&str>, message: String) -> DataError {
-        DataError { path: path.to_string(), line, column: column.map(str::to_string), message }
+        DataError { path: path.to_string(), line, column: column.map(printable), message: printable(&message) }
     }
 }
 
@@ -99,6 +99,16 @@ impl fmt::Display for DataError {
 }
 
 impl std::error::Error for DataError {}
+
+/// `text` with control characters escaped (`\r`, `\u{1}`): an error stays one line on
+/// the terminal whatever bytes the file had.
+fn printable(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+    } else {
+        text.to_string()
+    }
+}
 
 /// Loads a CSV file or a directory of per-asset CSV files.
 pub fn load(path: &Path) -> Result<PriceSet, DataError> {
@@ -602,5 +612,63 @@ mod tests {
         assert_eq!(split_fields("\"a,b\",c"), vec!["a,b", "c"]);
         assert_eq!(split_fields("a,b\r"), vec!["a", "b"]);
         assert_eq!(split_fields(" a , b "), vec!["a", "b"]);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: [&str; 3] = [
+        ",Open,High,Low,Close,Volume\n2004-08-19,100,104.06,95.96,100.34,22351900\n2004-08-20,101.01,109.08,100.5,108.31,11428600\n",
+        "date,AAA,BBB\n2020-01-02,1.5,20\n2020-01-03,1.25,21.000000000000004\n2020-01-06,1e-3,2.5E2\n",
+        "Date,Open,High,Low,Close,Adj Close,Volume\r\n2020-01-02,10,11,9,10.5,5.25,1\r\n2020-01-03,\"10\",11,9,10.5,5.5,1\r\n",
+    ];
+
+    /// Edits of a valid file: replace, insert or delete one character from an alphabet
+    /// of CSV syntax, digits and number/date punctuation.
+    fn mutated() -> impl Strategy<Value = String> {
+        let alphabet: Vec<char> = ",\"\n\r.-+eE0123456789 Tx\u{feff}nul".chars().collect();
+        (0..VALID.len(), prop::collection::vec((0usize..400, 0u8..3, prop::sample::select(alphabet)), 1..6)).prop_map(
+            |(which, edits)| {
+                let mut chars: Vec<char> = VALID[which].chars().collect();
+                for (at, kind, c) in edits {
+                    let at = at % (chars.len() + 1);
+                    match kind {
+                        0 if at < chars.len() => chars[at] = c,
+                        1 => chars.insert(at, c),
+                        _ if at < chars.len() => {
+                            chars.remove(at);
+                        }
+                        _ => chars.push(c),
+                    }
+                }
+                chars.into_iter().collect()
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The reader never panics, and every refusal is one line naming the file.
+        #[test]
+        fn mutated_files_load_or_are_refused_in_one_line(text in mutated()) {
+            match parse_csv("m.csv", "M", &text) {
+                Ok(set) => {
+                    for asset in &set.assets {
+                        prop_assert!(asset.close.iter().all(|c| c.is_finite() && *c > 0.0));
+                        prop_assert_eq!(asset.close_exact.ticks.len(), asset.close.len());
+                        prop_assert!(asset.dates.windows(2).all(|w| w[0] < w[1]));
+                    }
+                }
+                Err(e) => {
+                    let line = e.to_string();
+                    prop_assert!(line.starts_with("m.csv"), "{}", line);
+                    prop_assert!(!line.contains(['\n', '\r']), "{:?}", line);
+                }
+            }
+        }
     }
 }
