@@ -329,16 +329,27 @@ fn cases() -> Vec<Case> {
             "column `Close`",
             "`n/a` is not a number",
         ]),
-        Case::new("closes with too many decimals for exact sums")
-            .data(ohlc_with_cell(40, "Close", "100.1234567890123"))
-            .expect(&["decimals"]),
+        Case::new("two columns named Close")
+            .data(ohlc_edited(|cells| {
+                for row in cells.iter_mut() {
+                    let close = row[4].clone();
+                    row.push(close);
+                }
+            }))
+            .expect(&["prices.csv:1", "two columns name the same prices"]),
+        Case::new("a Yahoo null row")
+            .data(ohlc_with_cell(40, "Close", "null"))
+            .expect(&["prices.csv:", "missing price `null`"]),
+        Case::new("a date with trailing text")
+            .data(ohlc_with_cell(40, "Date", "2005-01-03Tlol"))
+            .expect(&["is not a date"]),
         Case::new("header without a Close column")
             .data(ohlc_edited(|cells| {
                 for row in cells.iter_mut() {
                     row.remove(4);
                 }
             }))
-            .expect(&["prices.csv", "Close"]),
+            .expect(&["needs a Close or Adj Close column"]),
         Case::new("empty data file").data(String::new()).expect(&["prices.csv", "file is empty"]),
         Case::new("data file with a header only")
             .data(ohlc_edited(|cells| cells.truncate(1)))

@@ -440,11 +440,21 @@ fn single_asset<'a>(data: &'a PriceSet, symbol: Option<&str>) -> Result<&'a Asse
             format!("[data] symbol: `{symbol}` is not in the data (it has: {})", data.symbols().join(", "))
         }),
         None if data.assets.len() == 1 => Ok(&data.assets[0]),
-        None => Err(format!(
-            "[data] the data has {} assets; choose one with symbol = \"...\" (one of: {})",
-            data.assets.len(),
-            data.symbols().join(", ")
-        )),
+        None => {
+            // OHLC names read as tickers: the file most likely lacks its Close column.
+            let ohlc = ["open", "high", "low", "volume"];
+            let looks_ohlc = data.assets.iter().any(|a| ohlc.contains(&a.symbol.to_ascii_lowercase().as_str()));
+            let hint = if looks_ohlc {
+                "; a single-asset file needs a Close or Adj Close column (without one, every column is an asset's closes)"
+            } else {
+                ""
+            };
+            Err(format!(
+                "[data] the data has {} assets; choose one with symbol = \"...\" (one of: {}){hint}",
+                data.assets.len(),
+                data.symbols().join(", ")
+            ))
+        }
     }
 }
 
