@@ -77,6 +77,7 @@ impl Expr {
     /// `names[i]` becomes the variable bound to `values[i]` in [`Expr::eval`]. The
     /// error is one line without a prefix, e.g.
     /// ``unknown name `fsat` at column 1 (grid parameters: fast, slow)``.
+    #[cfg(test)]
     pub fn parse(src: &str, names: &[&str]) -> Result<Expr, String> {
         Expr::parse_with_texts(src, names, &[])
     }
@@ -104,6 +105,7 @@ impl Expr {
     ///
     /// Panics if `values` is shorter than the `names` given to [`Expr::parse`] and the
     /// expression uses a missing one.
+    #[cfg(test)]
     pub fn eval(&self, values: &[f64]) -> bool {
         truth(&self.root, values, &[])
     }
@@ -631,7 +633,10 @@ mod tests {
         assert_eq!(err("fast = slow"), "unexpected `=` at column 6 (use `==`)");
         assert_eq!(err("fast < slow & 1 < 2"), "unexpected `&` at column 13 (use `&&`)");
         assert_eq!(err("fast < slow | 1 < 2"), "unexpected `|` at column 13 (use `||`)");
-        assert_eq!(err("fast < "), "unexpected end of expression at column 8, expected a number, a string, a name or `(`");
+        assert_eq!(
+            err("fast < "),
+            "unexpected end of expression at column 8, expected a number, a string, a name or `(`"
+        );
         assert_eq!(err("(fast < slow"), "expected `)` at column 13 to close `(` at column 1, got end of expression");
         assert_eq!(err("fast < slow)"), "unexpected `)` at column 12, expected an operator or the end");
         assert_eq!(err("fast < slow slow"), "unexpected `slow` at column 13, expected an operator or the end");
