@@ -270,13 +270,7 @@ impl Plan {
             overrides.push(format!("strategy.stats={stats}"));
         }
         tearsheet_count(args)?;
-        let spec = Spec::load(&args.spec, &overrides)?;
-        if let Some(&id) = args.equity.iter().find(|&&id| id >= spec.grid.len()) {
-            return Err(Failure::usage(format!(
-                "--equity: combo {id} is not in the grid (ids are 0..={})",
-                spec.grid.len() - 1
-            )));
-        }
+        let mut spec = Spec::load(&args.spec, &overrides)?;
         let out = match (&args.out, &spec.output) {
             (Some(out), _) => {
                 if out.as_os_str().as_encoded_bytes().ends_with(b"/") {
@@ -301,6 +295,14 @@ impl Plan {
         check_outputs_spare_inputs(&out, &[("spec", &args.spec), ("data", &spec.data_path)])?;
         on_spec(&spec, format);
         let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
+        // The grid's size is known once `symbol = "*"` meets the data.
+        spec.grid.bind_symbols(&data.symbols()).map_err(|e| spec.blame(e))?;
+        if let Some(&id) = args.equity.iter().find(|&&id| id >= spec.grid.len()) {
+            return Err(Failure::usage(format!(
+                "--equity: combo {id} is not in the grid (ids are 0..={})",
+                spec.grid.len() - 1
+            )));
+        }
         let kernel = spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
         let data_sha256 = checksum(&spec.data_path)?;
         let placement = placement(args);

@@ -211,7 +211,12 @@ pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out:
     let mut seen = std::collections::HashSet::new();
     for id in ids.into_iter().filter(|id| seen.insert(*id)) {
         spec.grid.combo(id, &mut values);
-        let params: String = names.iter().zip(&values).map(|(n, v)| format!("_{n}{v}")).collect();
+        // A symbol may hold characters a file name cannot.
+        let params: String = names
+            .iter()
+            .zip(&values)
+            .map(|(n, &v)| format!("_{n}{}", spec.grid.value_text(v).replace(['/', '\0'], "_")))
+            .collect();
         let tag = format!("{}{params}", spec.strategy.name());
         let trace = spec
             .strategy
