@@ -80,6 +80,10 @@ pub struct RunArgs {
     /// Metric the summary ranks by.
     #[arg(long = "sort-by", default_value = "sharpe", value_name = "METRIC")]
     pub sort_by: String,
+    /// Rank within each value of this grid key (e.g. `symbol`): the summary shows the top K
+    /// of each, in grid order.
+    #[arg(long = "group-by", value_name = "KEY")]
+    pub group_by: Option<String>,
     /// Override a spec value, e.g. `--set strategy.fee=0.001` (repeatable).
     #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
     pub set: Vec<String>,
