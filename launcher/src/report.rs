@@ -462,7 +462,7 @@ mod tests {
             "combo_id,fast,total_return,cagr,sharpe,sortino,volatility,max_drawdown,max_drawdown_duration,trades\n\
                      0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,NaN,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";
         let top_k = |metric: &str, k: usize| {
-            let (best, total) = ranked_rows(table, OutputFormat::Csv, &cols, metric, k);
+            let (best, total) = ranked_rows(table, OutputFormat::Csv, &cols, metric, k, None);
             render(&best, total, &cols, metric)
         };
         let report = top_k("sharpe", 2);
