@@ -8,8 +8,8 @@ use sweeprun_tests::{output_of, read_csv, sweeprun, workspace_root, write_spec};
 
 /// The 20 tickers of the shipped file, in column order.
 const TICKERS: [&str; 20] = [
-    "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC",
-    "UNH", "WMT", "XOM",
+    "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE", "PG",
+    "RRC", "UNH", "WMT", "XOM",
 ];
 
 /// Combos of the canonical SMA grid (fast 5..=100, slow 10..=250 step 5, fast < slow).
@@ -112,7 +112,8 @@ fn top_k_per_symbol_set_where_and_sort_by_work_with_the_symbol_column() {
         }
     }
     // Without --group-by: top 3 overall.
-    let overall = run(dir.path(), &spec_path, &["--out", "all.csv", "--set", "grid.symbol=[\"GE\", \"KO\"]", "--top", "3"]);
+    let overall =
+        run(dir.path(), &spec_path, &["--out", "all.csv", "--set", "grid.symbol=[\"GE\", \"KO\"]", "--top", "3"]);
     assert!(overall.starts_with("top 3 of 7660 by sharpe:\n"), "{overall}");
     assert_eq!(summary_rows(&overall).len(), 3);
 
@@ -120,10 +121,8 @@ fn top_k_per_symbol_set_where_and_sort_by_work_with_the_symbol_column() {
     let filtered = write_spec(
         dir.path(),
         "filtered.toml",
-        &spec("", "symbol = [\"GE\", \"KO\", \"PG\"]").replace(
-            "where = \"fast < slow\"",
-            "where = \"fast < slow and symbol != \\\"GE\\\"\"",
-        ),
+        &spec("", "symbol = [\"GE\", \"KO\", \"PG\"]")
+            .replace("where = \"fast < slow\"", "where = \"fast < slow and symbol != \\\"GE\\\"\""),
     );
     run(dir.path(), &filtered, &["--out", "filtered.csv", "--top", "0"]);
     let (_, rows) = read_csv(&dir.path().join("filtered.csv"));
@@ -145,7 +144,8 @@ fn jsonl_ranks_and_resume_keep_the_symbol_column() {
     let first: serde_json::Value = serde_json::from_slice(one.split(|&b| b == b'\n').next().unwrap()).unwrap();
     assert_eq!(first["symbol"], "JNJ");
     // A finished sweep resumed reprints the grouped summary from the table.
-    let resumed = run(dir.path(), &spec_path, &["--out", "one.jsonl", "--resume", "--top", "1", "--group-by", "symbol"]);
+    let resumed =
+        run(dir.path(), &spec_path, &["--out", "one.jsonl", "--resume", "--top", "1", "--group-by", "symbol"]);
     let symbols: Vec<String> = summary_rows(&resumed).into_iter().map(|r| r[2].clone()).collect();
     assert_eq!(symbols, ["JNJ", "XOM"], "{resumed}");
 }
