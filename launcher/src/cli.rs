@@ -9,6 +9,7 @@ Examples:
   sweeprun run examples/sma_goog.toml -np 4 --out results/goog.jsonl --top 5
   sweeprun run examples/sma_goog.toml --set strategy.fee=0.001 --set strategy.fill=close
   sweeprun run examples/sma_goog.toml --resume          # finish an interrupted sweep
+  sweeprun run examples/sma_sp20.toml --top 3 --group-by symbol   # 20 stocks, best 3 of each
   sweeprun run examples/momentum_etf5.toml --tearsheet top:3   # QSTrader-style JSON per combo
   sweeprun bench --data examples/data/GOOG.csv
 

@@ -66,9 +66,9 @@ fn cell_of(line: &str, format: OutputFormat, col: usize, name: &str) -> Option<S
             // Inside a JSON string every `"` is escaped, so `"name":` is always a key.
             let key = format!("\"{name}\":");
             let rest = &line[line.find(&key)? + key.len()..];
-            if rest.starts_with('"') {
+            if let Some(inside) = rest.strip_prefix('"') {
                 let mut escaped = false;
-                let close = rest[1..].find(|c| {
+                let close = inside.find(|c| {
                     let end = c == '"' && !escaped;
                     escaped = c == '\\' && !escaped;
                     end
