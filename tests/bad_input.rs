@@ -383,6 +383,58 @@ fn cases() -> Vec<Case> {
                 ("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\""),
             ]))
             .expect(&["[data] symbol", "`CCC` is not in the data"]),
+        // --- symbol grid key --------------------------------------------------------------
+        Case::new("symbol grid key naming a symbol not in the data")
+            .data(wide_csv(&["AAA", "BBB"]))
+            .spec(spec_with(&[
+                ("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\""),
+                ("[grid]", "[grid]\nsymbol = [\"AAA\", \"ZZZ\"]"),
+            ]))
+            .expect(&["spec.toml", "[grid] symbol", "`ZZZ` is not in the data", "AAA, BBB"]),
+        Case::new("symbol set to a symbol not in the data")
+            .data(wide_csv(&["AAA", "BBB"]))
+            .spec(spec_with(&[("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\"")]))
+            .args(&["--set", "grid.symbol=[\"QQQ\"]"])
+            .expect(&["--set grid.symbol", "`QQQ` is not in the data", "AAA, BBB"]),
+        Case::new("symbol grid key with momentum_taa")
+            .momentum(&[("top_n = [1, 2, 3, 4]", "top_n = [1, 2]\nsymbol = \"*\"")])
+            .expect(&["[grid] symbol", "momentum_taa", "single-asset", "sma_cross"]),
+        Case::new("symbol grid key with [data] symbol")
+            .data(wide_csv(&["AAA", "BBB"]))
+            .spec(spec_with(&[
+                ("path = \"prices.csv\"", "path = \"prices.csv\"\nsymbol = \"AAA\""),
+                ("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\""),
+                ("[grid]", "[grid]\nsymbol = \"*\""),
+            ]))
+            .expect(&["[grid] symbol", "[data] symbol = \"AAA\"", "remove one"]),
+        Case::new("empty symbol list")
+            .data(wide_csv(&["AAA", "BBB"]))
+            .spec(spec_with(&[
+                ("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\""),
+                ("[grid]", "[grid]\nsymbol = []"),
+            ]))
+            .expect(&["[grid] symbol", "the list is empty", "\"*\""]),
+        Case::new("where ordering symbols")
+            .data(wide_csv(&["AAA", "BBB"]))
+            .spec(spec_with(&[
+                ("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\""),
+                ("[grid]", "[grid]\nsymbol = \"*\""),
+                ("where = \"fast < slow\"", "where = \"fast < slow and symbol < 'B'\""),
+            ]))
+            .expect(&["[grid] where", "`<`", "texts compare only with == and !="]),
+        Case::new("--group-by a column that is not a grid key").args(&["--group-by", "sharpe"]).expect(&[
+            "--group-by",
+            "`sharpe` is not a grid key",
+            "fast, slow",
+        ]),
+        Case::new("--sort-by symbol")
+            .data(wide_csv(&["AAA", "BBB"]))
+            .spec(spec_with(&[
+                ("name = \"sma_cross\"", "name = \"sma_cross\"\nfill = \"close\""),
+                ("[grid]", "[grid]\nsymbol = \"*\""),
+            ]))
+            .args(&["--sort-by", "symbol"])
+            .expect(&["--sort-by", "`symbol` is text", "--group-by symbol"]),
         Case::new("fill = open on closes-only data").data(wide_csv(&["AAA"])).expect(&[
             "spec.toml",
             "fill = \"open\"",

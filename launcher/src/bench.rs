@@ -117,6 +117,12 @@ pub fn bench(args: &BenchArgs) -> Result<String> {
 /// The whole grid of a spec, kernel only.
 fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
     let spec = Spec::load(path, &[])?;
+    if spec.grid.symbol_axis().is_some() {
+        return Err(spec.blame(
+            "[grid] symbol: bench times one asset; pick it with [data] symbol = \"X\" instead of a symbol grid key"
+                .into(),
+        ));
+    }
     let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
     spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
     let mut values = vec![ParamValue::Int(0); spec.grid.names().len()];

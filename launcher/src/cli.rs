@@ -9,6 +9,7 @@ Examples:
   sweeprun run examples/sma_goog.toml -np 4 --out results/goog.jsonl --top 5
   sweeprun run examples/sma_goog.toml --set strategy.fee=0.001 --set strategy.fill=close
   sweeprun run examples/sma_goog.toml --resume          # finish an interrupted sweep
+  sweeprun run examples/sma_sp20.toml --top 3 --group-by symbol   # 20 stocks, best 3 of each
   sweeprun run examples/momentum_etf5.toml --tearsheet top:3   # QSTrader-style JSON per combo
   sweeprun bench --data examples/data/GOOG.csv
 
@@ -80,6 +81,10 @@ pub struct RunArgs {
     /// Metric the summary ranks by.
     #[arg(long = "sort-by", default_value = "sharpe", value_name = "METRIC")]
     pub sort_by: String,
+    /// Rank within each value of this grid key (e.g. `symbol`): the summary shows the top K
+    /// of each, in grid order.
+    #[arg(long = "group-by", value_name = "KEY")]
+    pub group_by: Option<String>,
     /// Override a spec value, e.g. `--set strategy.fee=0.001` (repeatable).
     #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
     pub set: Vec<String>,

@@ -5,10 +5,13 @@
 //!
 //! * numbers: `2`, `0.5`, `.5`, `1e3`, `2.5E-2`; all arithmetic is done in `f64`;
 //! * identifiers: the parameter names (`[A-Za-z_][A-Za-z0-9_]*`);
+//! * text: string literals `"GE"` or `'GE'` (no escapes; they end at the next quote of
+//!   the same kind) and text parameters such as `symbol`, compared only with `==` and
+//!   `!=` (exact, case-sensitive), e.g. `symbol != "GE"`;
 //! * arithmetic `+ - * / %` and unary `-` (and unary `+`); `%` is Rust's `f64`
 //!   remainder (it takes the sign of the left operand), division by zero gives an
 //!   infinity or NaN, and every comparison with NaN is false except `!=`;
-//! * comparisons `< <= > >= == !=` between numbers; they are non-associative, so
+//! * comparisons `< <= > >= == !=` between numbers (`==`, `!=` also between texts); they are non-associative, so
 //!   `a < b < c` is an error (write `a < b and b < c`);
 //! * logic `and`/`&&`, `or`/`||`, `not`/`!` between booleans.
 //!
@@ -41,10 +44,20 @@ enum Num {
     Chain(Box<Num>, Vec<(&'static str, Num)>),
 }
 
+/// A text sub-expression: a literal or a text variable.
+#[derive(Clone, Debug)]
+enum Text {
+    Lit(String),
+    /// A text variable: its value is an index into the texts given to [`Expr::eval_with_texts`].
+    Var(usize),
+}
+
 /// A boolean sub-expression.
 #[derive(Clone, Debug)]
 enum Bool {
     Cmp(&'static str, Num, Num),
+    /// `a == b` (`true`) or `a != b` (`false`) between texts.
+    TextEq(bool, Text, Text),
     /// `x1 and x2 and ..` (flat, evaluated left to right with short-circuit).
     All(Vec<Bool>),
     /// `x1 or x2 or ..` (flat, evaluated left to right with short-circuit).
@@ -64,9 +77,16 @@ impl Expr {
     /// `names[i]` becomes the variable bound to `values[i]` in [`Expr::eval`]. The
     /// error is one line without a prefix, e.g.
     /// ``unknown name `fsat` at column 1 (grid parameters: fast, slow)``.
+    #[cfg(test)]
     pub fn parse(src: &str, names: &[&str]) -> Result<Expr, String> {
+        Expr::parse_with_texts(src, names, &[])
+    }
+
+    /// Like [`Expr::parse`], where `is_text[i]` (missing: `false`) makes `names[i]` a text
+    /// variable: comparable with `==`/`!=` to a string literal or another text variable.
+    pub fn parse_with_texts(src: &str, names: &[&str], is_text: &[bool]) -> Result<Expr, String> {
         let toks = tokenize(src)?;
-        let mut p = Parser { toks, pos: 0, depth: 0, names };
+        let mut p = Parser { toks, pos: 0, depth: 0, names, is_text };
         if p.peek().0 == Tok::End {
             return Err(format!("empty expression; {}", p.hint()));
         }
@@ -77,7 +97,7 @@ impl Expr {
         }
         match e {
             Typed::Bool(root) => Ok(Expr { root }),
-            Typed::Num(_) => Err(p.hint()),
+            Typed::Num(_) | Typed::Text(_) => Err(p.hint()),
         }
     }
 
@@ -85,8 +105,17 @@ impl Expr {
     ///
     /// Panics if `values` is shorter than the `names` given to [`Expr::parse`] and the
     /// expression uses a missing one.
+    #[cfg(test)]
     pub fn eval(&self, values: &[f64]) -> bool {
-        truth(&self.root, values)
+        truth(&self.root, values, &[])
+    }
+
+    /// Evaluate with `values[i]` bound to `names[i]`; a text variable's value is an index
+    /// into `texts` (so that a grid's combos stay numbers).
+    ///
+    /// Panics if a text variable's value is not an index of `texts`.
+    pub fn eval_with_texts(&self, values: &[f64], texts: &[&str]) -> bool {
+        truth(&self.root, values, texts)
     }
 }
 
@@ -99,8 +128,19 @@ pub(crate) fn example(names: &[&str]) -> String {
     }
 }
 
-fn truth(b: &Bool, v: &[f64]) -> bool {
+fn truth(b: &Bool, v: &[f64], texts: &[&str]) -> bool {
+    let text = |t: &Text| -> String {
+        match t {
+            Text::Lit(s) => s.clone(),
+            Text::Var(i) => texts[v[*i] as usize].to_string(),
+        }
+    };
     match b {
+        Bool::TextEq(equal, l, r) => match (l, r) {
+            // The common case (`symbol != "GE"`) compares without allocating.
+            (Text::Var(i), Text::Lit(s)) | (Text::Lit(s), Text::Var(i)) => (texts[v[*i] as usize] == s) == *equal,
+            _ => (text(l) == text(r)) == *equal,
+        },
         Bool::Cmp(op, l, r) => {
             let (l, r) = (num(l, v), num(r, v));
             match *op {
@@ -112,9 +152,9 @@ fn truth(b: &Bool, v: &[f64]) -> bool {
                 _ => l != r,
             }
         }
-        Bool::All(xs) => xs.iter().all(|x| truth(x, v)),
-        Bool::Any(xs) => xs.iter().any(|x| truth(x, v)),
-        Bool::Not(e) => !truth(e, v),
+        Bool::All(xs) => xs.iter().all(|x| truth(x, v, texts)),
+        Bool::Any(xs) => xs.iter().any(|x| truth(x, v, texts)),
+        Bool::Not(e) => !truth(e, v, texts),
     }
 }
 
@@ -140,6 +180,8 @@ fn num(n: &Num, v: &[f64]) -> f64 {
 enum Tok {
     Num(f64),
     Ident(String),
+    /// A string literal, without its quotes.
+    Str(String),
     /// An operator, a parenthesis or one of the keywords `and`, `or`, `not`.
     Op(&'static str),
     End,
@@ -150,6 +192,7 @@ impl std::fmt::Display for Tok {
         match self {
             Tok::Num(x) => write!(f, "number `{x}`"),
             Tok::Ident(s) => write!(f, "`{s}`"),
+            Tok::Str(s) => write!(f, "string {s:?}"),
             Tok::Op(s) => write!(f, "`{s}`"),
             Tok::End => f.write_str("end of expression"),
         }
@@ -177,6 +220,12 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
             let t = text(i);
             let x = t.parse().map_err(|_| format!("invalid number `{t}` at column {col}"))?;
             Tok::Num(x)
+        } else if c == '"' || c == '\'' {
+            let Some(len) = chars[i + 1..].iter().position(|&q| q == c) else {
+                return Err(format!("unterminated string at column {col} (close it with {c})"));
+            };
+            i += len + 2;
+            Tok::Str(chars[start + 1..i - 1].iter().collect())
         } else if c.is_ascii_alphabetic() || c == '_' {
             while chars.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_') {
                 i += 1;
@@ -233,6 +282,7 @@ fn scan_number(chars: &[char], mut i: usize) -> usize {
 enum Typed {
     Num(Num),
     Bool(Bool),
+    Text(Text),
 }
 
 struct Parser<'a> {
@@ -241,6 +291,8 @@ struct Parser<'a> {
     /// Parentheses and unary operators currently open around the parse position.
     depth: usize,
     names: &'a [&'a str],
+    /// `is_text[i]`: whether `names[i]` is a text variable (missing: a number).
+    is_text: &'a [bool],
 }
 
 impl Parser<'_> {
@@ -273,7 +325,12 @@ impl Parser<'_> {
 
     /// The message for an expression that is not boolean.
     fn hint(&self) -> String {
-        format!("expected a comparison like `{}`", example(self.names))
+        // The example compares numbers: text variables only take `==`.
+        let numbers: Vec<&str> = (0..self.names.len())
+            .filter(|&i| !self.is_text.get(i).copied().unwrap_or(false))
+            .map(|i| self.names[i])
+            .collect();
+        format!("expected a comparison like `{}`", example(&numbers))
     }
 
     fn want_bool(&self, e: Typed, op: &str, col: usize) -> Result<Bool, String> {
@@ -282,6 +339,9 @@ impl Parser<'_> {
             Typed::Num(_) => {
                 Err(format!("`{op}` at column {col} needs true/false operands, got a number; {}", self.hint()))
             }
+            Typed::Text(_) => {
+                Err(format!("`{op}` at column {col} needs true/false operands, got a text; {}", self.hint()))
+            }
         }
     }
 
@@ -289,6 +349,9 @@ impl Parser<'_> {
         match e {
             Typed::Num(n) => Ok(n),
             Typed::Bool(_) => Err(format!("`{op}` at column {col} needs number operands, got a true/false condition")),
+            Typed::Text(_) => Err(format!(
+                "`{op}` at column {col} needs number operands, got a text (texts compare only with == and !=)"
+            )),
         }
     }
 
@@ -354,12 +417,22 @@ impl Parser<'_> {
         let Some((op, col)) = self.eat(&CMP) else {
             return Ok(l);
         };
-        let ln = Self::want_num(l, op, col)?;
-        let rn = Self::want_num(self.add()?, op, col)?;
+        let r = self.add()?;
         if let Some((op2, col2)) = self.eat(&CMP) {
             return Err(format!("chained comparison `{op2}` at column {col2} (write `a {op} b and b {op2} c`)"));
         }
-        Ok(Typed::Bool(Bool::Cmp(op, ln, rn)))
+        match (l, r) {
+            (Typed::Text(lt), Typed::Text(rt)) if op == "==" || op == "!=" => {
+                Ok(Typed::Bool(Bool::TextEq(op == "==", lt, rt)))
+            }
+            (Typed::Text(_), Typed::Text(_)) => {
+                Err(format!("`{op}` at column {col} cannot compare texts (texts compare only with == and !=)"))
+            }
+            (Typed::Text(_), Typed::Num(_)) | (Typed::Num(_), Typed::Text(_)) => {
+                Err(format!("`{op}` at column {col} compares a text with a number"))
+            }
+            (l, r) => Ok(Typed::Bool(Bool::Cmp(op, Self::want_num(l, op, col)?, Self::want_num(r, op, col)?))),
+        }
     }
 
     fn add(&mut self) -> Result<Typed, String> {
@@ -383,7 +456,9 @@ impl Parser<'_> {
         self.pos += 1;
         match tok {
             Tok::Num(x) => Ok(Typed::Num(Num::Lit(x))),
+            Tok::Str(s) => Ok(Typed::Text(Text::Lit(s))),
             Tok::Ident(name) => match self.names.iter().position(|n| *n == name) {
+                Some(i) if self.is_text.get(i).copied().unwrap_or(false) => Ok(Typed::Text(Text::Var(i))),
                 Some(i) => Ok(Typed::Num(Num::Var(i))),
                 None => {
                     Err(format!("unknown name `{name}` at column {col} (grid parameters: {})", self.names.join(", ")))
@@ -397,7 +472,7 @@ impl Parser<'_> {
                 }
                 Ok(e)
             }
-            _ => Err(format!("unexpected {tok} at column {col}, expected a number, a name or `(`")),
+            _ => Err(format!("unexpected {tok} at column {col}, expected a number, a string, a name or `(`")),
         }
     }
 }
@@ -558,15 +633,18 @@ mod tests {
         assert_eq!(err("fast = slow"), "unexpected `=` at column 6 (use `==`)");
         assert_eq!(err("fast < slow & 1 < 2"), "unexpected `&` at column 13 (use `&&`)");
         assert_eq!(err("fast < slow | 1 < 2"), "unexpected `|` at column 13 (use `||`)");
-        assert_eq!(err("fast < "), "unexpected end of expression at column 8, expected a number, a name or `(`");
+        assert_eq!(
+            err("fast < "),
+            "unexpected end of expression at column 8, expected a number, a string, a name or `(`"
+        );
         assert_eq!(err("(fast < slow"), "expected `)` at column 13 to close `(` at column 1, got end of expression");
         assert_eq!(err("fast < slow)"), "unexpected `)` at column 12, expected an operator or the end");
         assert_eq!(err("fast < slow slow"), "unexpected `slow` at column 13, expected an operator or the end");
         assert_eq!(err("fast # slow"), "unexpected character `#` at column 6");
-        assert_eq!(err("fast < * slow"), "unexpected `*` at column 8, expected a number, a name or `(`");
+        assert_eq!(err("fast < * slow"), "unexpected `*` at column 8, expected a number, a string, a name or `(`");
         assert_eq!(err(""), "empty expression; expected a comparison like `fast < slow`");
         assert_eq!(err("   "), "empty expression; expected a comparison like `fast < slow`");
-        assert_eq!(err("()"), "unexpected `)` at column 2, expected a number, a name or `(`");
+        assert_eq!(err("()"), "unexpected `)` at column 2, expected a number, a string, a name or `(`");
         assert!(err("fast < 1 and").contains("end of expression at column 13"));
     }
 
@@ -603,6 +681,33 @@ mod tests {
         assert!(t(&all) && !t(&format!("{all} && 2 < 1")));
         let any = format!("2 < 1{}", " or 2 < 1".repeat(100_000));
         assert!(!t(&any) && t(&format!("{any} || 1 < 2")));
+    }
+
+    #[test]
+    fn texts_compare_with_equality_only() {
+        let names = ["symbol", "fast"];
+        let texts = ["AAPL", "GE"];
+        let parse = |src: &str| Expr::parse_with_texts(src, &names, &[true, false]);
+        let ev = |src: &str, symbol: usize, fast: f64| {
+            parse(src).unwrap_or_else(|e| panic!("{src}: {e}")).eval_with_texts(&[symbol as f64, fast], &texts)
+        };
+        assert!(ev("symbol == \"AAPL\"", 0, 1.0) && !ev("symbol == \"AAPL\"", 1, 1.0));
+        assert!(ev("symbol != 'GE' and fast < 5", 0, 1.0));
+        assert!(!ev("symbol != 'GE' and fast < 5", 1, 1.0));
+        assert!(ev("'GE' == symbol", 1, 0.0), "a literal on the left");
+        assert!(ev("symbol == symbol", 1, 0.0) && ev("'a' != 'b'", 0, 0.0));
+        assert!(!ev("symbol == 'aapl'", 0, 0.0), "case-sensitive");
+        assert!(ev("symbol == \"BRK.B \" or fast > 0", 0, 1.0), "anything but the quote goes inside");
+        let err = |src: &str| parse(src).unwrap_err();
+        assert_eq!(err("symbol < 'GE'"), "`<` at column 8 cannot compare texts (texts compare only with == and !=)");
+        assert_eq!(err("symbol == 5"), "`==` at column 8 compares a text with a number");
+        assert_eq!(err("fast != 'GE'"), "`!=` at column 6 compares a text with a number");
+        assert!(err("symbol + 1 > 2").starts_with("`+` at column 8 needs number operands, got a text"));
+        assert_eq!(err("symbol == 'GE"), "unterminated string at column 11 (close it with ')");
+        assert_eq!(err("symbol"), "expected a comparison like `fast > 0`");
+        assert!(err("symbol and fast < 1").starts_with("`and` at column 8 needs true/false operands, got a text"));
+        // Without text variables, a name stays a number.
+        assert!(Expr::parse("symbol == 'GE'", &names).unwrap_err().contains("compares a text with a number"));
     }
 
     #[test]

@@ -25,6 +25,13 @@
 //! cartesian combo) to seconds and its index table to 400 MB, instead of letting a typo
 //! cost minutes and gigabytes before any other validation. A larger sweep must be split.
 //!
+//! A strategy may also take the optional text parameter `symbol` ([`ParamKind::Symbol`]):
+//! the assets to run on, a list of names (`["AAPL", "MSFT"]`), one name, or `"*"` for every
+//! asset of the data in source order. Its values are indices into the grid's symbol list
+//! ([`Grid::symbols`]), so combos stay `Copy`; `"*"` is expanded (and the `where` filter
+//! run) by [`Grid::bind_symbols`] once the data is loaded, which also checks that every
+//! listed symbol is in the data.
+//!
 //! Decisions beyond the spec's letter:
 //! * An integer parameter accepts a TOML float with an exact integer value (`5.0`,
 //!   `1e3`) as that integer; any other float is an error.
@@ -63,7 +70,16 @@ pub enum ParamKind {
         /// Smallest accepted value (inclusive).
         min: f64,
     },
+    /// The asset a combo runs on: optional (absent from `[grid]`, the grid has no such
+    /// axis), written as a list of names or `"*"`.
+    Symbol,
 }
+
+/// The grid key of the asset axis.
+pub const SYMBOL: &str = "symbol";
+
+/// How many available symbols an error message lists before `...`.
+const LISTED_SYMBOLS: usize = 10;
 
 /// A strategy parameter that may be swept.
 #[derive(Clone, Copy, Debug)]
@@ -81,33 +97,38 @@ pub enum ParamValue {
     Int(i64),
     /// The value of a [`ParamKind::Float`] parameter.
     Float(f64),
+    /// The value of a [`ParamKind::Symbol`] parameter: an index into [`Grid::symbols`]
+    /// ([`Grid::value_text`] gives its name).
+    Symbol(u32),
 }
 
 impl ParamValue {
-    /// The value as an `f64` (an `Int` is converted).
+    /// The value as an `f64` (an `Int` is converted; a `Symbol` gives its index).
     pub fn as_f64(self) -> f64 {
         match self {
             ParamValue::Int(i) => i as f64,
             ParamValue::Float(f) => f,
+            ParamValue::Symbol(s) => f64::from(s),
         }
     }
 
-    /// The value of an `Int`; `None` for a `Float`.
+    /// The value of an `Int`; `None` for a `Float` or a `Symbol`.
     pub fn as_i64(self) -> Option<i64> {
         match self {
             ParamValue::Int(i) => Some(i),
-            ParamValue::Float(_) => None,
+            ParamValue::Float(_) | ParamValue::Symbol(_) => None,
         }
     }
 }
 
 impl fmt::Display for ParamValue {
     /// `Int` as a plain integer (`42`); `Float` as Rust's shortest round-trip form
-    /// (`0.5`, `2`).
+    /// (`0.5`, `2`); `Symbol` as `#` and its index (the grid knows its name).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParamValue::Int(i) => write!(f, "{i}"),
             ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Symbol(s) => write!(f, "#{s}"),
         }
     }
 }
@@ -121,17 +142,22 @@ pub struct Grid {
     /// Sorted cartesian indices of the combos passing `where`; `None` when all pass.
     kept: Option<Vec<u32>>,
     constraint: Option<String>,
+    /// The names that [`ParamValue::Symbol`] values index.
+    symbols: Vec<String>,
+    /// `symbol = "*"` waiting for [`Grid::bind_symbols`], with the `where` to run then.
+    unbound: Option<Option<Expr>>,
 }
 
 impl fmt::Debug for Grid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sizes: Vec<usize> = self.axes.iter().map(Vec::len).collect();
-        f.debug_struct("Grid")
-            .field("names", &self.names)
-            .field("axis_sizes", &sizes)
-            .field("len", &self.len())
-            .field("constraint", &self.constraint)
-            .finish()
+        let mut out = f.debug_struct("Grid");
+        out.field("names", &self.names).field("axis_sizes", &sizes);
+        match self.is_bound() {
+            true => out.field("len", &self.len()),
+            false => out.field("symbols", &"* (unbound)"),
+        };
+        out.field("constraint", &self.constraint).finish()
     }
 }
 
@@ -143,65 +169,177 @@ impl Grid {
     /// Errors are one line starting with `[grid]`, naming the key and what is accepted.
     /// With a `where`, every combo of the cartesian product is evaluated here.
     pub fn from_table(table: &toml::Table, params: &[ParamDef]) -> Result<Grid, String> {
-        let names: Vec<&'static str> = params.iter().map(|p| p.name).collect();
+        let known: Vec<&'static str> = params.iter().map(|p| p.name).collect();
         for key in table.keys() {
-            if key != "where" && !names.contains(&key.as_str()) {
-                return Err(format!("[grid] unknown key `{key}` (expected one of: {}, where)", names.join(", ")));
+            if key != "where" && !known.contains(&key.as_str()) {
+                return Err(format!("[grid] unknown key `{key}` (expected one of: {}, where)", known.join(", ")));
             }
         }
+        let mut names = Vec::with_capacity(params.len());
         let mut axes = Vec::with_capacity(params.len());
+        let mut symbols = Vec::new();
+        let mut every_symbol = false;
         for p in params {
-            let Some(v) = table.get(p.name) else {
-                return Err(format!(
-                    "[grid] missing key `{}` (every parameter needs a range, a list or a value: {})",
-                    p.name,
-                    names.join(", ")
-                ));
+            let v = match (table.get(p.name), p.kind) {
+                (Some(v), _) => v,
+                // Optional: without it the strategy runs on the data's one asset.
+                (None, ParamKind::Symbol) => continue,
+                (None, _) => {
+                    let required: Vec<&str> =
+                        params.iter().filter(|p| p.kind != ParamKind::Symbol).map(|p| p.name).collect();
+                    return Err(format!(
+                        "[grid] missing key `{}` (every parameter needs a range, a list or a value: {})",
+                        p.name,
+                        required.join(", ")
+                    ));
+                }
             };
-            axes.push(axis(p, v)?);
+            names.push(p.name);
+            if p.kind == ParamKind::Symbol {
+                match symbol_axis(v)? {
+                    Some(listed) => {
+                        axes.push((0..listed.len() as u32).map(ParamValue::Symbol).collect());
+                        symbols = listed;
+                    }
+                    None => {
+                        every_symbol = true;
+                        axes.push(Vec::new());
+                    }
+                }
+            } else {
+                axes.push(axis(p, v)?);
+            }
         }
-        let cartesian = axes.iter().map(|a| a.len() as u128).product::<u128>();
+        let mut grid = Grid { names, axes, cartesian: 0, kept: None, constraint: None, symbols, unbound: None };
+        if !every_symbol {
+            // Before parsing `where`: a huge grid is the first thing to hear about.
+            grid.count()?;
+        }
+        let filter = match table.get("where") {
+            None => None,
+            Some(Value::String(src)) => {
+                let is_text: Vec<bool> = grid.names.iter().map(|&n| n == SYMBOL).collect();
+                let expr =
+                    Expr::parse_with_texts(src, &grid.names, &is_text).map_err(|e| format!("[grid] where: {e}"))?;
+                grid.constraint = Some(src.clone());
+                Some(expr)
+            }
+            Some(w) => {
+                let numbers: Vec<&str> = grid.names.iter().copied().filter(|&n| n != SYMBOL).collect();
+                return Err(format!(
+                    "[grid] where: expected a string such as \"{}\", got {}",
+                    example(&numbers),
+                    describe(w)
+                ));
+            }
+        };
+        if every_symbol {
+            grid.unbound = Some(filter);
+        } else {
+            grid.expand(filter)?;
+        }
+        Ok(grid)
+    }
+
+    /// Counts the combos and runs the `where` filter (every axis is known).
+    fn expand(&mut self, filter: Option<Expr>) -> Result<(), String> {
+        self.count()?;
+        if let Some(expr) = filter {
+            let kept = self.filter(&expr);
+            if kept.is_empty() {
+                return Err(format!(
+                    "[grid] where = {:?} leaves no combination (of {} in the grid)",
+                    self.constraint.as_deref().unwrap_or_default(),
+                    self.cartesian
+                ));
+            }
+            if kept.len() as u64 != self.cartesian {
+                self.kept = Some(kept);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the size of the cartesian product, refusing one above [`MAX_COMBOS`].
+    fn count(&mut self) -> Result<(), String> {
+        let cartesian = self.axes.iter().map(|a| a.len() as u128).product::<u128>();
         if cartesian > u128::from(MAX_COMBOS) {
-            let sizes: Vec<String> = names.iter().zip(&axes).map(|(n, a)| format!("{n}: {}", a.len())).collect();
+            let sizes: Vec<String> =
+                self.names.iter().zip(&self.axes).map(|(n, a)| format!("{n}: {}", a.len())).collect();
             return Err(format!(
                 "[grid] the grid has {cartesian} combinations ({}), more than the limit of {MAX_COMBOS}; \
                  split the sweep",
                 sizes.join(" x ")
             ));
         }
-        let mut grid = Grid { names, axes, cartesian: cartesian as u64, kept: None, constraint: None };
-        if let Some(w) = table.get("where") {
-            let Value::String(src) = w else {
-                return Err(format!(
-                    "[grid] where: expected a string such as \"{}\", got {}",
-                    example(&grid.names),
-                    describe(w)
-                ));
-            };
-            let expr = Expr::parse(src, &grid.names).map_err(|e| format!("[grid] where: {e}"))?;
-            let kept = grid.filter(&expr);
-            if kept.is_empty() {
-                return Err(format!(
-                    "[grid] where = {src:?} leaves no combination (of {} in the grid)",
-                    grid.cartesian
-                ));
+        self.cartesian = cartesian as u64;
+        Ok(())
+    }
+
+    /// Ties the `symbol` axis to the assets of the loaded data, `available` in source
+    /// order: `"*"` becomes every one of them (then the `where` filter runs), and a listed
+    /// symbol missing from the data is an error (one line, naming it and some of the
+    /// available ones). A grid without a `symbol` key needs no binding; binding twice
+    /// checks again.
+    pub fn bind_symbols(&mut self, available: &[&str]) -> Result<(), String> {
+        if let Some(filter) = self.unbound.take() {
+            let Some(axis) = self.symbol_axis() else { unreachable!("only a symbol axis is left unbound") };
+            if available.is_empty() {
+                return Err(format!("[grid] {SYMBOL}: \"*\" found no asset in the data"));
             }
-            if kept.len() as u64 != grid.cartesian {
-                grid.kept = Some(kept);
-            }
-            grid.constraint = Some(src.clone());
+            self.symbols = available.iter().map(|s| s.to_string()).collect();
+            self.axes[axis] = (0..available.len() as u32).map(ParamValue::Symbol).collect();
+            return self.expand(filter);
         }
-        Ok(grid)
+        match self.symbols.iter().find(|s| !available.contains(&s.as_str())) {
+            Some(missing) => Err(format!(
+                "[grid] {SYMBOL}: `{missing}` is not in the data (it has {}: {})",
+                available.len(),
+                some_of(available)
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether every axis is known: false only for `symbol = "*"` before
+    /// [`Grid::bind_symbols`].
+    pub fn is_bound(&self) -> bool {
+        self.unbound.is_none()
+    }
+
+    /// The position of the `symbol` axis, when the grid has one.
+    pub fn symbol_axis(&self) -> Option<usize> {
+        self.index_of(SYMBOL)
+    }
+
+    /// The position of parameter `name` among [`Grid::names`].
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|&n| n == name)
+    }
+
+    /// The names that [`ParamValue::Symbol`] values index, in axis order (empty without a
+    /// `symbol` axis, and before `"*"` is bound).
+    pub fn symbols(&self) -> &[String] {
+        &self.symbols
+    }
+
+    /// A value as the results table writes it: a number as itself, a symbol as its name.
+    pub fn value_text(&self, value: ParamValue) -> std::borrow::Cow<'_, str> {
+        match value {
+            ParamValue::Symbol(s) => std::borrow::Cow::Borrowed(&self.symbols[s as usize]),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        }
     }
 
     /// Cartesian indices (ascending) of the combos for which `expr` holds.
     fn filter(&self, expr: &Expr) -> Vec<u32> {
+        let texts: Vec<&str> = self.symbols.iter().map(String::as_str).collect();
         let vals: Vec<Vec<f64>> = self.axes.iter().map(|a| a.iter().map(|v| v.as_f64()).collect()).collect();
         let mut pos = vec![0usize; vals.len()];
         let mut cur: Vec<f64> = vals.iter().map(|a| a[0]).collect();
         let mut kept = Vec::new();
         for c in 0..self.cartesian {
-            if expr.eval(&cur) {
+            if expr.eval_with_texts(&cur, &texts) {
                 kept.push(c as u32);
             }
             // Odometer step: the last axis varies fastest.
@@ -219,8 +357,10 @@ impl Grid {
         kept
     }
 
-    /// Number of combos after the `where` filter.
+    /// Number of combos after the `where` filter. Panics before [`Grid::bind_symbols`] on a
+    /// grid with `symbol = "*"`.
     pub fn len(&self) -> u64 {
+        assert!(self.is_bound(), "symbol = \"*\" is expanded by bind_symbols, which was not called");
         self.kept.as_ref().map_or(self.cartesian, |k| k.len() as u64)
     }
 
@@ -245,7 +385,7 @@ impl Grid {
     }
 
     /// Parameter values of combo `id` (0..len), written in `params` order into `out`
-    /// (len == params.len()). Panics if `id >= len()` or `out` has the wrong length.
+    /// (len == names().len()). Panics if `id >= len()` or `out` has the wrong length.
     pub fn combo(&self, id: u64, out: &mut [ParamValue]) {
         assert!(id < self.len(), "combo {id} out of range (grid has {})", self.len());
         assert_eq!(out.len(), self.axes.len(), "combo: `out` needs one slot per parameter");
@@ -264,6 +404,54 @@ impl Grid {
     pub fn constraint(&self) -> Option<&str> {
         self.constraint.as_deref()
     }
+}
+
+/// The `symbol` axis: `Some(names)` for a list or one name, `None` for `"*"` (every asset).
+fn symbol_axis(v: &Value) -> Result<Option<Vec<String>>, String> {
+    let expected = "expected a list of symbols such as [\"AAPL\", \"MSFT\"], one symbol, or \"*\" for every asset";
+    let items = match v {
+        Value::String(s) if s == "*" => return Ok(None),
+        Value::String(_) => std::slice::from_ref(v),
+        Value::Array(items) => items.as_slice(),
+        other => return Err(format!("[grid] {SYMBOL}: {expected}, got {}", describe(other))),
+    };
+    if items.is_empty() {
+        return Err(format!("[grid] {SYMBOL}: the list is empty (give at least one symbol, or \"*\" for every asset)"));
+    }
+    if items.len() as u64 > MAX_AXIS {
+        return Err(format!("[grid] {SYMBOL}: the list has {} symbols, at most {MAX_AXIS} are allowed", items.len()));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = |why: String| format!("[grid] {SYMBOL}: list item {}: {why}", i + 1);
+        let name = match item {
+            Value::String(s) if s.is_empty() => return Err(at("an empty name".into())),
+            Value::String(s) if s == "*" => {
+                return Err(at("\"*\" stands alone (symbol = \"*\" runs every asset)".into()))
+            }
+            Value::String(s) => s.as_str(),
+            other => return Err(at(format!("expected a symbol name (a string), got {}", describe(other)))),
+        };
+        if let Some(first) = seen.insert(name, i) {
+            return Err(format!(
+                "[grid] {SYMBOL}: duplicate symbol `{name}` in the list (items {} and {})",
+                first + 1,
+                i + 1
+            ));
+        }
+        out.push(name.to_string());
+    }
+    Ok(Some(out))
+}
+
+/// The first [`LISTED_SYMBOLS`] names, then `...` if there are more.
+fn some_of(names: &[&str]) -> String {
+    let mut shown = names[..names.len().min(LISTED_SYMBOLS)].join(", ");
+    if names.len() > LISTED_SYMBOLS {
+        shown.push_str(", ...");
+    }
+    shown
 }
 
 /// A TOML value as an error message shows it: numbers as themselves, else the type.
@@ -286,6 +474,7 @@ fn expected(kind: ParamKind) -> String {
         ParamKind::Int { min } => format!("an integer >= {min}"),
         ParamKind::Float { min } if min == f64::NEG_INFINITY || min == f64::MIN => "a finite number".to_string(),
         ParamKind::Float { min } => format!("a number >= {min}"),
+        ParamKind::Symbol => "a symbol name".to_string(),
     }
 }
 
@@ -313,6 +502,7 @@ fn value(v: &Value, kind: ParamKind) -> Result<ParamValue, String> {
     let pv = match kind {
         ParamKind::Int { min } => as_int(v).filter(|&i| i >= min).map(ParamValue::Int),
         ParamKind::Float { min } => as_float(v).filter(|&f| f >= min).map(ParamValue::Float),
+        ParamKind::Symbol => None,
     };
     pv.ok_or_else(|| format!("expected {}, got {}", expected(kind), describe(v)))
 }
@@ -347,6 +537,7 @@ fn list(p: &ParamDef, items: &[Value]) -> Result<Vec<ParamValue>, String> {
             ParamValue::Int(x) => x as u64,
             // -0.0 == 0.0: give both the same key.
             ParamValue::Float(x) => (x + 0.0).to_bits(),
+            ParamValue::Symbol(s) => u64::from(s),
         };
         if let Some(first) = seen.insert(key, i) {
             return Err(format!("[grid] {name}: duplicate value {pv} in the list (items {} and {})", first + 1, i + 1));
@@ -685,6 +876,72 @@ mod tests {
         assert_eq!(g.axis(0)[18], Int(9_000_000_000_000_000_000));
         let e = err("[grid]\nx = { from = -9223372036854775808, to = 9223372036854775807 }", &p);
         assert_eq!(e, "[grid] x: the range has over 10^15 values, at most 10000000 are allowed");
+    }
+
+    fn with_symbol() -> Vec<ParamDef> {
+        vec![ParamDef { name: SYMBOL, kind: ParamKind::Symbol }, int("fast", 1), int("slow", 1)]
+    }
+
+    #[test]
+    fn symbol_axis_is_optional_outermost_and_named() {
+        let g = grid("[grid]\nfast = [1, 2]\nslow = 3", &with_symbol());
+        assert_eq!(g.names(), vec!["fast", "slow"], "no symbol key, no symbol axis");
+        assert_eq!(g.symbol_axis(), None);
+        let mut g = grid("[grid]\nsymbol = [\"MSFT\", \"AAPL\"]\nfast = [1, 2]\nslow = 3", &with_symbol());
+        assert_eq!(g.names(), vec!["symbol", "fast", "slow"]);
+        assert_eq!(g.symbols(), ["MSFT", "AAPL"], "as listed");
+        let texts: Vec<Vec<String>> =
+            all(&g).iter().map(|c| c.iter().map(|&v| g.value_text(v).into_owned()).collect()).collect();
+        assert_eq!(texts[0], ["MSFT", "1", "3"]);
+        assert_eq!(texts[1], ["MSFT", "2", "3"]);
+        assert_eq!(texts[2], ["AAPL", "1", "3"]);
+        assert!(g.bind_symbols(&["AAPL", "GE", "MSFT"]).is_ok());
+        assert_eq!(g.bind_symbols(&["AAPL"]).unwrap_err(), "[grid] symbol: `MSFT` is not in the data (it has 1: AAPL)");
+        let one = grid("[grid]\nsymbol = \"GE\"\nfast = 1\nslow = 2", &with_symbol());
+        assert_eq!((one.symbols(), one.len()), (&["GE".to_string()][..], 1));
+    }
+
+    #[test]
+    fn every_symbol_is_bound_to_the_data_and_filtered_by_name() {
+        let src = "[grid]\nsymbol = \"*\"\nfast = [1, 2]\nslow = [2, 3]\nwhere = \"fast < slow and symbol != 'B'\"";
+        let mut g = grid(src, &with_symbol());
+        assert!(!g.is_bound());
+        g.bind_symbols(&["A", "B", "C"]).unwrap();
+        assert!(g.is_bound());
+        assert_eq!(g.symbols(), ["A", "B", "C"], "source order");
+        let rows: Vec<String> = all(&g)
+            .iter()
+            .map(|c| c.iter().map(|&v| g.value_text(v).into_owned()).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(rows, ["A 1 2", "A 1 3", "A 2 3", "C 1 2", "C 1 3", "C 2 3"]);
+        let mut none = grid("[grid]\nsymbol = \"*\"\nfast = 1\nslow = 2\nwhere = \"symbol == 'Z'\"", &with_symbol());
+        assert_eq!(
+            none.bind_symbols(&["A"]).unwrap_err(),
+            "[grid] where = \"symbol == 'Z'\" leaves no combination (of 1 in the grid)"
+        );
+        let many: Vec<String> = (0..12).map(|i| format!("S{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let mut g = grid("[grid]\nsymbol = [\"S1\", \"X\"]\nfast = 1\nslow = 2", &with_symbol());
+        let e = g.bind_symbols(&many).unwrap_err();
+        assert_eq!(e, "[grid] symbol: `X` is not in the data (it has 12: S0, S1, S2, S3, S4, S5, S6, S7, S8, S9, ...)");
+    }
+
+    #[test]
+    fn errors_for_symbols() {
+        let p = with_symbol();
+        let e = |sym: &str| err(&format!("[grid]\nsymbol = {sym}\nfast = 1\nslow = 2"), &p);
+        assert_eq!(e("[]"), "[grid] symbol: the list is empty (give at least one symbol, or \"*\" for every asset)");
+        assert_eq!(e("[\"A\", \"A\"]"), "[grid] symbol: duplicate symbol `A` in the list (items 1 and 2)");
+        assert_eq!(e("[\"A\", 5]"), "[grid] symbol: list item 2: expected a symbol name (a string), got 5");
+        assert_eq!(e("[\"\"]"), "[grid] symbol: list item 1: an empty name");
+        assert!(e("[\"*\", \"A\"]").contains("\"*\" stands alone"));
+        assert!(e("5").starts_with("[grid] symbol: expected a list of symbols such as [\"AAPL\", \"MSFT\"]"));
+        let w = err("[grid]\nsymbol = '*'\nfast = 1\nslow = 2\nwhere = \"symbol < 'B'\"", &p);
+        assert_eq!(w, "[grid] where: `<` at column 8 cannot compare texts (texts compare only with == and !=)");
+        assert_eq!(
+            err("[grid]\nsymbol = '*'\nslow = 2", &p),
+            "[grid] missing key `fast` (every parameter needs a range, a list or a value: fast, slow)"
+        );
     }
 
     #[test]

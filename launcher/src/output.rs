@@ -83,6 +83,9 @@ pub struct RowWriter {
     format: OutputFormat,
     params: Vec<&'static str>,
     extras: Vec<&'static str>,
+    /// The names of [`ParamValue::Symbol`] values, as a cell of this format (CSV: quoted
+    /// only when needed; JSON: a string).
+    symbol_cells: Vec<String>,
     buffer: String,
     /// Index into [`Metrics::NAMES`] and the best rows of the buffer by it (byte offsets).
     preselect: Option<(usize, crate::report::TopK<usize>)>,
@@ -91,7 +94,21 @@ pub struct RowWriter {
 impl RowWriter {
     /// A writer for rows with these grid parameter and extra column names.
     pub fn new(format: OutputFormat, params: Vec<&'static str>, extras: Vec<&'static str>) -> RowWriter {
-        RowWriter { format, params, extras, buffer: String::new(), preselect: None }
+        RowWriter { format, params, extras, symbol_cells: Vec::new(), buffer: String::new(), preselect: None }
+    }
+
+    /// A writer for the rows of `grid` (its parameters, symbols written by name).
+    pub fn for_grid(format: OutputFormat, grid: &crate::grid::Grid, extras: Vec<&'static str>) -> RowWriter {
+        let mut writer = RowWriter::new(format, grid.names(), extras);
+        writer.symbol_cells = grid
+            .symbols()
+            .iter()
+            .map(|name| match format {
+                OutputFormat::Csv => csv_field(name),
+                OutputFormat::JsonLines => serde_json::Value::from(name.as_str()).to_string(),
+            })
+            .collect();
+        writer
     }
 
     /// Also tracks the `k` best rows of each batch by `metric` (one of [`Metrics::NAMES`]),
@@ -130,7 +147,10 @@ impl RowWriter {
             OutputFormat::Csv => {
                 let _ = write!(b, "{id}");
                 for p in params {
-                    let _ = write!(b, ",{p}");
+                    let _ = match p {
+                        ParamValue::Symbol(s) => write!(b, ",{}", self.symbol_cells[*s as usize]),
+                        _ => write!(b, ",{p}"),
+                    };
                 }
                 for cell in cells.iter().chain(extras) {
                     let _ = match cell {
@@ -144,6 +164,7 @@ impl RowWriter {
                 for (name, p) in self.params.iter().zip(params) {
                     let _ = match p {
                         ParamValue::Float(f) if !f.is_finite() => write!(b, ",\"{name}\":null"),
+                        ParamValue::Symbol(s) => write!(b, ",\"{name}\":{}", self.symbol_cells[*s as usize]),
                         _ => write!(b, ",\"{name}\":{p}"),
                     };
                 }
@@ -171,6 +192,39 @@ impl RowWriter {
         });
         (std::mem::take(&mut self.buffer), best)
     }
+}
+
+/// `text` as one CSV field: as it is, or in double quotes (inner quotes doubled) when it
+/// holds a comma, a quote, a line break or surrounding spaces.
+pub fn csv_field(text: &str) -> String {
+    let needs_quotes = text.contains([',', '"', '\n', '\r']) || text.trim() != text;
+    if needs_quotes {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// The fields of one CSV line (as [`csv_field`] writes them: quoted fields unquoted).
+pub fn csv_fields(line: &str) -> Vec<String> {
+    if !line.contains('"') {
+        return line.split(',').map(str::to_string).collect();
+    }
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().expect("one field").push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(String::new()),
+            _ => fields.last_mut().expect("one field").push(c),
+        }
+    }
+    fields
 }
 
 /// The combo id at the start of a table line, if the line is a complete row.

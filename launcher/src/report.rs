@@ -1,6 +1,8 @@
 //! The top-K summary printed on stdout after a sweep.
 
-use crate::output::OutputFormat;
+use crate::grid::Grid;
+use crate::output::{csv_fields, OutputFormat};
+use std::collections::HashMap;
 
 /// Metrics where smaller is better.
 const LOWER_IS_BETTER: [&str; 3] = ["volatility", "max_drawdown", "max_drawdown_duration"];
@@ -17,8 +19,13 @@ pub fn counted(n: u64, noun: &str) -> String {
 /// Checks that `metric` is a column a table with these `columns` can be ranked by: any
 /// of its numeric columns (grid parameters, metrics, strategy extras), not `combo_id`.
 pub fn check_rank_metric(metric: &str, columns: &[String]) -> Result<(), String> {
-    let sortable: Vec<&str> = columns.iter().map(String::as_str).filter(|&c| c != "combo_id").collect();
-    if sortable.contains(&metric) {
+    let sortable: Vec<&str> =
+        columns.iter().map(String::as_str).filter(|&c| c != "combo_id" && c != crate::grid::SYMBOL).collect();
+    if metric == crate::grid::SYMBOL && columns.iter().any(|c| c == metric) {
+        Err(format!(
+            "--sort-by: `{metric}` is text, not a number to rank by (to rank within each symbol: --group-by {metric})"
+        ))
+    } else if sortable.contains(&metric) {
         Ok(())
     } else {
         Err(format!("--sort-by: unknown metric `{metric}` (expected one of: {})", sortable.join(", ")))
@@ -28,13 +35,14 @@ pub fn check_rank_metric(metric: &str, columns: &[String]) -> Result<(), String>
 /// The cells of one table line.
 fn cells_of(line: &str, format: OutputFormat, columns: &[String]) -> Vec<String> {
     match format {
-        OutputFormat::Csv => line.split(',').map(str::to_string).collect(),
+        OutputFormat::Csv => csv_fields(line),
         OutputFormat::JsonLines => {
             let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap_or_default();
             columns
                 .iter()
                 .map(|c| match row.get(c) {
                     Some(serde_json::Value::Null) | None => "NaN".to_string(),
+                    Some(serde_json::Value::String(text)) => text.clone(),
                     Some(v) => v.to_string(),
                 })
                 .collect()
@@ -44,17 +52,33 @@ fn cells_of(line: &str, format: OutputFormat, columns: &[String]) -> Vec<String>
 
 /// The value of column `col` (named `name`) in one table line, without parsing the rest.
 fn metric_of(line: &str, format: OutputFormat, col: usize, name: &str) -> f64 {
-    let text = match format {
-        OutputFormat::Csv => line.split(',').nth(col),
+    cell_of(line, format, col, name).and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN)
+}
+
+/// The text of column `col` (named `name`) in one table line: a CSV field unquoted, a
+/// JSON string decoded, a JSON number as written.
+fn cell_of(line: &str, format: OutputFormat, col: usize, name: &str) -> Option<String> {
+    match format {
+        // Only a symbol can be quoted: lines without quotes split plainly.
+        OutputFormat::Csv if line.contains('"') => csv_fields(line).into_iter().nth(col),
+        OutputFormat::Csv => line.split(',').nth(col).map(str::to_string),
         OutputFormat::JsonLines => {
+            // Inside a JSON string every `"` is escaped, so `"name":` is always a key.
             let key = format!("\"{name}\":");
-            line.find(&key).map(|at| {
-                let rest = &line[at + key.len()..];
-                &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
-            })
+            let rest = &line[line.find(&key)? + key.len()..];
+            if let Some(inside) = rest.strip_prefix('"') {
+                let mut escaped = false;
+                let close = inside.find(|c| {
+                    let end = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })?;
+                serde_json::from_str(&rest[..close + 2]).ok()
+            } else {
+                Some(rest[..rest.find([',', '}']).unwrap_or(rest.len())].to_string())
+            }
         }
-    };
-    text.and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN)
+    }
 }
 
 /// Whether `metric` ranks smaller values first.
@@ -116,8 +140,50 @@ impl<T> TopK<T> {
     }
 }
 
+/// `--group-by COLUMN`: rank within each value of one grid parameter.
+#[derive(Clone, Debug)]
+pub struct GroupBy {
+    /// The grid parameter.
+    pub name: String,
+    /// Its values as the table writes them, in the grid's order (the summary's order).
+    pub values: Vec<String>,
+}
+
+impl GroupBy {
+    /// The grouping `--group-by name` asks for: `None` without the flag; an error (one
+    /// line) when `name` is not a grid parameter. `grid` must be bound.
+    pub fn of(grid: &Grid, name: Option<&str>) -> Result<Option<GroupBy>, String> {
+        let Some(name) = name else { return Ok(None) };
+        let Some(axis) = grid.index_of(name) else {
+            return Err(format!(
+                "--group-by: `{name}` is not a grid key (expected one of: {})",
+                grid.names().join(", ")
+            ));
+        };
+        let values = grid.axis(axis).iter().map(|&v| grid.value_text(v).into_owned()).collect();
+        Ok(Some(GroupBy { name: name.to_string(), values }))
+    }
+
+    /// The position of the grouping column among `columns`.
+    pub fn column(&self, columns: &[String]) -> Option<usize> {
+        columns.iter().position(|c| *c == self.name)
+    }
+}
+
+/// The best rows of each group.
+#[derive(Debug)]
+struct Groups {
+    column: usize,
+    name: String,
+    /// Group index of each value text.
+    index: HashMap<String, usize>,
+    /// One top-K per group, created when the group's first row arrives.
+    best: Vec<Option<TopK<String>>>,
+}
+
 /// Keeps the best `k` rows by one metric while rows stream past (only the metric column
-/// of each row is parsed; ties keep id order; rows without a value rank last).
+/// of each row is parsed; ties keep id order; rows without a value rank last), overall or
+/// per group ([`Ranker::grouped`]).
 #[derive(Debug)]
 pub struct Ranker {
     format: OutputFormat,
@@ -125,6 +191,7 @@ pub struct Ranker {
     metric: String,
     seen: usize,
     best: TopK<String>,
+    groups: Option<Groups>,
 }
 
 impl Ranker {
@@ -136,14 +203,37 @@ impl Ranker {
             metric: metric.to_string(),
             seen: 0,
             best: TopK::new(k, lower_is_better(metric)),
+            groups: None,
         }
+    }
+
+    /// Keeps the best `k` of each group instead (with `Some`); `columns` as given to `new`.
+    pub fn grouped(mut self, group: Option<&GroupBy>, columns: &[String]) -> Ranker {
+        self.groups = group.and_then(|g| {
+            Some(Groups {
+                column: g.column(columns)?,
+                name: g.name.clone(),
+                index: g.values.iter().enumerate().map(|(i, v)| (v.clone(), i)).collect(),
+                best: (0..g.values.len()).map(|_| None).collect(),
+            })
+        });
+        self
     }
 
     /// Offers one table line (a row, not the CSV header) of combo `id`.
     fn offer(&mut self, id: u64, line: &str) {
         let Some(column) = self.column else { return };
         let value = metric_of(line, self.format, column, &self.metric);
-        self.best.offer(value, id, || line.to_string());
+        let best = match self.groups.as_mut() {
+            None => &mut self.best,
+            Some(groups) => {
+                let cell = cell_of(line, self.format, groups.column, &groups.name);
+                let Some(&group) = cell.and_then(|c| groups.index.get(&c)) else { return };
+                let (k, lower_better) = (self.best.k, self.best.lower_better);
+                groups.best[group].get_or_insert_with(|| TopK::new(k, lower_better))
+            }
+        };
+        best.offer(value, id, || line.to_string());
     }
 
     /// Offers every line of a block of rows of combos `first..`.
@@ -182,22 +272,28 @@ impl Ranker {
         Ok(())
     }
 
-    /// The best rows (as cells), best first, and the number of rows seen.
+    /// The best rows (as cells), best first (grouped: each group's, groups in grid
+    /// order), and the number of rows seen.
     pub fn finish(&self, columns: &[String]) -> (Vec<Vec<String>>, usize) {
-        (self.best.items().map(|line| cells_of(line, self.format, columns)).collect(), self.seen)
+        let lines: Vec<&String> = match &self.groups {
+            None => self.best.items().collect(),
+            Some(groups) => groups.best.iter().flatten().flat_map(TopK::items).collect(),
+        };
+        (lines.into_iter().map(|line| cells_of(line, self.format, columns)).collect(), self.seen)
     }
 }
 
-/// The best `k` rows of a whole `table` by `metric` (as cells), best first, and the
-/// number of rows.
+/// The best `k` rows (of each group, with `group`) of a whole `table` by `metric` (as
+/// cells), best first, and the number of rows.
 pub fn ranked_rows(
     table: &str,
     format: OutputFormat,
     columns: &[String],
     metric: &str,
     k: usize,
+    group: Option<&GroupBy>,
 ) -> (Vec<Vec<String>>, usize) {
-    let mut ranker = Ranker::new(format, columns, metric, k);
+    let mut ranker = Ranker::new(format, columns, metric, k).grouped(group, columns);
     let rows = match format {
         OutputFormat::Csv => table.split_once('\n').map_or("", |(_, rows)| rows),
         OutputFormat::JsonLines => table,
@@ -206,19 +302,63 @@ pub fn ranked_rows(
     ranker.finish(columns)
 }
 
+/// The first `k` of ranked rows, or with `group_column` the first `k` of each group
+/// (rows of one group are consecutive, as [`Ranker::finish`] returns them).
+pub fn leading(ranked: &[Vec<String>], k: usize, group_column: Option<usize>) -> Vec<Vec<String>> {
+    let Some(column) = group_column else { return ranked[..ranked.len().min(k)].to_vec() };
+    let mut out = Vec::new();
+    let mut run = 0;
+    for (i, row) in ranked.iter().enumerate() {
+        run = if i > 0 && ranked[i - 1].get(column) == row.get(column) { run + 1 } else { 0 };
+        if run < k {
+            out.push(row.clone());
+        }
+    }
+    out
+}
+
 /// Renders ranked rows (best first) as an aligned text table, each column in one fixed
 /// style (see [`display_cell`]).
 pub fn render(ranked: &[Vec<String>], total: usize, columns: &[String], metric: &str) -> String {
+    render_ranks(ranked, total, columns, metric, None)
+}
+
+/// [`render`] for rows ranked within groups of column `group`: ranks restart at 1 in
+/// each group.
+pub fn render_grouped(
+    ranked: &[Vec<String>],
+    total: usize,
+    columns: &[String],
+    metric: &str,
+    group: &str,
+    k: usize,
+) -> String {
+    render_ranks(ranked, total, columns, metric, columns.iter().position(|c| c == group).map(|at| (at, group, k)))
+}
+
+fn render_ranks(
+    ranked: &[Vec<String>],
+    total: usize,
+    columns: &[String],
+    metric: &str,
+    group: Option<(usize, &str, usize)>,
+) -> String {
     let mut lines = vec![std::iter::once("rank".to_string()).chain(columns.iter().cloned()).collect()];
+    let mut rank = 0;
     for (i, row) in ranked.iter().enumerate() {
-        let mut line = vec![(i + 1).to_string()];
+        let same_group = group.is_none_or(|(at, _, _)| i > 0 && ranked[i - 1].get(at) == row.get(at));
+        rank = if same_group { rank + 1 } else { 1 };
+        let mut line = vec![rank.to_string()];
         line.extend(row.iter().zip(columns).map(|(cell, column)| display_cell(column, cell)));
         lines.push(line);
     }
     let widths: Vec<usize> = (0..lines[0].len())
         .map(|c| lines.iter().map(|l: &Vec<String>| l.get(c).map_or(0, String::len)).max().unwrap_or(0))
         .collect();
-    let mut out = format!("top {} of {total} by {metric}:\n", ranked.len());
+    let mut out = match group {
+        None => format!("top {} of {total} by {metric}:\n", ranked.len()),
+        Some((_, name, k)) => format!("top {k} per {name} of {total} by {metric}:\n"),
+    };
     for line in lines {
         let cells: Vec<String> = line.iter().zip(&widths).map(|(cell, w)| format!("{cell:>w$}")).collect();
         out.push_str(cells.join("  ").trim_end());
@@ -322,7 +462,7 @@ mod tests {
             "combo_id,fast,total_return,cagr,sharpe,sortino,volatility,max_drawdown,max_drawdown_duration,trades\n\
                      0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,NaN,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";
         let top_k = |metric: &str, k: usize| {
-            let (best, total) = ranked_rows(table, OutputFormat::Csv, &cols, metric, k);
+            let (best, total) = ranked_rows(table, OutputFormat::Csv, &cols, metric, k, None);
             render(&best, total, &cols, metric)
         };
         let report = top_k("sharpe", 2);

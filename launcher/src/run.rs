@@ -38,7 +38,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
             }
         }
     })?;
-    let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel, oversubscribed } = plan;
+    let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, group, kernel, oversubscribed } = plan;
     if let Some(e) = early_failure {
         return Err(e);
     }
@@ -91,9 +91,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
             if let Some(table) = finished_table(&out, &fingerprint) {
                 eprintln!("sweeprun: {} is already complete; nothing to resume", out.display());
                 let k = args.top.max(tearsheet_count(args)?);
-                let (best, total) = report::ranked_rows(&table, format, &columns, &args.sort_by, k);
+                let (best, total) = report::ranked_rows(&table, format, &columns, &args.sort_by, k, group.as_ref());
                 write_tearsheets(&spec, &data, &best, &out, args)?;
-                return Ok(summary(&best, total, &columns, args));
+                return Ok(summary(&best, total, &columns, args, group.as_ref()));
             }
             eprintln!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
         }
@@ -143,7 +143,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     let ranked = args.top.max(tearsheet_count(args)?);
     // With nothing resumed, the final table is written (in id order) while the ranks work.
     let stream = if resumed == 0 {
-        let ranker = report::Ranker::new(format, &columns, &args.sort_by, ranked);
+        let ranker = report::Ranker::new(format, &columns, &args.sort_by, ranked).grouped(group.as_ref(), &columns);
         Some(output::TableStream::create(&out, format, &columns, combos, ranker)?)
     } else {
         None
@@ -185,7 +185,8 @@ pub fn run(args: &RunArgs) -> Result<String> {
         None => {
             let table = output::assemble_table(&journal_path, format, &columns, combos)?;
             output::write_atomically(&out, table.as_bytes())?;
-            (table_digest(table.as_bytes()), report::ranked_rows(&table, format, &columns, &args.sort_by, ranked))
+            let best = report::ranked_rows(&table, format, &columns, &args.sort_by, ranked, group.as_ref());
+            (table_digest(table.as_bytes()), best)
         }
     };
     let mut recorded_spec = spec.effective.clone();
@@ -225,7 +226,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     }
     eprintln!("sweeprun: wrote {} ({})", out.display(), report::counted(combos, "row"));
     write_tearsheets(&spec, &data, &best, &out, args)?;
-    Ok(summary(&best, total, &columns, args))
+    Ok(summary(&best, total, &columns, args, group.as_ref()))
 }
 
 fn remove_journal(out: &Path) {
@@ -244,6 +245,8 @@ struct Plan {
     data: PriceSet,
     data_sha256: String,
     columns: Vec<String>,
+    /// `--group-by`: the summary ranks within each value of this grid key.
+    group: Option<report::GroupBy>,
     /// The kernel path the ranks will run.
     kernel: &'static str,
     /// A warning to print once the input has passed every check (more ranks than CPUs).
@@ -283,13 +286,7 @@ impl Plan {
             overrides.push(format!("strategy.stats={stats}"));
         }
         tearsheet_count(args)?;
-        let spec = Spec::load(&args.spec, &overrides)?;
-        if let Some(&id) = args.equity.iter().find(|&&id| id >= spec.grid.len()) {
-            return Err(Failure::usage(format!(
-                "--equity: combo {id} is not in the grid (ids are 0..={})",
-                spec.grid.len() - 1
-            )));
-        }
+        let mut spec = Spec::load(&args.spec, &overrides)?;
         let out = match (&args.out, &spec.output) {
             (Some(out), _) => {
                 if out.as_os_str().as_encoded_bytes().ends_with(b"/") {
@@ -314,6 +311,14 @@ impl Plan {
         check_outputs_spare_inputs(&out, &[("spec", &args.spec), ("data", &spec.data_path)])?;
         on_spec(&spec, format);
         let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
+        // The grid's size is known once `symbol = "*"` meets the data.
+        spec.grid.bind_symbols(&data.symbols()).map_err(|e| spec.blame(e))?;
+        if let Some(&id) = args.equity.iter().find(|&&id| id >= spec.grid.len()) {
+            return Err(Failure::usage(format!(
+                "--equity: combo {id} is not in the grid (ids are 0..={})",
+                spec.grid.len() - 1
+            )));
+        }
         let kernel = spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
         let data_sha256 = checksum(&spec.data_path)?;
         let placement = placement(args);
@@ -330,7 +335,8 @@ impl Plan {
         let pins = placement[..ranks].to_vec();
         let columns = output::columns(&spec.grid.names(), &spec.strategy.extra_columns());
         report::check_rank_metric(&args.sort_by, &columns).map_err(Failure::usage)?;
-        Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns, kernel, oversubscribed })
+        let group = report::GroupBy::of(&spec.grid, args.group_by.as_deref()).map_err(Failure::usage)?;
+        Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns, group, kernel, oversubscribed })
     }
 }
 
@@ -352,10 +358,11 @@ fn placement(args: &RunArgs) -> Vec<Option<usize>> {
 
 /// What the ranks preselect from each chunk for the top-K: the metric and K (none when
 /// nothing is ranked, or when the ranking column is not one of the common metrics, which
-/// are all the ranks can preselect by: then the launcher ranks every row itself).
+/// are all the ranks can preselect by, or with `--group-by`, since a chunk's best rows
+/// overall need not hold each group's best: then the launcher ranks every row itself).
 fn preselection(args: &RunArgs) -> Result<Option<(String, usize)>> {
     let ranked = args.top.max(tearsheet_count(args)?);
-    let by_metric = Metrics::NAMES.contains(&args.sort_by.as_str());
+    let by_metric = Metrics::NAMES.contains(&args.sort_by.as_str()) && args.group_by.is_none();
     Ok((ranked > 0 && by_metric).then(|| (args.sort_by.clone(), ranked)))
 }
 
@@ -563,12 +570,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The top-K table for stdout from the best rows (best first).
-fn summary(best: &[Vec<String>], total: usize, columns: &[String], args: &RunArgs) -> String {
+/// The top-K table for stdout from the best rows (best first; grouped: per group).
+fn summary(
+    best: &[Vec<String>],
+    total: usize,
+    columns: &[String],
+    args: &RunArgs,
+    group: Option<&report::GroupBy>,
+) -> String {
     if args.top == 0 {
         return String::new();
     }
-    report::render(&best[..best.len().min(args.top)], total, columns, &args.sort_by)
+    match group {
+        None => report::render(&report::leading(best, args.top, None), total, columns, &args.sort_by),
+        Some(g) => {
+            let shown = report::leading(best, args.top, g.column(columns));
+            report::render_grouped(&shown, total, columns, &args.sort_by, &g.name, args.top)
+        }
+    }
 }
 
 #[cfg(test)]

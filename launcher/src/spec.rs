@@ -95,6 +95,21 @@ impl Spec {
         let strategy = Strategy::from_table(strategy_table).map_err(bad)?;
 
         let grid_table = section(&table, "grid").map_err(bad)?;
+        if grid_table.contains_key(crate::grid::SYMBOL) {
+            if !strategy.single_asset() {
+                return Err(bad(format!(
+                    "[grid] symbol: {} trades the whole universe at once; a `symbol` grid key is only for \
+                     single-asset strategies (sma_cross)",
+                    strategy.name()
+                )));
+            }
+            if let Some(one) = &symbol {
+                return Err(bad(format!(
+                    "[grid] symbol: cannot be combined with [data] symbol = {one:?} \
+                     (the grid key sweeps assets, [data] symbol picks one; remove one of them)"
+                )));
+            }
+        }
         let grid = Grid::from_table(grid_table, strategy.params()).map_err(bad)?;
 
         let output = match table.get("output") {

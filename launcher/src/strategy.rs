@@ -1,7 +1,7 @@
 //! The strategies a sweep can run: their spec keys, grid parameters, validation against
 //! the data, batch evaluators and per-combo tearsheets.
 
-use crate::grid::{Grid, ParamDef, ParamKind, ParamValue};
+use crate::grid::{Grid, ParamDef, ParamKind, ParamValue, SYMBOL};
 use crate::output::{Cell, RowWriter};
 use crate::spec::check_keys;
 use std::ops::Range;
@@ -15,10 +15,19 @@ use sweeprun_kernel::sma::{self, Direction, Fill, SmaBatch, SmaCombo, SmaConfig}
 /// Strategy names the spec accepts.
 pub const STRATEGY_NAMES: &str = "sma_cross, momentum_taa";
 
-const SMA_PARAMS: [ParamDef; 2] = [
+/// `symbol` (optional) comes first: each asset's combos form one block, in the order of a
+/// single-asset sweep, so the SIMD groups and a rank's chunks stay within one asset.
+const SMA_PARAMS: [ParamDef; 3] = [
+    ParamDef { name: SYMBOL, kind: ParamKind::Symbol },
     ParamDef { name: "fast", kind: ParamKind::Int { min: 1 } },
     ParamDef { name: "slow", kind: ParamKind::Int { min: 2 } },
 ];
+
+/// How many assets' [`SmaBatch`]es one evaluator keeps (each holds its prefix sums and,
+/// for grids with slow steps > 1, window-sum tables of ~10 MB on 8,000 bars): a rank's
+/// chunks run through the assets in order, so a few suffice, and a 500-asset `"*"` sweep
+/// does not hold 500 of them.
+const SMA_BATCHES_KEPT: usize = 4;
 
 const MOMENTUM_PARAMS: [ParamDef; 2] = [
     ParamDef { name: "lookback", kind: ParamKind::Int { min: 1 } },
@@ -150,6 +159,11 @@ impl Strategy {
         }
     }
 
+    /// Whether the strategy trades one asset, so a `symbol` grid key can sweep assets.
+    pub fn single_asset(&self) -> bool {
+        matches!(self, Strategy::SmaCross(_))
+    }
+
     /// Whether traces of this strategy list their fills.
     pub fn reports_fills(&self) -> bool {
         matches!(self, Strategy::MomentumTaa(_))
@@ -169,17 +183,16 @@ impl Strategy {
     pub fn validate(&self, data: &PriceSet, symbol: Option<&str>, grid: &Grid) -> Result<&'static str, String> {
         match self {
             Strategy::SmaCross(config) => {
-                let series = single_asset(data, symbol)?;
-                let fits = format!("windows fit the {} bars of {}", series.len(), series.symbol);
-                for (axis, param) in SMA_PARAMS.iter().enumerate() {
-                    check_int_axis(grid, axis, param, series.len() as i64, &fits)?;
+                let assets = sma_assets(data, symbol, grid)?;
+                let shortest = assets.iter().min_by_key(|a| a.len()).expect("at least one asset");
+                let fits = format!("windows fit the {} bars of {}", shortest.len(), shortest.symbol);
+                let axes = SmaAxes::of(grid);
+                for (axis, param) in [(axes.fast, &SMA_PARAMS[1]), (axes.slow, &SMA_PARAMS[2])] {
+                    check_int_axis(grid, axis, param, shortest.len() as i64, &fits)?;
                 }
-                let max_window = sma_max_window(grid);
-                let batch = SmaBatch::new(series, max_window).map_err(|e| format!("[data] {}: {e}", series.symbol))?;
-                let mut values = [ParamValue::Int(0); 2];
+                let mut values = [ParamValue::Int(0); 3];
                 for id in 0..grid.len() {
-                    grid.combo(id, &mut values);
-                    let combo = sma_combo(&values);
+                    let (_, combo) = axes.combo(grid, id, &mut values);
                     if combo.fast >= combo.slow {
                         return Err(match grid.constraint() {
                             None => format!(
@@ -195,11 +208,21 @@ impl Strategy {
                         });
                     }
                 }
-                // Evaluate one combo now so data problems (e.g. no Open column) surface as bad input.
-                let probe = [sma_combo_at(grid, 0)];
-                batch.evaluate(config, &probe, &mut [Metrics::default()]).map_err(|e| format!("[data] {e}"))?;
                 let requested = selected_kernel().map_err(|e| e.to_string())?;
-                Ok(batch.path_for(config, requested).name())
+                let probe = [axes.combo(grid, 0, &mut values).1];
+                let mut paths: Vec<&'static str> = Vec::new();
+                for series in assets {
+                    let batch = SmaBatch::new(series, sma_max_window(grid))
+                        .map_err(|e| format!("[data] {}: {e}", series.symbol))?;
+                    // Evaluate one combo now so data problems (e.g. no Open column) surface as bad input.
+                    batch.evaluate(config, &probe, &mut [Metrics::default()]).map_err(|e| format!("[data] {e}"))?;
+                    let path = batch.path_for(config, requested).name();
+                    if !paths.contains(&path) {
+                        paths.push(path);
+                    }
+                }
+                // Assets whose sums are too large for the vector paths run on the scalar one.
+                Ok(if paths.len() == 1 { paths[0] } else { mixed_kernel_name(&paths) })
             }
             Strategy::MomentumTaa(spec) => {
                 if symbol.is_some() {
@@ -241,13 +264,16 @@ impl Strategy {
         grid: &'a Grid,
     ) -> Result<Box<dyn ChunkEvaluator + 'a>, String> {
         match self {
-            Strategy::SmaCross(config) => {
-                let series = single_asset(data, symbol)?;
-                let mut batch = SmaBatch::new(series, sma_max_window(grid)).map_err(|e| e.to_string())?;
-                let path = selected_kernel().map_err(|e| e.to_string())?;
-                batch.prepare(path, &window_axis(grid, 0), &window_axis(grid, 1));
-                Ok(Box::new(SmaEvaluator { config: *config, batch, grid, combos: Vec::new(), metrics: Vec::new() }))
-            }
+            Strategy::SmaCross(config) => Ok(Box::new(SmaEvaluator {
+                config: *config,
+                assets: sma_assets(data, symbol, grid)?,
+                axes: SmaAxes::of(grid),
+                path: selected_kernel().map_err(|e| e.to_string())?,
+                batches: Vec::new(),
+                grid,
+                combos: Vec::new(),
+                metrics: Vec::new(),
+            })),
             Strategy::MomentumTaa(spec) => {
                 let config = spec.config(data);
                 let universe = Universe::new(data, &config).map_err(|e| e.to_string())?;
@@ -261,8 +287,9 @@ impl Strategy {
     pub fn trace(&self, data: &PriceSet, symbol: Option<&str>, grid: &Grid, id: u64) -> Result<Trace, String> {
         match self {
             Strategy::SmaCross(config) => {
-                let series = single_asset(data, symbol)?;
-                let combo = sma_combo_at(grid, id);
+                let axes = SmaAxes::of(grid);
+                let (asset, combo) = axes.combo(grid, id, &mut [ParamValue::Int(0); 3]);
+                let series = sma_assets(data, symbol, grid)?[asset];
                 let open = series.open.as_deref().unwrap_or(&series.close);
                 let (equity, _) = sma::reference::equity_curve(open, &series.close, &series.close_exact, config, combo);
                 Ok(Trace {
@@ -344,21 +371,75 @@ pub trait ChunkEvaluator {
 
 struct SmaEvaluator<'a> {
     config: SmaConfig,
-    batch: SmaBatch<'a>,
+    /// The series of each asset the grid runs on (one without a `symbol` axis).
+    assets: Vec<&'a AssetSeries>,
+    axes: SmaAxes,
+    path: KernelPath,
+    /// Recently used batches by asset index, most recent last (at most [`SMA_BATCHES_KEPT`]).
+    batches: Vec<(usize, SmaBatch<'a>)>,
     grid: &'a Grid,
     combos: Vec<SmaCombo>,
     metrics: Vec<Metrics>,
 }
 
+impl<'a> SmaEvaluator<'a> {
+    /// The position in `batches` of asset `asset`'s batch, built (and its windows
+    /// announced) on first use.
+    fn batch(&mut self, asset: usize) -> Result<usize, String> {
+        match self.batches.iter().position(|(a, _)| *a == asset) {
+            Some(at) => {
+                let used = self.batches.remove(at);
+                self.batches.push(used);
+            }
+            None => {
+                let mut batch =
+                    SmaBatch::new(self.assets[asset], sma_max_window(self.grid)).map_err(|e| e.to_string())?;
+                batch.prepare(
+                    self.path,
+                    &window_axis(self.grid, self.axes.fast),
+                    &window_axis(self.grid, self.axes.slow),
+                );
+                if self.batches.len() == SMA_BATCHES_KEPT {
+                    self.batches.remove(0);
+                }
+                self.batches.push((asset, batch));
+            }
+        }
+        Ok(self.batches.len() - 1)
+    }
+}
+
 impl ChunkEvaluator for SmaEvaluator<'_> {
     fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter) -> Result<(), String> {
-        self.combos.clear();
-        self.combos.extend(ids.clone().map(|id| sma_combo_at(self.grid, id)));
-        self.metrics.clear();
-        self.metrics.resize(self.combos.len(), Metrics::default());
-        self.batch.evaluate(&self.config, &self.combos, &mut self.metrics).map_err(|e| e.to_string())?;
-        for ((id, combo), metrics) in ids.zip(&self.combos).zip(&self.metrics) {
-            rows.row(id, &[ParamValue::Int(combo.fast.into()), ParamValue::Int(combo.slow.into())], metrics, &[]);
+        let mut values = [ParamValue::Int(0); 3];
+        let mut start = ids.start;
+        while start < ids.end {
+            // One run of consecutive combos on the same asset: one batch call, so a SIMD
+            // group never mixes assets.
+            let asset = self.axes.combo(self.grid, start, &mut values).0;
+            self.combos.clear();
+            let mut end = start;
+            while end < ids.end {
+                let (next_asset, combo) = self.axes.combo(self.grid, end, &mut values);
+                if next_asset != asset {
+                    break;
+                }
+                self.combos.push(combo);
+                end += 1;
+            }
+            self.metrics.clear();
+            self.metrics.resize(self.combos.len(), Metrics::default());
+            let at = self.batch(asset)?;
+            let batch = &self.batches[at].1;
+            batch.evaluate(&self.config, &self.combos, &mut self.metrics).map_err(|e| e.to_string())?;
+            for ((id, combo), metrics) in (start..end).zip(&self.combos).zip(&self.metrics) {
+                let windows = [ParamValue::Int(combo.fast.into()), ParamValue::Int(combo.slow.into())];
+                match self.axes.symbol {
+                    Some(_) => rows.row(id, &[ParamValue::Symbol(asset as u32), windows[0], windows[1]], metrics, &[]),
+                    None => rows.row(id, &windows, metrics, &[]),
+                }
+            }
+            start = end;
         }
         Ok(())
     }
@@ -392,14 +473,49 @@ fn window(value: ParamValue) -> u32 {
     value.as_i64().and_then(|i| u32::try_from(i).ok()).expect("the grid checked integer parameters")
 }
 
-fn sma_combo(values: &[ParamValue]) -> SmaCombo {
-    SmaCombo { fast: window(values[0]), slow: window(values[1]) }
+/// Where an SMA grid keeps its parameters.
+#[derive(Clone, Copy, Debug)]
+struct SmaAxes {
+    symbol: Option<usize>,
+    fast: usize,
+    slow: usize,
 }
 
-fn sma_combo_at(grid: &Grid, id: u64) -> SmaCombo {
-    let mut values = [ParamValue::Int(0); 2];
-    grid.combo(id, &mut values);
-    sma_combo(&values)
+impl SmaAxes {
+    fn of(grid: &Grid) -> SmaAxes {
+        let at = |name: &str| grid.index_of(name).expect("sma_cross grids have fast and slow");
+        SmaAxes { symbol: grid.symbol_axis(), fast: at("fast"), slow: at("slow") }
+    }
+
+    /// Combo `id`: its asset (an index into the grid's symbols, 0 without a symbol axis)
+    /// and windows; `values` is scratch space with room for every parameter.
+    fn combo(&self, grid: &Grid, id: u64, values: &mut [ParamValue; 3]) -> (usize, SmaCombo) {
+        let values = &mut values[..grid.names().len()];
+        grid.combo(id, values);
+        let asset = match self.symbol.map(|axis| values[axis]) {
+            Some(ParamValue::Symbol(s)) => s as usize,
+            _ => 0,
+        };
+        (asset, SmaCombo { fast: window(values[self.fast]), slow: window(values[self.slow]) })
+    }
+}
+
+/// The series an SMA grid runs on: one per grid symbol (in the grid's order), or the one
+/// asset the data or `[data] symbol` names.
+fn sma_assets<'a>(data: &'a PriceSet, symbol: Option<&str>, grid: &Grid) -> Result<Vec<&'a AssetSeries>, String> {
+    if grid.symbol_axis().is_none() {
+        return Ok(vec![single_asset(data, symbol)?]);
+    }
+    grid.symbols()
+        .iter()
+        .map(|name| data.asset(name).ok_or_else(|| format!("[grid] {SYMBOL}: `{name}` is not in the data")))
+        .collect()
+}
+
+/// The sidecar's `kernel` when assets ran on different paths: `avx512+scalar`.
+fn mixed_kernel_name(paths: &[&'static str]) -> &'static str {
+    // Leaked once per sweep: the sidecar takes a `&'static str`, and this is rare.
+    Box::leak(paths.join("+").into_boxed_str())
 }
 
 fn momentum_combo_at(grid: &Grid, id: u64) -> MomentumCombo {
@@ -415,7 +531,8 @@ fn window_axis(grid: &Grid, axis: usize) -> Vec<u32> {
 
 fn sma_max_window(grid: &Grid) -> u32 {
     let axis_max = |i: usize| grid.axis(i).iter().filter_map(|v| v.as_i64()).max().unwrap_or(1);
-    u32::try_from(axis_max(0).max(axis_max(1))).unwrap_or(u32::MAX)
+    let axes = SmaAxes::of(grid);
+    u32::try_from(axis_max(axes.fast).max(axis_max(axes.slow))).unwrap_or(u32::MAX)
 }
 
 /// Checks that every value of integer grid axis `axis` (parameter `param`) lies in

@@ -200,7 +200,10 @@ pub fn fills_csv(trace: &Trace) -> String {
 pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out: &Path, args: &RunArgs) -> Result<()> {
     let mut ids = args.equity.clone();
     let top = tearsheet_count(args)?;
-    ids.extend(best.iter().take(top).filter_map(|row| row.first().and_then(|id| id.parse::<u64>().ok())));
+    // With --group-by, `best` holds each group's best rows in turn: top:K is K per group.
+    let group_column = args.group_by.as_deref().and_then(|name| spec.grid.index_of(name)).map(|axis| axis + 1);
+    let leading = crate::report::leading(best, top, group_column);
+    ids.extend(leading.iter().filter_map(|row| row.first().and_then(|id| id.parse::<u64>().ok())));
     if ids.is_empty() {
         return Ok(());
     }
@@ -211,7 +214,12 @@ pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out:
     let mut seen = std::collections::HashSet::new();
     for id in ids.into_iter().filter(|id| seen.insert(*id)) {
         spec.grid.combo(id, &mut values);
-        let params: String = names.iter().zip(&values).map(|(n, v)| format!("_{n}{v}")).collect();
+        // A symbol may hold characters a file name cannot.
+        let params: String = names
+            .iter()
+            .zip(&values)
+            .map(|(n, &v)| format!("_{n}{}", spec.grid.value_text(v).replace(['/', '\0'], "_")))
+            .collect();
         let tag = format!("{}{params}", spec.strategy.name());
         let trace = spec
             .strategy

@@ -52,7 +52,7 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
         Err(e) => return Err(format!("reading the spec: {e}")),
     };
     let format = OutputFormat::from_name(&format).ok_or_else(|| format!("unknown output format `{format}`"))?;
-    let spec = Spec::parse("(spec from launcher)", &spec_text, Path::new("/"), &[]).map_err(|e| e.to_string())?;
+    let mut spec = Spec::parse("(spec from launcher)", &spec_text, Path::new("/"), &[]).map_err(|e| e.to_string())?;
     let data = match ToRank::read(input) {
         Ok(Some(ToRank::Data { digest, bytes })) => {
             if blake3::hash(&bytes).to_hex().as_str() != digest {
@@ -64,8 +64,10 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
         Ok(Some(other)) => return Err(format!("expected the price data, got {}", other.kind())),
         Err(e) => return Err(format!("reading the price data: {e}")),
     };
+    // `symbol = "*"` becomes the data's assets (the launcher checked the same data).
+    spec.grid.bind_symbols(&data.symbols())?;
     let mut evaluator = spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid)?;
-    let mut rows = RowWriter::new(format, spec.grid.names(), spec.strategy.extra_columns());
+    let mut rows = RowWriter::for_grid(format, &spec.grid, spec.strategy.extra_columns());
     if let Some((metric, k)) = preselect {
         rows.preselect(&metric, k)?;
     }
