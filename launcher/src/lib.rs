@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod error;
 mod expr;
+pub mod float_text;
 pub mod grid;
 pub mod local;
 pub mod output;

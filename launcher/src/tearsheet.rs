@@ -161,14 +161,10 @@ fn target_allocations(trace: &Trace) -> Value {
     Value::Array(columns.collect())
 }
 
-/// A float the way Python's `repr` writes it for the values in dumps (`1000000.0`, `0.5`).
+/// A float exactly as Python's `repr` writes it (`1000000.0`, `0.5`, `3e-05`, `1e+16`,
+/// `nan`), as in the CSV files QSTrader users compare with.
 pub fn python_float(x: f64) -> String {
-    let text = format!("{x}");
-    if x.is_finite() && !text.contains(['.', 'e']) {
-        format!("{text}.0")
-    } else {
-        text
-    }
+    crate::float_text::python_repr(x)
 }
 
 /// `Date,Equity` rows.
@@ -251,6 +247,8 @@ mod tests {
         assert_eq!(python_float(1e6), "1000000.0");
         assert_eq!(python_float(-40.0), "-40.0");
         assert_eq!(python_float(0.25), "0.25");
+        assert_eq!(python_float(3e-5), "3e-05");
+        assert_eq!(python_float(1e16), "1e+16");
     }
 
     #[test]
