@@ -3,7 +3,7 @@
 //! `../shared/reference/sma/sma_goog_reference.csv`.
 
 use std::collections::HashMap;
-use sweeprun_tests::{output_of, read_csv, shared_reference, sweeprun, write_spec};
+use sweeprun_tests::{output_of, read_csv, shared_reference, sweeprun, table_float, write_spec};
 
 struct Expected {
     total_return: f64,
@@ -71,10 +71,10 @@ fn all_eight_variants_match_the_reference_through_the_cli() {
                 failures.push(format!("{name} {combo:?}: not in the reference"));
                 continue;
             };
-            let got_tr: f64 = row[tr].parse().unwrap();
-            let got_sharpe: f64 = row[sharpe].parse().unwrap();
+            let got_tr = table_float(&row[tr]);
+            let got_sharpe = table_float(&row[sharpe]);
             // The reference's max_dd is negative; ours is a positive fraction.
-            let got_dd: f64 = -row[dd].parse::<f64>().unwrap();
+            let got_dd = -table_float(&row[dd]);
             let got_trades: u32 = row[trades].parse().unwrap();
             if !within(got_tr, want.total_return)
                 || !within(got_sharpe, want.sharpe)

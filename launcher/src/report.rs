@@ -18,7 +18,8 @@ pub fn check_rank_metric(metric: &str) -> Result<(), String> {
 /// The cells of one table line.
 fn cells_of(line: &str, format: OutputFormat, columns: &[String]) -> Vec<String> {
     match format {
-        OutputFormat::Csv => line.split(',').map(str::to_string).collect(),
+        // An undefined value (empty cell, `null`) shows as NaN.
+        OutputFormat::Csv => line.split(',').map(|c| if c.is_empty() { "NaN" } else { c }.to_string()).collect(),
         OutputFormat::JsonLines => {
             let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap_or_default();
             columns
@@ -32,7 +33,8 @@ fn cells_of(line: &str, format: OutputFormat, columns: &[String]) -> Vec<String>
     }
 }
 
-/// The value of column `col` (named `name`) in one table line, without parsing the rest.
+/// The value of column `col` (named `name`) in one table line, without parsing the rest;
+/// NaN when undefined (an empty CSV cell, `null`) or not a number.
 fn metric_of(line: &str, format: OutputFormat, col: usize, name: &str) -> f64 {
     let text = match format {
         OutputFormat::Csv => line.split(',').nth(col),
@@ -263,7 +265,7 @@ mod tests {
         let cols = columns(&["fast"], &[]);
         let table =
             "combo_id,fast,total_return,cagr,sharpe,sortino,volatility,max_drawdown,max_drawdown_duration,trades\n\
-                     0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,NaN,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";
+                     0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";
         let top_k = |metric: &str, k: usize| {
             let (best, total) = ranked_rows(table, OutputFormat::Csv, &cols, metric, k);
             render(&best, total, &cols, metric)
