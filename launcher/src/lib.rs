@@ -24,4 +24,5 @@ pub mod signals;
 pub mod spec;
 pub mod strategy;
 pub mod tearsheet;
+pub mod verify;
 pub mod worker;
