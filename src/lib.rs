@@ -90,6 +90,15 @@ pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
+/// A float cell of a results table: an empty cell (an undefined value) reads as NaN.
+pub fn table_float(cell: &str) -> f64 {
+    if cell.is_empty() {
+        f64::NAN
+    } else {
+        cell.parse().unwrap_or_else(|e| panic!("cell `{cell}`: {e}"))
+    }
+}
+
 /// Criterion's output directory (`$CRITERION_HOME`, else `criterion/` in the target
 /// directory above this executable) holding `dir`.
 fn criterion_dir(dir: &str) -> Option<PathBuf> {

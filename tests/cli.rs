@@ -244,6 +244,37 @@ fn the_readme_run_command_works_on_the_shipped_example() {
 }
 
 #[test]
+fn verify_checks_the_table_against_its_sidecar() {
+    let (dir, spec) = goog_dir();
+    run_table(dir.path(), &spec, &["--out", "t.jsonl", "--top", "0"], "t.jsonl");
+    let verify = |table: &str| output_of(sweeprun(dir.path()).args(["verify", table]));
+    let ok = verify("t.jsonl");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("t.jsonl: OK (BLAKE3 "));
+
+    // One byte changed: exit 1 with one line naming the table.
+    let table = dir.path().join("t.jsonl");
+    let mut bytes = std::fs::read(&table).unwrap();
+    let at = bytes.iter().position(|&b| b == b'5').unwrap();
+    bytes[at] = b'6';
+    std::fs::write(&table, bytes).unwrap();
+    let changed = verify("t.jsonl");
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    assert_eq!(changed.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("t.jsonl: BLAKE3 ") && stderr.contains("differs"), "{stderr}");
+
+    // No sidecar, or no table: bad input.
+    std::fs::remove_file(dir.path().join("t.jsonl.meta.json")).unwrap();
+    for missing in ["t.jsonl", "absent.csv"] {
+        let run = verify(missing);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{missing}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
 fn one_rank_and_four_ranks_give_identical_tables() {
     let (dir, spec) = goog_dir();
     let one = run_table(dir.path(), &spec, &["-np", "1", "--out", "one.csv"], "one.csv");
@@ -266,6 +297,10 @@ fn jsonl_output_holds_the_same_rows_as_csv() {
         for (name, cell) in header.iter().zip(csv_row.split(',')) {
             let value = &object[*name];
             assert_eq!(value.as_f64(), cell.parse::<f64>().ok(), "{name} in {json_row}");
+            // The same text in both: the number as written, an undefined value as `null` / empty.
+            let key = format!("\"{name}\":");
+            let json_text = json_row.split(&key).nth(1).unwrap().split([',', '}']).next().unwrap();
+            assert_eq!(json_text, if cell.is_empty() { "null" } else { cell }, "{name} in {json_row}");
         }
         count += 1;
     }

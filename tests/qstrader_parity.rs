@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use sweeprun_tests::{output_of, read_csv, reference_dir, sweeprun, write_spec};
+use sweeprun_tests::{output_of, read_csv, reference_dir, sweeprun, table_float, write_spec};
 
 /// `|a - b| <= 1e-9 · max(|b|, tiny)`: the reference README's 1e-9 relative tolerance.
 fn close(a: f64, b: f64) -> bool {
@@ -90,7 +90,7 @@ fn check_folder(name: &str, expected_dumps: usize) {
         let (lookback, top_n) = (run["params"]["lookback"].as_u64().unwrap(), run["params"]["top_n"].as_u64().unwrap());
         let row = &table[&(lookback, top_n)];
         let stats = &run["stats"];
-        let float = |c: &str| row[col(c)].parse::<f64>().unwrap();
+        let float = |c: &str| table_float(&row[col(c)]);
         let count = |c: &str| row[col(c)].parse::<u64>().unwrap();
         let mut check = |what: &str, ok: bool, got: String, want: String| {
             if !ok {
@@ -168,8 +168,8 @@ fn compare_dumps(folder: &Path, dump: &Value, sheets: &Path, tag: &str, failures
         failures.push(format!("{tag}: {} equity rows, want {}", got_equity.len(), want_equity.len()));
     }
     for (got, want) in got_equity.iter().zip(&want_equity) {
-        let (g, w): (f64, f64) = (got[1].parse().unwrap(), want[1].parse().unwrap());
-        if got[0] != want[0] || !close(g, w) {
+        // Equity is QSTrader's bit for bit, so its text is Python's repr of the same float.
+        if got != want {
             failures.push(format!("{tag}: equity row {got:?}, want {want:?}"));
             break;
         }
@@ -180,9 +180,8 @@ fn compare_dumps(folder: &Path, dump: &Value, sheets: &Path, tag: &str, failures
         failures.push(format!("{tag}: {} fills, want {}", got_fills.len(), want_fills.len()));
     }
     for (got, want) in got_fills.iter().zip(&want_fills) {
-        let numbers_match = (2..5).all(|i| close(got[i].parse().unwrap(), want[i].parse().unwrap()));
-        // Quantities are whole shares: exact.
-        if got[0] != want[0] || got[1] != want[1] || got[2].parse::<f64>() != want[2].parse::<f64>() || !numbers_match {
+        // Fills are QSTrader's bit for bit: the same text (Python's repr of each float).
+        if got != want {
             failures.push(format!("{tag}: fill {got:?}, want {want:?}"));
             break;
         }

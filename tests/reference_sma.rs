@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use sweeprun_kernel::arch::KernelPath;
-use sweeprun_tests::{output_of, read_csv, reference_dir, sweeprun, write_spec};
+use sweeprun_tests::{output_of, read_csv, reference_dir, sweeprun, table_float, write_spec};
 
 struct Expected {
     total_return: f64,
@@ -96,10 +96,10 @@ fn all_eight_variants_match(data: &std::path::Path, reference: &std::path::Path,
                 failures.push(format!("{name} {combo:?}: not in the reference"));
                 continue;
             };
-            let got_tr: f64 = row[tr].parse().unwrap();
-            let got_sharpe: f64 = row[sharpe].parse().unwrap();
+            let got_tr = table_float(&row[tr]);
+            let got_sharpe = table_float(&row[sharpe]);
             // The reference's max_dd is negative; ours is a positive fraction.
-            let got_dd: f64 = -row[dd].parse::<f64>().unwrap();
+            let got_dd = -table_float(&row[dd]);
             let got_trades: u32 = row[trades].parse().unwrap();
             if !within(got_tr, want.total_return)
                 || !within(got_sharpe, want.sharpe)

@@ -12,6 +12,7 @@ Examples:
   sweeprun run examples/sma_sp20.toml --top 3 --group-by symbol   # 20 stocks, best 3 of each
   sweeprun run examples/momentum_etf5.toml --tearsheet top:3   # QSTrader-style JSON per combo
   sweeprun bench --data examples/data/GOOG.csv
+  sweeprun verify results/sma_goog.csv                 # the table is the one the sweep wrote
 
 Exit codes: 0 done, 1 runtime failure, 2 bad input or usage (nothing written),
 130 interrupted (partial results kept; finish with --resume).";
@@ -34,6 +35,12 @@ pub enum Command {
     Run(RunArgs),
     /// Measure the kernel's throughput (combo-bars per second) on one core.
     Bench(BenchArgs),
+    /// Check a finished table against the BLAKE3 digest in its sidecar `<TABLE>.meta.json`
+    /// (exit 0 same, 1 different, 2 unreadable).
+    Verify {
+        /// The results table (.csv or .jsonl).
+        table: PathBuf,
+    },
     /// Internal: one local rank process (started by `sweeprun run`).
     #[command(name = "__rank", hide = true)]
     Rank {

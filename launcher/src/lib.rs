@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod error;
 mod expr;
+pub mod float_text;
 pub mod grid;
 pub mod local;
 pub mod output;
@@ -23,6 +24,7 @@ pub mod signals;
 pub mod spec;
 pub mod strategy;
 pub mod tearsheet;
+pub mod verify;
 pub mod worker;
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(normalize_args(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!("sweeprun: missing a subcommand: run or bench (see sweeprun --help)");
+            eprintln!("sweeprun: missing a subcommand: run, bench or verify (see sweeprun --help)");
             return ExitCode::from(2);
         }
         Err(e) if e.use_stderr() => {
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             sweeprun::run::run(args)
         }
         Command::Bench(args) => sweeprun::bench::bench(args),
+        Command::Verify { table } => sweeprun::verify::verify(table),
         Command::Rank { pin_cpu, parent } => return ExitCode::from(sweeprun::worker::run_rank(*pin_cpu, *parent)),
     };
     match result {

@@ -12,7 +12,6 @@
 
 use crate::error::{Failure, Result};
 use crate::grid::ParamValue;
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -71,18 +70,24 @@ pub fn columns(params: &[&str], extras: &[&str]) -> Vec<String> {
 /// A strategy-specific value in a row.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cell {
-    /// A real number (`null` in JSON when not finite).
+    /// A real number (undefined when not finite: an empty CSV cell, `null` in JSON).
     Float(f64),
     /// A count.
     Count(u64),
 }
 
 /// Formats result rows into a byte buffer.
+///
+/// Floats are written by [`crate::float_text::push_float`] (Python's `repr` notation,
+/// shortest round-trip digits) in both formats. A float that is not finite (NaN, or an
+/// infinity such as the sortino of a strategy without a losing day) is undefined: an empty
+/// cell in CSV, `null` in JSON lines, ranked last by the top K; pandas and polars read
+/// both as missing.
 #[derive(Debug)]
 pub struct RowWriter {
     format: OutputFormat,
-    params: Vec<&'static str>,
-    extras: Vec<&'static str>,
+    /// What precedes each cell after the combo id: `,` (CSV) or `,"name":` (JSON lines).
+    cell_prefixes: Vec<String>,
     /// The names of [`ParamValue::Symbol`] values, as a cell of this format (CSV: quoted
     /// only when needed; JSON: a string).
     symbol_cells: Vec<String>,
@@ -94,7 +99,14 @@ pub struct RowWriter {
 impl RowWriter {
     /// A writer for rows with these grid parameter and extra column names.
     pub fn new(format: OutputFormat, params: Vec<&'static str>, extras: Vec<&'static str>) -> RowWriter {
-        RowWriter { format, params, extras, symbol_cells: Vec::new(), buffer: String::new(), preselect: None }
+        let names = params.iter().chain(Metrics::NAMES.iter()).chain(&extras);
+        let cell_prefixes = names
+            .map(|name| match format {
+                OutputFormat::Csv => ",".to_string(),
+                OutputFormat::JsonLines => format!(",\"{name}\":"),
+            })
+            .collect();
+        RowWriter { format, cell_prefixes, symbol_cells: Vec::new(), buffer: String::new(), preselect: None }
     }
 
     /// A writer for the rows of `grid` (its parameters, symbols written by name).
@@ -133,51 +145,45 @@ impl RowWriter {
             Cell::Count(metrics.trades.into()),
         ];
         if let Some((column, best)) = self.preselect.as_mut() {
-            // The value as the table shows it: JSON has no NaN or infinity (null reads as NaN).
+            // The value as a reader of the table sees it: undefined (NaN) unless finite.
             let value = match cells[*column] {
-                Cell::Float(f) if !f.is_finite() && self.format == OutputFormat::JsonLines => f64::NAN,
-                Cell::Float(f) => f,
+                Cell::Float(f) if f.is_finite() => f,
+                Cell::Float(_) => f64::NAN,
                 Cell::Count(c) => c as f64,
             };
             let offset = self.buffer.len();
             best.offer(value, id, || offset);
         }
+        let undefined = match self.format {
+            OutputFormat::Csv => "",
+            OutputFormat::JsonLines => "null",
+        };
         let b = &mut self.buffer;
-        match self.format {
-            OutputFormat::Csv => {
-                let _ = write!(b, "{id}");
-                for p in params {
-                    let _ = match p {
-                        ParamValue::Symbol(s) => write!(b, ",{}", self.symbol_cells[*s as usize]),
-                        _ => write!(b, ",{p}"),
-                    };
-                }
-                for cell in cells.iter().chain(extras) {
-                    let _ = match cell {
-                        Cell::Float(f) => write!(b, ",{f}"),
-                        Cell::Count(c) => write!(b, ",{c}"),
-                    };
-                }
+        if self.format == OutputFormat::JsonLines {
+            b.push_str("{\"combo_id\":");
+        }
+        // itoa and float_text instead of `write!`: formatting was a quarter to a third of a
+        // rank's CPU on the benchmark grid with `Display` (BENCHMARKS.md).
+        b.push_str(itoa::Buffer::new().format(id));
+        debug_assert_eq!(params.len() + cells.len() + extras.len(), self.cell_prefixes.len());
+        let mut prefixes = self.cell_prefixes.iter();
+        for (param, prefix) in params.iter().zip(&mut prefixes) {
+            b.push_str(prefix);
+            match *param {
+                ParamValue::Int(i) => b.push_str(itoa::Buffer::new().format(i)),
+                ParamValue::Float(f) => push_float_or(b, f, undefined),
+                ParamValue::Symbol(symbol) => b.push_str(&self.symbol_cells[symbol as usize]),
             }
-            OutputFormat::JsonLines => {
-                let _ = write!(b, "{{\"combo_id\":{id}");
-                for (name, p) in self.params.iter().zip(params) {
-                    let _ = match p {
-                        ParamValue::Float(f) if !f.is_finite() => write!(b, ",\"{name}\":null"),
-                        ParamValue::Symbol(s) => write!(b, ",\"{name}\":{}", self.symbol_cells[*s as usize]),
-                        _ => write!(b, ",\"{name}\":{p}"),
-                    };
-                }
-                let names = Metrics::NAMES.iter().chain(&self.extras);
-                for (name, cell) in names.zip(cells.iter().chain(extras)) {
-                    let _ = match cell {
-                        Cell::Float(f) if f.is_finite() => write!(b, ",\"{name}\":{f:?}"),
-                        Cell::Float(_) => write!(b, ",\"{name}\":null"),
-                        Cell::Count(c) => write!(b, ",\"{name}\":{c}"),
-                    };
-                }
-                b.push('}');
+        }
+        for (cell, prefix) in cells.iter().chain(extras).zip(prefixes) {
+            b.push_str(prefix);
+            match *cell {
+                Cell::Float(f) => push_float_or(b, f, undefined),
+                Cell::Count(c) => b.push_str(itoa::Buffer::new().format(c)),
             }
+        }
+        if self.format == OutputFormat::JsonLines {
+            b.push('}');
         }
         b.push('\n');
     }
@@ -225,6 +231,16 @@ pub fn csv_fields(line: &str) -> Vec<String> {
         }
     }
     fields
+}
+
+/// Appends finite `x`, or `undefined` in its place.
+#[inline]
+fn push_float_or(out: &mut String, x: f64, undefined: &str) {
+    if x.is_finite() {
+        crate::float_text::push_float(out, x);
+    } else {
+        out.push_str(undefined);
+    }
 }
 
 /// The combo id at the start of a table line, if the line is a complete row.
@@ -717,7 +733,7 @@ mod tests {
     fn formats_csv_and_jsonl_rows() {
         let mut csv = RowWriter::new(OutputFormat::Csv, vec!["fast", "slow"], vec!["final_equity"]);
         csv.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5), &[Cell::Float(2.5)]);
-        assert_eq!(csv.take(), ("7,5,20,0.5,0,NaN,0,0,0,0,3,2.5\n".to_string(), None));
+        assert_eq!(csv.take(), ("7,5,20,0.5,0.0,,0.0,0.0,0.0,0,3,2.5\n".to_string(), None));
         let mut json = RowWriter::new(OutputFormat::JsonLines, vec!["fast", "slow"], vec!["final_equity"]);
         json.row(7, &[ParamValue::Int(5), ParamValue::Int(20)], &metrics(0.5), &[Cell::Float(2.5)]);
         let (line, _) = json.take();
@@ -729,6 +745,51 @@ mod tests {
         assert_eq!(value["trades"], 3);
         assert_eq!(value["final_equity"], 2.5);
         assert_eq!(row_id(OutputFormat::JsonLines, line.trim()), Some(7));
+    }
+
+    #[test]
+    fn both_formats_write_the_same_float_text_and_undefined_values_rank_last() {
+        // Combo 0: sortino +inf (no losing day), sharpe NaN, cagr -inf; combo 1: all defined.
+        let undefined = Metrics {
+            total_return: -1.25e-7,
+            cagr: f64::NEG_INFINITY,
+            sharpe: f64::NAN,
+            sortino: f64::INFINITY,
+            volatility: 1e16,
+            max_drawdown: 1.0,
+            max_drawdown_duration: 12,
+            trades: 3,
+        };
+        let defined = Metrics { sortino: 0.1, sharpe: 0.2, cagr: 0.3, ..undefined };
+        let params = [ParamValue::Int(-5), ParamValue::Float(3e-5)];
+        let mut tables = Vec::new();
+        for format in [OutputFormat::Csv, OutputFormat::JsonLines] {
+            let mut writer = RowWriter::new(format, vec!["fast", "fee"], vec!["final_equity"]);
+            writer.preselect("sortino", 1).unwrap();
+            writer.row(0, &params, &undefined, &[Cell::Float(f64::NAN)]);
+            writer.row(1, &params, &defined, &[Cell::Float(100.0)]);
+            let (rows, best) = writer.take();
+            let second_row = rows.find('\n').unwrap() + 1;
+            assert_eq!(best, Some(vec![second_row]), "{format:?}: +inf is undefined, not the best sortino");
+            tables.push(rows);
+        }
+        assert_eq!(
+            tables[0],
+            "0,-5,3e-05,-1.25e-07,,,,1e+16,1.0,12,3,\n1,-5,3e-05,-1.25e-07,0.3,0.2,0.1,1e+16,1.0,12,3,100.0\n"
+        );
+        let json_line = "{\"combo_id\":0,\"fast\":-5,\"fee\":3e-05,\"total_return\":-1.25e-07,\"cagr\":null,\
+                         \"sharpe\":null,\"sortino\":null,\"volatility\":1e+16,\"max_drawdown\":1.0,\
+                         \"max_drawdown_duration\":12,\"trades\":3,\"final_equity\":null}";
+        assert_eq!(tables[1].lines().next(), Some(json_line));
+        // The launcher's ranker reads both tables the same way: undefined last.
+        let cols = columns(&["fast", "fee"], &["final_equity"]);
+        let csv_table = format!("{}\n{}", cols.join(","), tables[0]);
+        for (table, format) in [(&csv_table, OutputFormat::Csv), (&tables[1], OutputFormat::JsonLines)] {
+            let (best, total) = crate::report::ranked_rows(table, format, &cols, "sortino", 2, None);
+            assert_eq!((best[0][0].as_str(), best[1][0].as_str(), total), ("1", "0", 2), "{format:?}");
+            assert_eq!(best[1][6], "NaN", "{format:?}: the summary shows an undefined sortino as NaN");
+            assert_eq!(best[0][4], "0.3", "{format:?}");
+        }
     }
 
     #[test]

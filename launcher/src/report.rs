@@ -35,7 +35,10 @@ pub fn check_rank_metric(metric: &str, columns: &[String]) -> Result<(), String>
 /// The cells of one table line.
 fn cells_of(line: &str, format: OutputFormat, columns: &[String]) -> Vec<String> {
     match format {
-        OutputFormat::Csv => csv_fields(line),
+        // An undefined value (empty cell, `null`) shows as NaN.
+        OutputFormat::Csv => {
+            csv_fields(line).into_iter().map(|c| if c.is_empty() { "NaN".to_string() } else { c }).collect()
+        }
         OutputFormat::JsonLines => {
             let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap_or_default();
             columns
@@ -50,7 +53,8 @@ fn cells_of(line: &str, format: OutputFormat, columns: &[String]) -> Vec<String>
     }
 }
 
-/// The value of column `col` (named `name`) in one table line, without parsing the rest.
+/// The value of column `col` (named `name`) in one table line, without parsing the rest;
+/// NaN when undefined (an empty CSV cell, `null`) or not a number.
 fn metric_of(line: &str, format: OutputFormat, col: usize, name: &str) -> f64 {
     cell_of(line, format, col, name).and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN)
 }
@@ -460,7 +464,7 @@ mod tests {
         let cols = columns(&["fast"], &[]);
         let table =
             "combo_id,fast,total_return,cagr,sharpe,sortino,volatility,max_drawdown,max_drawdown_duration,trades\n\
-                     0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,NaN,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";
+                     0,5,0.1,0,0.5,0,0,0.3,4,1\n1,6,0.2,0,,0,0,0.1,4,1\n2,7,0.3,0,1.5,0,0,0.2,4,1\n";
         let top_k = |metric: &str, k: usize| {
             let (best, total) = ranked_rows(table, OutputFormat::Csv, &cols, metric, k, None);
             render(&best, total, &cols, metric)

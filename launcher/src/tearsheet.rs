@@ -4,7 +4,9 @@
 //!
 //! Layout notes: timestamps are epoch milliseconds of each date's UTC midnight (QSTrader
 //! uses local midnight; run it with `TZ=UTC` to compare), undefined numbers (e.g. a
-//! sortino without losing days) are `null` where QSTrader's `json.dump` writes `NaN`.
+//! sortino without losing days, or any other value that is not finite) are `null` where
+//! QSTrader's `json.dump` writes `NaN`, and empty cells in the CSV files, as in the results
+//! table; daily series keep QSTrader's 0.0 for NaN.
 
 use crate::cli::RunArgs;
 use crate::error::{Failure, Result};
@@ -161,13 +163,19 @@ fn target_allocations(trace: &Trace) -> Value {
     Value::Array(columns.collect())
 }
 
-/// A float the way Python's `repr` writes it for the values in dumps (`1000000.0`, `0.5`).
+/// A float exactly as Python's `repr` writes it (`1000000.0`, `0.5`, `3e-05`, `1e+16`,
+/// `nan`), as in the CSV files QSTrader users compare with.
 pub fn python_float(x: f64) -> String {
-    let text = format!("{x}");
-    if x.is_finite() && !text.contains(['.', 'e']) {
-        format!("{text}.0")
+    crate::float_text::python_repr(x)
+}
+
+/// A number in the tearsheets' CSV files: [`python_float`], or an empty cell when it is
+/// undefined (not finite), the rule of the results table.
+fn csv_float(x: f64) -> String {
+    if x.is_finite() {
+        python_float(x)
     } else {
-        text
+        String::new()
     }
 }
 
@@ -175,7 +183,7 @@ pub fn python_float(x: f64) -> String {
 pub fn equity_csv(trace: &Trace) -> String {
     let mut out = String::from("Date,Equity\n");
     for (day, equity) in trace.dates.iter().zip(&trace.equity) {
-        out.push_str(&format!("{day},{}\n", python_float(*equity)));
+        out.push_str(&format!("{day},{}\n", csv_float(*equity)));
     }
     out
 }
@@ -188,9 +196,9 @@ pub fn fills_csv(trace: &Trace) -> String {
             "{} 14:30:00+00:00,EQ:{},{},{},{}\n",
             fill.day,
             trace.symbols[fill.asset],
-            python_float(fill.quantity),
-            python_float(fill.price),
-            python_float(fill.commission)
+            csv_float(fill.quantity),
+            csv_float(fill.price),
+            csv_float(fill.commission)
         ));
     }
     out
@@ -259,6 +267,26 @@ mod tests {
         assert_eq!(python_float(1e6), "1000000.0");
         assert_eq!(python_float(-40.0), "-40.0");
         assert_eq!(python_float(0.25), "0.25");
+        assert_eq!(python_float(3e-5), "3e-05");
+        assert_eq!(python_float(1e16), "1e+16");
+    }
+
+    #[test]
+    fn undefined_values_are_null_in_json_and_empty_in_csv() {
+        let day = |s: &str| Date::parse_iso(s).unwrap();
+        // No losing day: the sortino is undefined.
+        let trace = Trace {
+            symbols: vec!["A".into()],
+            dates: vec![day("2020-01-30"), day("2020-01-31"), day("2020-02-03")],
+            equity: vec![100.0, 101.0, f64::NAN],
+            fills: Vec::new(),
+            weights: Vec::new(),
+        };
+        let rising = Trace { equity: vec![100.0, 101.0, 102.5], ..trace.clone() };
+        let doc = statistics_json(&rising, "combo 0", "test");
+        assert!(doc["strategy"]["sortino"].is_null(), "{}", doc["strategy"]["sortino"]);
+        assert_eq!(doc["strategy"]["equity_curve"][2][1], 102.5);
+        assert_eq!(equity_csv(&trace), "Date,Equity\n2020-01-30,100.0\n2020-01-31,101.0\n2020-02-03,\n");
     }
 
     #[test]
