@@ -563,6 +563,12 @@ fn cases() -> Vec<Case> {
             "4294967296",
             "1..=4",
         ]),
+        Case::new("momentum start date with trailing text")
+            .momentum(&[("name = \"momentum_taa\"", "name = \"momentum_taa\"\nstart = \"2021-01-11Tlol\"")])
+            .expect(&["start", "2021-01-11Tlol"]),
+        Case::new("momentum start time of day out of range")
+            .momentum(&[("name = \"momentum_taa\"", "name = \"momentum_taa\"\nstart = \"2021-01-11T99:99:99Z\"")])
+            .expect(&["start", "T99:99:99Z"]),
         Case::new("momentum top_n larger than the universe")
             .momentum(&[("top_n = [1, 2, 3, 4]", "top_n = [1, 5]")])
             .expect(&["[grid] top_n", "5", "1..=4", "4 assets"]),
