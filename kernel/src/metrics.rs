@@ -76,6 +76,13 @@ pub trait EquityStats: Default {
     fn push_flat(&mut self, count: u32);
     /// Adds the next row's equity.
     fn push(&mut self, equity: f64);
+    /// Adds the next rows' equities, in order; the same as [`EquityStats::push`] on each.
+    #[inline]
+    fn push_slice(&mut self, equities: &[f64]) {
+        for &equity in equities {
+            self.push(equity);
+        }
+    }
     /// The metrics of the path so far (`trades` is the caller's count).
     fn finish(&self, trades: u32) -> Metrics;
 }
@@ -235,8 +242,9 @@ pub struct QstraderStats {
     negative_shift: f64,
     negative_sum: f64,
     negative_sum_sq: f64,
-    /// `R_1, R_2, ...` (row t's return at index t-1), for exact replays of `L_t`.
-    returns: Vec<f64>,
+    /// Every row's equity (row t at index t), for exact replays of `L_t`: row t's return
+    /// is recomputed as `equities[t] / equities[t - 1] - 1`, the same division `push` does.
+    equities: Vec<f64>,
     /// `L` summed exactly through row `exact_row`.
     exact_log: f64,
     exact_row: usize,
@@ -292,7 +300,7 @@ impl QstraderStats {
         let last = self.rows as usize - 1;
         while self.exact_row < last {
             self.exact_row += 1;
-            let r = self.returns[self.exact_row - 1];
+            let r = self.equities[self.exact_row] / self.equities[self.exact_row - 1] - 1.0;
             if r != 0.0 {
                 self.exact_log += (1.0 + r).ln();
             }
@@ -323,13 +331,14 @@ impl QstraderStats {
 
 impl EquityStats for QstraderStats {
     fn reset(&mut self, initial: f64) {
-        let mut returns = std::mem::take(&mut self.returns);
-        returns.clear();
+        let mut equities = std::mem::take(&mut self.equities);
+        equities.clear();
+        equities.push(initial);
         *self = QstraderStats {
             initial,
             equity: initial,
             rows: 1,
-            returns,
+            equities,
             deepest_ratio: 1.0,
             ..QstraderStats::default()
         };
@@ -343,10 +352,112 @@ impl EquityStats for QstraderStats {
 
     #[inline]
     fn push(&mut self, equity: f64) {
+        self.equities.push(equity);
+        self.step(equity);
+    }
+
+    fn push_slice(&mut self, equities: &[f64]) {
+        self.equities.extend_from_slice(equities);
+        let mut next = 0;
+        while next < equities.len() {
+            if !(self.crossed_zero || self.exact_mode || self.rows < 2) {
+                next = self.common_rows(equities, next);
+                if next == equities.len() {
+                    break;
+                }
+            }
+            self.step(equities[next]);
+            next += 1;
+        }
+    }
+
+    fn finish(&self, trades: u32) -> Metrics {
+        self.metrics(trades)
+    }
+}
+
+impl QstraderStats {
+    /// Adds the rows of `equities` from index `from` on, while they take the common path
+    /// (a return above -99.99 %, equity clear of the high-water mark's band or exactly
+    /// flat), with the state in registers; returns the index of the first row that does
+    /// not (not added), or `equities.len()`. Every operation is the one [`Self::step`] does on
+    /// such a row, in the same order, so the results are bit-identical.
+    /// Requires `!crossed_zero && !exact_mode && rows >= 2`.
+    #[inline]
+    fn common_rows(&mut self, equities: &[f64], from: usize) -> usize {
+        let mut previous = self.equity;
+        let (mut sum, mut sum_sq) = (self.sum, self.sum_sq);
+        let (mut negatives, mut negative_shift) = (self.negatives, self.negative_shift);
+        let (mut negative_sum, mut negative_sum_sq) = (self.negative_sum, self.negative_sum_sq);
+        let (mut peak_row, mut peak_equity, mut near_peak) = (self.peak_row, self.peak_equity, self.near_peak);
+        let mut peak_reset = false;
+        let mut deepest_ratio = self.deepest_ratio;
+        let (mut drawdown_run, mut longest) = (self.drawdown_run, self.longest_drawdown_run);
+        let mut row = self.rows as usize;
+        let mut next = from;
+        while next < equities.len() {
+            let equity = equities[next];
+            let r = equity / previous - 1.0;
+            // NaN, a crossing of zero and an ill-conditioned return all fail this test.
+            if !(1.0 + r >= ILL_CONDITIONED_GROWTH) {
+                break;
+            }
+            let (above, below) = (equity > near_peak.1, equity < near_peak.0);
+            if r != 0.0 && !above && !below {
+                break;
+            }
+            previous = equity;
+            sum += r;
+            sum_sq += r * r;
+            let negative = r < 0.0;
+            if negative && negatives == 0 {
+                negative_shift = r;
+            }
+            let d = if negative { r - negative_shift } else { 0.0 };
+            negatives += u32::from(negative);
+            negative_sum += d;
+            negative_sum_sq += d * d;
+            if r == 0.0 {
+                if drawdown_run > 0 {
+                    drawdown_run += 1;
+                    longest = longest.max(drawdown_run);
+                }
+            } else if above {
+                peak_row = row;
+                peak_equity = equity;
+                peak_reset = true;
+                near_peak = (equity * (1.0 - NEAR_PEAK), equity * (1.0 + NEAR_PEAK));
+                drawdown_run = 0;
+            } else {
+                if equity < peak_equity * deepest_ratio {
+                    deepest_ratio = equity / peak_equity;
+                }
+                drawdown_run += 1;
+                longest = longest.max(drawdown_run);
+            }
+            row += 1;
+            next += 1;
+        }
+        self.equity = previous;
+        self.rows = row as u32;
+        (self.sum, self.sum_sq) = (sum, sum_sq);
+        (self.negatives, self.negative_shift) = (negatives, negative_shift);
+        (self.negative_sum, self.negative_sum_sq) = (negative_sum, negative_sum_sq);
+        (self.peak_row, self.peak_equity, self.near_peak) = (peak_row, peak_equity, near_peak);
+        if peak_reset {
+            self.peak_log = None;
+        }
+        self.deepest_ratio = deepest_ratio;
+        (self.drawdown_run, self.longest_drawdown_run) = (drawdown_run, longest);
+        next
+    }
+
+    /// Adds the next row (its equity already in `equities`).
+    #[inline]
+    fn step(&mut self, equity: f64) {
         let r = equity / self.equity - 1.0;
         self.equity = equity;
         self.rows += 1;
-        self.returns.push(r);
         self.sum += r;
         self.sum_sq += r * r;
         // Branch-free: the sign of a daily return is a coin flip for the predictor.
@@ -408,7 +519,7 @@ impl EquityStats for QstraderStats {
         }
     }
 
-    fn finish(&self, trades: u32) -> Metrics {
+    fn metrics(&self, trades: u32) -> Metrics {
         let n = f64::from(self.rows);
         let annual = PERIODS_PER_YEAR.sqrt();
         let mean = self.mean_returns();
@@ -549,6 +660,10 @@ pub fn qstrader_metrics_of_curve(equity: &[f64], trades: u32) -> Metrics {
 }
 
 #[cfg(test)]
+#[path = "metrics_old_qstrader.rs"]
+mod old_qstrader;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -607,5 +722,100 @@ mod tests {
         assert_eq!(m.total_return, 0.0);
         assert!(m.sharpe.is_nan());
         assert_eq!(m.max_drawdown, 0.0);
+    }
+
+    /// xorshift64*: a fixed, dependency-free stream for the random paths below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Equity paths that exercise every branch of the `qstrader` accumulator: ordinary
+    /// moves, exactly flat rows, rows within an ulp or 1e-10 of the peak, returns to an
+    /// earlier peak value, one-day losses over 99.99 %, zero, negative and NaN equity.
+    fn random_path(rng: &mut Rng) -> Vec<f64> {
+        let len = 1 + rng.below(300) as usize;
+        let mut path = vec![1e6 * (0.5 + rng.unit())];
+        let mut peak = path[0];
+        let special = rng.below(4) == 0;
+        while path.len() < len {
+            let last = path[path.len() - 1];
+            let next = match rng.below(if special { 24 } else { 16 }) {
+                0..=7 => last * (1.0 + 0.02 * (rng.unit() - 0.5)),
+                8 | 9 => last,
+                10 => peak,
+                11 => peak * (1.0 + 1e-11 * (rng.unit() - 0.5)),
+                12 => f64::from_bits(peak.to_bits().wrapping_add(rng.below(5)).wrapping_sub(2)),
+                13 => last * (1.0 + 1e-10 * (rng.unit() - 0.5)),
+                14 => f64::from_bits(last.to_bits() + 1),
+                15 => last * (1.0 + 0.3 * (rng.unit() - 0.3)),
+                16 | 17 => last * 1e-5 * rng.unit(),
+                18 => 0.0,
+                19 => -last,
+                20 => f64::NAN,
+                21 => last * 1e-4,
+                _ => last * (1.0 + 0.01 * (rng.unit() - 0.5)),
+            };
+            peak = peak.max(next);
+            path.push(next);
+        }
+        path
+    }
+
+    /// Equal bit for bit; any NaN equals any NaN (the compiler may commute an addition,
+    /// which changes which NaN payload propagates, never a number).
+    fn same_bits(a: &Metrics, b: &Metrics) -> bool {
+        let bits = |m: &Metrics| {
+            [m.total_return, m.cagr, m.sharpe, m.sortino, m.volatility, m.max_drawdown].map(|x| {
+                if x.is_nan() {
+                    u64::MAX
+                } else {
+                    x.to_bits()
+                }
+            })
+        };
+        bits(a) == bits(b) && a.max_drawdown_duration == b.max_drawdown_duration && a.trades == b.trades
+    }
+
+    /// The current accumulator (row by row, and by slices split anywhere) gives exactly the
+    /// metrics of the pre-fast-path one (`old_qstrader`), reusing one accumulator across paths.
+    #[test]
+    fn qstrader_matches_previous_implementation_bit_for_bit() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut rows, mut sliced) = (QstraderStats::default(), QstraderStats::default());
+        for case in 0..20_000 {
+            let path = random_path(&mut rng);
+            let mut old = old_qstrader::OldQstraderStats::new(path[0]);
+            for &e in &path[1..] {
+                old.push(e);
+            }
+            rows.reset(path[0]);
+            for &e in &path[1..] {
+                rows.push(e);
+            }
+            sliced.reset(path[0]);
+            let mut rest = &path[1..];
+            while !rest.is_empty() {
+                let take = 1 + rng.below(rest.len() as u64) as usize;
+                sliced.push_slice(&rest[..take]);
+                rest = &rest[take..];
+            }
+            let expected = old.finish(7);
+            for got in [rows.finish(7), sliced.finish(7)] {
+                assert!(same_bits(&got, &expected), "case {case}: {got:?} vs {expected:?} for {path:?}");
+            }
+        }
     }
 }
