@@ -110,6 +110,9 @@ pub struct Universe {
     open: Vec<f64>,
     /// Price at 21:00 of each sim day.
     close: Vec<f64>,
+    /// The same closes asset-major, `[asset * days + day]`: a held asset's closes over a
+    /// month are contiguous, so marking a book runs down columns.
+    close_by_asset: Vec<f64>,
     /// Last weekday of its calendar month (within start..=end).
     month_end: Vec<bool>,
     /// Index of the first sim day on or after the burn-in.
@@ -188,6 +191,12 @@ impl Universe {
             })
             .collect();
         let first_recorded = days.iter().position(|&d| d >= config.burn_in).unwrap_or(days.len());
+        let mut close_by_asset = vec![0.0; days.len() * assets];
+        for (d, row) in close.chunks_exact(assets).enumerate() {
+            for (a, &c) in row.iter().enumerate() {
+                close_by_asset[a * days.len() + d] = c;
+            }
+        }
         let mut sorted: Vec<u16> = (0..assets as u16).collect();
         sorted.sort_by(|&x, &y| prices.assets[x as usize].symbol.cmp(&prices.assets[y as usize].symbol));
         Ok(Universe {
@@ -196,6 +205,7 @@ impl Universe {
             assets,
             open,
             close,
+            close_by_asset,
             month_end,
             first_recorded,
             sorted,
@@ -371,6 +381,8 @@ struct Scratch {
     positions: Vec<(u16, f64)>,
     queued: Vec<(u16, f64)>,
     weights: Vec<f64>,
+    /// The equity curve from the burn-in on.
+    equity: Vec<f64>,
 }
 
 /// One account: cash plus positions in insertion order (QSTrader's OrderedDict).
@@ -380,15 +392,6 @@ struct Book {
 }
 
 impl Book {
-    /// `Σ price·qty` in insertion order, then `+ cash`.
-    fn equity(&self, close: &[f64]) -> f64 {
-        let mut market_value = 0.0;
-        for &(asset, quantity) in &self.positions {
-            market_value += close[asset as usize] * quantity;
-        }
-        market_value + self.cash
-    }
-
     fn held(&self, asset: u16) -> f64 {
         self.positions.iter().find(|p| p.0 == asset).map_or(0.0, |p| p.1)
     }
@@ -422,6 +425,35 @@ fn floor(x: f64) -> f64 {
     }
 }
 
+/// `|round_ties_even(x)|` without a libm call (baseline x86-64 has no rounding
+/// instruction): below 2^52, adding 2^52 rounds to an integer, ties to even, exactly.
+#[inline(always)]
+fn rounded_abs(x: f64) -> f64 {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let a = x.abs();
+    if a < TWO_52 {
+        (a + TWO_52) - TWO_52
+    } else {
+        a
+    }
+}
+
+/// Marks `positions` (`Σ price·qty` in insertion order, then `+ cash`) at the closes of
+/// sim days `first..first + out.len()`, one column of closes per position.
+#[inline(always)]
+fn mark(positions: &[(u16, f64)], cash: f64, close_by_asset: &[f64], days: usize, first: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for &(asset, quantity) in positions {
+        let closes = &close_by_asset[asset as usize * days + first..][..out.len()];
+        for (value, &close) in out.iter_mut().zip(closes) {
+            *value += close * quantity;
+        }
+    }
+    for value in out.iter_mut() {
+        *value += cash;
+    }
+}
+
 fn run<S: EquityStats>(
     universe: &Universe,
     config: &MomentumConfig,
@@ -432,6 +464,8 @@ fn run<S: EquityStats>(
     scratch: &mut Scratch,
 ) -> MomentumOutcome {
     let n = universe.assets;
+    let days = universe.days.len();
+    let first = universe.first_recorded;
     let mut positions = std::mem::take(&mut scratch.positions);
     positions.clear();
     let mut book = Book { cash: config.initial_cash, positions };
@@ -440,17 +474,25 @@ fn run<S: EquityStats>(
     let weights = &mut scratch.weights;
     weights.clear();
     weights.resize(n, 0.0);
-    let (mut fills, mut rebalances, mut points) = (0u32, 0u32, 0u32);
-    let mut equity = config.initial_cash;
-    // Before the burn-in nothing can happen: no rebalance, so no orders and all cash.
-    for (d, &day) in universe.days.iter().enumerate().skip(universe.first_recorded) {
+    let curve = &mut scratch.equity;
+    curve.clear();
+    curve.resize(days - first, 0.0);
+    let (mut fills, mut rebalances) = (0u32, 0u32);
+    // Before the burn-in nothing can happen: no rebalance, so no orders and all cash. From
+    // there the days run in segments ending at a month end (or the last day): orders fill
+    // at the open of a segment's first day, the book then stays as it is through the
+    // segment, and the month end's close may queue orders for the next one.
+    let mut start = first;
+    while start < days {
+        let end = (start..days).find(|&d| universe.month_end[d]).unwrap_or(days - 1);
         // 14:30: queued orders fill at the open, sells first (stable: sorted symbol order within).
         if !queued.is_empty() {
-            let open = &universe.open[d * n..(d + 1) * n];
+            let day = universe.days[start];
+            let open = &universe.open[start * n..(start + 1) * n];
             for pass_sells in [true, false] {
                 for &(asset, quantity) in queued.iter().filter(|o| (o.1 < 0.0) == pass_sells) {
                     let price = open[asset as usize];
-                    let consideration = (price * quantity).round_ties_even().abs();
+                    let consideration = rounded_abs(price * quantity);
                     let commission = config.commission_pct * consideration + config.tax_pct * consideration;
                     book.cash -= price * quantity + commission;
                     book.transact(asset, quantity);
@@ -460,12 +502,19 @@ fn run<S: EquityStats>(
             }
             queued.clear();
         }
-        // 21:00: mark, maybe rebalance, record.
-        let close = &universe.close[d * n..(d + 1) * n];
-        if universe.month_end[d] {
+        // 21:00 of every day of the segment: mark and record.
+        let segment = &mut curve[start - first..=end - first];
+        mark(&book.positions, book.cash, &universe.close_by_asset, days, start, segment);
+        for (&day, &equity) in universe.days[start..=end].iter().zip(segment.iter()) {
+            recorder.equity(day, equity);
+        }
+        // 21:00 of a month end: rebalance (the book is unchanged, so its equity is the mark).
+        if universe.month_end[end] {
+            let day = universe.days[end];
+            let close = &universe.close[end * n..(end + 1) * n];
             rebalances += 1;
             weights.iter_mut().for_each(|w| *w = 0.0);
-            if let Some(ranking) = &rankings[d] {
+            if let Some(ranking) = &rankings[end] {
                 for &asset in ranking.iter().take(combo.top_n as usize) {
                     weights[asset as usize] = 1.0 / f64::from(combo.top_n);
                 }
@@ -479,7 +528,7 @@ fn run<S: EquityStats>(
                 weights.iter_mut().for_each(|w| *w /= total);
             }
             recorder.weights(day, weights);
-            let buffered_equity = book.equity(close) * (1.0 - config.cash_buffer);
+            let buffered_equity = curve[end - first] * (1.0 - config.cash_buffer);
             for &asset in &universe.sorted {
                 let dollars = buffered_equity * weights[asset as usize];
                 let estimated_cost = config.commission_pct * dollars.abs() + config.tax_pct * dollars.abs();
@@ -490,16 +539,17 @@ fn run<S: EquityStats>(
                 }
             }
         }
-        equity = book.equity(close);
-        points += 1;
-        if points == 1 {
-            stats.reset(equity);
-        } else {
-            stats.push(equity);
-        }
-        recorder.equity(day, equity);
+        start = end + 1;
     }
     scratch.positions = book.positions;
-    let metrics = if points > 0 { stats.finish(fills) } else { Metrics::default() };
-    MomentumOutcome { metrics, final_equity: equity, rebalances, equity_points: points }
+    let points = curve.len() as u32;
+    let (metrics, final_equity) = match curve.split_first() {
+        Some((&initial, rest)) => {
+            stats.reset(initial);
+            stats.push_slice(rest);
+            (stats.finish(fills), curve[curve.len() - 1])
+        }
+        None => (Metrics::default(), config.initial_cash),
+    };
+    MomentumOutcome { metrics, final_equity, rebalances, equity_points: points }
 }
