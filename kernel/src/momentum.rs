@@ -117,6 +117,10 @@ pub struct Universe {
     month_end: Vec<bool>,
     /// Index of the first sim day on or after the burn-in.
     first_recorded: usize,
+    /// The recorded days in segments `(first, last)`, each ending at a month end (whose
+    /// close rebalances) or at the last sim day: the book only changes at a segment's
+    /// first open.
+    segments: Vec<(usize, usize)>,
     /// Asset indices in sorted symbol order (QSTrader's order for sizing and orders).
     sorted: Vec<u16>,
 }
@@ -178,7 +182,7 @@ impl Universe {
                 close[d * assets + a] = c;
             }
         }
-        let month_end = (0..days.len())
+        let month_end: Vec<bool> = (0..days.len())
             .map(|d| {
                 let (year, month, _) = days[d].ymd();
                 let mut next = days[d].succ();
@@ -191,6 +195,14 @@ impl Universe {
             })
             .collect();
         let first_recorded = days.iter().position(|&d| d >= config.burn_in).unwrap_or(days.len());
+        let mut segments = Vec::new();
+        let mut segment_start = first_recorded;
+        for d in first_recorded..days.len() {
+            if month_end[d] || d + 1 == days.len() {
+                segments.push((segment_start, d));
+                segment_start = d + 1;
+            }
+        }
         let mut close_by_asset = vec![0.0; days.len() * assets];
         for (d, row) in close.chunks_exact(assets).enumerate() {
             for (a, &c) in row.iter().enumerate() {
@@ -208,6 +220,7 @@ impl Universe {
             close_by_asset,
             month_end,
             first_recorded,
+            segments,
             sorted,
         })
     }
@@ -289,7 +302,8 @@ impl Recorder for NoRecord {
 pub struct MomentumBatch {
     universe: Universe,
     config: MomentumConfig,
-    /// Rankings per lookback, indexed by sim day (only rebalance days are filled).
+    /// Per lookback, per segment ending in a rebalance with a ranking (`None` otherwise):
+    /// the rank of each asset in sorted symbol order (`ranks[i]` is `sorted[i]`'s rank).
     rankings: HashMap<u32, Vec<Option<Vec<u16>>>>,
 }
 
@@ -320,14 +334,19 @@ impl MomentumBatch {
     fn rankings_for(&mut self, lookback: u32) -> &[Option<Vec<u16>>] {
         let universe = &self.universe;
         self.rankings.entry(lookback).or_insert_with(|| {
-            (0..universe.days.len())
-                .map(|d| {
-                    let rebalances = universe.month_end[d] && d >= universe.first_recorded;
-                    if rebalances {
-                        universe.ranking(d, lookback)
-                    } else {
-                        None
+            universe
+                .segments
+                .iter()
+                .map(|&(_, last)| {
+                    if !universe.month_end[last] {
+                        return None;
                     }
+                    let ranking = universe.ranking(last, lookback)?;
+                    let mut rank_of = vec![0u16; universe.assets];
+                    for (rank, &asset) in ranking.iter().enumerate() {
+                        rank_of[asset as usize] = rank as u16;
+                    }
+                    Some(universe.sorted.iter().map(|&asset| rank_of[asset as usize]).collect())
                 })
                 .collect()
         })
@@ -379,32 +398,37 @@ impl MomentumBatch {
 #[derive(Default)]
 struct Scratch {
     positions: Vec<(u16, f64)>,
-    queued: Vec<(u16, f64)>,
+    held: Vec<f64>,
+    sells: Vec<(u16, f64)>,
+    buys: Vec<(u16, f64)>,
     weights: Vec<f64>,
     /// The equity curve from the burn-in on.
     equity: Vec<f64>,
 }
 
-/// One account: cash plus positions in insertion order (QSTrader's OrderedDict).
+/// One account: cash plus positions in insertion order (QSTrader's OrderedDict), and the
+/// same quantities by asset (0 for an asset not held) for O(1) look-ups.
 struct Book {
     cash: f64,
     positions: Vec<(u16, f64)>,
+    held: Vec<f64>,
 }
 
 impl Book {
-    fn held(&self, asset: u16) -> f64 {
-        self.positions.iter().find(|p| p.0 == asset).map_or(0.0, |p| p.1)
-    }
-
     fn transact(&mut self, asset: u16, quantity: f64) {
-        match self.positions.iter().position(|p| p.0 == asset) {
-            Some(i) => {
-                self.positions[i].1 += quantity;
-                if self.positions[i].1 == 0.0 {
-                    self.positions.remove(i);
-                }
+        // A held position is never exactly 0 (it is removed), so `held != 0` means present.
+        if self.held[asset as usize] != 0.0 {
+            let i = self.positions.iter().position(|p| p.0 == asset).expect("held assets have a position");
+            self.positions[i].1 += quantity;
+            let now = self.positions[i].1;
+            self.held[asset as usize] = now;
+            if now == 0.0 {
+                self.positions.remove(i);
+                self.held[asset as usize] = 0.0;
             }
-            None => self.positions.push((asset, quantity)),
+        } else {
+            self.positions.push((asset, quantity));
+            self.held[asset as usize] = quantity;
         }
     }
 }
@@ -468,9 +492,13 @@ fn run<S: EquityStats>(
     let first = universe.first_recorded;
     let mut positions = std::mem::take(&mut scratch.positions);
     positions.clear();
-    let mut book = Book { cash: config.initial_cash, positions };
-    let queued = &mut scratch.queued;
-    queued.clear();
+    let mut held = std::mem::take(&mut scratch.held);
+    held.clear();
+    held.resize(n, 0.0);
+    let mut book = Book { cash: config.initial_cash, positions, held };
+    let (sells, buys) = (&mut scratch.sells, &mut scratch.buys);
+    sells.clear();
+    buys.clear();
     let weights = &mut scratch.weights;
     weights.clear();
     weights.resize(n, 0.0);
@@ -478,29 +506,36 @@ fn run<S: EquityStats>(
     curve.clear();
     curve.resize(days - first, 0.0);
     let (mut fills, mut rebalances) = (0u32, 0u32);
+    // The target weight of a ranked asset: `1/top_n` each, divided by their sum taken in
+    // sorted symbol order (the zeros between them change no partial sum), unless
+    // np.isclose(sum, 0).
+    let share = 1.0 / f64::from(combo.top_n);
+    let held_assets = n.min(combo.top_n as usize);
+    let mut total = 0.0;
+    for _ in 0..held_assets {
+        total += share;
+    }
+    let weight = if total.abs() > 1e-8 { share / total } else { share };
     // Before the burn-in nothing can happen: no rebalance, so no orders and all cash. From
-    // there the days run in segments ending at a month end (or the last day): orders fill
-    // at the open of a segment's first day, the book then stays as it is through the
-    // segment, and the month end's close may queue orders for the next one.
-    let mut start = first;
-    while start < days {
-        let end = (start..days).find(|&d| universe.month_end[d]).unwrap_or(days - 1);
-        // 14:30: queued orders fill at the open, sells first (stable: sorted symbol order within).
-        if !queued.is_empty() {
+    // there the days run in segments: orders fill at the open of a segment's first day, the
+    // book then stays as it is through the segment, and the close of its last day, a month
+    // end, may queue orders for the next one.
+    for (&(start, end), ranks) in universe.segments.iter().zip(rankings) {
+        // 14:30: queued orders fill at the open, sells first, each in sorted symbol order.
+        if !(sells.is_empty() && buys.is_empty()) {
             let day = universe.days[start];
             let open = &universe.open[start * n..(start + 1) * n];
-            for pass_sells in [true, false] {
-                for &(asset, quantity) in queued.iter().filter(|o| (o.1 < 0.0) == pass_sells) {
-                    let price = open[asset as usize];
-                    let consideration = rounded_abs(price * quantity);
-                    let commission = config.commission_pct * consideration + config.tax_pct * consideration;
-                    book.cash -= price * quantity + commission;
-                    book.transact(asset, quantity);
-                    fills += 1;
-                    recorder.fill(day, asset as usize, quantity, price, commission);
-                }
+            for &(asset, quantity) in sells.iter().chain(buys.iter()) {
+                let price = open[asset as usize];
+                let consideration = rounded_abs(price * quantity);
+                let commission = config.commission_pct * consideration + config.tax_pct * consideration;
+                book.cash -= price * quantity + commission;
+                book.transact(asset, quantity);
+                fills += 1;
+                recorder.fill(day, asset as usize, quantity, price, commission);
             }
-            queued.clear();
+            sells.clear();
+            buys.clear();
         }
         // 21:00 of every day of the segment: mark and record.
         let segment = &mut curve[start - first..=end - first];
@@ -508,40 +543,42 @@ fn run<S: EquityStats>(
         for (&day, &equity) in universe.days[start..=end].iter().zip(segment.iter()) {
             recorder.equity(day, equity);
         }
+        if !universe.month_end[end] {
+            continue;
+        }
         // 21:00 of a month end: rebalance (the book is unchanged, so its equity is the mark).
-        if universe.month_end[end] {
-            let day = universe.days[end];
-            let close = &universe.close[end * n..(end + 1) * n];
-            rebalances += 1;
-            weights.iter_mut().for_each(|w| *w = 0.0);
-            if let Some(ranking) = &rankings[end] {
-                for &asset in ranking.iter().take(combo.top_n as usize) {
-                    weights[asset as usize] = 1.0 / f64::from(combo.top_n);
-                }
-            }
-            let mut total = 0.0;
-            for &asset in &universe.sorted {
-                total += weights[asset as usize];
-            }
-            // np.isclose(total, 0): all-zero weights are used as they are (sell everything).
-            if total.abs() > 1e-8 {
-                weights.iter_mut().for_each(|w| *w /= total);
-            }
-            recorder.weights(day, weights);
-            let buffered_equity = curve[end - first] * (1.0 - config.cash_buffer);
-            for &asset in &universe.sorted {
-                let dollars = buffered_equity * weights[asset as usize];
+        rebalances += 1;
+        let close = &universe.close[end * n..(end + 1) * n];
+        let buffered_equity = curve[end - first] * (1.0 - config.cash_buffer);
+        // Zero weight, finite equity and a positive close size to exactly 0 shares.
+        let zero_sizes_to_zero = buffered_equity.is_finite();
+        for (i, &asset) in universe.sorted.iter().enumerate() {
+            let a = asset as usize;
+            let w = match ranks {
+                Some(ranks) if usize::from(ranks[i]) < held_assets => weight,
+                _ => 0.0,
+            };
+            weights[a] = w;
+            let target = if w == 0.0 && zero_sizes_to_zero && close[a] > 0.0 {
+                0.0
+            } else {
+                let dollars = buffered_equity * w;
                 let estimated_cost = config.commission_pct * dollars.abs() + config.tax_pct * dollars.abs();
-                let target = floor((dollars - estimated_cost) / close[asset as usize]);
-                let delta = target - book.held(asset);
-                if delta != 0.0 {
-                    queued.push((asset, delta));
+                floor((dollars - estimated_cost) / close[a])
+            };
+            let delta = target - book.held[a];
+            if delta != 0.0 {
+                if delta < 0.0 {
+                    sells.push((asset, delta));
+                } else {
+                    buys.push((asset, delta));
                 }
             }
         }
-        start = end + 1;
+        recorder.weights(universe.days[end], weights);
     }
     scratch.positions = book.positions;
+    scratch.held = book.held;
     let points = curve.len() as u32;
     let (metrics, final_equity) = match curve.split_first() {
         Some((&initial, rest)) => {
