@@ -266,6 +266,31 @@ pub struct QstraderStats {
     exact_mode: bool,
     /// Deepest drawdown measured exactly (`(hwm - C)/hwm`) while in exact mode.
     exact_max_drawdown: f64,
+    /// Scratch for [`EquityStats::push_slice`]: the returns of the rows being added, and
+    /// the negative ones among them.
+    slice_returns: Vec<f64>,
+    slice_negatives: Vec<f64>,
+}
+
+use std::hint::select_unpredictable;
+
+/// Adds `returns` to `sum` and `sum_sq` in order and copies the negative ones, in order, to
+/// the front of `negatives` (as long as `returns`); returns how many there are. Out of
+/// line so that the two sums stay in registers (inlined, they were kept on the stack).
+#[inline(never)]
+fn sums_and_negatives(returns: &[f64], negatives: &mut [f64], sum: &mut f64, sum_sq: &mut f64) -> usize {
+    let negatives = &mut negatives[..returns.len()];
+    let (mut s, mut s2) = (*sum, *sum_sq);
+    let mut k = 0;
+    for (slot, &r) in returns.iter().enumerate() {
+        s += r;
+        s2 += r * r;
+        // k <= slot: a store per row, no branch.
+        negatives[k.min(slot)] = r;
+        k += usize::from(r < 0.0);
+    }
+    (*sum, *sum_sq) = (s, s2);
+    k
 }
 
 /// Below this `1 + R` (a one-day loss over 99.99 %), equity ratios stop tracking `C_t`.
@@ -334,11 +359,15 @@ impl EquityStats for QstraderStats {
         let mut equities = std::mem::take(&mut self.equities);
         equities.clear();
         equities.push(initial);
+        let slice_returns = std::mem::take(&mut self.slice_returns);
+        let slice_negatives = std::mem::take(&mut self.slice_negatives);
         *self = QstraderStats {
             initial,
             equity: initial,
             rows: 1,
             equities,
+            slice_returns,
+            slice_negatives,
             deepest_ratio: 1.0,
             ..QstraderStats::default()
         };
@@ -360,7 +389,8 @@ impl EquityStats for QstraderStats {
         self.equities.extend_from_slice(equities);
         let mut next = 0;
         while next < equities.len() {
-            if !(self.crossed_zero || self.exact_mode || self.rows < 2) {
+            // The common path needs a positive peak (so every later row is positive).
+            if !(self.crossed_zero || self.exact_mode || self.rows < 2) && self.peak_equity > 0.0 {
                 next = self.common_rows(equities, next);
                 if next == equities.len() {
                     break;
@@ -379,77 +409,110 @@ impl EquityStats for QstraderStats {
 impl QstraderStats {
     /// Adds the rows of `equities` from index `from` on, while they take the common path
     /// (a return above -99.99 %, equity clear of the high-water mark's band or exactly
-    /// flat), with the state in registers; returns the index of the first row that does
-    /// not (not added), or `equities.len()`. Every operation is the one [`Self::step`] does on
-    /// such a row, in the same order, so the results are bit-identical.
-    /// Requires `!crossed_zero && !exact_mode && rows >= 2`.
+    /// flat); returns the index of the first row that does not (not added), or
+    /// `equities.len()`. Every value is computed by the operations [`Self::step`] does on
+    /// such a row, in the same order, so the results are bit-identical; only the work is
+    /// split in passes: the returns (vectorised divisions), the drawdown state, then the
+    /// sums, so no branch waits for a division.
+    /// Requires `!crossed_zero && !exact_mode && rows >= 2 && peak_equity > 0`.
     #[inline]
     fn common_rows(&mut self, equities: &[f64], from: usize) -> usize {
-        let mut previous = self.equity;
-        let (mut sum, mut sum_sq) = (self.sum, self.sum_sq);
-        let (mut negatives, mut negative_shift) = (self.negatives, self.negative_shift);
-        let (mut negative_sum, mut negative_sum_sq) = (self.negative_sum, self.negative_sum_sq);
-        let (mut peak_row, mut peak_equity, mut near_peak) = (self.peak_row, self.peak_equity, self.near_peak);
+        let equities = &equities[from..];
+        let mut returns = std::mem::take(&mut self.slice_returns);
+        returns.clear();
+        returns.resize(equities.len(), 0.0);
+        returns[0] = equities[0] / self.equity - 1.0;
+        for (r, pair) in returns[1..].iter_mut().zip(equities.windows(2)) {
+            *r = pair[1] / pair[0] - 1.0;
+        }
+
+        // The drawdown state, up to the first row off the common path.
+        // Every equity from row 1 on is positive here (the peak is, and a change of sign
+        // would have crossed zero), so f64 order is the order of the bit patterns: the
+        // comparisons and selects of the peak run on integers, as conditional moves. (With
+        // f64 selects, baseline x86-64, which has no blend instruction, branches, and a new
+        // high versus a row below it is a coin flip for the predictor.)
+        let mut peak_row = self.peak_row;
+        let mut peak_bits = self.peak_equity.to_bits();
+        let (mut low_bits, mut high_bits) = (self.near_peak.0.to_bits(), self.near_peak.1.to_bits());
         let mut peak_reset = false;
         let mut deepest_ratio = self.deepest_ratio;
         let (mut drawdown_run, mut longest) = (self.drawdown_run, self.longest_drawdown_run);
-        let mut row = self.rows as usize;
-        let mut next = from;
-        while next < equities.len() {
-            let equity = equities[next];
-            let r = equity / previous - 1.0;
+        let first_row = self.rows as usize;
+        let mut taken = 0;
+        for (&equity, &r) in equities.iter().zip(&returns) {
             // NaN, a crossing of zero and an ill-conditioned return all fail this test.
             if !(1.0 + r >= ILL_CONDITIONED_GROWTH) {
                 break;
             }
-            let (above, below) = (equity > near_peak.1, equity < near_peak.0);
-            if r != 0.0 && !above && !below {
+            let bits = equity.to_bits();
+            let (above, below) = (bits > high_bits, bits < low_bits);
+            let flat = r == 0.0;
+            if !flat && !(above | below) {
                 break;
             }
-            previous = equity;
-            sum += r;
-            sum_sq += r * r;
-            let negative = r < 0.0;
-            if negative && negatives == 0 {
-                negative_shift = r;
+            // A zero return carries the run on (if any); a new high ends it; a row below the
+            // peak extends it (and a new high is above every fraction of the peak).
+            let new_high = !flat & above;
+            let peak_equity = f64::from_bits(peak_bits);
+            if !flat && equity < peak_equity * deepest_ratio {
+                deepest_ratio = equity / peak_equity;
             }
-            let d = if negative { r - negative_shift } else { 0.0 };
-            negatives += u32::from(negative);
-            negative_sum += d;
-            negative_sum_sq += d * d;
-            if r == 0.0 {
-                if drawdown_run > 0 {
-                    drawdown_run += 1;
-                    longest = longest.max(drawdown_run);
-                }
-            } else if above {
-                peak_row = row;
-                peak_equity = equity;
-                peak_reset = true;
-                near_peak = (equity * (1.0 - NEAR_PEAK), equity * (1.0 + NEAR_PEAK));
-                drawdown_run = 0;
-            } else {
-                if equity < peak_equity * deepest_ratio {
-                    deepest_ratio = equity / peak_equity;
-                }
-                drawdown_run += 1;
-                longest = longest.max(drawdown_run);
-            }
-            row += 1;
-            next += 1;
+            let step = if flat { u32::from(drawdown_run > 0) } else { 1 };
+            drawdown_run = select_unpredictable(new_high, 0, drawdown_run + step);
+            longest = longest.max(drawdown_run);
+            let band = ((equity * (1.0 - NEAR_PEAK)).to_bits(), (equity * (1.0 + NEAR_PEAK)).to_bits());
+            peak_row = select_unpredictable(new_high, first_row + taken, peak_row);
+            peak_bits = select_unpredictable(new_high, bits, peak_bits);
+            low_bits = select_unpredictable(new_high, band.0, low_bits);
+            high_bits = select_unpredictable(new_high, band.1, high_bits);
+            peak_reset |= new_high;
+            taken += 1;
         }
-        self.equity = previous;
-        self.rows = row as u32;
-        (self.sum, self.sum_sq) = (sum, sum_sq);
-        (self.negatives, self.negative_shift) = (negatives, negative_shift);
-        (self.negative_sum, self.negative_sum_sq) = (negative_sum, negative_sum_sq);
-        (self.peak_row, self.peak_equity, self.near_peak) = (peak_row, peak_equity, near_peak);
+        self.peak_row = peak_row;
+        self.peak_equity = f64::from_bits(peak_bits);
+        self.near_peak = (f64::from_bits(low_bits), f64::from_bits(high_bits));
         if peak_reset {
             self.peak_log = None;
         }
         self.deepest_ratio = deepest_ratio;
         (self.drawdown_run, self.longest_drawdown_run) = (drawdown_run, longest);
-        next
+
+        // The sums over the same rows, in row order.
+        let taken_returns = &returns[..taken];
+        let (mut sum, mut sum_sq) = (self.sum, self.sum_sq);
+        let (mut negatives, mut negative_shift) = (self.negatives, self.negative_shift);
+        let (mut negative_sum, mut negative_sum_sq) = (self.negative_sum, self.negative_sum_sq);
+        // Non-negative returns add `d = 0.0` to the negatives' sums, which changes neither
+        // (they are never -0.0), so those sums run over the negative returns alone, moved
+        // to the front of the scratch as they come (a store per row, no branch).
+        let mut negative_returns = std::mem::take(&mut self.slice_negatives);
+        negative_returns.clear();
+        negative_returns.resize(taken_returns.len(), 0.0);
+        let k = sums_and_negatives(taken_returns, &mut negative_returns, &mut sum, &mut sum_sq);
+        let taken_negatives = &negative_returns[..k];
+        if negatives == 0 {
+            // The shift is the path's first negative return (NaN rows were not taken).
+            if let Some(&first_negative) = taken_negatives.first() {
+                negative_shift = first_negative;
+            }
+        }
+        for &r in taken_negatives {
+            let d = r - negative_shift;
+            negative_sum += d;
+            negative_sum_sq += d * d;
+        }
+        negatives += k as u32;
+        self.slice_negatives = negative_returns;
+        (self.sum, self.sum_sq) = (sum, sum_sq);
+        (self.negatives, self.negative_shift) = (negatives, negative_shift);
+        (self.negative_sum, self.negative_sum_sq) = (negative_sum, negative_sum_sq);
+        if taken > 0 {
+            self.equity = equities[taken - 1];
+        }
+        self.rows += taken as u32;
+        self.slice_returns = returns;
+        from + taken
     }
 
     /// Adds the next row (its equity already in `equities`).
@@ -747,7 +810,9 @@ mod tests {
     /// earlier peak value, one-day losses over 99.99 %, zero, negative and NaN equity.
     fn random_path(rng: &mut Rng) -> Vec<f64> {
         let len = 1 + rng.below(300) as usize;
-        let mut path = vec![1e6 * (0.5 + rng.unit())];
+        // A few paths start (and stay, until they cross zero) negative.
+        let sign = if rng.below(16) == 0 { -1.0 } else { 1.0 };
+        let mut path = vec![sign * 1e6 * (0.5 + rng.unit())];
         let mut peak = path[0];
         let special = rng.below(4) == 0;
         while path.len() < len {
