@@ -401,6 +401,7 @@ struct Scratch {
     held: Vec<f64>,
     sells: Vec<(u16, f64)>,
     buys: Vec<(u16, f64)>,
+    deltas: Vec<f64>,
     weights: Vec<f64>,
     /// The equity curve from the burn-in on.
     equity: Vec<f64>,
@@ -433,33 +434,33 @@ impl Book {
     }
 }
 
-/// `x.floor()` without a libm call on targets lacking a rounding instruction (baseline
-/// x86-64); exact for |x| < 2^63, which share counts are.
+/// `if condition { a } else { b }` as a conditional move on the bits: baseline x86-64
+/// has no f64 blend, and a branch on a share count's sign is a coin flip.
+#[inline(always)]
+fn pick(condition: bool, a: f64, b: f64) -> f64 {
+    f64::from_bits(std::hint::select_unpredictable(condition, a.to_bits(), b.to_bits()))
+}
+
+const TWO_52: f64 = 4_503_599_627_370_496.0;
+
+/// `x.floor()` without a libm call or a branch (baseline x86-64 has no rounding
+/// instruction), with a zero result always +0.0 (as the previous `x as i64 as f64` floor
+/// gave). Below 2^52, adding 2^52 to |x| rounds it to an integer exactly (ties to even);
+/// from 2^52 on, and for infinities and NaN, `x` is its own floor.
 #[inline(always)]
 fn floor(x: f64) -> f64 {
-    if x.abs() < 9.2e18 {
-        let truncated = x as i64 as f64;
-        if truncated > x {
-            truncated - 1.0
-        } else {
-            truncated
-        }
-    } else {
-        x.floor()
-    }
+    let magnitude = x.abs();
+    let nearest = ((magnitude + TWO_52) - TWO_52).copysign(x);
+    let nearest = pick(magnitude < TWO_52, nearest, x);
+    pick(nearest > x, nearest - 1.0, nearest) + 0.0
 }
 
 /// `|round_ties_even(x)|` without a libm call (baseline x86-64 has no rounding
 /// instruction): below 2^52, adding 2^52 rounds to an integer, ties to even, exactly.
 #[inline(always)]
 fn rounded_abs(x: f64) -> f64 {
-    const TWO_52: f64 = 4_503_599_627_370_496.0;
     let a = x.abs();
-    if a < TWO_52 {
-        (a + TWO_52) - TWO_52
-    } else {
-        a
-    }
+    pick(a < TWO_52, (a + TWO_52) - TWO_52, a)
 }
 
 /// Marks `positions` (`Σ price·qty` in insertion order, then `+ cash`) at the closes of
@@ -496,9 +497,16 @@ fn run<S: EquityStats>(
     held.clear();
     held.resize(n, 0.0);
     let mut book = Book { cash: config.initial_cash, positions, held };
-    let (sells, buys) = (&mut scratch.sells, &mut scratch.buys);
+    // Orders queued at a month end, in sorted symbol order: `sells[..queued.0]` and
+    // `buys[..queued.1]` (fixed slots, filled without branches).
+    let (sells, buys, deltas) = (&mut scratch.sells, &mut scratch.buys, &mut scratch.deltas);
     sells.clear();
+    sells.resize(n, (0, 0.0));
     buys.clear();
+    buys.resize(n, (0, 0.0));
+    deltas.clear();
+    deltas.resize(n, 0.0);
+    let mut queued = (0usize, 0usize);
     let weights = &mut scratch.weights;
     weights.clear();
     weights.resize(n, 0.0);
@@ -522,10 +530,10 @@ fn run<S: EquityStats>(
     // end, may queue orders for the next one.
     for (&(start, end), ranks) in universe.segments.iter().zip(rankings) {
         // 14:30: queued orders fill at the open, sells first, each in sorted symbol order.
-        if !(sells.is_empty() && buys.is_empty()) {
+        if queued != (0, 0) {
             let day = universe.days[start];
             let open = &universe.open[start * n..(start + 1) * n];
-            for &(asset, quantity) in sells.iter().chain(buys.iter()) {
+            for &(asset, quantity) in sells[..queued.0].iter().chain(&buys[..queued.1]) {
                 let price = open[asset as usize];
                 let consideration = rounded_abs(price * quantity);
                 let commission = config.commission_pct * consideration + config.tax_pct * consideration;
@@ -534,8 +542,7 @@ fn run<S: EquityStats>(
                 fills += 1;
                 recorder.fill(day, asset as usize, quantity, price, commission);
             }
-            sells.clear();
-            buys.clear();
+            queued = (0, 0);
         }
         // 21:00 of every day of the segment: mark and record.
         let segment = &mut curve[start - first..=end - first];
@@ -550,31 +557,31 @@ fn run<S: EquityStats>(
         rebalances += 1;
         let close = &universe.close[end * n..(end + 1) * n];
         let buffered_equity = curve[end - first] * (1.0 - config.cash_buffer);
-        // Zero weight, finite equity and a positive close size to exactly 0 shares.
-        let zero_sizes_to_zero = buffered_equity.is_finite();
-        for (i, &asset) in universe.sorted.iter().enumerate() {
+        // Before the lookback has data there is no ranking: every weight is 0.
+        let (ranks, ranked) = match ranks {
+            Some(ranks) => (&ranks[..], held_assets),
+            None => (&universe.sorted[..], 0),
+        };
+        for ((&asset, delta), &rank) in universe.sorted.iter().zip(deltas.iter_mut()).zip(ranks) {
             let a = asset as usize;
-            let w = match ranks {
-                Some(ranks) if usize::from(ranks[i]) < held_assets => weight,
-                _ => 0.0,
-            };
+            let w = pick(usize::from(rank) < ranked, weight, 0.0);
             weights[a] = w;
-            let target = if w == 0.0 && zero_sizes_to_zero && close[a] > 0.0 {
-                0.0
-            } else {
-                let dollars = buffered_equity * w;
-                let estimated_cost = config.commission_pct * dollars.abs() + config.tax_pct * dollars.abs();
-                floor((dollars - estimated_cost) / close[a])
-            };
-            let delta = target - book.held[a];
-            if delta != 0.0 {
-                if delta < 0.0 {
-                    sells.push((asset, delta));
-                } else {
-                    buys.push((asset, delta));
-                }
-            }
+            let dollars = buffered_equity * w;
+            let estimated_cost = config.commission_pct * dollars.abs() + config.tax_pct * dollars.abs();
+            let target = floor((dollars - estimated_cost) / close[a]);
+            *delta = target - book.held[a];
         }
+        // Queue the non-zero deltas, sells (< 0) and buys (> 0, or NaN) apart: each is
+        // written to its list's next slot, which only advances if it belongs there.
+        let (mut sold, mut bought) = (0, 0);
+        for (&asset, &delta) in universe.sorted.iter().zip(deltas.iter()) {
+            sells[sold] = (asset, delta);
+            buys[bought] = (asset, delta);
+            let sell = delta < 0.0;
+            sold += usize::from(sell);
+            bought += usize::from(!sell & (delta != 0.0));
+        }
+        queued = (sold, bought);
         recorder.weights(universe.days[end], weights);
     }
     scratch.positions = book.positions;
@@ -589,4 +596,48 @@ fn run<S: EquityStats>(
         None => (Metrics::default(), config.initial_cash),
     };
     MomentumOutcome { metrics, final_equity, rebalances, equity_points: points }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values around every boundary of the branch-free roundings: zeros, halves, 2^52,
+    /// 2^63, infinities, NaN, and random magnitudes of both signs.
+    fn samples() -> Vec<f64> {
+        let mut xs = vec![0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 1e-300, -1e-300, f64::MIN_POSITIVE];
+        for base in [1.0, TWO_52, 2.0 * TWO_52, 9.2e18, 9.3e18, 1e300] {
+            for ulps in -3i64..=3 {
+                let x = f64::from_bits(base.to_bits().wrapping_add(ulps as u64));
+                xs.extend([x, -x, x - 0.5, 0.5 - x]);
+            }
+        }
+        xs.extend([f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN]);
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        for _ in 0..100_000 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let mantissa = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let exponent = ((state >> 3) % 70) as i32 - 5;
+            let sign = if state & 1 == 0 { 1.0 } else { -1.0 };
+            xs.push(sign * mantissa * 2f64.powi(exponent));
+        }
+        xs
+    }
+
+    #[test]
+    fn floor_is_exact_with_positive_zero() {
+        for x in samples() {
+            let expected = x.floor() + 0.0;
+            assert_eq!(floor(x).to_bits(), expected.to_bits(), "floor({x:e})");
+        }
+        assert!(floor(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn rounded_abs_is_round_ties_even() {
+        for x in samples() {
+            assert_eq!(rounded_abs(x).to_bits(), x.round_ties_even().abs().to_bits(), "rounded_abs({x:e})");
+        }
+        assert!(rounded_abs(f64::NAN).is_nan());
+    }
 }
