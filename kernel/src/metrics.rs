@@ -420,11 +420,8 @@ impl QstraderStats {
         let equities = &equities[from..];
         let mut returns = std::mem::take(&mut self.slice_returns);
         returns.clear();
-        returns.resize(equities.len(), 0.0);
-        returns[0] = equities[0] / self.equity - 1.0;
-        for (r, pair) in returns[1..].iter_mut().zip(equities.windows(2)) {
-            *r = pair[1] / pair[0] - 1.0;
-        }
+        returns.push(equities[0] / self.equity - 1.0);
+        returns.extend(equities.windows(2).map(|pair| pair[1] / pair[0] - 1.0));
 
         // The drawdown state, up to the first row off the common path.
         // Every equity from row 1 on is positive here (the peak is, and a change of sign
@@ -487,8 +484,10 @@ impl QstraderStats {
         // (they are never -0.0), so those sums run over the negative returns alone, moved
         // to the front of the scratch as they come (a store per row, no branch).
         let mut negative_returns = std::mem::take(&mut self.slice_negatives);
-        negative_returns.clear();
-        negative_returns.resize(taken_returns.len(), 0.0);
+        // Only grown, never cleared: every slot read is written first.
+        if negative_returns.len() < taken_returns.len() {
+            negative_returns.resize(taken_returns.len(), 0.0);
+        }
         let k = sums_and_negatives(taken_returns, &mut negative_returns, &mut sum, &mut sum_sq);
         let taken_negatives = &negative_returns[..k];
         if negatives == 0 {

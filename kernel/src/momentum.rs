@@ -510,8 +510,8 @@ fn run<S: EquityStats>(
     let weights = &mut scratch.weights;
     weights.clear();
     weights.resize(n, 0.0);
+    // Every row is written by the marks below (no need to clear it between combos).
     let curve = &mut scratch.equity;
-    curve.clear();
     curve.resize(days - first, 0.0);
     let (mut fills, mut rebalances) = (0u32, 0u32);
     // The target weight of a ranked asset: `1/top_n` each, divided by their sum taken in
