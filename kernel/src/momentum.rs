@@ -399,6 +399,7 @@ impl MomentumBatch {
 struct Scratch {
     positions: Vec<(u16, f64)>,
     held: Vec<f64>,
+    slot: Vec<u16>,
     sells: Vec<(u16, f64)>,
     buys: Vec<(u16, f64)>,
     deltas: Vec<f64>,
@@ -408,28 +409,35 @@ struct Scratch {
 }
 
 /// One account: cash plus positions in insertion order (QSTrader's OrderedDict), and the
-/// same quantities by asset (0 for an asset not held) for O(1) look-ups.
+/// same quantities by asset (0 for an asset not held) with each held asset's index in
+/// `positions`, for look-ups without a search.
 struct Book {
     cash: f64,
     positions: Vec<(u16, f64)>,
     held: Vec<f64>,
+    slot: Vec<u16>,
 }
 
 impl Book {
     fn transact(&mut self, asset: u16, quantity: f64) {
+        let a = asset as usize;
         // A held position is never exactly 0 (it is removed), so `held != 0` means present.
-        if self.held[asset as usize] != 0.0 {
-            let i = self.positions.iter().position(|p| p.0 == asset).expect("held assets have a position");
+        if self.held[a] != 0.0 {
+            let i = usize::from(self.slot[a]);
             self.positions[i].1 += quantity;
             let now = self.positions[i].1;
-            self.held[asset as usize] = now;
+            self.held[a] = now;
             if now == 0.0 {
                 self.positions.remove(i);
-                self.held[asset as usize] = 0.0;
+                self.held[a] = 0.0;
+                for &(later, _) in &self.positions[i..] {
+                    self.slot[later as usize] -= 1;
+                }
             }
         } else {
+            self.slot[a] = self.positions.len() as u16;
             self.positions.push((asset, quantity));
-            self.held[asset as usize] = quantity;
+            self.held[a] = quantity;
         }
     }
 }
@@ -496,7 +504,10 @@ fn run<S: EquityStats>(
     let mut held = std::mem::take(&mut scratch.held);
     held.clear();
     held.resize(n, 0.0);
-    let mut book = Book { cash: config.initial_cash, positions, held };
+    let mut slot = std::mem::take(&mut scratch.slot);
+    slot.clear();
+    slot.resize(n, 0);
+    let mut book = Book { cash: config.initial_cash, positions, held, slot };
     // Orders queued at a month end, in sorted symbol order: `sells[..queued.0]` and
     // `buys[..queued.1]` (fixed slots, filled without branches).
     let (sells, buys, deltas) = (&mut scratch.sells, &mut scratch.buys, &mut scratch.deltas);
@@ -586,6 +597,7 @@ fn run<S: EquityStats>(
     }
     scratch.positions = book.positions;
     scratch.held = book.held;
+    scratch.slot = book.slot;
     let points = curve.len() as u32;
     let (metrics, final_equity) = match curve.split_first() {
         Some((&initial, rest)) => {
