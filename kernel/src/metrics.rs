@@ -439,7 +439,7 @@ impl QstraderStats {
         let mut taken = 0;
         for (&equity, &r) in equities.iter().zip(&returns) {
             // NaN, a crossing of zero and an ill-conditioned return all fail this test.
-            if !(1.0 + r >= ILL_CONDITIONED_GROWTH) {
+            if (1.0 + r).partial_cmp(&ILL_CONDITIONED_GROWTH).is_none_or(|o| o.is_lt()) {
                 break;
             }
             let bits = equity.to_bits();

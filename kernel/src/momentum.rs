@@ -197,8 +197,8 @@ impl Universe {
         let first_recorded = days.iter().position(|&d| d >= config.burn_in).unwrap_or(days.len());
         let mut segments = Vec::new();
         let mut segment_start = first_recorded;
-        for d in first_recorded..days.len() {
-            if month_end[d] || d + 1 == days.len() {
+        for (d, &last_of_month) in month_end.iter().enumerate().skip(first_recorded) {
+            if last_of_month || d + 1 == days.len() {
                 segments.push((segment_start, d));
                 segment_start = d + 1;
             }

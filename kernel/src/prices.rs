@@ -143,10 +143,11 @@ pub fn load_dir(dir: &Path) -> Result<PriceSet, DataError> {
     // thread, the first on this one); the first error in file order is the one reported.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
     let per_thread = files.len().div_ceil(threads);
-    let mut loaded: Vec<Option<Result<AssetSeries, DataError>>> = (0..files.len()).map(|_| None).collect();
+    type Slot = Option<Result<AssetSeries, DataError>>;
+    let mut loaded: Vec<Slot> = (0..files.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let mut runs = files.chunks(per_thread).zip(loaded.chunks_mut(per_thread));
-        let load_run = |(files, slots): (&[PathBuf], &mut [Option<Result<AssetSeries, DataError>>])| {
+        let load_run = |(files, slots): (&[PathBuf], &mut [Slot])| {
             for (file, slot) in files.iter().zip(slots) {
                 *slot = Some(load_one(file));
             }
