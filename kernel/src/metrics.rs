@@ -76,6 +76,13 @@ pub trait EquityStats: Default {
     fn push_flat(&mut self, count: u32);
     /// Adds the next row's equity.
     fn push(&mut self, equity: f64);
+    /// Adds the next rows' equities, in order; the same as [`EquityStats::push`] on each.
+    #[inline]
+    fn push_slice(&mut self, equities: &[f64]) {
+        for &equity in equities {
+            self.push(equity);
+        }
+    }
     /// The metrics of the path so far (`trades` is the caller's count).
     fn finish(&self, trades: u32) -> Metrics;
 }
@@ -235,8 +242,9 @@ pub struct QstraderStats {
     negative_shift: f64,
     negative_sum: f64,
     negative_sum_sq: f64,
-    /// `R_1, R_2, ...` (row t's return at index t-1), for exact replays of `L_t`.
-    returns: Vec<f64>,
+    /// Every row's equity (row t at index t), for exact replays of `L_t`: row t's return
+    /// is recomputed as `equities[t] / equities[t - 1] - 1`, the same division `push` does.
+    equities: Vec<f64>,
     /// `L` summed exactly through row `exact_row`.
     exact_log: f64,
     exact_row: usize,
@@ -258,6 +266,31 @@ pub struct QstraderStats {
     exact_mode: bool,
     /// Deepest drawdown measured exactly (`(hwm - C)/hwm`) while in exact mode.
     exact_max_drawdown: f64,
+    /// Scratch for [`EquityStats::push_slice`]: the returns of the rows being added, and
+    /// the negative ones among them.
+    slice_returns: Vec<f64>,
+    slice_negatives: Vec<f64>,
+}
+
+use std::hint::select_unpredictable;
+
+/// Adds `returns` to `sum` and `sum_sq` in order and copies the negative ones, in order, to
+/// the front of `negatives` (as long as `returns`); returns how many there are. Out of
+/// line so that the two sums stay in registers (inlined, they were kept on the stack).
+#[inline(never)]
+fn sums_and_negatives(returns: &[f64], negatives: &mut [f64], sum: &mut f64, sum_sq: &mut f64) -> usize {
+    let negatives = &mut negatives[..returns.len()];
+    let (mut s, mut s2) = (*sum, *sum_sq);
+    let mut k = 0;
+    for (slot, &r) in returns.iter().enumerate() {
+        s += r;
+        s2 += r * r;
+        // k <= slot: a store per row, no branch.
+        negatives[k.min(slot)] = r;
+        k += usize::from(r < 0.0);
+    }
+    (*sum, *sum_sq) = (s, s2);
+    k
 }
 
 /// Below this `1 + R` (a one-day loss over 99.99 %), equity ratios stop tracking `C_t`.
@@ -292,7 +325,7 @@ impl QstraderStats {
         let last = self.rows as usize - 1;
         while self.exact_row < last {
             self.exact_row += 1;
-            let r = self.returns[self.exact_row - 1];
+            let r = self.equities[self.exact_row] / self.equities[self.exact_row - 1] - 1.0;
             if r != 0.0 {
                 self.exact_log += (1.0 + r).ln();
             }
@@ -323,13 +356,18 @@ impl QstraderStats {
 
 impl EquityStats for QstraderStats {
     fn reset(&mut self, initial: f64) {
-        let mut returns = std::mem::take(&mut self.returns);
-        returns.clear();
+        let mut equities = std::mem::take(&mut self.equities);
+        equities.clear();
+        equities.push(initial);
+        let slice_returns = std::mem::take(&mut self.slice_returns);
+        let slice_negatives = std::mem::take(&mut self.slice_negatives);
         *self = QstraderStats {
             initial,
             equity: initial,
             rows: 1,
-            returns,
+            equities,
+            slice_returns,
+            slice_negatives,
             deepest_ratio: 1.0,
             ..QstraderStats::default()
         };
@@ -343,10 +381,145 @@ impl EquityStats for QstraderStats {
 
     #[inline]
     fn push(&mut self, equity: f64) {
+        self.equities.push(equity);
+        self.step(equity);
+    }
+
+    fn push_slice(&mut self, equities: &[f64]) {
+        self.equities.extend_from_slice(equities);
+        let mut next = 0;
+        while next < equities.len() {
+            // The common path needs a positive peak (so every later row is positive).
+            if !(self.crossed_zero || self.exact_mode || self.rows < 2) && self.peak_equity > 0.0 {
+                next = self.common_rows(equities, next);
+                if next == equities.len() {
+                    break;
+                }
+            }
+            self.step(equities[next]);
+            next += 1;
+        }
+    }
+
+    fn finish(&self, trades: u32) -> Metrics {
+        self.metrics(trades)
+    }
+}
+
+impl QstraderStats {
+    /// Adds the rows of `equities` from index `from` on, while they take the common path
+    /// (a return above -99.99 %, equity clear of the high-water mark's band or exactly
+    /// flat); returns the index of the first row that does not (not added), or
+    /// `equities.len()`. Every value is computed by the operations [`Self::step`] does on
+    /// such a row, in the same order, so the results are bit-identical; only the work is
+    /// split in passes: the returns (vectorised divisions), the drawdown state, then the
+    /// sums, so no branch waits for a division.
+    /// Requires `!crossed_zero && !exact_mode && rows >= 2 && peak_equity > 0`.
+    #[inline]
+    fn common_rows(&mut self, equities: &[f64], from: usize) -> usize {
+        let equities = &equities[from..];
+        let mut returns = std::mem::take(&mut self.slice_returns);
+        returns.clear();
+        returns.push(equities[0] / self.equity - 1.0);
+        returns.extend(equities.windows(2).map(|pair| pair[1] / pair[0] - 1.0));
+
+        // The drawdown state, up to the first row off the common path.
+        // Every equity from row 1 on is positive here (the peak is, and a change of sign
+        // would have crossed zero), so f64 order is the order of the bit patterns: the
+        // comparisons and selects of the peak run on integers, as conditional moves. (With
+        // f64 selects, baseline x86-64, which has no blend instruction, branches, and a new
+        // high versus a row below it is a coin flip for the predictor.)
+        let mut peak_row = self.peak_row;
+        let mut peak_bits = self.peak_equity.to_bits();
+        let (mut low_bits, mut high_bits) = (self.near_peak.0.to_bits(), self.near_peak.1.to_bits());
+        let mut peak_reset = false;
+        let mut deepest_ratio = self.deepest_ratio;
+        let (mut drawdown_run, mut longest) = (self.drawdown_run, self.longest_drawdown_run);
+        let first_row = self.rows as usize;
+        let mut taken = 0;
+        for (&equity, &r) in equities.iter().zip(&returns) {
+            // NaN, a crossing of zero and an ill-conditioned return all fail this test.
+            if (1.0 + r).partial_cmp(&ILL_CONDITIONED_GROWTH).is_none_or(|o| o.is_lt()) {
+                break;
+            }
+            let bits = equity.to_bits();
+            let (above, below) = (bits > high_bits, bits < low_bits);
+            let flat = r == 0.0;
+            if !flat && !(above | below) {
+                break;
+            }
+            // A zero return carries the run on (if any); a new high ends it; a row below the
+            // peak extends it (and a new high is above every fraction of the peak).
+            let new_high = !flat & above;
+            let peak_equity = f64::from_bits(peak_bits);
+            if !flat && equity < peak_equity * deepest_ratio {
+                deepest_ratio = equity / peak_equity;
+            }
+            let step = if flat { u32::from(drawdown_run > 0) } else { 1 };
+            drawdown_run = select_unpredictable(new_high, 0, drawdown_run + step);
+            longest = longest.max(drawdown_run);
+            let band = ((equity * (1.0 - NEAR_PEAK)).to_bits(), (equity * (1.0 + NEAR_PEAK)).to_bits());
+            peak_row = select_unpredictable(new_high, first_row + taken, peak_row);
+            peak_bits = select_unpredictable(new_high, bits, peak_bits);
+            low_bits = select_unpredictable(new_high, band.0, low_bits);
+            high_bits = select_unpredictable(new_high, band.1, high_bits);
+            peak_reset |= new_high;
+            taken += 1;
+        }
+        self.peak_row = peak_row;
+        self.peak_equity = f64::from_bits(peak_bits);
+        self.near_peak = (f64::from_bits(low_bits), f64::from_bits(high_bits));
+        if peak_reset {
+            self.peak_log = None;
+        }
+        self.deepest_ratio = deepest_ratio;
+        (self.drawdown_run, self.longest_drawdown_run) = (drawdown_run, longest);
+
+        // The sums over the same rows, in row order.
+        let taken_returns = &returns[..taken];
+        let (mut sum, mut sum_sq) = (self.sum, self.sum_sq);
+        let (mut negatives, mut negative_shift) = (self.negatives, self.negative_shift);
+        let (mut negative_sum, mut negative_sum_sq) = (self.negative_sum, self.negative_sum_sq);
+        // Non-negative returns add `d = 0.0` to the negatives' sums, which changes neither
+        // (they are never -0.0), so those sums run over the negative returns alone, moved
+        // to the front of the scratch as they come (a store per row, no branch).
+        let mut negative_returns = std::mem::take(&mut self.slice_negatives);
+        // Only grown, never cleared: every slot read is written first.
+        if negative_returns.len() < taken_returns.len() {
+            negative_returns.resize(taken_returns.len(), 0.0);
+        }
+        let k = sums_and_negatives(taken_returns, &mut negative_returns, &mut sum, &mut sum_sq);
+        let taken_negatives = &negative_returns[..k];
+        if negatives == 0 {
+            // The shift is the path's first negative return (NaN rows were not taken).
+            if let Some(&first_negative) = taken_negatives.first() {
+                negative_shift = first_negative;
+            }
+        }
+        for &r in taken_negatives {
+            let d = r - negative_shift;
+            negative_sum += d;
+            negative_sum_sq += d * d;
+        }
+        negatives += k as u32;
+        self.slice_negatives = negative_returns;
+        (self.sum, self.sum_sq) = (sum, sum_sq);
+        (self.negatives, self.negative_shift) = (negatives, negative_shift);
+        (self.negative_sum, self.negative_sum_sq) = (negative_sum, negative_sum_sq);
+        if taken > 0 {
+            self.equity = equities[taken - 1];
+        }
+        self.rows += taken as u32;
+        self.slice_returns = returns;
+        from + taken
+    }
+
+    /// Adds the next row (its equity already in `equities`).
+    #[inline]
+    fn step(&mut self, equity: f64) {
         let r = equity / self.equity - 1.0;
         self.equity = equity;
         self.rows += 1;
-        self.returns.push(r);
         self.sum += r;
         self.sum_sq += r * r;
         // Branch-free: the sign of a daily return is a coin flip for the predictor.
@@ -408,7 +581,7 @@ impl EquityStats for QstraderStats {
         }
     }
 
-    fn finish(&self, trades: u32) -> Metrics {
+    fn metrics(&self, trades: u32) -> Metrics {
         let n = f64::from(self.rows);
         let annual = PERIODS_PER_YEAR.sqrt();
         let mean = self.mean_returns();
@@ -549,6 +722,10 @@ pub fn qstrader_metrics_of_curve(equity: &[f64], trades: u32) -> Metrics {
 }
 
 #[cfg(test)]
+#[path = "metrics_old_qstrader.rs"]
+mod old_qstrader;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -607,5 +784,102 @@ mod tests {
         assert_eq!(m.total_return, 0.0);
         assert!(m.sharpe.is_nan());
         assert_eq!(m.max_drawdown, 0.0);
+    }
+
+    /// xorshift64*: a fixed, dependency-free stream for the random paths below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Equity paths that exercise every branch of the `qstrader` accumulator: ordinary
+    /// moves, exactly flat rows, rows within an ulp or 1e-10 of the peak, returns to an
+    /// earlier peak value, one-day losses over 99.99 %, zero, negative and NaN equity.
+    fn random_path(rng: &mut Rng) -> Vec<f64> {
+        let len = 1 + rng.below(300) as usize;
+        // A few paths start (and stay, until they cross zero) negative.
+        let sign = if rng.below(16) == 0 { -1.0 } else { 1.0 };
+        let mut path = vec![sign * 1e6 * (0.5 + rng.unit())];
+        let mut peak = path[0];
+        let special = rng.below(4) == 0;
+        while path.len() < len {
+            let last = path[path.len() - 1];
+            let next = match rng.below(if special { 24 } else { 16 }) {
+                0..=7 => last * (1.0 + 0.02 * (rng.unit() - 0.5)),
+                8 | 9 => last,
+                10 => peak,
+                11 => peak * (1.0 + 1e-11 * (rng.unit() - 0.5)),
+                12 => f64::from_bits(peak.to_bits().wrapping_add(rng.below(5)).wrapping_sub(2)),
+                13 => last * (1.0 + 1e-10 * (rng.unit() - 0.5)),
+                14 => f64::from_bits(last.to_bits() + 1),
+                15 => last * (1.0 + 0.3 * (rng.unit() - 0.3)),
+                16 | 17 => last * 1e-5 * rng.unit(),
+                18 => 0.0,
+                19 => -last,
+                20 => f64::NAN,
+                21 => last * 1e-4,
+                _ => last * (1.0 + 0.01 * (rng.unit() - 0.5)),
+            };
+            peak = peak.max(next);
+            path.push(next);
+        }
+        path
+    }
+
+    /// Equal bit for bit; any NaN equals any NaN (the compiler may commute an addition,
+    /// which changes which NaN payload propagates, never a number).
+    fn same_bits(a: &Metrics, b: &Metrics) -> bool {
+        let bits = |m: &Metrics| {
+            [m.total_return, m.cagr, m.sharpe, m.sortino, m.volatility, m.max_drawdown].map(|x| {
+                if x.is_nan() {
+                    u64::MAX
+                } else {
+                    x.to_bits()
+                }
+            })
+        };
+        bits(a) == bits(b) && a.max_drawdown_duration == b.max_drawdown_duration && a.trades == b.trades
+    }
+
+    /// The current accumulator (row by row, and by slices split anywhere) gives exactly the
+    /// metrics of the pre-fast-path one (`old_qstrader`), reusing one accumulator across paths.
+    #[test]
+    fn qstrader_matches_previous_implementation_bit_for_bit() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut rows, mut sliced) = (QstraderStats::default(), QstraderStats::default());
+        for case in 0..20_000 {
+            let path = random_path(&mut rng);
+            let mut old = old_qstrader::OldQstraderStats::new(path[0]);
+            for &e in &path[1..] {
+                old.push(e);
+            }
+            rows.reset(path[0]);
+            for &e in &path[1..] {
+                rows.push(e);
+            }
+            sliced.reset(path[0]);
+            let mut rest = &path[1..];
+            while !rest.is_empty() {
+                let take = 1 + rng.below(rest.len() as u64) as usize;
+                sliced.push_slice(&rest[..take]);
+                rest = &rest[take..];
+            }
+            let expected = old.finish(7);
+            for got in [rows.finish(7), sliced.finish(7)] {
+                assert!(same_bits(&got, &expected), "case {case}: {got:?} vs {expected:?} for {path:?}");
+            }
+        }
     }
 }

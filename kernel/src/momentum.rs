@@ -110,10 +110,17 @@ pub struct Universe {
     open: Vec<f64>,
     /// Price at 21:00 of each sim day.
     close: Vec<f64>,
+    /// The same closes asset-major, `[asset * days + day]`: a held asset's closes over a
+    /// month are contiguous, so marking a book runs down columns.
+    close_by_asset: Vec<f64>,
     /// Last weekday of its calendar month (within start..=end).
     month_end: Vec<bool>,
     /// Index of the first sim day on or after the burn-in.
     first_recorded: usize,
+    /// The recorded days in segments `(first, last)`, each ending at a month end (whose
+    /// close rebalances) or at the last sim day: the book only changes at a segment's
+    /// first open.
+    segments: Vec<(usize, usize)>,
     /// Asset indices in sorted symbol order (QSTrader's order for sizing and orders).
     sorted: Vec<u16>,
 }
@@ -175,7 +182,7 @@ impl Universe {
                 close[d * assets + a] = c;
             }
         }
-        let month_end = (0..days.len())
+        let month_end: Vec<bool> = (0..days.len())
             .map(|d| {
                 let (year, month, _) = days[d].ymd();
                 let mut next = days[d].succ();
@@ -188,6 +195,20 @@ impl Universe {
             })
             .collect();
         let first_recorded = days.iter().position(|&d| d >= config.burn_in).unwrap_or(days.len());
+        let mut segments = Vec::new();
+        let mut segment_start = first_recorded;
+        for (d, &last_of_month) in month_end.iter().enumerate().skip(first_recorded) {
+            if last_of_month || d + 1 == days.len() {
+                segments.push((segment_start, d));
+                segment_start = d + 1;
+            }
+        }
+        let mut close_by_asset = vec![0.0; days.len() * assets];
+        for (d, row) in close.chunks_exact(assets).enumerate() {
+            for (a, &c) in row.iter().enumerate() {
+                close_by_asset[a * days.len() + d] = c;
+            }
+        }
         let mut sorted: Vec<u16> = (0..assets as u16).collect();
         sorted.sort_by(|&x, &y| prices.assets[x as usize].symbol.cmp(&prices.assets[y as usize].symbol));
         Ok(Universe {
@@ -196,8 +217,10 @@ impl Universe {
             assets,
             open,
             close,
+            close_by_asset,
             month_end,
             first_recorded,
+            segments,
             sorted,
         })
     }
@@ -279,7 +302,8 @@ impl Recorder for NoRecord {
 pub struct MomentumBatch {
     universe: Universe,
     config: MomentumConfig,
-    /// Rankings per lookback, indexed by sim day (only rebalance days are filled).
+    /// Per lookback, per segment ending in a rebalance with a ranking (`None` otherwise):
+    /// the rank of each asset in sorted symbol order (`ranks[i]` is `sorted[i]`'s rank).
     rankings: HashMap<u32, Vec<Option<Vec<u16>>>>,
 }
 
@@ -310,14 +334,19 @@ impl MomentumBatch {
     fn rankings_for(&mut self, lookback: u32) -> &[Option<Vec<u16>>] {
         let universe = &self.universe;
         self.rankings.entry(lookback).or_insert_with(|| {
-            (0..universe.days.len())
-                .map(|d| {
-                    let rebalances = universe.month_end[d] && d >= universe.first_recorded;
-                    if rebalances {
-                        universe.ranking(d, lookback)
-                    } else {
-                        None
+            universe
+                .segments
+                .iter()
+                .map(|&(_, last)| {
+                    if !universe.month_end[last] {
+                        return None;
                     }
+                    let ranking = universe.ranking(last, lookback)?;
+                    let mut rank_of = vec![0u16; universe.assets];
+                    for (rank, &asset) in ranking.iter().enumerate() {
+                        rank_of[asset as usize] = rank as u16;
+                    }
+                    Some(universe.sorted.iter().map(|&asset| rank_of[asset as usize]).collect())
                 })
                 .collect()
         })
@@ -369,56 +398,92 @@ impl MomentumBatch {
 #[derive(Default)]
 struct Scratch {
     positions: Vec<(u16, f64)>,
-    queued: Vec<(u16, f64)>,
+    held: Vec<f64>,
+    slot: Vec<u16>,
+    sells: Vec<(u16, f64)>,
+    buys: Vec<(u16, f64)>,
+    deltas: Vec<f64>,
     weights: Vec<f64>,
+    /// The equity curve from the burn-in on.
+    equity: Vec<f64>,
 }
 
-/// One account: cash plus positions in insertion order (QSTrader's OrderedDict).
+/// One account: cash plus positions in insertion order (QSTrader's OrderedDict), and the
+/// same quantities by asset (0 for an asset not held) with each held asset's index in
+/// `positions`, for look-ups without a search.
 struct Book {
     cash: f64,
     positions: Vec<(u16, f64)>,
+    held: Vec<f64>,
+    slot: Vec<u16>,
 }
 
 impl Book {
-    /// `Σ price·qty` in insertion order, then `+ cash`.
-    fn equity(&self, close: &[f64]) -> f64 {
-        let mut market_value = 0.0;
-        for &(asset, quantity) in &self.positions {
-            market_value += close[asset as usize] * quantity;
-        }
-        market_value + self.cash
-    }
-
-    fn held(&self, asset: u16) -> f64 {
-        self.positions.iter().find(|p| p.0 == asset).map_or(0.0, |p| p.1)
-    }
-
     fn transact(&mut self, asset: u16, quantity: f64) {
-        match self.positions.iter().position(|p| p.0 == asset) {
-            Some(i) => {
-                self.positions[i].1 += quantity;
-                if self.positions[i].1 == 0.0 {
-                    self.positions.remove(i);
+        let a = asset as usize;
+        // A held position is never exactly 0 (it is removed), so `held != 0` means present.
+        if self.held[a] != 0.0 {
+            let i = usize::from(self.slot[a]);
+            self.positions[i].1 += quantity;
+            let now = self.positions[i].1;
+            self.held[a] = now;
+            if now == 0.0 {
+                self.positions.remove(i);
+                self.held[a] = 0.0;
+                for &(later, _) in &self.positions[i..] {
+                    self.slot[later as usize] -= 1;
                 }
             }
-            None => self.positions.push((asset, quantity)),
+        } else {
+            self.slot[a] = self.positions.len() as u16;
+            self.positions.push((asset, quantity));
+            self.held[a] = quantity;
         }
     }
 }
 
-/// `x.floor()` without a libm call on targets lacking a rounding instruction (baseline
-/// x86-64); exact for |x| < 2^63, which share counts are.
+/// `if condition { a } else { b }` as a conditional move on the bits: baseline x86-64
+/// has no f64 blend, and a branch on a share count's sign is a coin flip.
+#[inline(always)]
+fn pick(condition: bool, a: f64, b: f64) -> f64 {
+    f64::from_bits(std::hint::select_unpredictable(condition, a.to_bits(), b.to_bits()))
+}
+
+const TWO_52: f64 = 4_503_599_627_370_496.0;
+
+/// `x.floor()` without a libm call or a branch (baseline x86-64 has no rounding
+/// instruction), with a zero result always +0.0 (as the previous `x as i64 as f64` floor
+/// gave). Below 2^52, adding 2^52 to |x| rounds it to an integer exactly (ties to even);
+/// from 2^52 on, and for infinities and NaN, `x` is its own floor.
 #[inline(always)]
 fn floor(x: f64) -> f64 {
-    if x.abs() < 9.2e18 {
-        let truncated = x as i64 as f64;
-        if truncated > x {
-            truncated - 1.0
-        } else {
-            truncated
+    let magnitude = x.abs();
+    let nearest = ((magnitude + TWO_52) - TWO_52).copysign(x);
+    let nearest = pick(magnitude < TWO_52, nearest, x);
+    pick(nearest > x, nearest - 1.0, nearest) + 0.0
+}
+
+/// `|round_ties_even(x)|` without a libm call (baseline x86-64 has no rounding
+/// instruction): below 2^52, adding 2^52 rounds to an integer, ties to even, exactly.
+#[inline(always)]
+fn rounded_abs(x: f64) -> f64 {
+    let a = x.abs();
+    pick(a < TWO_52, (a + TWO_52) - TWO_52, a)
+}
+
+/// Marks `positions` (`Σ price·qty` in insertion order, then `+ cash`) at the closes of
+/// sim days `first..first + out.len()`, one column of closes per position.
+#[inline(always)]
+fn mark(positions: &[(u16, f64)], cash: f64, close_by_asset: &[f64], days: usize, first: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for &(asset, quantity) in positions {
+        let closes = &close_by_asset[asset as usize * days + first..][..out.len()];
+        for (value, &close) in out.iter_mut().zip(closes) {
+            *value += close * quantity;
         }
-    } else {
-        x.floor()
+    }
+    for value in out.iter_mut() {
+        *value += cash;
     }
 }
 
@@ -432,74 +497,159 @@ fn run<S: EquityStats>(
     scratch: &mut Scratch,
 ) -> MomentumOutcome {
     let n = universe.assets;
+    let days = universe.days.len();
+    let first = universe.first_recorded;
     let mut positions = std::mem::take(&mut scratch.positions);
     positions.clear();
-    let mut book = Book { cash: config.initial_cash, positions };
-    let queued = &mut scratch.queued;
-    queued.clear();
+    let mut held = std::mem::take(&mut scratch.held);
+    held.clear();
+    held.resize(n, 0.0);
+    let mut slot = std::mem::take(&mut scratch.slot);
+    slot.clear();
+    slot.resize(n, 0);
+    let mut book = Book { cash: config.initial_cash, positions, held, slot };
+    // Orders queued at a month end, in sorted symbol order: `sells[..queued.0]` and
+    // `buys[..queued.1]` (fixed slots, filled without branches).
+    let (sells, buys, deltas) = (&mut scratch.sells, &mut scratch.buys, &mut scratch.deltas);
+    sells.clear();
+    sells.resize(n, (0, 0.0));
+    buys.clear();
+    buys.resize(n, (0, 0.0));
+    deltas.clear();
+    deltas.resize(n, 0.0);
+    let mut queued = (0usize, 0usize);
     let weights = &mut scratch.weights;
     weights.clear();
     weights.resize(n, 0.0);
-    let (mut fills, mut rebalances, mut points) = (0u32, 0u32, 0u32);
-    let mut equity = config.initial_cash;
-    // Before the burn-in nothing can happen: no rebalance, so no orders and all cash.
-    for (d, &day) in universe.days.iter().enumerate().skip(universe.first_recorded) {
-        // 14:30: queued orders fill at the open, sells first (stable: sorted symbol order within).
-        if !queued.is_empty() {
-            let open = &universe.open[d * n..(d + 1) * n];
-            for pass_sells in [true, false] {
-                for &(asset, quantity) in queued.iter().filter(|o| (o.1 < 0.0) == pass_sells) {
-                    let price = open[asset as usize];
-                    let consideration = (price * quantity).round_ties_even().abs();
-                    let commission = config.commission_pct * consideration + config.tax_pct * consideration;
-                    book.cash -= price * quantity + commission;
-                    book.transact(asset, quantity);
-                    fills += 1;
-                    recorder.fill(day, asset as usize, quantity, price, commission);
-                }
+    // Every row is written by the marks below (no need to clear it between combos).
+    let curve = &mut scratch.equity;
+    curve.resize(days - first, 0.0);
+    let (mut fills, mut rebalances) = (0u32, 0u32);
+    // The target weight of a ranked asset: `1/top_n` each, divided by their sum taken in
+    // sorted symbol order (the zeros between them change no partial sum), unless
+    // np.isclose(sum, 0).
+    let share = 1.0 / f64::from(combo.top_n);
+    let held_assets = n.min(combo.top_n as usize);
+    let mut total = 0.0;
+    for _ in 0..held_assets {
+        total += share;
+    }
+    let weight = if total.abs() > 1e-8 { share / total } else { share };
+    // Before the burn-in nothing can happen: no rebalance, so no orders and all cash. From
+    // there the days run in segments: orders fill at the open of a segment's first day, the
+    // book then stays as it is through the segment, and the close of its last day, a month
+    // end, may queue orders for the next one.
+    for (&(start, end), ranks) in universe.segments.iter().zip(rankings) {
+        // 14:30: queued orders fill at the open, sells first, each in sorted symbol order.
+        if queued != (0, 0) {
+            let day = universe.days[start];
+            let open = &universe.open[start * n..(start + 1) * n];
+            for &(asset, quantity) in sells[..queued.0].iter().chain(&buys[..queued.1]) {
+                let price = open[asset as usize];
+                let consideration = rounded_abs(price * quantity);
+                let commission = config.commission_pct * consideration + config.tax_pct * consideration;
+                book.cash -= price * quantity + commission;
+                book.transact(asset, quantity);
+                fills += 1;
+                recorder.fill(day, asset as usize, quantity, price, commission);
             }
-            queued.clear();
+            queued = (0, 0);
         }
-        // 21:00: mark, maybe rebalance, record.
-        let close = &universe.close[d * n..(d + 1) * n];
-        if universe.month_end[d] {
-            rebalances += 1;
-            weights.iter_mut().for_each(|w| *w = 0.0);
-            if let Some(ranking) = &rankings[d] {
-                for &asset in ranking.iter().take(combo.top_n as usize) {
-                    weights[asset as usize] = 1.0 / f64::from(combo.top_n);
-                }
-            }
-            let mut total = 0.0;
-            for &asset in &universe.sorted {
-                total += weights[asset as usize];
-            }
-            // np.isclose(total, 0): all-zero weights are used as they are (sell everything).
-            if total.abs() > 1e-8 {
-                weights.iter_mut().for_each(|w| *w /= total);
-            }
-            recorder.weights(day, weights);
-            let buffered_equity = book.equity(close) * (1.0 - config.cash_buffer);
-            for &asset in &universe.sorted {
-                let dollars = buffered_equity * weights[asset as usize];
-                let estimated_cost = config.commission_pct * dollars.abs() + config.tax_pct * dollars.abs();
-                let target = floor((dollars - estimated_cost) / close[asset as usize]);
-                let delta = target - book.held(asset);
-                if delta != 0.0 {
-                    queued.push((asset, delta));
-                }
-            }
+        // 21:00 of every day of the segment: mark and record.
+        let segment = &mut curve[start - first..=end - first];
+        mark(&book.positions, book.cash, &universe.close_by_asset, days, start, segment);
+        for (&day, &equity) in universe.days[start..=end].iter().zip(segment.iter()) {
+            recorder.equity(day, equity);
         }
-        equity = book.equity(close);
-        points += 1;
-        if points == 1 {
-            stats.reset(equity);
-        } else {
-            stats.push(equity);
+        if !universe.month_end[end] {
+            continue;
         }
-        recorder.equity(day, equity);
+        // 21:00 of a month end: rebalance (the book is unchanged, so its equity is the mark).
+        rebalances += 1;
+        let close = &universe.close[end * n..(end + 1) * n];
+        let buffered_equity = curve[end - first] * (1.0 - config.cash_buffer);
+        // Before the lookback has data there is no ranking: every weight is 0.
+        let (ranks, ranked) = match ranks {
+            Some(ranks) => (&ranks[..], held_assets),
+            None => (&universe.sorted[..], 0),
+        };
+        for ((&asset, delta), &rank) in universe.sorted.iter().zip(deltas.iter_mut()).zip(ranks) {
+            let a = asset as usize;
+            let w = pick(usize::from(rank) < ranked, weight, 0.0);
+            weights[a] = w;
+            let dollars = buffered_equity * w;
+            let estimated_cost = config.commission_pct * dollars.abs() + config.tax_pct * dollars.abs();
+            let target = floor((dollars - estimated_cost) / close[a]);
+            *delta = target - book.held[a];
+        }
+        // Queue the non-zero deltas, sells (< 0) and buys (> 0, or NaN) apart: each is
+        // written to its list's next slot, which only advances if it belongs there.
+        let (mut sold, mut bought) = (0, 0);
+        for (&asset, &delta) in universe.sorted.iter().zip(deltas.iter()) {
+            sells[sold] = (asset, delta);
+            buys[bought] = (asset, delta);
+            let sell = delta < 0.0;
+            sold += usize::from(sell);
+            bought += usize::from(!sell & (delta != 0.0));
+        }
+        queued = (sold, bought);
+        recorder.weights(universe.days[end], weights);
     }
     scratch.positions = book.positions;
-    let metrics = if points > 0 { stats.finish(fills) } else { Metrics::default() };
-    MomentumOutcome { metrics, final_equity: equity, rebalances, equity_points: points }
+    scratch.held = book.held;
+    scratch.slot = book.slot;
+    let points = curve.len() as u32;
+    let (metrics, final_equity) = match curve.split_first() {
+        Some((&initial, rest)) => {
+            stats.reset(initial);
+            stats.push_slice(rest);
+            (stats.finish(fills), curve[curve.len() - 1])
+        }
+        None => (Metrics::default(), config.initial_cash),
+    };
+    MomentumOutcome { metrics, final_equity, rebalances, equity_points: points }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values around every boundary of the branch-free roundings: zeros, halves, 2^52,
+    /// 2^63, infinities, NaN, and random magnitudes of both signs.
+    fn samples() -> Vec<f64> {
+        let mut xs = vec![0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 1e-300, -1e-300, f64::MIN_POSITIVE];
+        for base in [1.0, TWO_52, 2.0 * TWO_52, 9.2e18, 9.3e18, 1e300] {
+            for ulps in -3i64..=3 {
+                let x = f64::from_bits(base.to_bits().wrapping_add(ulps as u64));
+                xs.extend([x, -x, x - 0.5, 0.5 - x]);
+            }
+        }
+        xs.extend([f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN]);
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        for _ in 0..100_000 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let mantissa = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let exponent = ((state >> 3) % 70) as i32 - 5;
+            let sign = if state & 1 == 0 { 1.0 } else { -1.0 };
+            xs.push(sign * mantissa * 2f64.powi(exponent));
+        }
+        xs
+    }
+
+    #[test]
+    fn floor_is_exact_with_positive_zero() {
+        for x in samples() {
+            let expected = x.floor() + 0.0;
+            assert_eq!(floor(x).to_bits(), expected.to_bits(), "floor({x:e})");
+        }
+        assert!(floor(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn rounded_abs_is_round_ties_even() {
+        for x in samples() {
+            assert_eq!(rounded_abs(x).to_bits(), x.round_ties_even().abs().to_bits(), "rounded_abs({x:e})");
+        }
+        assert!(rounded_abs(f64::NAN).is_nan());
+    }
 }

@@ -18,7 +18,7 @@
 use crate::date::Date;
 use crate::decimal::{Decimal, ExactCloses};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One asset's daily series.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,17 +139,38 @@ pub fn load_dir(dir: &Path) -> Result<PriceSet, DataError> {
     if files.is_empty() {
         return Err(DataError::new(&shown, None, None, "directory has no .csv files".into()));
     }
-    let mut assets = Vec::with_capacity(files.len());
-    for file in files {
+    let load_one = |file: &PathBuf| -> Result<AssetSeries, DataError> {
         let file_shown = file.display().to_string();
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let text = read_text(&file)?;
+        let text = read_text(file)?;
         let table = CsvTable::parse(&file_shown, &text)?;
         if table.close_column()?.is_none() && table.adj_close_column()?.is_none() {
             return Err(table.error(Some(1), None, "a per-asset file needs a Close or Adj Close column".into()));
         }
-        assets.push(table.single_asset(stem)?);
-    }
+        table.single_asset(stem)
+    };
+    // The files are parsed on every CPU this process may use (contiguous runs of files per
+    // thread, the first on this one); the first error in file order is the one reported.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
+    let per_thread = files.len().div_ceil(threads);
+    type Slot = Option<Result<AssetSeries, DataError>>;
+    let mut loaded: Vec<Slot> = (0..files.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let mut runs = files.chunks(per_thread).zip(loaded.chunks_mut(per_thread));
+        let load_run = |(files, slots): (&[PathBuf], &mut [Slot])| {
+            for (file, slot) in files.iter().zip(slots) {
+                *slot = Some(load_one(file));
+            }
+        };
+        let first = runs.next();
+        for run in runs {
+            scope.spawn(move || load_run(run));
+        }
+        if let Some(run) = first {
+            load_run(run);
+        }
+    });
+    let assets = loaded.into_iter().map(|slot| slot.expect("every file was loaded")).collect::<Result<_, _>>()?;
     Ok(PriceSet { assets })
 }
 

@@ -310,7 +310,14 @@ impl Plan {
         check_output_location(&out)?;
         check_outputs_spare_inputs(&out, &[("spec", &args.spec), ("data", &spec.data_path)])?;
         on_spec(&spec, format);
-        let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
+        // The checksum (a second read of the files) runs beside the parse; errors are
+        // reported in the same order as before: data, strategy, checksum.
+        let (data, data_sha256) = std::thread::scope(|scope| {
+            let sum = scope.spawn(|| checksum(&spec.data_path));
+            let data = sweeprun_kernel::prices::load(&spec.data_path);
+            (data, sum.join().expect("the checksum thread does not panic"))
+        });
+        let data = data.map_err(|e| Failure::usage(e.to_string()))?;
         // The grid's size is known once `symbol = "*"` meets the data.
         spec.grid.bind_symbols(&data.symbols()).map_err(|e| spec.blame(e))?;
         if let Some(&id) = args.equity.iter().find(|&&id| id >= spec.grid.len()) {
@@ -320,7 +327,7 @@ impl Plan {
             )));
         }
         let kernel = spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
-        let data_sha256 = checksum(&spec.data_path)?;
+        let data_sha256 = data_sha256?;
         let placement = placement(args);
         let ranks = placement.len().min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
         let oversubscribed =
