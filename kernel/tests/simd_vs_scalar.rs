@@ -103,9 +103,14 @@ proptest! {
         // Grid order: one fast, consecutive slows (whole tiles plus a partial one).
         let fast = next(bars);
         let grid: Vec<SmaCombo> = (2..=bars).take(count + 3).map(|slow| SmaCombo { fast, slow }).collect();
+        // Grid order with a slow step (a range with `step = k`): strided prefix groups.
+        let stride = next(7) as usize;
+        let strided: Vec<SmaCombo> =
+            (2..=bars).step_by(stride).take(count + 3).map(|slow| SmaCombo { fast, slow }).collect();
         for path in vector_paths() {
             check(path, &batch, &shuffled)?;
             check(path, &batch, &grid)?;
+            check(path, &batch, &strided)?;
         }
     }
 }

@@ -386,13 +386,16 @@ macro_rules! group_kernel {
             #[inline(never)]
             unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool, const FILTER: bool>(
                 inputs: &simd::Inputs,
+                strided: Option<&simd::StridedPrefix>,
                 tables: &simd::SumTables,
                 group: &simd::Group<{ simd::MAX_LANES }>,
                 combos: &[SmaCombo],
                 out: &mut [Metrics],
             ) {
                 // SAFETY: forwarded from the caller.
-                unsafe { simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX, FILTER>(inputs, tables, group, combos, out) }
+                unsafe {
+                    simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX, FILTER>(inputs, strided, tables, group, combos, out)
+                }
             }
         }
     };

@@ -121,10 +121,10 @@ pub(crate) struct Group<const MAX: usize> {
     same_fast: bool,
     /// The lanes are exactly one tile of the slow table.
     whole_tile: bool,
-    /// One fast window and slow windows `s, s+1, ..` (see [`prefix_group_len`]): the slow
-    /// sums come straight from the prefix sums (one vector load of adjacent entries, from
-    /// an array small enough to stay in cache), the lanes running in descending slow order;
-    /// no tables are read.
+    /// One fast window and slow windows `s, s+k, s+2k, ..` (see [`prefix_group_len`]): the
+    /// slow sums come straight from the prefix sums (one vector load of adjacent entries of
+    /// the prefix laid out by stride `k`, an array small enough to stay in cache), the lanes
+    /// running in descending slow order; no tables are read.
     prefix_slow: bool,
 }
 
@@ -139,6 +139,35 @@ impl Group<MAX_LANES> {
             whole_tile: false,
             prefix_slow: true,
         }
+    }
+}
+
+/// The padded prefix sums laid out by stride `k`, for prefix groups whose slow windows are
+/// `k` apart: row `r` holds `P'[r], P'[r+k], P'[r+2k], ..` where `P'` is the prefix after
+/// `MAX_LANES·k` zeros. Lane `j` of a group with slowest window `S` needs
+/// `P[t+1-S+j·k] = P'[x + j·k]` (`x = t+1-S+MAX_LANES·k`): entries `q..q+N` of row
+/// `x mod k`, with `q = x div k`, adjacent, so one vector load. Stride 1 is the padded
+/// prefix itself. A permutation of the prefix (plus padding): built per evaluate call, in
+/// microseconds.
+pub(crate) struct StridedPrefix {
+    stride: usize,
+    /// Entries per row.
+    row_len: usize,
+    values: Vec<f64>,
+}
+
+impl StridedPrefix {
+    fn new(prefix: &[f64], stride: usize) -> StridedPrefix {
+        let pad = MAX_LANES * stride;
+        let padded_len = pad + prefix.len();
+        // Room for a full vector load past the last entry of every row.
+        let row_len = padded_len.div_ceil(stride) + MAX_LANES;
+        let mut values = vec![0.0; stride * row_len];
+        for (i, &p) in prefix.iter().enumerate() {
+            let x = pad + i;
+            values[(x % stride) * row_len + x / stride] = p;
+        }
+        StridedPrefix { stride, row_len, values }
     }
 }
 
@@ -184,18 +213,37 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
 ) {
     // What prefix groups get for tables: they never read them.
     let no_tables = SumTables::empty(V::N);
+    // The prefix laid out by each stride met so far (a grid has one or two).
+    let mut strided: Vec<StridedPrefix> = Vec::new();
+    let unpadded = &inputs.prefix[PREFIX_PAD..];
     let mut start = 0;
     while start < combos.len() {
         let rest = &combos[start..];
-        let len = prefix_group_len::<V>(rest);
+        let (len, stride) = prefix_group_len::<V>(rest);
         if len > 0 {
             // Lanes in descending slow order, so that their prefix sums are adjacent.
             let reversed: Vec<SmaCombo> = rest[..len].iter().rev().copied().collect();
             let group = Group::from_prefix(len);
+            let layout = match strided.iter().position(|s| s.stride == stride) {
+                Some(i) => i,
+                None => {
+                    strided.push(StridedPrefix::new(unpadded, stride));
+                    strided.len() - 1
+                }
+            };
             let mut results = [Metrics::default(); MAX_LANES];
             // SAFETY: forwarded from the caller.
             unsafe {
-                run_variant::<V, true>(inputs, &no_tables, filtered, config, &group, &reversed, &mut results[..len])
+                run_variant::<V, true>(
+                    inputs,
+                    Some(&strided[layout]),
+                    &no_tables,
+                    filtered,
+                    config,
+                    &group,
+                    &reversed,
+                    &mut results[..len],
+                )
             };
             for (slot, result) in out[start..start + len].iter_mut().zip(results[..len].iter().rev()) {
                 *slot = *result;
@@ -207,41 +255,50 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
             let group = next_group::<V>(tables, rest);
             let slots = &mut out[start..start + group.len];
             // SAFETY: forwarded from the caller.
-            unsafe { run_variant::<V, false>(inputs, tables, filtered, config, &group, &rest[..group.len], slots) };
+            unsafe {
+                run_variant::<V, false>(inputs, None, tables, filtered, config, &group, &rest[..group.len], slots)
+            };
             start += group.len;
         }
     }
 }
 
-/// The length of the group at the start of `combos` whose sums all come from the prefix
-/// sums (0: none, use the tables). Such a group has one fast window and slow windows
-/// `s, s+1, ..`: all `V::N` of them, or fewer where the fast window's run ends (a partial
-/// group: the spare lanes run windows just below `s`, results discarded, so every lane's
-/// window must be at least 1).
-fn prefix_group_len<V: Lanes>(combos: &[SmaCombo]) -> usize {
+/// The length and stride of the group at the start of `combos` whose sums all come from
+/// the prefix sums (length 0: none, use the tables). Such a group has one fast window and
+/// slow windows `s, s+k, s+2k, ..` (`k >= 1`, as a grid's range of slow windows gives):
+/// all `V::N` of them, or fewer where the fast window's run ends (a partial group: the
+/// spare lanes run windows below the smallest, results discarded, so every lane's window
+/// must be at least 1).
+fn prefix_group_len<V: Lanes>(combos: &[SmaCombo]) -> (usize, usize) {
     let first = combos[0];
+    let stride = match combos.get(1) {
+        Some(next) if next.fast == first.fast && next.slow > first.slow => (next.slow - first.slow) as usize,
+        _ => 1,
+    };
     let mut len = 1;
     while len < V::N
         && len < combos.len()
         && combos[len].fast == first.fast
-        && combos[len].slow == first.slow + len as u32
+        && combos[len].slow as usize == first.slow as usize + len * stride
     {
         len += 1;
     }
     let run_ends = len == V::N || len == combos.len() || combos[len].fast != first.fast;
-    let slowest = first.slow as usize + len - 1;
-    if run_ends && slowest >= V::N {
-        len
+    let slowest = first.slow as usize + (len - 1) * stride;
+    if run_ends && slowest > (V::N - 1) * stride {
+        (len, stride)
     } else {
-        0
+        (0, stride)
     }
 }
 
 /// # Safety
 /// The CPU must support the instruction set of `V`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     inputs: &Inputs,
+    strided: Option<&StridedPrefix>,
     tables: &SumTables,
     filtered: bool,
     config: &SmaConfig,
@@ -252,9 +309,9 @@ unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     macro_rules! dispatch {
         ($long_short:literal, $fill_open:literal) => {
             if filtered {
-                V::run_group::<$long_short, $fill_open, PREFIX, true>(inputs, tables, group, lanes, slots)
+                V::run_group::<$long_short, $fill_open, PREFIX, true>(inputs, strided, tables, group, lanes, slots)
             } else {
-                V::run_group::<$long_short, $fill_open, PREFIX, false>(inputs, tables, group, lanes, slots)
+                V::run_group::<$long_short, $fill_open, PREFIX, false>(inputs, strided, tables, group, lanes, slots)
             }
         };
     }
@@ -450,6 +507,7 @@ pub(crate) trait GroupKernel: Lanes {
     /// As [`run`].
     unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool, const FILTER: bool>(
         inputs: &Inputs,
+        strided: Option<&StridedPrefix>,
         tables: &SumTables,
         group: &Group<MAX_LANES>,
         combos: &[SmaCombo],
@@ -470,6 +528,7 @@ pub(crate) unsafe fn run<
     const FILTER: bool,
 >(
     inputs: &Inputs,
+    strided: Option<&StridedPrefix>,
     tables: &SumTables,
     group: &Group<MAX_LANES>,
     combos: &[SmaCombo],
@@ -527,7 +586,29 @@ pub(crate) unsafe fn run<
         let slowest = combos[0].slow as usize;
         let fast = combos[0].fast as usize;
         assert_eq!(PREFIX, group.prefix_slow);
-        assert!(prefix.len() == bars + 1 && (!PREFIX || (slowest >= n && start + n >= slowest)));
+        assert_eq!(prefix.len(), bars + 1);
+        // A prefix group reads its slow sums from the prefix laid out by its stride: lane j
+        // (window slowest - j·k) at bar t reads entry `offset + j` of that layout, where
+        // `offset` walks row `x mod k`, column `x div k` for x = t+1-slowest+MAX_LANES·k
+        // (see StridedPrefix), advanced bar by bar without a division.
+        let (slow_layout, stride, row_len) = match (PREFIX, strided) {
+            (true, Some(layout)) => (layout.values.as_slice(), layout.stride, layout.row_len),
+            (true, None) => panic!("a prefix group needs its strided prefix"),
+            (false, _) => (&[][..], 1, 0),
+        };
+        let mut slow_offset = 0;
+        let mut slow_row = 0;
+        if PREFIX {
+            // Every lane's window is >= 1 (checked by prefix_group_len), and the smallest
+            // real window (slowest - (len-1)·k) signals first: x >= MAX_LANES·k - (len-1)·k > 0.
+            assert!(slowest > (n - 1) * stride && start + 1 + (n - 1) * stride >= slowest);
+            let x = start + 1 + MAX_LANES * stride - slowest;
+            slow_row = x % stride;
+            slow_offset = slow_row * row_len + x / stride;
+            // The last bar's load stays inside its row: x_max div k + N <= row_len.
+            let x_max = bars + MAX_LANES * stride - slowest;
+            assert!(x_max / stride + n <= row_len && stride * row_len == slow_layout.len());
+        }
         // A group of one fast window takes its fast sum from the prefix sums: every bar from
         // `start` on has the window full (t >= first signal >= fast - 1).
         assert!(!group.same_fast || start + 1 >= fast);
@@ -569,13 +650,20 @@ pub(crate) unsafe fn run<
                 fast_sums(tables, group, t)
             };
             let sum_slow: V = if PREFIX {
-                // Lane j has slow window `slowest - j`: P[t+1] - P[t+1-slowest+j] for all j
-                // at once. Before a lane's window is full this reads padding zeros or a
+                // Lane j has slow window `slowest - j·k`: P[t+1] - P[t+1-slowest+j·k] for all
+                // j at once. Before a lane's window is full this reads padding zeros or a
                 // partial sum: finite, and masked by the lane's first signal below.
-                // SAFETY: t >= start >= slowest - N (the smallest real window's first
-                // signal), so the load starts at padded index PAD + t+1-slowest >= 1 and ends
-                // at PAD + t+1-slowest+N-1 <= PAD + t <= padded.len() - 1 (slowest >= N).
-                V::splat(prefix_end).sub(V::load(padded_prefix.as_ptr().add(PREFIX_PAD + t + 1 - slowest)))
+                // SAFETY: `slow_offset` is row `x mod k`, column `x div k` of the layout
+                // (asserted in bounds for the last bar above; x only grows).
+                let sums = V::splat(prefix_end).sub(V::load(slow_layout.as_ptr().add(slow_offset)));
+                slow_row += 1;
+                if slow_row == stride {
+                    slow_row = 0;
+                    slow_offset = slow_offset + 1 - (stride - 1) * row_len;
+                } else {
+                    slow_offset += row_len;
+                }
+                sums
             } else {
                 match slow_tile {
                     // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
