@@ -310,21 +310,49 @@ impl<'a> SmaBatch<'a> {
         }
     }
 
+    /// One combo on the scalar kernel: the signal's exact comparison is chosen once per
+    /// combo (a closure per integer width, inlined into the bar loop), not per bar.
     #[inline(always)]
     fn run_variant<S: EquityStats>(&self, config: &SmaConfig, combo: SmaCombo, fill: &[f64], stats: &mut S) -> Metrics {
-        match (config.direction, config.fill) {
-            (Direction::Long, Fill::Open) => self.run::<S, false, true>(combo, fill, config.fee, stats),
-            (Direction::Long, Fill::Close) => self.run::<S, false, false>(combo, fill, config.fee, stats),
-            (Direction::LongShort, Fill::Open) => self.run::<S, true, true>(combo, fill, config.fee, stats),
-            (Direction::LongShort, Fill::Close) => self.run::<S, true, false>(combo, fill, config.fee, stats),
+        let (f, s) = (combo.fast as usize, combo.slow as usize);
+        match &self.signals.exact {
+            signal::ExactPrefix::I64(p) => {
+                let (fast, slow) = (i64::from(combo.fast), i64::from(combo.slow));
+                self.run_direction(config, combo, fill, stats, |t| {
+                    let end = p[t + 1];
+                    (end - p[t + 1 - f]) * slow > (end - p[t + 1 - s]) * fast
+                })
+            }
+            signal::ExactPrefix::I128(p) => {
+                let (fast, slow) = (i128::from(combo.fast), i128::from(combo.slow));
+                self.run_direction(config, combo, fill, stats, |t| {
+                    let end = p[t + 1];
+                    (end - p[t + 1 - f]) * slow > (end - p[t + 1 - s]) * fast
+                })
+            }
+            signal::ExactPrefix::Big(_) => {
+                self.run_direction(config, combo, fill, stats, |t| self.signals.fast_above(combo.fast, combo.slow, t))
+            }
         }
     }
 
-    /// Whether the fast SMA is strictly above the slow SMA at the close of bar `t`
-    /// (`t >= max(fast, slow) - 1`), compared exactly.
     #[inline(always)]
-    fn fast_above(&self, combo: SmaCombo, t: usize) -> bool {
-        self.signals.fast_above(combo.fast, combo.slow, t)
+    fn run_direction<S: EquityStats>(
+        &self,
+        config: &SmaConfig,
+        combo: SmaCombo,
+        fill: &[f64],
+        stats: &mut S,
+        fast_above: impl Fn(usize) -> bool,
+    ) -> Metrics {
+        match (config.direction, config.fill) {
+            (Direction::Long, Fill::Open) => self.run::<S, false, true>(combo, fill, config.fee, stats, fast_above),
+            (Direction::Long, Fill::Close) => self.run::<S, false, false>(combo, fill, config.fee, stats, fast_above),
+            (Direction::LongShort, Fill::Open) => self.run::<S, true, true>(combo, fill, config.fee, stats, fast_above),
+            (Direction::LongShort, Fill::Close) => {
+                self.run::<S, true, false>(combo, fill, config.fee, stats, fast_above)
+            }
+        }
     }
 
     /// One combo's simulation; `fill_price` is the open (fill at next open) or the close.
@@ -335,6 +363,7 @@ impl<'a> SmaBatch<'a> {
         fill_price: &[f64],
         fee: f64,
         stats: &mut S,
+        fast_above: impl Fn(usize) -> bool,
     ) -> Metrics {
         let close = self.close;
         let bars = close.len();
@@ -347,7 +376,7 @@ impl<'a> SmaBatch<'a> {
             if FILL_OPEN && pending != account.position {
                 account.execute(pending, fill_price[t], fee);
             }
-            let target = if self.fast_above(combo, t) {
+            let target = if fast_above(t) {
                 1
             } else if LONG_SHORT {
                 -1
