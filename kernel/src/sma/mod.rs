@@ -5,7 +5,7 @@
 //! * `SMA(n)[t]` = mean of `close[t-n+1..=t]`; the signal at close `t` compares the fast and
 //!   slow means **exactly, on the closes as written** (decimal text), as
 //!   `sum_fast·slow > sum_slow·fast` on integer window sums, so a tie is "not greater"
-//!   (see [`signal`] for how float-written prices keep this fast).
+//!   (see `sma/signal.rs` for how float-written prices keep this fast).
 //! * `long`: target 1 if fast > slow else 0; `long_short`: +1 else -1; target 0 until the
 //!   slow SMA exists (`t < slow-1`; with a fast window longer than the slow one, until
 //!   both exist).
@@ -123,7 +123,7 @@ pub struct SmaBatch<'a> {
     /// The windows announced by [`SmaBatch::prepare`], with their tables once needed.
     prepared: Option<Prepared>,
     /// The vector paths' f64 prefix (exact integers, or the filtered prefix of the
-    /// closes: see [`signal`]), after [`simd::PREFIX_PAD`] zeros.
+    /// closes: see `signal.rs`), after [`simd::PREFIX_PAD`] zeros.
     prefix_f64: Vec<f64>,
 }
 
