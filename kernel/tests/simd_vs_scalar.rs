@@ -78,6 +78,22 @@ fn check(path: KernelPath, batch: &SmaBatch, combos: &[SmaCombo]) -> Result<(), 
     Ok(())
 }
 
+/// [`check`] on a batch prepared for `combos`' windows, over the whole list and in
+/// `split`-sized pieces, on every vector path.
+fn check_prepared(data: &AssetSeries, bars: u32, combos: &[SmaCombo], split: usize) -> Result<(), TestCaseError> {
+    for path in vector_paths() {
+        let mut batch = SmaBatch::new(data, bars).unwrap();
+        let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
+        let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();
+        batch.prepare(path, &fast, &slow);
+        check(path, &batch, combos)?;
+        for part in combos.chunks(split) {
+            check(path, &batch, part)?;
+        }
+    }
+    Ok(())
+}
+
 fn vector_paths() -> Vec<KernelPath> {
     KernelPath::available().into_iter().filter(|p| *p != KernelPath::Scalar).collect()
 }
@@ -169,26 +185,19 @@ proptest! {
     #[test]
     fn a_prepared_batch_mixing_prefix_and_table_groups_equals_scalar((open, close) in prices(), split in 1usize..20) {
         let bars = close.len() as u32;
-        prop_assume!(bars >= 24);
+        prop_assume!(bars >= 40);
         let data = series(&open, &close);
-        // Per fast window: slows fast+1..fast+9 (consecutive), then every third up to fast+21.
+        // Per fast window: slows fast+1..fast+9 (consecutive: prefix groups), every third up
+        // to fast+21 (a step: strided prefix groups), then gaps of 1, 2, 3, 4 (no step: tables).
         let combos: Vec<SmaCombo> = (1..=3u32)
             .flat_map(|fast| {
                 let consecutive = fast + 1..=fast + 9;
                 let spaced = (fast + 12..=fast + 21).step_by(3);
-                consecutive.chain(spaced).map(move |slow| SmaCombo { fast, slow })
+                let irregular = [1, 3, 6, 10, 15].map(|gap| fast + 21 + gap);
+                consecutive.chain(spaced).chain(irregular).map(move |slow| SmaCombo { fast, slow })
             })
             .collect();
-        for path in vector_paths() {
-            let mut batch = SmaBatch::new(&data, bars).unwrap();
-            let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
-            let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();
-            batch.prepare(path, &fast, &slow);
-            check(path, &batch, &combos)?;
-            for part in combos.chunks(split) {
-                check(path, &batch, part)?;
-            }
-        }
+        check_prepared(&data, bars, &combos, split)?;
     }
 }
 
@@ -240,16 +249,7 @@ proptest! {
             .flat_map(|fast| (fast + 1..=bars.min(fast + 14)).map(move |slow| SmaCombo { fast, slow }))
             .chain((2..=bars).step_by(3).map(|slow| SmaCombo { fast: 2, slow }))
             .collect();
-        for path in vector_paths() {
-            let mut batch = SmaBatch::new(&data, bars).unwrap();
-            let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
-            let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();
-            batch.prepare(path, &fast, &slow);
-            check(path, &batch, &combos)?;
-            for part in combos.chunks(split) {
-                check(path, &batch, part)?;
-            }
-        }
+        check_prepared(&data, bars, &combos, split)?;
     }
 }
 
