@@ -14,6 +14,10 @@
 # medians of ROUNDS rounds (default 11).
 #
 #   bash scripts/bench-targets.sh [ROUNDS]
+#   BASELINE_BIN=/path/to/older/sweeprun bash scripts/bench-targets.sh [ROUNDS]
+#
+# With BASELINE_BIN, the three -np 1 cases also run with that binary in the same rounds:
+# a control for a machine whose speed drifts (a shared VM), reported as new / old.
 #
 # Needs python3 with numpy for case 2 (Debian: apt-get install python3-numpy).
 set -euo pipefail
@@ -36,6 +40,14 @@ cases=(
   "momentum_np1|$bin run examples/momentum_synth10.toml -np 1 --top 0 --out"
   "momentum_np2|$bin run examples/momentum_synth10.toml -np 2 --top 0 --out"
 )
+
+if [[ -n ${BASELINE_BIN:-} ]]; then
+  cases+=(
+    "old_large_np1|$BASELINE_BIN run examples/sma_goog_large.toml -np 1 --top 0 --out"
+    "old_canonical_np1|$BASELINE_BIN run examples/sma_goog.toml -np 1 --top 0 --out"
+    "old_momentum_np1|$BASELINE_BIN run examples/momentum_synth10.toml -np 1 --top 0 --out"
+  )
+fi
 
 now_ns() { date +%s%N; }
 for ((r = 0; r < rounds; r++)); do
@@ -68,3 +80,9 @@ awk -v l1="$large1" -v l2="$large2" -v c1="$canon1" -v c2="$canon2" -v np="$nump
   printf "3. momentum_taa synth10, 2,510 backtests, -np 1: %.1f ms = %.1f us per backtest (target <= 80: %s); -np 2: %.1f ms, efficiency %.1f%%\n",
     m1 / 1000, m1 / 2510, (m1 / 2510 <= 80 ? "met" : "NOT met"), m2 / 1000, 100 * m1 / (2 * m2)
 }'
+if [[ -n ${BASELINE_BIN:-} ]]; then
+  for name in large canonical momentum; do
+    old=$(median_us "old_${name}_np1"); new=$(median_us "${name}_np1")
+    awk -v n="$name" -v o="$old" -v w="$new" 'BEGIN { printf "control: %s -np 1, this build %.1f ms vs baseline %.1f ms = %.2f\n", n, w / 1000, o / 1000, w / o }'
+  done
+fi
