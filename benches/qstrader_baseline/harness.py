@@ -37,7 +37,7 @@ from qstrader.trading.backtest import BacktestTradingSession
 T_IMPORT = time.perf_counter() - T_IMPORT0
 
 # The project's reference data, next to the repository (or $SWEEPRUN_REFERENCE_DIR).
-REF = os.path.join(os.environ.get('SWEEPRUN_REFERENCE_DIR', os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../../shared/reference')), 'qstrader')
+REF = os.path.join(os.environ.get('SWEEPRUN_REFERENCE_DIR', os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../tests/reference')), 'qstrader')
 DATASETS = {
     'synth10': dict(
         data=f'{REF}/synth10/data',
