@@ -314,24 +314,16 @@ impl<'a> SmaBatch<'a> {
     /// combo (a closure per integer width, inlined into the bar loop), not per bar.
     #[inline(always)]
     fn run_variant<S: EquityStats>(&self, config: &SmaConfig, combo: SmaCombo, fill: &[f64], stats: &mut S) -> Metrics {
-        let (f, s) = (combo.fast as usize, combo.slow as usize);
+        let (fast, slow) = (combo.fast, combo.slow);
         match &self.signals.exact {
             signal::ExactPrefix::I64(p) => {
-                let (fast, slow) = (i64::from(combo.fast), i64::from(combo.slow));
-                self.run_direction(config, combo, fill, stats, |t| {
-                    let end = p[t + 1];
-                    (end - p[t + 1 - f]) * slow > (end - p[t + 1 - s]) * fast
-                })
+                self.run_direction(config, combo, fill, stats, |t| signal::window_above(p, fast, slow, t))
             }
             signal::ExactPrefix::I128(p) => {
-                let (fast, slow) = (i128::from(combo.fast), i128::from(combo.slow));
-                self.run_direction(config, combo, fill, stats, |t| {
-                    let end = p[t + 1];
-                    (end - p[t + 1 - f]) * slow > (end - p[t + 1 - s]) * fast
-                })
+                self.run_direction(config, combo, fill, stats, |t| signal::window_above(p, fast, slow, t))
             }
             signal::ExactPrefix::Big(_) => {
-                self.run_direction(config, combo, fill, stats, |t| self.signals.fast_above(combo.fast, combo.slow, t))
+                self.run_direction(config, combo, fill, stats, |t| self.signals.fast_above(fast, slow, t))
             }
         }
     }

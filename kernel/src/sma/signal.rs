@@ -106,20 +106,25 @@ impl ExactPrefix {
     pub(crate) fn fast_above(&self, fast: u32, slow: u32, t: usize) -> bool {
         let (f, s) = (fast as usize, slow as usize);
         match self {
-            ExactPrefix::I64(p) => {
-                let end = p[t + 1];
-                (end - p[t + 1 - f]) * i64::from(slow) > (end - p[t + 1 - s]) * i64::from(fast)
-            }
-            ExactPrefix::I128(p) => {
-                let end = p[t + 1];
-                (end - p[t + 1 - f]) * i128::from(slow) > (end - p[t + 1 - s]) * i128::from(fast)
-            }
+            ExactPrefix::I64(p) => window_above(p, fast, slow, t),
+            ExactPrefix::I128(p) => window_above(p, fast, slow, t),
             ExactPrefix::Big(p) => {
                 let end = &p[t + 1];
                 (end - &p[t + 1 - f]) * slow > (end - &p[t + 1 - s]) * fast
             }
         }
     }
+}
+
+/// `sum_fast·slow > sum_slow·fast` at bar `t` on integer prefix sums `p` (whose window
+/// products were checked to fit `T`).
+#[inline(always)]
+pub(crate) fn window_above<T>(p: &[T], fast: u32, slow: u32, t: usize) -> bool
+where
+    T: Copy + From<u32> + PartialOrd + std::ops::Sub<Output = T> + std::ops::Mul<Output = T>,
+{
+    let end = p[t + 1];
+    (end - p[t + 1 - fast as usize]) * T::from(slow) > (end - p[t + 1 - slow as usize]) * T::from(fast)
 }
 
 /// `[0, x0, x0+x1, ..]` with checked additions; `None` on overflow.
