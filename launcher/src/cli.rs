@@ -1,5 +1,6 @@
 //! Command-line definition (clap).
 
+use crate::backend::Backend;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ Examples:
   sweeprun run examples/sma_goog.toml -np 4 --out results/goog.jsonl --top 5
   sweeprun run examples/sma_goog.toml --set strategy.fee=0.001 --set strategy.fill=close
   sweeprun run examples/sma_goog.toml --resume          # finish an interrupted sweep
+  sweeprun run examples/sma_goog.toml --backend mpi -np 16 --hostfile hosts   # runs mpirun
   sweeprun run examples/sma_sp20.toml --top 3 --group-by symbol   # 20 stocks, best 3 of each
   sweeprun run examples/momentum_etf5.toml --tearsheet top:3   # QSTrader-style JSON per combo
   sweeprun bench --data examples/data/GOOG.csv
@@ -47,10 +49,27 @@ pub enum Command {
         /// CPU to pin this rank to.
         #[arg(long)]
         pin_cpu: Option<usize>,
+        /// This rank's number (for messages and --report-bindings).
+        #[arg(long, default_value_t = 0)]
+        index: usize,
+        /// Print this rank's binding, as mpirun's --report-bindings.
+        #[arg(long)]
+        report_bindings: bool,
         /// Die with this process (the launcher): exit at once if it is already gone.
         #[arg(long)]
         parent: Option<u32>,
     },
+}
+
+/// How ranks are spread over the machine(s) (`--map-by`, as OpenMPI's mpirun).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MapBy {
+    /// Fill each node's cores in order.
+    Core,
+    /// Round robin over sockets (packages).
+    Socket,
+    /// Round robin over nodes (MPI).
+    Node,
 }
 
 /// How ranks are placed on CPUs.
@@ -70,12 +89,33 @@ pub struct RunArgs {
     /// Number of rank processes [default: the usable CPUs]. `-np N` works too.
     #[arg(short = 'n', long = "np", value_name = "N", allow_negative_numbers = true)]
     pub np: Option<u64>,
-    /// Where ranks run: local processes (mpi and slurm are not in this version).
-    #[arg(long, default_value = "local", value_name = "local|mpi|slurm")]
-    pub backend: String,
+    /// Where ranks run: local processes, or MPI ranks started by the system's mpirun
+    /// (needs a sweeprun built with `--features mpi`).
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    pub backend: Backend,
     /// Pin each rank to one CPU, or not.
     #[arg(long = "bind-to", value_enum, default_value_t = BindTo::Core)]
     pub bind_to: BindTo,
+    /// How ranks are spread: over cores in order, round robin over sockets, or (MPI) by
+    /// node. As OpenMPI's mpirun.
+    #[arg(long = "map-by", value_enum, default_value_t = MapBy::Core)]
+    pub map_by: MapBy,
+    /// Print each rank's host and the cores it is bound to, as mpirun does.
+    #[arg(long = "report-bindings")]
+    pub report_bindings: bool,
+    /// MPI: the hosts and their slots, in OpenMPI's hostfile syntax (`node1 slots=4`).
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// MPI: hosts and slots on the command line, e.g. `--host node1:4,node2:4`.
+    #[arg(long, value_name = "HOST[:SLOTS],...")]
+    pub host: Option<String>,
+    /// MPI: allow more ranks than slots (as mpirun's --oversubscribe).
+    #[arg(long)]
+    pub oversubscribe: bool,
+    /// MPI: one more argument for mpirun, e.g. `--mpi-arg=--mca --mpi-arg=btl_tcp_if_include --mpi-arg=eth0`
+    /// (repeatable).
+    #[arg(long = "mpi-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub mpi_args: Vec<String>,
     /// Results file (.csv or .jsonl), relative to the current directory [default: the spec's output path].
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,

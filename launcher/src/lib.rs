@@ -1,25 +1,27 @@
 //! # sweeprun
 //!
 //! The mpirun-style launcher of backtest parameter sweeps: reads a sweep spec
-//! ([`spec`]), expands its parameter grid ([`grid`]), runs the combos over N rank
-//! processes ([`local`]), gathers every row exactly once into one table ([`output`])
-//! and prints a top-K summary ([`report`]).
+//! ([`spec`]), expands its parameter grid ([`grid`]), hands chunks of combos to N ranks
+//! ([`sched`], over a [`backend`]'s transport: local processes, or MPI ranks), gathers
+//! every row exactly once into one table ([`output`]) and prints a top-K summary
+//! ([`report`]).
 //!
 //! Exit codes: 0 done, 1 runtime failure, 2 bad input or usage, 130 interrupted.
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod error;
 mod expr;
 pub mod float_text;
 pub mod grid;
-pub mod local;
 pub mod output;
 pub mod progress;
 pub mod protocol;
 pub mod report;
 pub mod run;
+pub mod sched;
 pub mod signals;
 pub mod spec;
 pub mod strategy;

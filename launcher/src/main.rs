@@ -29,7 +29,9 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => sweeprun::bench::bench(args),
         Command::Verify { table } => sweeprun::verify::verify(table),
-        Command::Rank { pin_cpu, parent } => return ExitCode::from(sweeprun::worker::run_rank(*pin_cpu, *parent)),
+        Command::Rank { pin_cpu, index, report_bindings, parent } => {
+            return ExitCode::from(sweeprun::worker::run_rank(*pin_cpu, *index, *report_bindings, *parent))
+        }
     };
     match result {
         Ok(report) => {
@@ -40,7 +42,10 @@ fn main() -> ExitCode {
         }
         Err(failure) => {
             let prefix = if matches!(failure, Failure::Interrupted(_)) { "sweeprun: " } else { "sweeprun: error: " };
-            eprintln!("{prefix}{failure}");
+            // An empty message was said already (by MPI rank 0, or mpirun's ranks).
+            if !failure.to_string().is_empty() {
+                eprintln!("{prefix}{failure}");
+            }
             ExitCode::from(failure.exit_code())
         }
     }

@@ -1,13 +1,15 @@
 //! `sweeprun run`: validate everything, run the ranks, gather the rows exactly once,
 //! write the table atomically, print the top-K summary.
 
+use crate::backend::local::LocalRanks;
+use crate::backend::Backend;
 use crate::cli::{BindTo, RunArgs};
 use crate::error::{Failure, Result};
-use crate::local::{self, LocalJob};
 use crate::output::{self, Journal, OutputFormat};
 use crate::progress::Progress;
 use crate::protocol::ToRank;
 use crate::report;
+use crate::sched::{self, Chunking, Observer, Scheduler, Transport};
 use crate::signals;
 use crate::spec::Spec;
 use crate::tearsheet::{tearsheet_count, write_tearsheets};
@@ -24,34 +26,54 @@ const MAX_RANKS: u64 = 4096;
 
 /// Runs one sweep; on success returns the summary to print on stdout.
 pub fn run(args: &RunArgs) -> Result<String> {
+    check_np(args)?;
+    match args.backend {
+        Backend::Local => {
+            // The ranks start now and load their executable while the spec is checked; they
+            // get the spec once it passes (on bad input they just see their input close).
+            let placement = placement(args);
+            let oversubscribed =
+                (args.bind_to == BindTo::Core && placement.first().is_some_and(Option::is_none)).then(|| {
+                    let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
+                    format!(
+                        "{} on {}: oversubscribed, not pinning ranks",
+                        report::counted(placement.len() as u64, "rank"),
+                        report::counted(cpus.len() as u64, "CPU")
+                    )
+                });
+            let mut ranks = LocalRanks::start(&placement, args.report_bindings);
+            sweep(args, Backend::Local, &mut ranks, oversubscribed)
+        }
+        Backend::Mpi => crate::backend::mpirun::run(args),
+    }
+}
+
+/// Runs one sweep over `transport`'s ranks (already started, waiting for the sweep): the
+/// part shared by every backend. `warning` is printed once every input check has passed.
+pub fn sweep(
+    args: &RunArgs,
+    backend: Backend,
+    transport: &mut dyn Transport,
+    warning: Option<String>,
+) -> Result<String> {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    // The ranks start now and load their executable while the spec is checked; they get
-    // the spec once it passes (on bad input they just see their input close).
-    let mut early_ranks = early_pins(args).map(|pins| local::Ranks::start(&pins));
     let preselect = preselection(args)?;
-    let mut early_failure = None;
-    let plan = Plan::new(args, &mut |spec, format| {
-        if let Some(ranks) = early_ranks.as_mut() {
-            if let Err(e) = ranks.send_sweep(format.name(), &spec.effective_toml(), preselect.clone()) {
-                early_failure = Some(e);
-            }
-        }
+    let plan = Plan::new(args, transport.ranks(), &mut |spec, format| {
+        let message = ToRank::Spec {
+            format: format.name().to_string(),
+            spec: spec.effective_toml(),
+            preselect: preselect.clone(),
+        };
+        sched::broadcast(transport, &message);
     })?;
-    let Plan { spec, out, format, ranks, pins, data, data_sha256, columns, group, kernel, oversubscribed } = plan;
-    if let Some(e) = early_failure {
-        return Err(e);
-    }
-    let mut rank_processes = match early_ranks {
-        Some(started) if started.len() >= ranks => started,
-        _ => local::Ranks::start(&pins),
-    };
-    rank_processes.truncate(ranks)?;
+    let Plan { spec, out, format, ranks, data, data_sha256, columns, group, kernel } = plan;
+    transport.keep(ranks)?;
     // The data is parsed once, here; the ranks get it in binary form, with its digest.
     let data_bytes = sweeprun_kernel::wire::encode(&data);
     let data_message =
         ToRank::Data { digest: blake3::hash(&data_bytes).to_hex().to_string(), bytes: Arc::new(data_bytes) };
-    rank_processes.send_data(&data_message)?;
+    sched::broadcast(transport, &data_message);
     let planned = clock.elapsed().as_secs_f64();
     let combos = spec.grid.len();
     let fingerprint = fingerprint(&spec, &data_sha256, format);
@@ -100,26 +122,17 @@ pub fn run(args: &RunArgs) -> Result<String> {
         (None, vec![false; combos as usize], 0)
     };
     // Warnings wait until every check passed: a bad input gets its one error line only.
-    if let Some(warning) = oversubscribed {
+    if let Some(warning) = warning {
         eprintln!("sweeprun: {warning}");
     }
 
-    let chunking = args.chunk_size.map_or(local::Chunking::Guided { ranks }, local::Chunking::Fixed);
-    let chunks = local::chunks_of_remaining(&done, chunking);
+    let chunking = args.chunk_size.map_or(Chunking::Guided { ranks }, Chunking::Fixed);
+    let chunks = sched::chunks_of_remaining(&done, chunking);
     let any_work = !chunks.is_empty();
-    let effective_spec = spec.effective_toml();
-    if any_work {
-        // The ranks start computing now; the output files are set up while they do (a
-        // chunk's rows are only taken once they are).
-        let preselect = preselect.clone();
-        rank_processes.begin(LocalJob {
-            format: format.name(),
-            spec: &effective_spec,
-            data: &data_message,
-            chunks,
-            preselect,
-        })?;
-    }
+    let mut scheduler = Scheduler::new(chunks, ranks);
+    // The ranks start computing now; the output files are set up while they do (a chunk's
+    // rows are only taken once they are).
+    scheduler.start(transport);
     let journal = match reopened {
         Some(journal) => journal,
         None => {
@@ -150,12 +163,14 @@ pub fn run(args: &RunArgs) -> Result<String> {
     };
     let mut sink = output::RowSink::new(journal, stream);
     let ran = if any_work {
-        rank_processes.run(&mut progress, &mut |ids, rows, best| sink.accept(ids, rows, best)).map(Some)
+        let mut observer = Watch { progress: &mut progress };
+        scheduler.run(transport, &mut observer, &mut |ids, rows, best| sink.accept(ids, rows, best))
     } else {
-        Ok(None)
+        Ok(())
     };
-    let exiting = match ran {
-        Ok(exiting) => exiting,
+    match ran {
+        // The ranks wind down while the table is finished.
+        Ok(()) => transport.close(),
         Err(failure) => {
             progress.abandon();
             // Everything received stays on disk for --resume (journal and table so far).
@@ -172,7 +187,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
                 usage => usage,
             });
         }
-    };
+    }
     let (journal, stream) = sink.into_parts();
     progress.finish(ranks);
     let swept = clock.elapsed().as_secs_f64();
@@ -204,7 +219,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         "combos": combos,
         "columns": columns,
         "output": { "path": out.display().to_string(), "format": format.name(), "blake3": table_blake3 },
-        "backend": "local",
+        "backend": backend.name(),
         "ranks": ranks,
         "resumed_combos": resumed,
         "started_at": output::rfc3339(started_at),
@@ -221,9 +236,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     output::write_atomically(&output::sidecar_path(&out), sidecar_text.as_bytes())?;
     drop(journal);
     remove_journal(&out);
-    if let Some(exiting) = exiting {
-        exiting.reap();
-    }
+    transport.wait();
     eprintln!("sweeprun: wrote {} ({})", out.display(), report::counted(combos, "row"));
     write_tearsheets(&spec, &data, &best, &out, args)?;
     Ok(summary(&best, total, &columns, args, group.as_ref()))
@@ -241,7 +254,6 @@ struct Plan {
     out: PathBuf,
     format: OutputFormat,
     ranks: usize,
-    pins: Vec<Option<usize>>,
     data: PriceSet,
     data_sha256: String,
     columns: Vec<String>,
@@ -249,31 +261,13 @@ struct Plan {
     group: Option<report::GroupBy>,
     /// The kernel path the ranks will run.
     kernel: &'static str,
-    /// A warning to print once the input has passed every check (more ranks than CPUs).
-    oversubscribed: Option<String>,
 }
 
 impl Plan {
-    /// Checks everything; calls `on_spec` as soon as the spec and output format are known
-    /// (before the data is loaded and checked), so the ranks can start loading.
-    fn new(args: &RunArgs, on_spec: &mut dyn FnMut(&Spec, OutputFormat)) -> Result<Plan> {
-        match args.backend.as_str() {
-            "local" => {}
-            "mpi" | "slurm" => {
-                return Err(Failure::usage(format!(
-                    "--backend {}: not available in this version (use --backend local)",
-                    args.backend
-                )))
-            }
-            other => return Err(Failure::usage(format!("--backend: unknown backend `{other}` (expected local)"))),
-        }
-        match args.np {
-            Some(0) => return Err(Failure::usage("-np: expected at least 1 rank, got 0")),
-            Some(n) if n > MAX_RANKS => {
-                return Err(Failure::usage(format!("-np: {n} ranks is more than the limit of {MAX_RANKS}")))
-            }
-            _ => {}
-        }
+    /// Checks everything for a sweep over at most `available_ranks` ranks; calls `on_spec`
+    /// as soon as the spec and output format are known (before the data is loaded and
+    /// checked), so the ranks can start loading.
+    fn new(args: &RunArgs, available_ranks: usize, on_spec: &mut dyn FnMut(&Spec, OutputFormat)) -> Result<Plan> {
         sweeprun_kernel::arch::selected_kernel().map_err(|e| Failure::usage(e.to_string()))?;
         if args.chunk_size == Some(0) {
             return Err(Failure::usage("--chunk-size: expected at least 1 combo, got 0"));
@@ -328,22 +322,11 @@ impl Plan {
         }
         let kernel = spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
         let data_sha256 = data_sha256?;
-        let placement = placement(args);
-        let ranks = placement.len().min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
-        let oversubscribed =
-            (args.bind_to == BindTo::Core && placement.first().is_some_and(Option::is_none)).then(|| {
-                let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
-                format!(
-                    "{} on {}: oversubscribed, not pinning ranks",
-                    report::counted(placement.len() as u64, "rank"),
-                    report::counted(cpus.len() as u64, "CPU")
-                )
-            });
-        let pins = placement[..ranks].to_vec();
+        let ranks = available_ranks.min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
         let columns = output::columns(&spec.grid.names(), &spec.strategy.extra_columns());
         report::check_rank_metric(&args.sort_by, &columns).map_err(Failure::usage)?;
         let group = report::GroupBy::of(&spec.grid, args.group_by.as_deref()).map_err(Failure::usage)?;
-        Ok(Plan { spec, out, format, ranks, pins, data, data_sha256, columns, group, kernel, oversubscribed })
+        Ok(Plan { spec, out, format, ranks, data, data_sha256, columns, group, kernel })
     }
 }
 
@@ -373,11 +356,42 @@ fn preselection(args: &RunArgs) -> Result<Option<(String, usize)>> {
     Ok((ranked > 0 && by_metric).then(|| (args.sort_by.clone(), ranked)))
 }
 
-/// The placement of ranks worth starting before the spec is checked: none when `-np` is
-/// invalid (the plan reports it) or the backend is not local.
-fn early_pins(args: &RunArgs) -> Option<Vec<Option<usize>>> {
-    let valid_np = args.np.is_none_or(|n| (1..=MAX_RANKS).contains(&n));
-    (args.backend == "local" && valid_np).then(|| placement(args))
+/// Checks a sweep's input as `sweeprun run` would (flags, spec, data, output path) and
+/// writes nothing: the MPI front end's check before it starts mpirun.
+pub fn check(args: &RunArgs) -> Result<()> {
+    check_np(args)?;
+    preselection(args)?;
+    Plan::new(args, 1, &mut |_, _| {}).map(|_| ())
+}
+
+/// Refuses a `-np` of 0 or above [`MAX_RANKS`].
+fn check_np(args: &RunArgs) -> Result<()> {
+    match args.np {
+        Some(0) => Err(Failure::usage("-np: expected at least 1 rank, got 0")),
+        Some(n) if n > MAX_RANKS => {
+            Err(Failure::usage(format!("-np: {n} ranks is more than the limit of {MAX_RANKS}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The sweep's view of the terminal and of signals, for the scheduler.
+struct Watch<'a> {
+    progress: &'a mut Progress,
+}
+
+impl Observer for Watch<'_> {
+    fn interrupted(&self) -> bool {
+        signals::interrupted()
+    }
+
+    fn advanced(&mut self, combos: u64) {
+        self.progress.advance(combos);
+    }
+
+    fn note(&mut self, line: &str) {
+        self.progress.note(line);
+    }
 }
 
 /// Refuses an output path that cannot be written (a directory, a read-only place).

@@ -1,9 +1,9 @@
-//! A local rank process: receives the sweep and its price data (parsed once, by the
-//! launcher), then evaluates the chunks of combo ids the
-//! launcher sends, until its input closes.
+//! A rank: receives the sweep and its price data (parsed once, by the launcher), then
+//! evaluates the chunks of combo ids the launcher sends, until it says there is no more.
 //!
-//! Started by the launcher as `sweeprun __rank`; it talks only through stdin/stdout
-//! ([`crate::protocol`]) and writes diagnostics to stderr.
+//! The same loop ([`serve`]) runs in a local rank process (`sweeprun __rank`, over
+//! stdin/stdout in the [`crate::protocol`] framing), in a thread of the launcher (the MPI
+//! rank 0 computes too), and in every other MPI rank; only the [`RankLink`] differs.
 
 use crate::output::{OutputFormat, RowWriter};
 use crate::protocol::{FromRank, ToRank};
@@ -16,8 +16,37 @@ use std::time::Duration;
 /// (and people) can watch, pause or kill ranks mid-sweep.
 pub const CHUNK_DELAY_ENV: &str = "SWEEPRUN_DEBUG_CHUNK_DELAY_MS";
 
+/// Where a rank gets its messages from and sends its replies to: pipes to the launcher
+/// ([`StreamLink`]), channels to the launcher's own thread (`backend::inproc`), or MPI
+/// messages to rank 0.
+pub trait RankLink {
+    /// The next message; `None` when the launcher has no more work (or is gone).
+    fn receive(&mut self) -> Result<Option<ToRank>, String>;
+    /// Sends a reply; an error means the launcher cannot be reached any more.
+    fn send(&mut self, message: FromRank) -> Result<(), String>;
+}
+
+/// A link over byte streams in the [`crate::protocol`] framing (a rank process's stdin
+/// and stdout).
+pub struct StreamLink<R, W> {
+    /// Where messages come from.
+    pub input: R,
+    /// Where replies go.
+    pub output: W,
+}
+
+impl<R: io::BufRead, W: io::Write> RankLink for StreamLink<R, W> {
+    fn receive(&mut self) -> Result<Option<ToRank>, String> {
+        ToRank::read(&mut self.input).map_err(|e| format!("launcher connection lost: {e}"))
+    }
+
+    fn send(&mut self, message: FromRank) -> Result<(), String> {
+        message.write(&mut self.output).map_err(|e| format!("launcher connection lost: {e}"))
+    }
+}
+
 /// Runs the rank loop on stdin/stdout. Returns the process exit code.
-pub fn run_rank(pin_cpu: Option<usize>, parent: Option<u32>) -> u8 {
+pub fn run_rank(pin_cpu: Option<usize>, index: usize, report_bindings: bool, parent: Option<u32>) -> u8 {
     if let Some(parent) = parent {
         // Exits with 1 if the launcher is already gone; otherwise we die when it does.
         if let Err(e) = sweeprun_hw::process::die_with_parent(parent) {
@@ -30,39 +59,56 @@ pub fn run_rank(pin_cpu: Option<usize>, parent: Option<u32>) -> u8 {
             eprintln!("sweeprun rank: cannot pin to CPU {cpu}: {e} (running unpinned)");
         }
     }
-    let mut input = BufReader::new(io::stdin().lock());
-    let mut output = BufWriter::with_capacity(1 << 20, io::stdout().lock());
-    match serve(&mut input, &mut output) {
+    if report_bindings {
+        eprintln!("{}", binding_report(index));
+    }
+    let mut link = StreamLink {
+        input: BufReader::new(io::stdin().lock()),
+        output: BufWriter::with_capacity(1 << 20, io::stdout().lock()),
+    };
+    serve_reporting_errors(&mut link)
+}
+
+/// This process's `--report-bindings` line, as mpirun prints it.
+pub fn binding_report(index: usize) -> String {
+    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
+    let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    format!("[{host}:{}] rank {index} bound to CPUs {}", std::process::id(), list.join(","))
+}
+
+/// Serves `link` and turns a failure into an `ERROR` reply. Returns the exit code.
+pub fn serve_reporting_errors(link: &mut dyn RankLink) -> u8 {
+    match serve(link) {
         Ok(()) => 0,
         Err(message) => {
             // The launcher reports it (ranks say nothing on stderr: they may be loading the
             // data while the launcher still checks it, and bad input gets one line, the
             // launcher's). If the launcher is gone, so is whoever would read it.
-            let _ = FromRank::Error(message).write(&mut output);
+            let _ = link.send(FromRank::Error(message));
             1
         }
     }
 }
 
-fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<(), String> {
-    let (format, spec_text, preselect) = match ToRank::read(input) {
-        Ok(Some(ToRank::Spec { format, spec, preselect })) => (format, spec, preselect),
-        Ok(None) => return Ok(()),
-        Ok(Some(other)) => return Err(format!("expected the spec first, got {}", other.kind())),
-        Err(e) => return Err(format!("reading the spec: {e}")),
+/// The rank loop: the sweep, its data, then chunks until the launcher says no more.
+pub fn serve(link: &mut dyn RankLink) -> Result<(), String> {
+    let (format, spec_text, preselect) = match link.receive()? {
+        Some(ToRank::Spec { format, spec, preselect }) => (format, spec, preselect),
+        None => return Ok(()),
+        Some(other) => return Err(format!("expected the spec first, got {}", other.kind())),
     };
     let format = OutputFormat::from_name(&format).ok_or_else(|| format!("unknown output format `{format}`"))?;
     let mut spec = Spec::parse("(spec from launcher)", &spec_text, Path::new("/"), &[]).map_err(|e| e.to_string())?;
-    let data = match ToRank::read(input) {
-        Ok(Some(ToRank::Data { digest, bytes })) => {
+    let data = match link.receive()? {
+        Some(ToRank::Data { digest, bytes }) => {
             if blake3::hash(&bytes).to_hex().as_str() != digest {
                 return Err("the price data arrived damaged (BLAKE3 digest mismatch)".into());
             }
             sweeprun_kernel::wire::decode(&bytes).map_err(|e| format!("price data from the launcher: {e}"))?
         }
-        Ok(None) => return Ok(()),
-        Ok(Some(other)) => return Err(format!("expected the price data, got {}", other.kind())),
-        Err(e) => return Err(format!("reading the price data: {e}")),
+        None => return Ok(()),
+        Some(other) => return Err(format!("expected the price data, got {}", other.kind())),
     };
     // `symbol = "*"` becomes the data's assets (the launcher checked the same data).
     spec.grid.bind_symbols(&data.symbols())?;
@@ -72,11 +118,10 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
         rows.preselect(&metric, k)?;
     }
     let delay = std::env::var(CHUNK_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
-    let lost = |e: io::Error| format!("launcher connection lost: {e}");
-    FromRank::Ready.write(output).map_err(lost)?;
+    link.send(FromRank::Ready)?;
     loop {
-        match ToRank::read(input) {
-            Ok(Some(ToRank::Chunk { start, end })) => {
+        match link.receive()? {
+            Some(ToRank::Chunk { start, end }) => {
                 if start >= end || end > spec.grid.len() {
                     return Err(format!("chunk {start}..{end} is outside the grid of {} combos", spec.grid.len()));
                 }
@@ -85,12 +130,11 @@ fn serve(input: &mut impl io::BufRead, output: &mut impl io::Write) -> Result<()
                     std::thread::sleep(delay);
                 }
                 let (text, best) = rows.take();
-                FromRank::Rows { start, end, rows: text, best }.write(output).map_err(lost)?;
+                link.send(FromRank::Rows { start, end, rows: text, best })?;
             }
-            Ok(Some(other)) => return Err(format!("unexpected message {}", other.kind())),
-            // The launcher closed our input: the sweep is done (or the launcher is gone).
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(lost(e)),
+            Some(other) => return Err(format!("unexpected message {}", other.kind())),
+            // The launcher has no more work (or is gone).
+            None => return Ok(()),
         }
     }
 }
@@ -121,9 +165,9 @@ mod tests {
     fn a_rank_computes_on_the_data_it_was_sent() {
         let bytes = goog_bytes();
         let data = ToRank::Data { digest: blake3::hash(&bytes).to_hex().to_string(), bytes: Arc::new(bytes) };
-        let mut output = Vec::new();
-        serve(&mut io::Cursor::new(sweep_input(&data)), &mut output).unwrap();
-        let mut replies = io::Cursor::new(output);
+        let mut link = StreamLink { input: io::Cursor::new(sweep_input(&data)), output: Vec::new() };
+        serve(&mut link).unwrap();
+        let mut replies = io::Cursor::new(link.output);
         assert_eq!(FromRank::read(&mut replies).unwrap(), Some(FromRank::Ready));
         let Some(FromRank::Rows { start: 0, end: 2, rows, .. }) = FromRank::read(&mut replies).unwrap() else {
             panic!("expected the rows of 0..2");
@@ -138,7 +182,8 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         let data = ToRank::Data { digest, bytes: Arc::new(bytes) };
-        let error = serve(&mut io::Cursor::new(sweep_input(&data)), &mut Vec::new()).unwrap_err();
+        let mut link = StreamLink { input: io::Cursor::new(sweep_input(&data)), output: Vec::new() };
+        let error = serve(&mut link).unwrap_err();
         assert_eq!(error, "the price data arrived damaged (BLAKE3 digest mismatch)");
     }
 }

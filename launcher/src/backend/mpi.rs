@@ -1,0 +1,285 @@
+//! MPI ranks (cargo feature `mpi`, rsmpi): one process per rank, started by `mpirun` or
+//! `srun --mpi=pmix`, all running `sweeprun run SPEC --backend mpi`.
+//!
+//! Rank 0 is the launcher: it checks the spec, reads and parses the data, runs the shared
+//! scheduler ([`crate::sched`]) over [`MpiRanks`] and writes the table with the shared
+//! ledger. It also computes, in a thread ([`super::inproc`]): its scheduling is a few
+//! messages per chunk, so on 16 cores 16 ranks leave none idle. Every other rank only
+//! serves chunks ([`crate::worker::serve`]) over MPI messages, so the spec and data files
+//! need to exist on rank 0's node only: the ranks get the effective spec and the parsed
+//! data from rank 0 (checked against its BLAKE3 digest), never a stale copy of their own.
+//!
+//! Messages are the [`crate::protocol`] frames, one frame per MPI message (tag
+//! [`FRAME`]); an empty message means "no more work" (rank 0 to a rank) and "done"
+//! (the rank's answer), after which the rank finalizes MPI and exits 0. Only rank 0's
+//! main thread calls MPI (`MPI_THREAD_FUNNELED`). Waiting ranks poll with short sleeps
+//! rather than block in `MPI_Recv`, which in OpenMPI spins a core at 100 %.
+
+use crate::backend::{inproc, Backend};
+use crate::cli::RunArgs;
+use crate::error::{Failure, Result};
+use crate::protocol::{FromRank, ToRank};
+use crate::sched::{Event, Transport};
+use crate::worker::{self, RankLink};
+use mpi::point_to_point::MatchedReceiveVec;
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::{Destination, Source};
+use mpi::Threading;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The tag of every sweeprun message.
+const FRAME: mpi::Tag = 0x5357;
+/// Longest sleep between polls while waiting for a message.
+const MAX_POLL_SLEEP: Duration = Duration::from_millis(1);
+/// How long rank 0 waits for the ranks' goodbyes after a failed sweep.
+const FAILED_GOODBYE_WAIT: Duration = Duration::from_secs(3);
+
+/// Runs this process's part of an MPI sweep; on rank 0 returns the summary (or the
+/// failure) like a local sweep, on the others an empty summary.
+pub fn run_in_world(args: &RunArgs) -> Result<String> {
+    let Some((universe, _threading)) = mpi::initialize_with_threading(Threading::Funneled) else {
+        return Err(Failure::runtime("MPI was already initialized"));
+    };
+    let world = universe.world();
+    let size = usize::try_from(world.size()).unwrap_or(1);
+    let rank = usize::try_from(world.rank()).unwrap_or(0);
+    if let Some(expected) = super::mpirun::launcher_world_size() {
+        if size == 1 && expected > 1 {
+            return Err(Failure::usage(format!(
+                "--backend mpi: this sweeprun is built with {} but was started by another MPI's launcher \
+                 ({expected} ranks were started, each sees a world of 1); start it with the matching mpirun, \
+                 or let `sweeprun run ... --backend mpi` run it",
+                super::mpirun::library_name()
+            )));
+        }
+    }
+    if args.report_bindings {
+        eprintln!("{}", worker::binding_report(rank));
+    }
+    if rank == 0 {
+        let mut ranks = MpiRanks::new(&world, size);
+        let result = crate::run::sweep(args, Backend::Mpi, &mut ranks, None);
+        if result.is_err() {
+            ranks.close();
+            ranks.wait_at_most(FAILED_GOODBYE_WAIT);
+        }
+        result
+    } else {
+        let mut link = MpiLink { world: &world, ended: false };
+        let code = worker::serve_reporting_errors(&mut link);
+        link.drain_until_end();
+        // Done: an empty message tells rank 0 this rank will not send again.
+        world.process_at_rank(0).send_with_tag(&[0u8; 0][..], FRAME);
+        if code == 0 {
+            Ok(String::new())
+        } else {
+            // Rank 0 reports the failure; this rank says nothing more.
+            Err(Failure::Runtime(String::new()))
+        }
+    }
+}
+
+/// Rank 0's view of the world: rank 0 is its own computing thread, ranks 1.. are MPI ranks.
+pub struct MpiRanks<'a> {
+    world: &'a SimpleCommunicator,
+    size: usize,
+    own_inbox: Option<mpsc::Sender<ToRank>>,
+    own_events: mpsc::Receiver<Event>,
+    /// Ranks told there is no more work.
+    ended: Vec<bool>,
+    /// Ranks that said they are done.
+    done: Vec<bool>,
+}
+
+impl<'a> MpiRanks<'a> {
+    /// Starts rank 0's computing thread; the other ranks are already waiting.
+    pub fn new(world: &'a SimpleCommunicator, size: usize) -> MpiRanks<'a> {
+        let (events_tx, own_events) = mpsc::channel();
+        let own_inbox = Some(inproc::start(0, events_tx));
+        let mut done = vec![false; size];
+        done[0] = true;
+        MpiRanks { world, size, own_inbox, own_events, ended: vec![false; size], done }
+    }
+
+    fn end(&mut self, rank: usize) {
+        if std::mem::replace(&mut self.ended[rank], true) {
+            return;
+        }
+        if rank == 0 {
+            self.own_inbox = None;
+        } else {
+            self.world.process_at_rank(rank as mpi::Rank).send_with_tag(&[0u8; 0][..], FRAME);
+        }
+    }
+
+    /// One message from an MPI rank, if one is waiting: `Some(None)` for a goodbye.
+    fn poll_mpi(&mut self) -> Option<Option<Event>> {
+        let probed = self.world.any_process().immediate_matched_probe_with_tag(FRAME)?;
+        let (bytes, status) = probed.matched_receive_vec::<u8>();
+        let rank = usize::try_from(status.source_rank()).unwrap_or(0);
+        if bytes.is_empty() {
+            if let Some(done) = self.done.get_mut(rank) {
+                *done = true;
+            }
+            return Some(None);
+        }
+        Some(Some(match FromRank::read(&mut std::io::Cursor::new(bytes)) {
+            Ok(Some(message)) => Event::Message(rank, message),
+            Ok(None) => Event::Gone(rank, "sent an empty frame".into()),
+            Err(e) => Event::Gone(rank, format!("sent a broken message ({e})")),
+        }))
+    }
+
+    /// Waits for every rank's goodbye, at most `limit` (rows still arriving are dropped:
+    /// the sweep is over).
+    fn wait_at_most(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut sleep = Backoff::new();
+        while self.done.iter().any(|d| !d) && Instant::now() < deadline {
+            match self.poll_mpi() {
+                Some(_) => sleep = Backoff::new(),
+                None => sleep.wait(),
+            }
+        }
+    }
+}
+
+impl Transport for MpiRanks<'_> {
+    fn ranks(&self) -> usize {
+        self.size
+    }
+
+    fn send(&mut self, rank: usize, message: &ToRank) -> bool {
+        if self.ended[rank] {
+            return false;
+        }
+        if rank == 0 {
+            return self.own_inbox.as_ref().is_some_and(|inbox| inbox.send(message.clone()).is_ok());
+        }
+        let mut frame = Vec::new();
+        message.write(&mut frame).expect("writing to a Vec cannot fail");
+        self.world.process_at_rank(rank as mpi::Rank).send_with_tag(&frame[..], FRAME);
+        true
+    }
+
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>> {
+        let deadline = Instant::now() + timeout;
+        let mut sleep = Backoff::new();
+        loop {
+            match self.own_events.try_recv() {
+                Ok(event) => return Ok(Some(event)),
+                Err(mpsc::TryRecvError::Disconnected) if !self.ended[0] => {
+                    self.ended[0] = true;
+                    return Ok(Some(Event::Gone(0, "(rank 0's computing thread) stopped".into())));
+                }
+                Err(_) => {}
+            }
+            match self.poll_mpi() {
+                Some(Some(event)) => return Ok(Some(event)),
+                Some(None) => continue,
+                None if Instant::now() >= deadline => return Ok(None),
+                None => sleep.wait(),
+            }
+        }
+    }
+
+    fn retire(&mut self, rank: usize) -> String {
+        // An MPI rank cannot be stopped from here; it is told there is no more work.
+        self.end(rank);
+        "no longer used".into()
+    }
+
+    fn describe(&self, rank: usize) -> String {
+        format!("MPI rank {rank}")
+    }
+
+    fn keep(&mut self, n: usize) -> Result<()> {
+        for rank in n..self.size {
+            self.end(rank);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        for rank in 0..self.size {
+            self.end(rank);
+        }
+    }
+
+    fn wait(&mut self) {
+        self.close();
+        self.wait_at_most(Duration::MAX / 4);
+    }
+}
+
+/// A rank's link to rank 0.
+struct MpiLink<'a> {
+    world: &'a SimpleCommunicator,
+    /// Rank 0 said there is no more work.
+    ended: bool,
+}
+
+impl MpiLink<'_> {
+    /// The next frame from rank 0; `None` once it said there is no more work.
+    fn next_frame(&mut self) -> std::result::Result<Option<Vec<u8>>, String> {
+        if self.ended {
+            return Ok(None);
+        }
+        let mut sleep = Backoff::new();
+        loop {
+            if let Some(probed) = self.world.process_at_rank(0).immediate_matched_probe_with_tag(FRAME) {
+                let (bytes, _) = probed.matched_receive_vec::<u8>();
+                if bytes.is_empty() {
+                    self.ended = true;
+                    return Ok(None);
+                }
+                return Ok(Some(bytes));
+            }
+            if crate::signals::interrupted() {
+                return Err("interrupted".into());
+            }
+            sleep.wait();
+        }
+    }
+
+    /// After a failure: skips what rank 0 still sends until it says there is no more work.
+    fn drain_until_end(&mut self) {
+        while let Ok(Some(_)) = self.next_frame() {}
+    }
+}
+
+impl RankLink for MpiLink<'_> {
+    fn receive(&mut self) -> std::result::Result<Option<ToRank>, String> {
+        match self.next_frame()? {
+            None => Ok(None),
+            Some(bytes) => match ToRank::read(&mut std::io::Cursor::new(bytes)) {
+                Ok(Some(message)) => Ok(Some(message)),
+                Ok(None) => Err("rank 0 sent an empty frame".into()),
+                Err(e) => Err(format!("rank 0 sent a broken message: {e}")),
+            },
+        }
+    }
+
+    fn send(&mut self, message: FromRank) -> std::result::Result<(), String> {
+        let mut frame = Vec::new();
+        message.write(&mut frame).expect("writing to a Vec cannot fail");
+        self.world.process_at_rank(0).send_with_tag(&frame[..], FRAME);
+        Ok(())
+    }
+}
+
+/// Sleeps that grow from 20 us to [`MAX_POLL_SLEEP`] while nothing arrives: quick answers
+/// when messages flow, little CPU when they do not.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(Duration::from_micros(20))
+    }
+
+    fn wait(&mut self) {
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(MAX_POLL_SLEEP);
+    }
+}
