@@ -3,7 +3,9 @@
 //!
 //! # Scope
 //!
-//! * [`topology`]: usable and online CPUs, pinning a process to one CPU.
+//! * [`topology`]: usable and online CPUs, the calling thread's binding,
+//!   pinning a process to one CPU, and the packages/cores/hardware threads
+//!   the CPUs belong to ([`topology::Topology`]).
 //! * [`process`]: children that die with their launcher, exclusive file locks.
 //! * [`thermal`]: thermal zones, cooling devices (e.g. the Pi's `gpio-fan`)
 //!   and cpufreq clocks, read from sysfs.
