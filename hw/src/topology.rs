@@ -10,6 +10,14 @@
 //! [`Topology`] describes packages (sockets), their cores and each core's
 //! CPUs (hardware threads), which is what placement by socket and mpirun's
 //! binding report need.
+//!
+//! # Backends
+//!
+//! With the `hwloc` feature, [`usable_cpus`], [`current_binding`],
+//! [`pin_current_process`] and [`Topology::current`] go through hwloc.
+//! Without it they use `sched_{get,set}affinity` and
+//! `/sys/devices/system/cpu`. Both give the same answers; the crate's tests
+//! compare them when built with the feature.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -40,8 +48,11 @@ pub fn online_cpus(sys_root: &Path) -> Result<Vec<usize>, Error> {
 /// thread *before* it spawns threads, so that they inherit the mask. Threads
 /// that already exist keep their old mask.
 ///
-/// It does not allocate, so it may also be called in a freshly spawned
-/// child between fork and exec (`std::os::unix::process::CommandExt::pre_exec`).
+/// Without the `hwloc` feature it does not allocate, so it may also be
+/// called in a freshly spawned child between fork and exec
+/// (`std::os::unix::process::CommandExt::pre_exec`). With `hwloc` it loads
+/// the topology on first use and allocates: call it in the child process
+/// itself, as a rank does first thing.
 ///
 /// Fails with [`Error::Os`] if `cpu` is not one this process may use (see
 /// [`usable_cpus`]) or does not exist.
@@ -106,6 +117,7 @@ impl Topology {
     /// cpuset forbids this process (restrict with
     /// [`restricted_to`](Topology::restricted_to) and [`usable_cpus`]).
     ///
+    /// Through hwloc with the `hwloc` feature, else
     /// [`from_sysfs`](Topology::from_sysfs) on `/sys`.
     pub fn current() -> Result<Topology, Error> {
         sys::current_topology()
@@ -369,6 +381,7 @@ mod tests {
         use nix::unistd::Pid;
 
         use super::super::*;
+        use crate::sys::affinity;
         use crate::testutil::FakeSysfs;
 
         /// The calling thread's CPUs (not the process's, unlike `usable_cpus`).
@@ -491,6 +504,34 @@ mod tests {
             }
         }
 
+        // The public functions against the sched_{get,set}affinity and sysfs
+        // path. Without `hwloc` both sides are the same code and this only
+        // checks the plumbing; with it, it holds hwloc to the same answers.
+        // Pinning happens in a thread of its own, so that the harness's
+        // other threads keep their masks.
+        #[test]
+        fn backend_answers_match_the_sched_and_sysfs_path() {
+            assert_eq!(usable_cpus().unwrap(), affinity::usable_cpus().unwrap());
+            assert_eq!(Topology::current().unwrap(), Topology::from_sysfs(Path::new("/sys")).unwrap());
+            std::thread::spawn(|| {
+                let original = sched_getaffinity(Pid::from_raw(0)).unwrap();
+                assert_eq!(current_binding().unwrap(), affinity::current_binding().unwrap());
+                for cpu in usable_cpus().unwrap() {
+                    pin_current_process(cpu).unwrap();
+                    assert_eq!(affinity::current_binding().unwrap(), vec![cpu]);
+                    assert_eq!(current_binding().unwrap(), vec![cpu]);
+                    affinity::pin_current_process(cpu).unwrap();
+                    assert_eq!(current_binding().unwrap(), vec![cpu]);
+                }
+                sched_setaffinity(Pid::from_raw(0), &original).unwrap();
+                assert_eq!(current_binding().unwrap(), affinity::current_binding().unwrap());
+            })
+            .join()
+            .unwrap();
+            // Pinning a thread leaves the process's (main thread's) mask alone.
+            assert_eq!(usable_cpus().unwrap(), affinity::usable_cpus().unwrap());
+        }
+
         #[test]
         fn current_binding_is_the_calling_threads_mask() {
             std::thread::spawn(|| assert_eq!(current_binding().unwrap(), current_thread_cpus())).join().unwrap();
@@ -550,7 +591,9 @@ mod tests {
         }
 
         // What a launcher may do: pin the child after fork, before it execs
-        // the rank. The child reports its own mask from /proc.
+        // the rank. The child reports its own mask from /proc. Not with
+        // `hwloc`, whose pinning allocates and so is not fork-safe.
+        #[cfg(not(feature = "hwloc"))]
         #[test]
         fn pin_works_in_a_freshly_spawned_child() {
             use std::io::{self, Read};

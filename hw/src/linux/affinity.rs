@@ -1,4 +1,5 @@
-//! Affinity through `sched_{get,set}affinity`.
+//! Affinity through `sched_{get,set}affinity`: the backend without the
+//! `hwloc` feature, and the reference the hwloc backend is tested against.
 
 use std::io;
 
