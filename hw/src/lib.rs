@@ -6,6 +6,9 @@
 //! * [`topology`]: usable and online CPUs, the calling thread's binding,
 //!   pinning a process to one CPU, and the packages/cores/hardware threads
 //!   the CPUs belong to ([`topology::Topology`]).
+//! * [`placement`]: which CPU each local rank is pinned to (Open MPI's
+//!   `--bind-to` / `--map-by`), and the line `mpirun --report-bindings`
+//!   prints for a rank. Pure functions of a topology.
 //! * [`process`]: children that die with their launcher, exclusive file locks.
 //! * [`thermal`]: thermal zones, cooling devices (e.g. the Pi's `gpio-fan`)
 //!   and cpufreq clocks, read from sysfs.
@@ -44,6 +47,7 @@
 #![warn(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
 mod error;
+pub mod placement;
 pub mod process;
 pub mod thermal;
 pub mod topology;

@@ -9,7 +9,7 @@
 //!
 //! [`Topology`] describes packages (sockets), their cores and each core's
 //! CPUs (hardware threads), which is what placement by socket and mpirun's
-//! binding report need.
+//! binding report need (see [`crate::placement`]).
 //!
 //! # Backends
 //!
