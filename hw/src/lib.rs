@@ -3,15 +3,30 @@
 //!
 //! # Scope
 //!
-//! * [`topology`]: usable and online CPUs, pinning a process to one CPU.
+//! * [`topology`]: usable and online CPUs, the calling thread's binding,
+//!   pinning a process to one CPU, and the packages/cores/hardware threads
+//!   the CPUs belong to ([`topology::Topology`]).
+//! * [`placement`]: which CPU each local rank is pinned to (Open MPI's
+//!   `--bind-to` / `--map-by`), and the line `mpirun --report-bindings`
+//!   prints for a rank. Pure functions of a topology.
 //! * [`process`]: children that die with their launcher, exclusive file locks.
 //! * [`thermal`]: thermal zones, cooling devices (e.g. the Pi's `gpio-fan`)
 //!   and cpufreq clocks, read from sysfs.
 //!
 //! Not here yet (see the design's "Hardware layer" section): the Pi firmware
-//! mailbox (`/dev/vcio`), the fan GPIO level, hwloc topology and the
-//! simulated board. This crate only *reads* and pins; actuators such as
-//! writing `scaling_max_freq` belong to the node agent.
+//! mailbox (`/dev/vcio`), the fan GPIO level and the simulated board. This
+//! crate only *reads* and pins; actuators such as writing
+//! `scaling_max_freq` belong to the node agent.
+//!
+//! # The `hwloc` feature
+//!
+//! Off by default. On Linux it makes affinity and [`topology::Topology::current`]
+//! go through hwloc (the `hwlocality` crate; building needs `libhwloc-dev`
+//! and `libudev-dev`, running needs `libhwloc15`). Without it the same
+//! functions use `sched_{get,set}affinity` and `/sys/devices/system/cpu`,
+//! which is all a Pi needs. The answers are the same either way; only
+//! [`topology::pin_current_process`] differs, in that with hwloc it
+//! allocates and so must not run between fork and exec.
 //!
 //! # Fake roots
 //!
@@ -32,6 +47,7 @@
 #![warn(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
 mod error;
+pub mod placement;
 pub mod process;
 pub mod thermal;
 pub mod topology;

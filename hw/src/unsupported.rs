@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::thermal::{CoolingDevice, CpuFreq, ThermalZone};
+use crate::topology::Topology;
 use crate::Error;
 
 pub(crate) const IS_SUPPORTED: bool = false;
@@ -19,6 +20,18 @@ pub(crate) fn online_cpus(_sys_root: &Path) -> Result<Vec<usize>, Error> {
 
 pub(crate) fn pin_current_process(_cpu: usize) -> Result<(), Error> {
     Err(Error::Unsupported("pinning a process to a CPU"))
+}
+
+pub(crate) fn current_binding() -> Result<Vec<usize>, Error> {
+    Err(Error::Unsupported("reading the calling thread's CPU binding"))
+}
+
+pub(crate) fn current_topology() -> Result<Topology, Error> {
+    Err(Error::Unsupported("reading the CPU topology"))
+}
+
+pub(crate) fn topology_from_sysfs(_sys_root: &Path) -> Result<Topology, Error> {
+    Err(Error::Unsupported("reading the CPU topology from sysfs"))
 }
 
 pub(crate) fn die_with_parent(_parent: u32) -> std::io::Result<()> {
@@ -57,6 +70,9 @@ mod tests {
             usable_cpus().unwrap_err(),
             online_cpus(root).unwrap_err(),
             pin_current_process(0).unwrap_err(),
+            current_binding().unwrap_err(),
+            current_topology().unwrap_err(),
+            topology_from_sysfs(root).unwrap_err(),
             thermal_zones(root).unwrap_err(),
             cooling_devices(root).unwrap_err(),
             cpu_freqs(root).unwrap_err(),

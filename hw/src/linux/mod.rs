@@ -1,13 +1,30 @@
-//! The Linux backend: sysfs readers, `sched_{get,set}affinity`, `prctl`, `flock` and
-//! `sync_file_range`.
+//! The Linux backend: sysfs readers, `sched_{get,set}affinity` (or hwloc with
+//! the `hwloc` feature), `prctl`, `flock` and `sync_file_range`.
 
+// Compiled with `hwloc` too: the tests compare hwloc's answers with these.
+#[cfg_attr(
+    all(feature = "hwloc", not(test)),
+    expect(dead_code, reason = "with `hwloc` only the tests call the sched backend")
+)]
+pub(crate) mod affinity;
+#[cfg(feature = "hwloc")]
+mod hwloc;
 mod process;
 mod sysfs;
 mod thermal;
 mod topology;
 
+#[cfg(not(feature = "hwloc"))]
+pub(crate) use affinity::{current_binding, pin_current_process, usable_cpus};
+#[cfg(feature = "hwloc")]
+pub(crate) use hwloc::{current_binding, current_topology, pin_current_process, usable_cpus};
 pub(crate) use process::{die_with_parent, start_writeback, try_lock_exclusive};
 pub(crate) use thermal::{cooling_devices, cpu_freqs, thermal_zones};
-pub(crate) use topology::{online_cpus, pin_current_process, usable_cpus};
+pub(crate) use topology::{online_cpus, topology_from_sysfs};
 
 pub(crate) const IS_SUPPORTED: bool = true;
+
+#[cfg(not(feature = "hwloc"))]
+pub(crate) fn current_topology() -> Result<crate::topology::Topology, crate::Error> {
+    topology_from_sysfs(std::path::Path::new("/sys"))
+}
