@@ -3,7 +3,7 @@
 
 use crate::backend::local::LocalRanks;
 use crate::backend::Backend;
-use crate::cli::{BindTo, RunArgs};
+use crate::cli::{BindTo, MapBy, RunArgs};
 use crate::error::{Failure, Result};
 use crate::output::{self, Journal, OutputFormat};
 use crate::progress::Progress;
@@ -31,16 +31,15 @@ pub fn run(args: &RunArgs) -> Result<String> {
         Backend::Local => {
             // The ranks start now and load their executable while the spec is checked; they
             // get the spec once it passes (on bad input they just see their input close).
-            let placement = placement(args);
-            let oversubscribed =
-                (args.bind_to == BindTo::Core && placement.first().is_some_and(Option::is_none)).then(|| {
-                    let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
-                    format!(
-                        "{} on {}: oversubscribed, not pinning ranks",
-                        report::counted(placement.len() as u64, "rank"),
-                        report::counted(cpus.len() as u64, "CPU")
-                    )
-                });
+            let (placement, oversubscribed) = placement(args);
+            let oversubscribed = (args.bind_to == BindTo::Core && oversubscribed).then(|| {
+                let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
+                format!(
+                    "{} on {}: oversubscribed, not pinning ranks",
+                    report::counted(placement.len() as u64, "rank"),
+                    report::counted(cpus.len() as u64, "CPU")
+                )
+            });
             let mut ranks = LocalRanks::start(&placement, args.report_bindings);
             sweep(args, Backend::Local, &mut ranks, oversubscribed)
         }
@@ -330,20 +329,30 @@ impl Plan {
     }
 }
 
-/// Where the ranks of `-np` (default: one per usable CPU) go: CPU `i` for rank `i` with
-/// `--bind-to core` when there are enough CPUs, else unpinned. Decided before the grid
-/// size is known (the ranks start early); a smaller grid uses the first ranks.
-fn placement(args: &RunArgs) -> Vec<Option<usize>> {
-    let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
+/// Where the ranks of `-np` (default: one per usable CPU) go, decided by
+/// [`sweeprun_hw::placement::place`] from `--bind-to` and `--map-by`: a CPU per rank, or
+/// all unpinned when there are more ranks than CPUs (then `true`: oversubscribed). Decided
+/// before the grid size is known (the ranks start early); a smaller grid uses the first ranks.
+fn placement(args: &RunArgs) -> (Vec<Option<usize>>, bool) {
+    use sweeprun_hw::placement;
+    let usable = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
+    let topology =
+        sweeprun_hw::topology::Topology::current().unwrap_or_else(|_| sweeprun_hw::topology::Topology::flat(&usable));
     let ranks = match args.np {
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        None => cpus.len().max(1),
+        None => usable.len().max(1),
     };
-    if args.bind_to == BindTo::Core && ranks <= cpus.len() {
-        cpus.iter().take(ranks).map(|&c| Some(c)).collect()
-    } else {
-        vec![None; ranks]
-    }
+    let bind_to = match args.bind_to {
+        BindTo::Core => placement::BindTo::Core,
+        BindTo::None => placement::BindTo::None,
+    };
+    let map_by = match args.map_by {
+        MapBy::Core => placement::MapBy::Core,
+        MapBy::Socket => placement::MapBy::Socket,
+        MapBy::Node => placement::MapBy::Node,
+    };
+    let placed = placement::place(&topology, &usable, ranks, bind_to, map_by);
+    (placed.cpus, placed.oversubscribed)
 }
 
 /// What the ranks preselect from each chunk for the top-K: the metric and K (none when

@@ -54,32 +54,42 @@ pub fn run_rank(pin_cpu: Option<usize>, index: usize, report_bindings: bool, par
             return 1;
         }
     }
+    // The machine as this rank may use it, seen before pinning narrows the view.
+    let machine = report_bindings.then(machine_view);
     if let Some(cpu) = pin_cpu {
         if let Err(e) = sweeprun_hw::topology::pin_current_process(cpu) {
             eprintln!("sweeprun rank: cannot pin to CPU {cpu}: {e} (running unpinned)");
         }
     }
-    if report_bindings {
-        eprintln!("{}", binding_report(index));
-    }
+    let report = machine.map(|machine| binding_report(index, &machine));
     let mut link = StreamLink {
         input: BufReader::new(io::stdin().lock()),
         output: BufWriter::with_capacity(1 << 20, io::stdout().lock()),
     };
-    serve_reporting_errors(&mut link)
+    serve_reporting_errors(&mut link, report.as_deref())
 }
 
-/// This process's `--report-bindings` line, as mpirun prints it.
-pub fn binding_report(index: usize) -> String {
+/// The cores and CPUs this process may use (its topology restricted to its affinity):
+/// take it before pinning, which narrows the affinity to one CPU.
+pub fn machine_view() -> sweeprun_hw::topology::Topology {
+    use sweeprun_hw::topology::{usable_cpus, Topology};
+    let usable = usable_cpus().unwrap_or_default();
+    Topology::current().unwrap_or_else(|_| Topology::flat(&usable)).restricted_to(&usable)
+}
+
+/// This process's `--report-bindings` line as rank `index`, in mpirun's format, e.g.
+/// `[node1:01234] MCW rank 3 bound to socket 0[core 3[hwt 0]]: [./././B]`.
+pub fn binding_report(index: usize, machine: &sweeprun_hw::topology::Topology) -> String {
     let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    let cpus = sweeprun_hw::topology::usable_cpus().unwrap_or_default();
-    let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
-    format!("[{host}:{}] rank {index} bound to CPUs {}", std::process::id(), list.join(","))
+    let bound = sweeprun_hw::topology::current_binding().unwrap_or_default();
+    sweeprun_hw::placement::report_binding(&host, std::process::id(), index, machine, &bound)
 }
 
 /// Serves `link` and turns a failure into an `ERROR` reply. Returns the exit code.
-pub fn serve_reporting_errors(link: &mut dyn RankLink) -> u8 {
-    match serve(link) {
+/// `report` (the `--report-bindings` line) is printed once the sweep has arrived, that is
+/// once the launcher has accepted its input (bad input gets one line, the launcher's).
+pub fn serve_reporting_errors(link: &mut dyn RankLink, report: Option<&str>) -> u8 {
+    match serve(link, report) {
         Ok(()) => 0,
         Err(message) => {
             // The launcher reports it (ranks say nothing on stderr: they may be loading the
@@ -92,7 +102,8 @@ pub fn serve_reporting_errors(link: &mut dyn RankLink) -> u8 {
 }
 
 /// The rank loop: the sweep, its data, then chunks until the launcher says no more.
-pub fn serve(link: &mut dyn RankLink) -> Result<(), String> {
+/// `report` is printed on stderr when the data has arrived.
+pub fn serve(link: &mut dyn RankLink, report: Option<&str>) -> Result<(), String> {
     let (format, spec_text, preselect) = match link.receive()? {
         Some(ToRank::Spec { format, spec, preselect }) => (format, spec, preselect),
         None => return Ok(()),
@@ -110,6 +121,9 @@ pub fn serve(link: &mut dyn RankLink) -> Result<(), String> {
         None => return Ok(()),
         Some(other) => return Err(format!("expected the price data, got {}", other.kind())),
     };
+    if let Some(report) = report {
+        eprintln!("{report}");
+    }
     // `symbol = "*"` becomes the data's assets (the launcher checked the same data).
     spec.grid.bind_symbols(&data.symbols())?;
     let mut evaluator = spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid)?;
@@ -166,7 +180,7 @@ mod tests {
         let bytes = goog_bytes();
         let data = ToRank::Data { digest: blake3::hash(&bytes).to_hex().to_string(), bytes: Arc::new(bytes) };
         let mut link = StreamLink { input: io::Cursor::new(sweep_input(&data)), output: Vec::new() };
-        serve(&mut link).unwrap();
+        serve(&mut link, None).unwrap();
         let mut replies = io::Cursor::new(link.output);
         assert_eq!(FromRank::read(&mut replies).unwrap(), Some(FromRank::Ready));
         let Some(FromRank::Rows { start: 0, end: 2, rows, .. }) = FromRank::read(&mut replies).unwrap() else {
@@ -183,7 +197,7 @@ mod tests {
         bytes[last] ^= 1;
         let data = ToRank::Data { digest, bytes: Arc::new(bytes) };
         let mut link = StreamLink { input: io::Cursor::new(sweep_input(&data)), output: Vec::new() };
-        let error = serve(&mut link).unwrap_err();
+        let error = serve(&mut link, None).unwrap_err();
         assert_eq!(error, "the price data arrived damaged (BLAKE3 digest mismatch)");
     }
 }

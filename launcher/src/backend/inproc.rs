@@ -36,8 +36,9 @@ pub fn start(index: usize, events: mpsc::Sender<Event>) -> mpsc::Sender<ToRank> 
         .spawn(move || {
             let gone = events.clone();
             let mut link = ChannelLink { index, inbox, events };
-            let served =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker::serve_reporting_errors(&mut link)));
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                worker::serve_reporting_errors(&mut link, None)
+            }));
             if served.is_err() {
                 let _ = gone.send(Event::Gone(index, "panicked".into()));
             }

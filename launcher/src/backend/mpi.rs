@@ -54,10 +54,12 @@ pub fn run_in_world(args: &RunArgs) -> Result<String> {
             )));
         }
     }
-    if args.report_bindings {
-        eprintln!("{}", worker::binding_report(rank));
-    }
+    // mpirun bound this process already; the line is printed once the sweep arrives.
+    let report = args.report_bindings.then(|| worker::binding_report(rank, &worker::machine_view()));
     if rank == 0 {
+        if let Some(report) = &report {
+            eprintln!("{report}");
+        }
         let mut ranks = MpiRanks::new(&world, size);
         let result = crate::run::sweep(args, Backend::Mpi, &mut ranks, None);
         if result.is_err() {
@@ -67,7 +69,7 @@ pub fn run_in_world(args: &RunArgs) -> Result<String> {
         result
     } else {
         let mut link = MpiLink { world: &world, ended: false };
-        let code = worker::serve_reporting_errors(&mut link);
+        let code = worker::serve_reporting_errors(&mut link, report.as_deref());
         link.drain_until_end();
         // Done: an empty message tells rank 0 this rank will not send again.
         world.process_at_rank(0).send_with_tag(&[0u8; 0][..], FRAME);
