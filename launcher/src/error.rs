@@ -35,6 +35,30 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The same kind of failure with its message removed: for a failure already reported
+    /// with [`report`] (the exit code stays, nothing is printed twice).
+    pub fn said(self) -> Failure {
+        match self {
+            Failure::Usage(_) => Failure::Usage(String::new()),
+            Failure::Runtime(_) => Failure::Runtime(String::new()),
+            Failure::Interrupted(_) => Failure::Interrupted(String::new()),
+        }
+    }
+}
+
+/// Prints a failure as the command's last line on stderr: `sweeprun: error: ...`, or
+/// `sweeprun: interrupted ...`; nothing for an empty message (said already).
+pub fn report(failure: &Failure) {
+    if failure.to_string().is_empty() {
+        return;
+    }
+    match failure {
+        Failure::Interrupted(m) => eprintln!("sweeprun: {m}"),
+        _ => eprintln!("sweeprun: error: {failure}"),
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -4,7 +4,6 @@ use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
 use sweeprun::cli::{normalize_args, Cli, Command};
-use sweeprun::error::Failure;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(normalize_args(std::env::args_os())) {
@@ -41,11 +40,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            let prefix = if matches!(failure, Failure::Interrupted(_)) { "sweeprun: " } else { "sweeprun: error: " };
-            // An empty message was said already (by MPI rank 0, or mpirun's ranks).
-            if !failure.to_string().is_empty() {
-                eprintln!("{prefix}{failure}");
-            }
+            sweeprun::error::report(&failure);
             ExitCode::from(failure.exit_code())
         }
     }

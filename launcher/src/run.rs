@@ -366,11 +366,12 @@ fn preselection(args: &RunArgs) -> Result<Option<(String, usize)>> {
 }
 
 /// Checks a sweep's input as `sweeprun run` would (flags, spec, data, output path) and
-/// writes nothing: the MPI front end's check before it starts mpirun.
-pub fn check(args: &RunArgs) -> Result<()> {
+/// writes nothing: the MPI front end's check before it starts mpirun. Returns the output
+/// path.
+pub fn check(args: &RunArgs) -> Result<PathBuf> {
     check_np(args)?;
     preselection(args)?;
-    Plan::new(args, 1, &mut |_, _| {}).map(|_| ())
+    Plan::new(args, 1, &mut |_, _| {}).map(|plan| plan.out)
 }
 
 /// Refuses a `-np` of 0 or above [`MAX_RANKS`].

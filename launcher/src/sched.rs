@@ -145,6 +145,10 @@ impl Scheduler {
                     self.feed(rank, transport);
                 }
                 Event::Message(rank, FromRank::Error(message)) => {
+                    // A signal to the whole job (mpirun passes Ctrl-C on) stops ranks too.
+                    if observer.interrupted() {
+                        return Err(Failure::Interrupted("interrupted".into()));
+                    }
                     return Err(Failure::runtime(format!("{} failed: {message}", transport.describe(rank))));
                 }
                 Event::Gone(rank, why) => self.lose(rank, &why, transport, observer)?,

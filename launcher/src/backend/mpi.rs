@@ -62,23 +62,26 @@ pub fn run_in_world(args: &RunArgs) -> Result<String> {
         }
         let mut ranks = MpiRanks::new(&world, size);
         let result = crate::run::sweep(args, Backend::Mpi, &mut ranks, None);
-        if result.is_err() {
-            ranks.close();
-            ranks.wait_at_most(FAILED_GOODBYE_WAIT);
+        match result {
+            Ok(summary) => Ok(summary),
+            Err(failure) => {
+                // Said now: mpirun may kill this process while the ranks say goodbye.
+                crate::error::report(&failure);
+                ranks.close();
+                ranks.wait_at_most(FAILED_GOODBYE_WAIT);
+                Err(failure.said())
+            }
         }
-        result
     } else {
         let mut link = MpiLink { world: &world, ended: false };
-        let code = worker::serve_reporting_errors(&mut link, report.as_deref());
+        // A failure here is reported to rank 0 (an ERROR frame), which tells the user and
+        // ends the sweep; this rank then exits 0 like the others, so that mpirun's exit code
+        // is rank 0's.
+        let _ = worker::serve_reporting_errors(&mut link, report.as_deref());
         link.drain_until_end();
         // Done: an empty message tells rank 0 this rank will not send again.
         world.process_at_rank(0).send_with_tag(&[0u8; 0][..], FRAME);
-        if code == 0 {
-            Ok(String::new())
-        } else {
-            // Rank 0 reports the failure; this rank says nothing more.
-            Err(Failure::Runtime(String::new()))
-        }
+        Ok(String::new())
     }
 }
 

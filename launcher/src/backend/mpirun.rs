@@ -399,31 +399,104 @@ fn front_end(args: &RunArgs) -> Result<String> {
     let cpus = sweeprun_hw::topology::usable_cpus().map(|c| c.len() as u64).unwrap_or(1);
     let launch = launch_command(args, implementation, &program, &exe, cpus)?;
     // Everything a rank would refuse is refused here, before mpirun starts anything.
-    crate::run::check(args)?;
+    let out = crate::run::check(args)?;
     eprintln!("sweeprun: running {}", shell_line(&launch.program, &launch.args));
     if let Some((path, text)) = &launch.hydra_hostfile {
         std::fs::write(path, text).map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())))?;
     }
-    let status = std::process::Command::new(&launch.program).args(&launch.args).status();
+    let ran = std::process::Command::new(&launch.program)
+        .args(&launch.args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            let relayed = relay(child.stderr.take().expect("piped stderr"));
+            child.wait().map(|status| (relayed, status))
+        });
     if let Some((path, _)) = &launch.hydra_hostfile {
         let _ = std::fs::remove_file(path);
     }
-    let status = status.map_err(|e| Failure::runtime(format!("cannot run {}: {e}", launch.program)))?;
-    exit_like(status)
+    let (relayed, status) = ran.map_err(|e| Failure::runtime(format!("cannot run {}: {e}", launch.program)))?;
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let journal = crate::output::journal_path(&out);
+    outcome(code, crate::signals::interrupted(), &relayed, &journal)
 }
 
-/// Passes mpirun's exit status on as sweeprun's (rank 0's code comes through mpirun).
+/// What the front end saw on mpirun's stderr.
+#[derive(Debug, Default)]
+pub struct Relayed {
+    /// The last line of sweeprun's own (from rank 0) that ended a sweep: an error or an interrupt.
+    pub final_line: Option<String>,
+    /// mpirun's own messages (its banners and its agents' errors), not shown as they came.
+    pub mpirun_lines: Vec<String>,
+}
+
+/// Passes the ranks' lines on to stderr as they come (progress, binding reports, rank 0's
+/// errors) and keeps mpirun's own banners aside: the front end sums them up in one line.
 #[cfg(feature = "mpi")]
-fn exit_like(status: std::process::ExitStatus) -> Result<String> {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Ok(String::new()),
-        (Some(2), _) => Err(Failure::Usage(String::new())),
-        (Some(130), _) | (None, Some(2)) => Err(Failure::Interrupted(String::new())),
-        (Some(code), _) => Err(Failure::Runtime(format!("mpirun exited with code {code}"))),
-        (None, Some(signal)) => Err(Failure::Runtime(format!("mpirun was killed by signal {signal}"))),
-        _ => Err(Failure::Runtime("mpirun failed".into())),
+fn relay(stderr: std::process::ChildStderr) -> Relayed {
+    use std::io::BufRead;
+    let mut relayed = Relayed::default();
+    let verbose = std::env::var_os("SWEEPRUN_MPIRUN_VERBOSE").is_some();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if is_sweeprun_line(&line) || verbose {
+            eprintln!("{line}");
+            if line.starts_with("sweeprun: error: ") || line.starts_with("sweeprun: interrupted") {
+                relayed.final_line = Some(line);
+            }
+        } else {
+            relayed.mpirun_lines.push(line);
+        }
     }
+    relayed
+}
+
+/// Whether a line on mpirun's stderr is one of sweeprun's (not mpirun's).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+fn is_sweeprun_line(line: &str) -> bool {
+    line.starts_with("sweeprun") || (line.starts_with('[') && line.contains("] MCW rank "))
+}
+
+/// The front end's result from mpirun's exit code, whether the front end itself was
+/// interrupted, and what was relayed: rank 0's exit code comes through (0, 2, 130); a
+/// sweep that mpirun aborted (a rank died, an unreachable host) is exit 1 with one line
+/// naming the cause from mpirun's messages.
+pub fn outcome(code: i32, interrupted: bool, relayed: &Relayed, journal: &Path) -> Result<String> {
+    let kept = if journal.exists() {
+        format!("; results so far are kept in {}* (run the same command with --resume to finish)", journal.display())
+    } else {
+        String::new()
+    };
+    let said = relayed.final_line.as_deref();
+    if interrupted || said.is_some_and(|line| line.starts_with("sweeprun: interrupted")) || code == 130 {
+        // Rank 0 said so already when it could; otherwise say it here.
+        return Err(Failure::Interrupted(if said.is_some() { String::new() } else { format!("interrupted{kept}") }));
+    }
+    match code {
+        0 => Ok(String::new()),
+        // Rank 0's error line came through (exit 2 is its bad-input code).
+        _ if said.is_some() => {
+            Err(if code == 2 { Failure::Usage(String::new()) } else { Failure::Runtime(String::new()) })
+        }
+        _ => Err(Failure::Runtime(format!("{}{kept}", mpirun_cause(code, &relayed.mpirun_lines)))),
+    }
+}
+
+/// mpirun's reason for a failed job, in one line.
+fn mpirun_cause(code: i32, lines: &[String]) -> String {
+    let text: Vec<&str> = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty() && !l.starts_with("---")).collect();
+    // OpenMPI: "mpirun noticed that process rank 2 with PID 0 on node vm exited on signal 9 (Killed)."
+    if let Some(noticed) = text.iter().find_map(|l| l.split_once(" noticed that process ").map(|(_, rest)| rest)) {
+        return format!("the sweep was aborted: MPI {}", noticed.trim_end_matches('.'));
+    }
+    if text.is_empty() {
+        return format!("mpirun failed (exit code {code})");
+    }
+    // Its first sentences say what went wrong (the rest is advice for MPI developers).
+    let summary: Vec<&str> = text.iter().take(3).copied().collect();
+    format!("mpirun failed (exit code {code}): {}", summary.join(" "))
 }
 
 #[cfg(test)]
@@ -571,6 +644,52 @@ mod tests {
         assert_eq!((again.chunk_size, again.resume, again.report_bindings), (Some(9), true, true));
         assert_eq!((again.np, again.hostfile), (None, None), "the front end's flags stay with mpirun");
         assert_eq!(again.backend, super::super::Backend::Mpi);
+    }
+
+    #[test]
+    fn mpiruns_outcome_becomes_one_line_and_the_contract_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("r.csv.partial");
+        let banner =
+            |lines: &[&str]| Relayed { final_line: None, mpirun_lines: lines.iter().map(|l| l.to_string()).collect() };
+        let killed = banner(&[
+            "--------------------------------------------------------------------------",
+            "Primary job  terminated normally, but 1 process returned",
+            "a non-zero exit code. Per user-direction, the job has been aborted.",
+            "--------------------------------------------------------------------------",
+            "mpirun.openmpi noticed that process rank 2 with PID 0 on node vm exited on signal 9 (Killed).",
+        ]);
+        assert_eq!(outcome(0, false, &Relayed::default(), &journal), Ok(String::new()));
+        assert_eq!(
+            outcome(137, false, &killed, &journal).unwrap_err(),
+            Failure::runtime("the sweep was aborted: MPI rank 2 with PID 0 on node vm exited on signal 9 (Killed)")
+        );
+        std::fs::write(&journal, "").unwrap();
+        let error = outcome(137, false, &killed, &journal).unwrap_err();
+        assert_eq!(error.exit_code(), 1);
+        assert!(error.to_string().ends_with("(run the same command with --resume to finish)"), "{error}");
+        // Rank 0 said why: its line came through; the code is its own.
+        let said = |line: &str| Relayed { final_line: Some(line.into()), mpirun_lines: vec![] };
+        assert_eq!(outcome(2, false, &said("sweeprun: error: bad"), &journal), Err(Failure::Usage(String::new())));
+        assert_eq!(outcome(1, false, &said("sweeprun: error: x"), &journal), Err(Failure::Runtime(String::new())));
+        assert_eq!(outcome(1, false, &said("sweeprun: interrupted; kept"), &journal).unwrap_err().exit_code(), 130);
+        // Ctrl-C at the front end: 130 whatever mpirun returned, and it says where the results are.
+        let interrupted = outcome(1, true, &Relayed::default(), &journal).unwrap_err();
+        assert_eq!(interrupted.exit_code(), 130);
+        assert!(interrupted.to_string().starts_with("interrupted; results so far are kept in"), "{interrupted}");
+        let unreachable = banner(&[
+            "ssh: Could not resolve hostname node5: Name or service not known",
+            "---",
+            "ORTE was unable to reliably start one or more daemons.",
+        ]);
+        assert_eq!(
+            outcome(1, false, &unreachable, &dir.path().join("none")).unwrap_err().to_string(),
+            "mpirun failed (exit code 1): ssh: Could not resolve hostname node5: Name or service not known \
+             ORTE was unable to reliably start one or more daemons."
+        );
+        assert!(is_sweeprun_line("[node1:01234] MCW rank 3 bound to socket 0[core 3[hwt 0]]: [./././B]"));
+        assert!(is_sweeprun_line("sweeprun: 2800/3830 combos (73%)"));
+        assert!(!is_sweeprun_line("Primary job  terminated normally, but 1 process returned"));
     }
 
     #[test]
