@@ -69,6 +69,13 @@ pub fn run_rank(pin_cpu: Option<usize>, index: usize, report_bindings: bool, par
     serve_reporting_errors(&mut link, report.as_deref())
 }
 
+/// The machine's cores and CPUs, as a process already bound by its launcher (an MPI rank)
+/// reports against (its own affinity says only where it is bound).
+pub fn whole_machine() -> sweeprun_hw::topology::Topology {
+    use sweeprun_hw::topology::{usable_cpus, Topology};
+    Topology::current().unwrap_or_else(|_| Topology::flat(&usable_cpus().unwrap_or_default()))
+}
+
 /// The cores and CPUs this process may use (its topology restricted to its affinity):
 /// take it before pinning, which narrows the affinity to one CPU.
 pub fn machine_view() -> sweeprun_hw::topology::Topology {

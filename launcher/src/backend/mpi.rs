@@ -46,6 +46,10 @@ pub fn run_in_world(args: &RunArgs) -> Result<String> {
     let rank = usize::try_from(world.rank()).unwrap_or(0);
     if let Some(expected) = super::mpirun::launcher_world_size() {
         if size == 1 && expected > 1 {
+            // Every process is a world of its own; the one the launcher calls rank 0 says why.
+            if super::mpirun::launcher_rank().is_some_and(|r| r != 0) {
+                return Err(Failure::Usage(String::new()));
+            }
             return Err(Failure::usage(format!(
                 "--backend mpi: this sweeprun is built with {} but was started by another MPI's launcher \
                  ({expected} ranks were started, each sees a world of 1); start it with the matching mpirun, \
@@ -55,7 +59,7 @@ pub fn run_in_world(args: &RunArgs) -> Result<String> {
         }
     }
     // mpirun bound this process already; the line is printed once the sweep arrives.
-    let report = args.report_bindings.then(|| worker::binding_report(rank, &worker::machine_view()));
+    let report = args.report_bindings.then(|| worker::binding_report(rank, &worker::whole_machine()));
     if rank == 0 {
         if let Some(report) = &report {
             eprintln!("{report}");

@@ -253,6 +253,9 @@ pub fn launch_command(
             }
             push(&["--map-by", map_by_name(args.map_by)]);
             // An oversubscribed core cannot hold one rank each: as the local backend, do not pin.
+            // `overload-allowed`: a hostfile's slots are the user's word; a node with fewer
+            // cores than slots (mpirun refuses to bind there) then shares cores, visibly so
+            // in --report-bindings, rather than failing with a lost-daemon message.
             let bind = if oversubscribed { BindTo::None } else { args.bind_to };
             push(&["--bind-to", bind_to_name(bind)]);
             if args.oversubscribe {
@@ -303,7 +306,7 @@ fn map_by_name(map_by: MapBy) -> &'static str {
 
 fn bind_to_name(bind_to: BindTo) -> &'static str {
     match bind_to {
-        BindTo::Core => "core",
+        BindTo::Core => "core:overload-allowed",
         BindTo::None => "none",
     }
 }
@@ -426,14 +429,15 @@ fn front_end(args: &RunArgs) -> Result<String> {
 /// What the front end saw on mpirun's stderr.
 #[derive(Debug, Default)]
 pub struct Relayed {
-    /// The last line of sweeprun's own (from rank 0) that ended a sweep: an error or an interrupt.
+    /// Rank 0's closing line when it failed (`sweeprun: error: ...` or
+    /// `sweeprun: interrupted...`), held back: the front end prints one closing line.
     pub final_line: Option<String>,
     /// mpirun's own messages (its banners and its agents' errors), not shown as they came.
     pub mpirun_lines: Vec<String>,
 }
 
-/// Passes the ranks' lines on to stderr as they come (progress, binding reports, rank 0's
-/// errors) and keeps mpirun's own banners aside: the front end sums them up in one line.
+/// Passes the ranks' lines on to stderr as they come (progress, binding reports) and keeps
+/// rank 0's closing line and mpirun's own banners aside: the front end sums up in one line.
 #[cfg(feature = "mpi")]
 fn relay(stderr: std::process::ChildStderr) -> Relayed {
     use std::io::BufRead;
@@ -441,11 +445,10 @@ fn relay(stderr: std::process::ChildStderr) -> Relayed {
     let verbose = std::env::var_os("SWEEPRUN_MPIRUN_VERBOSE").is_some();
     for line in std::io::BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
-        if is_sweeprun_line(&line) || verbose {
+        if line.starts_with("sweeprun: error: ") || line.starts_with("sweeprun: interrupted") {
+            relayed.final_line = Some(line);
+        } else if is_sweeprun_line(&line) || verbose {
             eprintln!("{line}");
-            if line.starts_with("sweeprun: error: ") || line.starts_with("sweeprun: interrupted") {
-                relayed.final_line = Some(line);
-            }
         } else {
             relayed.mpirun_lines.push(line);
         }
@@ -460,28 +463,44 @@ fn is_sweeprun_line(line: &str) -> bool {
 }
 
 /// The front end's result from mpirun's exit code, whether the front end itself was
-/// interrupted, and what was relayed: rank 0's exit code comes through (0, 2, 130); a
-/// sweep that mpirun aborted (a rank died, an unreachable host) is exit 1 with one line
-/// naming the cause from mpirun's messages.
+/// interrupted (Ctrl-C reaches it and mpirun alike), and what was relayed. Exit codes keep
+/// their contract: rank 0's own (0, 2 bad input, 130 interrupted); a rank that died (mpirun
+/// then stops the others, rank 0 included) or a job mpirun could not start is 1, with one
+/// line naming the cause from mpirun's messages and where the results so far are.
 pub fn outcome(code: i32, interrupted: bool, relayed: &Relayed, journal: &Path) -> Result<String> {
     let kept = if journal.exists() {
         format!("; results so far are kept in {}* (run the same command with --resume to finish)", journal.display())
     } else {
         String::new()
     };
-    let said = relayed.final_line.as_deref();
-    if interrupted || said.is_some_and(|line| line.starts_with("sweeprun: interrupted")) || code == 130 {
-        // Rank 0 said so already when it could; otherwise say it here.
-        return Err(Failure::Interrupted(if said.is_some() { String::new() } else { format!("interrupted{kept}") }));
+    let rank0 = relayed.final_line.as_deref();
+    let rank0_interrupted =
+        rank0.and_then(|line| line.strip_prefix("sweeprun: ")).filter(|m| m.starts_with("interrupted"));
+    if interrupted {
+        return Err(Failure::Interrupted(
+            rank0_interrupted.map_or_else(|| format!("interrupted{kept}"), str::to_string),
+        ));
+    }
+    if died(&relayed.mpirun_lines) {
+        return Err(Failure::Runtime(format!("{}{kept}", mpirun_cause(code, &relayed.mpirun_lines))));
+    }
+    if let Some(message) = rank0_interrupted {
+        return Err(Failure::Interrupted(message.to_string()));
+    }
+    if let Some(message) = rank0.and_then(|line| line.strip_prefix("sweeprun: error: ")) {
+        return Err(if code == 2 { Failure::usage(message) } else { Failure::runtime(message) });
     }
     match code {
         0 => Ok(String::new()),
-        // Rank 0's error line came through (exit 2 is its bad-input code).
-        _ if said.is_some() => {
-            Err(if code == 2 { Failure::Usage(String::new()) } else { Failure::Runtime(String::new()) })
-        }
+        130 => Err(Failure::Interrupted(format!("interrupted{kept}"))),
         _ => Err(Failure::Runtime(format!("{}{kept}", mpirun_cause(code, &relayed.mpirun_lines)))),
     }
+}
+
+/// Whether mpirun says a rank died (OpenMPI's "noticed that process rank N ... exited on
+/// signal", MPICH's "BAD TERMINATION").
+fn died(lines: &[String]) -> bool {
+    lines.iter().any(|l| l.contains(" noticed that process rank ") || l.contains("BAD TERMINATION"))
 }
 
 /// mpirun's reason for a failed job, in one line.
@@ -563,7 +582,7 @@ mod tests {
         assert_eq!(
             line,
             format!(
-                "mpirun -np 16 --hostfile {hostfile} --map-by core --bind-to core /opt/sweeprun run {} \
+                "mpirun -np 16 --hostfile {hostfile} --map-by core --bind-to core:overload-allowed /opt/sweeprun run {} \
                  --backend mpi --out /r/out.csv --top 3 --sort-by sharpe",
                 spec.display()
             )
@@ -652,27 +671,37 @@ mod tests {
         let journal = dir.path().join("r.csv.partial");
         let banner =
             |lines: &[&str]| Relayed { final_line: None, mpirun_lines: lines.iter().map(|l| l.to_string()).collect() };
-        let killed = banner(&[
-            "--------------------------------------------------------------------------",
-            "Primary job  terminated normally, but 1 process returned",
-            "a non-zero exit code. Per user-direction, the job has been aborted.",
-            "--------------------------------------------------------------------------",
-            "mpirun.openmpi noticed that process rank 2 with PID 0 on node vm exited on signal 9 (Killed).",
-        ]);
+        let killed = || {
+            banner(&[
+                "--------------------------------------------------------------------------",
+                "Primary job  terminated normally, but 1 process returned",
+                "a non-zero exit code. Per user-direction, the job has been aborted.",
+                "--------------------------------------------------------------------------",
+                "mpirun.openmpi noticed that process rank 2 with PID 0 on node vm exited on signal 9 (Killed).",
+            ])
+        };
         assert_eq!(outcome(0, false, &Relayed::default(), &journal), Ok(String::new()));
         assert_eq!(
-            outcome(137, false, &killed, &journal).unwrap_err(),
+            outcome(137, false, &killed(), &journal).unwrap_err(),
             Failure::runtime("the sweep was aborted: MPI rank 2 with PID 0 on node vm exited on signal 9 (Killed)")
         );
         std::fs::write(&journal, "").unwrap();
-        let error = outcome(137, false, &killed, &journal).unwrap_err();
+        let error = outcome(137, false, &killed(), &journal).unwrap_err();
         assert_eq!(error.exit_code(), 1);
         assert!(error.to_string().ends_with("(run the same command with --resume to finish)"), "{error}");
-        // Rank 0 said why: its line came through; the code is its own.
+        // Rank 0 said why: its line is the closing line; the code is its own.
         let said = |line: &str| Relayed { final_line: Some(line.into()), mpirun_lines: vec![] };
-        assert_eq!(outcome(2, false, &said("sweeprun: error: bad"), &journal), Err(Failure::Usage(String::new())));
-        assert_eq!(outcome(1, false, &said("sweeprun: error: x"), &journal), Err(Failure::Runtime(String::new())));
-        assert_eq!(outcome(1, false, &said("sweeprun: interrupted; kept"), &journal).unwrap_err().exit_code(), 130);
+        assert_eq!(outcome(2, false, &said("sweeprun: error: bad"), &journal), Err(Failure::usage("bad")));
+        assert_eq!(outcome(1, false, &said("sweeprun: error: x"), &journal), Err(Failure::runtime("x")));
+        assert_eq!(
+            outcome(1, false, &said("sweeprun: interrupted; kept"), &journal),
+            Err(Failure::Interrupted("interrupted; kept".into()))
+        );
+        // A rank killed: mpirun stops rank 0 (which says "interrupted"), but the cause is the death.
+        let both = Relayed { final_line: Some("sweeprun: interrupted; kept".into()), ..killed() };
+        let error = outcome(137, false, &both, &journal).unwrap_err();
+        assert_eq!(error.exit_code(), 1);
+        assert!(error.to_string().starts_with("the sweep was aborted: MPI rank 2 with PID 0"), "{error}");
         // Ctrl-C at the front end: 130 whatever mpirun returned, and it says where the results are.
         let interrupted = outcome(1, true, &Relayed::default(), &journal).unwrap_err();
         assert_eq!(interrupted.exit_code(), 130);
