@@ -47,6 +47,15 @@ impl Failure {
     }
 }
 
+/// Writes `line` and a newline to stderr in one `write` (see the `say!` macro).
+pub fn say_line(line: &str) {
+    use std::io::Write;
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// Prints a failure as the command's last line on stderr: `sweeprun: error: ...`, or
 /// `sweeprun: interrupted ...`; nothing for an empty message (said already).
 pub fn report(failure: &Failure) {
@@ -54,8 +63,8 @@ pub fn report(failure: &Failure) {
         return;
     }
     match failure {
-        Failure::Interrupted(m) => eprintln!("sweeprun: {m}"),
-        _ => eprintln!("sweeprun: error: {failure}"),
+        Failure::Interrupted(m) => say!("sweeprun: {m}"),
+        _ => say!("sweeprun: error: {failure}"),
     }
 }
 

@@ -9,6 +9,15 @@
 //! Exit codes: 0 done, 1 runtime failure, 2 bad input or usage, 130 interrupted.
 #![deny(missing_docs)]
 
+/// `eprintln!` in one `write` call: Rust's stderr is unbuffered, so `eprintln!` may write a
+/// line and its newline separately, and mpirun, which merges many ranks' stderr, can then
+/// splice another rank's line in between.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::error::say_line(&format!($($arg)*))
+    };
+}
+
 pub mod backend;
 pub mod bench;
 pub mod cli;

@@ -376,7 +376,7 @@ impl Journal {
         }
         if valid_end < text.len() || rows_start == 0 && format == OutputFormat::Csv {
             if valid_end < text.len() {
-                eprintln!(
+                say!(
                     "sweeprun: {shown}: dropping {} bytes of an incomplete last row (recomputed)",
                     text.len() - valid_end
                 );

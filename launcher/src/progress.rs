@@ -46,7 +46,7 @@ impl Progress {
             Some(bar) => bar.set_position(self.done),
             None if self.last_line.elapsed() >= PLAIN_LINE_EVERY => {
                 self.last_line = Instant::now();
-                eprintln!("sweeprun: {}", self.summary());
+                say!("sweeprun: {}", self.summary());
             }
             None => {}
         }
@@ -73,7 +73,7 @@ impl Progress {
     pub fn note(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => say!("{line}"),
         }
     }
 
@@ -85,7 +85,7 @@ impl Progress {
         let computed = self.done - self.resumed;
         let secs = self.started.elapsed().as_secs_f64();
         let resumed = if self.resumed > 0 { format!(" ({} from the journal)", self.resumed) } else { String::new() };
-        eprintln!(
+        say!(
             "sweeprun: {}{resumed}; computed {computed} in {secs:.2} s ({:.0} combos/s) on {}",
             counted(self.total, "combo"),
             self.rate(),

@@ -110,19 +110,19 @@ pub fn sweep(
     } else {
         if args.resume {
             if let Some(table) = finished_table(&out, &fingerprint) {
-                eprintln!("sweeprun: {} is already complete; nothing to resume", out.display());
+                say!("sweeprun: {} is already complete; nothing to resume", out.display());
                 let k = args.top.max(tearsheet_count(args)?);
                 let (best, total) = report::ranked_rows(&table, format, &columns, &args.sort_by, k, group.as_ref());
                 write_tearsheets(&spec, &data, &best, &out, args)?;
                 return Ok(summary(&best, total, &columns, args, group.as_ref()));
             }
-            eprintln!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
+            say!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
         }
         (None, vec![false; combos as usize], 0)
     };
     // Warnings wait until every check passed: a bad input gets its one error line only.
     if let Some(warning) = warning {
-        eprintln!("sweeprun: {warning}");
+        say!("sweeprun: {warning}");
     }
 
     let chunking = args.chunk_size.map_or(Chunking::Guided { ranks }, Chunking::Fixed);
@@ -236,7 +236,7 @@ pub fn sweep(
     drop(journal);
     remove_journal(&out);
     transport.wait();
-    eprintln!("sweeprun: wrote {} ({})", out.display(), report::counted(combos, "row"));
+    say!("sweeprun: wrote {} ({})", out.display(), report::counted(combos, "row"));
     write_tearsheets(&spec, &data, &best, &out, args)?;
     Ok(summary(&best, total, &columns, args, group.as_ref()))
 }

@@ -240,7 +240,7 @@ pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out:
         if spec.strategy.reports_fills() {
             output::write_atomically(&dir.join(format!("{tag}.fills.csv")), fills_csv(&trace).as_bytes())?;
         }
-        eprintln!("sweeprun: wrote tearsheet {}", dir.join(format!("{tag}.json")).display());
+        say!("sweeprun: wrote tearsheet {}", dir.join(format!("{tag}.json")).display());
     }
     Ok(())
 }

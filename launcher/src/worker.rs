@@ -50,7 +50,7 @@ pub fn run_rank(pin_cpu: Option<usize>, index: usize, report_bindings: bool, par
     if let Some(parent) = parent {
         // Exits with 1 if the launcher is already gone; otherwise we die when it does.
         if let Err(e) = sweeprun_hw::process::die_with_parent(parent) {
-            eprintln!("sweeprun rank: cannot follow launcher pid {parent}: {e}");
+            say!("sweeprun rank: cannot follow launcher pid {parent}: {e}");
             return 1;
         }
     }
@@ -58,7 +58,7 @@ pub fn run_rank(pin_cpu: Option<usize>, index: usize, report_bindings: bool, par
     let machine = report_bindings.then(machine_view);
     if let Some(cpu) = pin_cpu {
         if let Err(e) = sweeprun_hw::topology::pin_current_process(cpu) {
-            eprintln!("sweeprun rank: cannot pin to CPU {cpu}: {e} (running unpinned)");
+            say!("sweeprun rank: cannot pin to CPU {cpu}: {e} (running unpinned)");
         }
     }
     let report = machine.map(|machine| binding_report(index, &machine));
@@ -129,7 +129,7 @@ pub fn serve(link: &mut dyn RankLink, report: Option<&str>) -> Result<(), String
         Some(other) => return Err(format!("expected the price data, got {}", other.kind())),
     };
     if let Some(report) = report {
-        eprintln!("{report}");
+        say!("{report}");
     }
     // `symbol = "*"` becomes the data's assets (the launcher checked the same data).
     spec.grid.bind_symbols(&data.symbols())?;

@@ -62,7 +62,7 @@ pub fn run_in_world(args: &RunArgs) -> Result<String> {
     let report = args.report_bindings.then(|| worker::binding_report(rank, &worker::whole_machine()));
     if rank == 0 {
         if let Some(report) = &report {
-            eprintln!("{report}");
+            say!("{report}");
         }
         let mut ranks = MpiRanks::new(&world, size);
         let result = crate::run::sweep(args, Backend::Mpi, &mut ranks, None);

@@ -403,7 +403,7 @@ fn front_end(args: &RunArgs) -> Result<String> {
     let launch = launch_command(args, implementation, &program, &exe, cpus)?;
     // Everything a rank would refuse is refused here, before mpirun starts anything.
     let out = crate::run::check(args)?;
-    eprintln!("sweeprun: running {}", shell_line(&launch.program, &launch.args));
+    say!("sweeprun: running {}", shell_line(&launch.program, &launch.args));
     if let Some((path, text)) = &launch.hydra_hostfile {
         std::fs::write(path, text).map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())))?;
     }
@@ -448,7 +448,7 @@ fn relay(stderr: std::process::ChildStderr) -> Relayed {
         if line.starts_with("sweeprun: error: ") || line.starts_with("sweeprun: interrupted") {
             relayed.final_line = Some(line);
         } else if is_sweeprun_line(&line) || verbose {
-            eprintln!("{line}");
+            say!("{line}");
         } else {
             relayed.mpirun_lines.push(line);
         }
