@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# sweeprun's whole test suite, from a fresh Debian 12 machine with Rust (rustup).
-# Installs what it needs, then runs format, lint, doc and test gates, and the kernel's
+# sweeprun's whole test suite, from a fresh Debian 12 machine with Rust (rustup), as root.
+# Installs what it needs (MPI: OpenMPI and MPICH; hwloc; the aarch64 cross tools), brings
+# up the emulated 4-node cluster the MPI tests use (scripts/cluster/, network namespaces)
+# and takes it down again, then runs format, lint, doc and test gates, and the kernel's
 # tests for aarch64 (Raspberry Pi 4, Cortex-A72) under qemu-user (see .cargo/config.toml).
 #
 #   bash scripts/test-all.sh
@@ -16,6 +18,10 @@ step "system packages"
 packages=(
   build-essential pkg-config
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # aarch64 cross-linking + qemu-aarch64
+  openmpi-bin libopenmpi-dev mpich libmpich-dev           # --features mpi, both MPIs
+  libclang-dev clang                                      # bindgen (mpi-sys)
+  libhwloc-dev libudev-dev                                # sweeprun-hw --features hwloc
+  iproute2 util-linux                                     # ip netns, nsenter, unshare (cluster)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -63,6 +69,12 @@ else
   echo "tests/reference (no ../shared/reference beside the repository: nothing to compare)"
 fi
 
+step "emulated cluster (4 nodes x 4 slots, network + UTS namespaces)"
+# Stopped again when this script exits, whatever happens.
+cluster_down() { bash scripts/cluster/down.sh >/dev/null 2>&1 || echo "cluster: down.sh failed" >&2; }
+bash scripts/cluster/up.sh
+trap cluster_down EXIT
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -70,18 +82,28 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release -- -D warnings
 # The NEON path only compiles for aarch64: lint it there too.
 cargo clippy -p sweeprun-kernel --target aarch64-unknown-linux-gnu --all-targets --release -- -D warnings
+# The optional features: MPI (its own target dir: mpi-sys does not notice a change of MPI,
+# see tests/mpi.rs) and hwloc.
+CARGO_TARGET_DIR=target/mpi-openmpi MPICC=mpicc.openmpi \
+  cargo clippy -p sweeprun --features mpi --all-targets --release -- -D warnings
+cargo clippy -p sweeprun-hw --features hwloc --all-targets --release -- -D warnings
 
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" CARGO_TARGET_DIR=target/mpi-openmpi MPICC=mpicc.openmpi \
+  cargo doc -p sweeprun --features mpi --no-deps --quiet
 
 # Both test runs go to one log; a failing run does not stop the other, the script still
 # fails (after the summary) if either did.
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; cluster_down' EXIT
 status=0
 
 step "cargo test (release)"
 cargo test --workspace --release 2>&1 | tee "$log" || status=1
+
+step "cargo test (release): sweeprun-hw with hwloc"
+cargo test --release -p sweeprun-hw --features hwloc 2>&1 | tee -a "$log" || status=1
 
 step "cargo test (release, $aarch64 under qemu, Cortex-A72): kernel"
 qemu-aarch64 --version | sed -n 1p

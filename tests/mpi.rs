@@ -226,7 +226,7 @@ fn ranks_writing(out: &str) -> Vec<(i32, usize)> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let words: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_rank = words.iter().any(|w| *w == b"--backend") && words.iter().any(|w| *w == out.as_bytes());
+        let is_rank = words.contains(&&b"--backend"[..]) && words.contains(&out.as_bytes());
         let front_end = words.iter().any(|w| *w == b"--np" || *w == b"-np");
         if !is_rank || front_end {
             continue;
@@ -388,7 +388,7 @@ fn sixteen_ranks_on_four_emulated_nodes_write_the_local_table() {
         let stderr = stderr_of(&run);
         assert!(stderr.contains("on 16 ranks"), "{mpi:?}: {stderr}");
         // One binding line per rank, from the node mpirun placed it on: ranks 4k..4k+3 on node k+1.
-        let mut seen = vec![false; 16];
+        let mut seen = [false; 16];
         for line in stderr.lines().filter(|l| l.contains("] MCW rank ")) {
             let host = &line[1..line.find(':').unwrap()];
             let rank: usize = line.split("MCW rank ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();

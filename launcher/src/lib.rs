@@ -3,7 +3,7 @@
 //! The mpirun-style launcher of backtest parameter sweeps: reads a sweep spec
 //! ([`spec`]), expands its parameter grid ([`grid`]), hands chunks of combos to N ranks
 //! ([`sched`], over a [`backend`]'s transport: local processes, or MPI ranks), gathers
-//! every row exactly once into one table ([`output`]) and prints a top-K summary
+//! every row exactly once into one table ([`ledger`], rows formatted by [`table`]) and prints a top-K summary
 //! ([`report`]).
 //!
 //! Exit codes: 0 done, 1 runtime failure, 2 bad input or usage, 130 interrupted.
@@ -25,7 +25,7 @@ pub mod error;
 mod expr;
 pub mod float_text;
 pub mod grid;
-pub mod output;
+pub mod ledger;
 pub mod progress;
 pub mod protocol;
 pub mod report;
@@ -34,6 +34,7 @@ pub mod sched;
 pub mod signals;
 pub mod spec;
 pub mod strategy;
+pub mod table;
 pub mod tearsheet;
 pub mod verify;
 pub mod worker;

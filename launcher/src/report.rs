@@ -1,7 +1,7 @@
 //! The top-K summary printed on stdout after a sweep.
 
 use crate::grid::Grid;
-use crate::output::{csv_fields, OutputFormat};
+use crate::table::{csv_fields, OutputFormat};
 use std::collections::HashMap;
 
 /// Metrics where smaller is better.
@@ -268,7 +268,7 @@ impl Ranker {
                 return Err(format!("preselected row at byte {offset} is not a row of the chunk"));
             }
             let line = rows[offset..].split('\n').next().unwrap_or("");
-            match crate::output::row_id(self.format, line) {
+            match crate::table::row_id(self.format, line) {
                 Some(id) if (first..first + count).contains(&id) => self.offer(id, line),
                 _ => return Err(format!("preselected row at byte {offset} is not a row of the chunk")),
             }
@@ -411,7 +411,7 @@ fn money(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::columns;
+    use crate::table::columns;
 
     #[test]
     fn preselected_offsets_must_be_distinct_ascending_row_starts_and_at_most_k() {

@@ -5,14 +5,15 @@ use crate::backend::local::LocalRanks;
 use crate::backend::Backend;
 use crate::cli::{BindTo, MapBy, RunArgs};
 use crate::error::{Failure, Result};
-use crate::output::{self, Journal, OutputFormat};
+use crate::ledger::{self, Journal};
 use crate::progress::Progress;
 use crate::protocol::ToRank;
 use crate::report;
 use crate::sched::{self, Chunking, Observer, Scheduler, Transport};
 use crate::signals;
 use crate::spec::Spec;
-use crate::tearsheet::{tearsheet_count, write_tearsheets};
+use crate::table::{self, OutputFormat};
+use crate::tearsheet::{self, tearsheet_count, write_tearsheets};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -76,8 +77,8 @@ pub fn sweep(
     let planned = clock.elapsed().as_secs_f64();
     let combos = spec.grid.len();
     let fingerprint = fingerprint(&spec, &data_sha256, format);
-    let journal_path = output::journal_path(&out);
-    let journal_meta = output::journal_meta_path(&out);
+    let journal_path = ledger::journal_path(&out);
+    let journal_meta = ledger::journal_meta_path(&out);
     if signals::interrupted() {
         return Err(Failure::Interrupted("interrupted before the sweep started; nothing was written".into()));
     }
@@ -105,15 +106,15 @@ pub fn sweep(
         }
         check_journal_owner(&journal_meta, &fingerprint, &journal_path)?;
         let (journal, done, resumed) =
-            Journal::reopen(&journal_path, &output::table_stream_path(&out), format, &columns, combos)?;
+            Journal::reopen(&journal_path, &ledger::table_stream_path(&out), format, &columns, combos)?;
         (Some(journal), done, resumed)
     } else {
         if args.resume {
             if let Some(table) = finished_table(&out, &fingerprint) {
                 say!("sweeprun: {} is already complete; nothing to resume", out.display());
-                let k = args.top.max(tearsheet_count(args)?);
+                let k = args.top.max(tearsheet_count(args.tearsheet.as_deref())?);
                 let (best, total) = report::ranked_rows(&table, format, &columns, &args.sort_by, k, group.as_ref());
-                write_tearsheets(&spec, &data, &best, &out, args)?;
+                write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
                 return Ok(summary(&best, total, &columns, args, group.as_ref()));
             }
             say!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
@@ -138,7 +139,7 @@ pub fn sweep(
             create_parent(&out)?;
             // A table left by an interrupted sweep whose journal was deleted is not ours:
             // gone before our fingerprint exists, so a resume can never fold it in.
-            let stale = output::table_stream_path(&out);
+            let stale = ledger::table_stream_path(&out);
             match std::fs::remove_file(&stale) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(Failure::runtime(format!("cannot remove {}: {e}", stale.display())))
@@ -147,20 +148,20 @@ pub fn sweep(
             }
             // The fingerprint goes first: a journal never exists without its owner's record.
             let meta = json!({ "fingerprint": fingerprint, "combos": combos, "format": format.name() });
-            output::write_atomically(&journal_meta, meta.to_string().as_bytes())?;
+            ledger::write_atomically(&journal_meta, meta.to_string().as_bytes())?;
             Journal::create(&journal_path, format, &columns)?
         }
     };
     let mut progress = Progress::new(combos, resumed);
-    let ranked = args.top.max(tearsheet_count(args)?);
+    let ranked = args.top.max(tearsheet_count(args.tearsheet.as_deref())?);
     // With nothing resumed, the final table is written (in id order) while the ranks work.
     let stream = if resumed == 0 {
         let ranker = report::Ranker::new(format, &columns, &args.sort_by, ranked).grouped(group.as_ref(), &columns);
-        Some(output::TableStream::create(&out, format, &columns, combos, ranker)?)
+        Some(ledger::TableStream::create(&out, format, &columns, combos, ranker)?)
     } else {
         None
     };
-    let mut sink = output::RowSink::new(journal, stream);
+    let mut sink = ledger::RowSink::new(journal, stream);
     let ran = if any_work {
         let mut observer = Watch { progress: &mut progress };
         scheduler.run(transport, &mut observer, &mut |ids, rows, best| sink.accept(ids, rows, best))
@@ -197,8 +198,8 @@ pub fn sweep(
             (sha, ranker.finish(&columns))
         }
         None => {
-            let table = output::assemble_table(&journal_path, format, &columns, combos)?;
-            output::write_atomically(&out, table.as_bytes())?;
+            let table = ledger::assemble_table(&journal_path, format, &columns, combos)?;
+            ledger::write_atomically(&out, table.as_bytes())?;
             let best = report::ranked_rows(&table, format, &columns, &args.sort_by, ranked, group.as_ref());
             (table_digest(table.as_bytes()), best)
         }
@@ -221,8 +222,8 @@ pub fn sweep(
         "backend": backend.name(),
         "ranks": ranks,
         "resumed_combos": resumed,
-        "started_at": output::rfc3339(started_at),
-        "finished_at": output::rfc3339(SystemTime::now()),
+        "started_at": ledger::rfc3339(started_at),
+        "finished_at": ledger::rfc3339(SystemTime::now()),
         "wall_seconds": clock.elapsed().as_secs_f64(),
         "timings": {
             "plan_seconds": planned,
@@ -232,19 +233,19 @@ pub fn sweep(
     });
     let sidecar_text = serde_json::to_string_pretty(&sidecar).expect("JSON values serialise") + "\n";
     // The table is in place; now the sidecar that vouches for it; then the journal goes.
-    output::write_atomically(&output::sidecar_path(&out), sidecar_text.as_bytes())?;
+    ledger::write_atomically(&ledger::sidecar_path(&out), sidecar_text.as_bytes())?;
     drop(journal);
     remove_journal(&out);
     transport.wait();
     say!("sweeprun: wrote {} ({})", out.display(), report::counted(combos, "row"));
-    write_tearsheets(&spec, &data, &best, &out, args)?;
+    write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
     Ok(summary(&best, total, &columns, args, group.as_ref()))
 }
 
 fn remove_journal(out: &Path) {
-    let _ = std::fs::remove_file(output::journal_path(out));
-    let _ = std::fs::remove_file(output::table_stream_path(out));
-    let _ = std::fs::remove_file(output::journal_meta_path(out));
+    let _ = std::fs::remove_file(ledger::journal_path(out));
+    let _ = std::fs::remove_file(ledger::table_stream_path(out));
+    let _ = std::fs::remove_file(ledger::journal_meta_path(out));
 }
 
 /// Everything checked before the first byte is written.
@@ -278,7 +279,7 @@ impl Plan {
             }
             overrides.push(format!("strategy.stats={stats}"));
         }
-        tearsheet_count(args)?;
+        tearsheet_count(args.tearsheet.as_deref())?;
         let mut spec = Spec::load(&args.spec, &overrides)?;
         let out = match (&args.out, &spec.output) {
             (Some(out), _) => {
@@ -322,7 +323,7 @@ impl Plan {
         let kernel = spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
         let data_sha256 = data_sha256?;
         let ranks = available_ranks.min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
-        let columns = output::columns(&spec.grid.names(), &spec.strategy.extra_columns());
+        let columns = table::columns(&spec.grid.names(), &spec.strategy.extra_columns());
         report::check_rank_metric(&args.sort_by, &columns).map_err(Failure::usage)?;
         let group = report::GroupBy::of(&spec.grid, args.group_by.as_deref()).map_err(Failure::usage)?;
         Ok(Plan { spec, out, format, ranks, data, data_sha256, columns, group, kernel })
@@ -360,7 +361,7 @@ fn placement(args: &RunArgs) -> (Vec<Option<usize>>, bool) {
 /// are all the ranks can preselect by, or with `--group-by`, since a chunk's best rows
 /// overall need not hold each group's best: then the launcher ranks every row itself).
 fn preselection(args: &RunArgs) -> Result<Option<(String, usize)>> {
-    let ranked = args.top.max(tearsheet_count(args)?);
+    let ranked = args.top.max(tearsheet_count(args.tearsheet.as_deref())?);
     let by_metric = Metrics::NAMES.contains(&args.sort_by.as_str()) && args.group_by.is_none();
     Ok((ranked > 0 && by_metric).then(|| (args.sort_by.clone(), ranked)))
 }
@@ -372,6 +373,15 @@ pub fn check(args: &RunArgs) -> Result<PathBuf> {
     check_np(args)?;
     preselection(args)?;
     Plan::new(args, 1, &mut |_, _| {}).map(|plan| plan.out)
+}
+
+/// The tearsheets `--equity`, `--tearsheet` and `--group-by` ask for.
+fn asked_tearsheets(args: &RunArgs) -> Result<tearsheet::Asked<'_>> {
+    Ok(tearsheet::Asked {
+        ids: &args.equity,
+        top: tearsheet_count(args.tearsheet.as_deref())?,
+        group_by: args.group_by.as_deref(),
+    })
 }
 
 /// Refuses a `-np` of 0 or above [`MAX_RANKS`].
@@ -435,14 +445,14 @@ fn check_output_location(out: &Path) -> Result<()> {
 
 /// Every path a sweep writing `out` may create, replace or delete: the table, its
 /// sidecar, the journal files, their temp files (`<path>.tmp`, see
-/// [`output::write_atomically`]) and the tearsheets directory.
+/// [`ledger::write_atomically`]) and the tearsheets directory.
 fn written_paths(out: &Path) -> Vec<PathBuf> {
     let files = [
         out.to_path_buf(),
-        output::sidecar_path(out),
-        output::journal_path(out),
-        output::journal_meta_path(out),
-        output::table_stream_path(out),
+        ledger::sidecar_path(out),
+        ledger::journal_path(out),
+        ledger::journal_meta_path(out),
+        ledger::table_stream_path(out),
     ];
     let mut paths: Vec<PathBuf> = files
         .iter()
@@ -452,7 +462,7 @@ fn written_paths(out: &Path) -> Vec<PathBuf> {
             [file.clone(), PathBuf::from(temp)]
         })
         .collect();
-    paths.push(output::tearsheet_dir(out));
+    paths.push(ledger::tearsheet_dir(out));
     paths
 }
 
@@ -578,7 +588,7 @@ fn check_journal_owner(meta_path: &Path, fingerprint: &str, journal: &Path) -> R
 /// fingerprint) and the table's bytes are the ones the sidecar recorded.
 fn finished_table(out: &Path, fingerprint: &str) -> Option<String> {
     let sidecar: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(output::sidecar_path(out)).ok()?).ok()?;
+        serde_json::from_str(&std::fs::read_to_string(ledger::sidecar_path(out)).ok()?).ok()?;
     if sidecar["fingerprint"].as_str() != Some(fingerprint) {
         return None;
     }

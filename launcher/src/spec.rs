@@ -6,8 +6,8 @@
 
 use crate::error::{Failure, Result};
 use crate::grid::Grid;
-use crate::output::OutputFormat;
 use crate::strategy::Strategy;
+use crate::table::OutputFormat;
 use std::path::{Path, PathBuf};
 
 /// A validated sweep spec.

@@ -2,8 +2,8 @@
 //! the data, batch evaluators and per-combo tearsheets.
 
 use crate::grid::{Grid, ParamDef, ParamKind, ParamValue, SYMBOL};
-use crate::output::{Cell, RowWriter};
 use crate::spec::check_keys;
+use crate::table::{Cell, RowWriter};
 use std::ops::Range;
 use sweeprun_kernel::arch::{selected_kernel, KernelPath};
 use sweeprun_kernel::date::Date;

@@ -8,9 +8,8 @@
 //! QSTrader's `json.dump` writes `NaN`, and empty cells in the CSV files, as in the results
 //! table; daily series keep QSTrader's 0.0 for NaN.
 
-use crate::cli::RunArgs;
 use crate::error::{Failure, Result};
-use crate::output;
+use crate::ledger;
 use crate::spec::Spec;
 use crate::strategy::Trace;
 use serde_json::{json, Value};
@@ -204,18 +203,30 @@ pub fn fills_csv(trace: &Trace) -> String {
     out
 }
 
-/// Writes the tearsheets asked for with `--equity` and `--tearsheet` into `<out>.tearsheets/`.
-pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out: &Path, args: &RunArgs) -> Result<()> {
-    let mut ids = args.equity.clone();
-    let top = tearsheet_count(args)?;
-    // With --group-by, `best` holds each group's best rows in turn: top:K is K per group.
-    let group_column = args.group_by.as_deref().and_then(|name| spec.grid.index_of(name)).map(|axis| axis + 1);
+/// Which tearsheets a sweep writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    /// These combo ids (`--equity`).
+    pub ids: &'a [u64],
+    /// The best `top` combos (`--tearsheet top:K`), per group with `group_by`.
+    pub top: usize,
+    /// The grid key the ranking is grouped by (`--group-by`).
+    pub group_by: Option<&'a str>,
+}
+
+/// Writes the tearsheets `asked` for into `<out>.tearsheets/`; `best` are the ranked rows
+/// (best first; with a group key, each group's best in turn).
+pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out: &Path, asked: Asked) -> Result<()> {
+    let mut ids = asked.ids.to_vec();
+    let top = asked.top;
+    // With a group key, `best` holds each group's best rows in turn: top:K is K per group.
+    let group_column = asked.group_by.and_then(|name| spec.grid.index_of(name)).map(|axis| axis + 1);
     let leading = crate::report::leading(best, top, group_column);
     ids.extend(leading.iter().filter_map(|row| row.first().and_then(|id| id.parse::<u64>().ok())));
     if ids.is_empty() {
         return Ok(());
     }
-    let dir = output::tearsheet_dir(out);
+    let dir = ledger::tearsheet_dir(out);
     std::fs::create_dir_all(&dir).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", dir.display())))?;
     let names = spec.grid.names();
     let mut values = vec![crate::grid::ParamValue::Int(0); names.len()];
@@ -235,10 +246,10 @@ pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out:
             .map_err(|e| Failure::runtime(format!("tearsheet of combo {id}: {e}")))?;
         let doc = statistics_json(&trace, &format!("combo {id}"), &tag);
         let json_text = serde_json::to_string(&doc).expect("JSON values serialise") + "\n";
-        output::write_atomically(&dir.join(format!("{tag}.json")), json_text.as_bytes())?;
-        output::write_atomically(&dir.join(format!("{tag}.equity.csv")), equity_csv(&trace).as_bytes())?;
+        ledger::write_atomically(&dir.join(format!("{tag}.json")), json_text.as_bytes())?;
+        ledger::write_atomically(&dir.join(format!("{tag}.equity.csv")), equity_csv(&trace).as_bytes())?;
         if spec.strategy.reports_fills() {
-            output::write_atomically(&dir.join(format!("{tag}.fills.csv")), fills_csv(&trace).as_bytes())?;
+            ledger::write_atomically(&dir.join(format!("{tag}.fills.csv")), fills_csv(&trace).as_bytes())?;
         }
         say!("sweeprun: wrote tearsheet {}", dir.join(format!("{tag}.json")).display());
     }
@@ -246,8 +257,8 @@ pub fn write_tearsheets(spec: &Spec, data: &PriceSet, best: &[Vec<String>], out:
 }
 
 /// K of `--tearsheet top:K` (0 without the flag).
-pub fn tearsheet_count(args: &RunArgs) -> Result<usize> {
-    let Some(text) = &args.tearsheet else { return Ok(0) };
+pub fn tearsheet_count(flag: Option<&str>) -> Result<usize> {
+    let Some(text) = flag else { return Ok(0) };
     text.strip_prefix("top:")
         .and_then(|k| k.parse::<usize>().ok())
         .filter(|&k| k > 0)

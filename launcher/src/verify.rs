@@ -3,14 +3,14 @@
 //! installing it).
 
 use crate::error::{Failure, Result};
-use crate::output;
+use crate::ledger;
 use std::path::Path;
 
 /// Checks `table` against its sidecar. `Ok` holds the line for stdout; a digest that
 /// differs is a runtime failure (exit 1); a missing or unreadable table or sidecar, or
 /// one without `output.blake3`, is bad input (exit 2).
 pub fn verify(table: &Path) -> Result<String> {
-    let sidecar_path = output::sidecar_path(table);
+    let sidecar_path = ledger::sidecar_path(table);
     let sidecar_text = std::fs::read_to_string(&sidecar_path)
         .map_err(|e| Failure::usage(format!("cannot read the sidecar {}: {e}", sidecar_path.display())))?;
     let recorded = serde_json::from_str::<serde_json::Value>(&sidecar_text)
@@ -42,7 +42,7 @@ mod tests {
         let table = dir.path().join("t.csv");
         std::fs::write(&table, "combo_id\n0\n").unwrap();
         let digest = blake3::hash(b"combo_id\n0\n").to_hex();
-        let sidecar = output::sidecar_path(&table);
+        let sidecar = ledger::sidecar_path(&table);
         std::fs::write(&sidecar, format!("{{\"output\": {{\"blake3\": \"{digest}\"}}}}")).unwrap();
         assert!(verify(&table).unwrap().contains("OK"));
         std::fs::write(&table, "combo_id\n1\n").unwrap();

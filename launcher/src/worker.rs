@@ -5,9 +5,9 @@
 //! stdin/stdout in the [`crate::protocol`] framing), in a thread of the launcher (the MPI
 //! rank 0 computes too), and in every other MPI rank; only the [`RankLink`] differs.
 
-use crate::output::{OutputFormat, RowWriter};
 use crate::protocol::{FromRank, ToRank};
 use crate::spec::Spec;
+use crate::table::{OutputFormat, RowWriter};
 use std::io::{self, BufReader, BufWriter};
 use std::path::Path;
 use std::time::Duration;

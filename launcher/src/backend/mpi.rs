@@ -10,7 +10,7 @@
 //! data from rank 0 (checked against its BLAKE3 digest), never a stale copy of their own.
 //!
 //! Messages are the [`crate::protocol`] frames, one frame per MPI message (tag
-//! [`FRAME`]); an empty message means "no more work" (rank 0 to a rank) and "done"
+//! `FRAME`, 0x5357); an empty message means "no more work" (rank 0 to a rank) and "done"
 //! (the rank's answer), after which the rank finalizes MPI and exits 0. Only rank 0's
 //! main thread calls MPI (`MPI_THREAD_FUNNELED`). Waiting ranks poll with short sleeps
 //! rather than block in `MPI_Recv`, which in OpenMPI spins a core at 100 %.

@@ -422,7 +422,7 @@ fn front_end(args: &RunArgs) -> Result<String> {
     let (relayed, status) = ran.map_err(|e| Failure::runtime(format!("cannot run {}: {e}", launch.program)))?;
     use std::os::unix::process::ExitStatusExt;
     let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    let journal = crate::output::journal_path(&out);
+    let journal = crate::ledger::journal_path(&out);
     outcome(code, crate::signals::interrupted(), &relayed, &journal)
 }
 
