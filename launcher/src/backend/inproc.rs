@@ -1,7 +1,9 @@
 //! A rank as a thread of the launcher's own process, linked by channels.
 //!
 //! Under MPI, rank 0 schedules and writes the table, which leaves most of its core idle;
-//! a thread rank computes there too, so 16 ranks on 16 cores keep every core busy. The
+//! a thread rank computes there too, so 16 ranks on 16 cores keep every core busy. Every
+//! other MPI rank computes in such a thread as well, while its main thread moves the
+//! frames, so a chunk's rows travel while the next chunk is computed. The
 //! thread runs the same loop as every rank ([`crate::worker::serve`]); a panic in it is
 //! reported as the rank being gone, like a crashed rank process.
 
@@ -28,8 +30,9 @@ impl RankLink for ChannelLink {
 }
 
 /// Starts rank `index` as a thread that reports to `events`; returns its inbox. Dropping
-/// the inbox's sender ends the rank once its current chunk is done.
-pub fn start(index: usize, events: mpsc::Sender<Event>) -> mpsc::Sender<ToRank> {
+/// the inbox's sender ends the rank once its current chunk is done. `report` (the
+/// `--report-bindings` line) is printed once the sweep arrives.
+pub fn start(index: usize, events: mpsc::Sender<Event>, report: Option<String>) -> mpsc::Sender<ToRank> {
     let (inbox_tx, inbox) = mpsc::channel();
     std::thread::Builder::new()
         .name(format!("rank {index}"))
@@ -37,7 +40,7 @@ pub fn start(index: usize, events: mpsc::Sender<Event>) -> mpsc::Sender<ToRank> 
             let gone = events.clone();
             let mut link = ChannelLink { index, inbox, events };
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                worker::serve_reporting_errors(&mut link, None)
+                worker::serve_reporting_errors(&mut link, report.as_deref())
             }));
             if served.is_err() {
                 let _ = gone.send(Event::Gone(index, "panicked".into()));

@@ -4,8 +4,9 @@
 //! Rank 0 is the launcher: it checks the spec, reads and parses the data, runs the shared
 //! scheduler ([`crate::sched`]) over [`MpiRanks`] and writes the table with the shared
 //! ledger. It also computes, in a thread ([`super::inproc`]): its scheduling is a few
-//! messages per chunk, so on 16 cores 16 ranks leave none idle. Every other rank only
-//! serves chunks ([`crate::worker::serve`]) over MPI messages, so the spec and data files
+//! messages per chunk, so on 16 cores 16 ranks leave none idle. Every other rank serves
+//! chunks ([`crate::worker::serve`]) in a thread too, its main thread moving the frames
+//! (rows travel while the next chunk is computed), so the spec and data files
 //! need to exist on rank 0's node only: the ranks get the effective spec and the parsed
 //! data from rank 0 (checked against its BLAKE3 digest), never a stale copy of their own.
 //!
@@ -20,7 +21,7 @@ use crate::cli::RunArgs;
 use crate::error::{Failure, Result};
 use crate::protocol::{FromRank, ToRank};
 use crate::sched::{Event, Transport};
-use crate::worker::{self, RankLink};
+use crate::worker;
 use mpi::point_to_point::MatchedReceiveVec;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::{Destination, Source};
@@ -77,14 +78,7 @@ pub fn run_in_world(args: &RunArgs) -> Result<String> {
             }
         }
     } else {
-        let mut link = MpiLink { world: &world, ended: false };
-        // A failure here is reported to rank 0 (an ERROR frame), which tells the user and
-        // ends the sweep; this rank then exits 0 like the others, so that mpirun's exit code
-        // is rank 0's.
-        let _ = worker::serve_reporting_errors(&mut link, report.as_deref());
-        link.drain_until_end();
-        // Done: an empty message tells rank 0 this rank will not send again.
-        world.process_at_rank(0).send_with_tag(&[0u8; 0][..], FRAME);
+        serve_rank(&world, rank, report);
         Ok(String::new())
     }
 }
@@ -105,7 +99,7 @@ impl<'a> MpiRanks<'a> {
     /// Starts rank 0's computing thread; the other ranks are already waiting.
     pub fn new(world: &'a SimpleCommunicator, size: usize) -> MpiRanks<'a> {
         let (events_tx, own_events) = mpsc::channel();
-        let own_inbox = Some(inproc::start(0, events_tx));
+        let own_inbox = Some(inproc::start(0, events_tx, None));
         let mut done = vec![false; size];
         done[0] = true;
         MpiRanks { world, size, own_inbox, own_events, ended: vec![false; size], done }
@@ -222,60 +216,73 @@ impl Transport for MpiRanks<'_> {
     }
 }
 
-/// A rank's link to rank 0.
-struct MpiLink<'a> {
-    world: &'a SimpleCommunicator,
-    /// Rank 0 said there is no more work.
-    ended: bool,
-}
-
-impl MpiLink<'_> {
-    /// The next frame from rank 0; `None` once it said there is no more work.
-    fn next_frame(&mut self) -> std::result::Result<Option<Vec<u8>>, String> {
-        if self.ended {
-            return Ok(None);
-        }
-        let mut sleep = Backoff::new();
+/// A rank other than 0: computes in a thread ([`inproc`]) while this thread moves frames
+/// between it and rank 0, so a chunk's rows travel (a large MPI send waits until rank 0
+/// takes it) while the next chunk is computed. A failure is reported to rank 0 (an ERROR
+/// frame), which tells the user and ends the sweep; this rank then exits 0 like the others,
+/// so that mpirun's exit code is rank 0's.
+fn serve_rank(world: &SimpleCommunicator, rank: usize, report: Option<String>) {
+    let root = world.process_at_rank(0);
+    let (events_tx, events) = mpsc::channel();
+    let mut inbox = Some(inproc::start(rank, events_tx, report));
+    let mut ended = false;
+    let mut computing = true;
+    let mut said_interrupted = false;
+    let mut sleep = Backoff::new();
+    let send = |message: FromRank| {
+        let mut frame = Vec::new();
+        message.write(&mut frame).expect("writing to a Vec cannot fail");
+        root.send_with_tag(&frame[..], FRAME);
+    };
+    while !ended || computing {
+        let mut busy = false;
         loop {
-            if let Some(probed) = self.world.process_at_rank(0).immediate_matched_probe_with_tag(FRAME) {
-                let (bytes, _) = probed.matched_receive_vec::<u8>();
-                if bytes.is_empty() {
-                    self.ended = true;
-                    return Ok(None);
+            match events.try_recv() {
+                Ok(Event::Message(_, message)) => {
+                    send(message);
+                    busy = true;
                 }
-                return Ok(Some(bytes));
+                Ok(Event::Gone(_, why)) => send(FromRank::Error(format!("its computing thread {why}"))),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    computing = false;
+                    break;
+                }
             }
-            if crate::signals::interrupted() {
-                return Err("interrupted".into());
+        }
+        if !ended {
+            if let Some(probed) = root.immediate_matched_probe_with_tag(FRAME) {
+                let (bytes, _) = probed.matched_receive_vec::<u8>();
+                busy = true;
+                if bytes.is_empty() {
+                    // No more work: the computing thread finishes and stops.
+                    ended = true;
+                    inbox = None;
+                } else {
+                    match ToRank::read(&mut std::io::Cursor::new(bytes)) {
+                        Ok(Some(message)) => {
+                            if let Some(inbox) = &inbox {
+                                let _ = inbox.send(message);
+                            }
+                        }
+                        _ => send(FromRank::Error("rank 0 sent a broken message".into())),
+                    }
+                }
+            } else if crate::signals::interrupted() && !said_interrupted {
+                // mpirun passes a Ctrl-C on as SIGTERM to every rank: rank 0 ends the sweep.
+                said_interrupted = true;
+                send(FromRank::Error("interrupted".into()));
             }
+        }
+        if busy {
+            sleep = Backoff::new();
+        } else {
             sleep.wait();
         }
     }
-
-    /// After a failure: skips what rank 0 still sends until it says there is no more work.
-    fn drain_until_end(&mut self) {
-        while let Ok(Some(_)) = self.next_frame() {}
-    }
-}
-
-impl RankLink for MpiLink<'_> {
-    fn receive(&mut self) -> std::result::Result<Option<ToRank>, String> {
-        match self.next_frame()? {
-            None => Ok(None),
-            Some(bytes) => match ToRank::read(&mut std::io::Cursor::new(bytes)) {
-                Ok(Some(message)) => Ok(Some(message)),
-                Ok(None) => Err("rank 0 sent an empty frame".into()),
-                Err(e) => Err(format!("rank 0 sent a broken message: {e}")),
-            },
-        }
-    }
-
-    fn send(&mut self, message: FromRank) -> std::result::Result<(), String> {
-        let mut frame = Vec::new();
-        message.write(&mut frame).expect("writing to a Vec cannot fail");
-        self.world.process_at_rank(0).send_with_tag(&frame[..], FRAME);
-        Ok(())
-    }
+    drop(inbox);
+    // Done: an empty message tells rank 0 this rank will not send again.
+    root.send_with_tag(&[0u8; 0][..], FRAME);
 }
 
 /// Sleeps that grow from 20 us to [`MAX_POLL_SLEEP`] while nothing arrives: quick answers
