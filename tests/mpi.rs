@@ -369,7 +369,7 @@ fn cluster_value(env: &[(String, String)], key: &str) -> String {
 }
 
 #[test]
-fn sixteen_ranks_on_four_emulated_nodes_write_the_local_table() {
+fn sixteen_ranks_on_four_emulated_nodes_write_the_local_table_for_sma_and_momentum() {
     let env = cluster_env();
     let dir = tempfile::tempdir().unwrap();
     let spec = goog(dir.path());
@@ -399,6 +399,20 @@ fn sixteen_ranks_on_four_emulated_nodes_write_the_local_table() {
             }
         }
         assert!(seen.iter().all(|&s| s), "{mpi:?}: every rank reports its binding: {stderr}");
+    }
+    // A momentum grid too (wide data, the qstrader statistics), in JSON lines.
+    let momentum = workspace_root().join("examples/momentum_etf5.toml");
+    let local = local_table(dir.path(), &momentum, "m-local.jsonl");
+    for (mpi, out) in [(Mpi::OpenMpi, "m-openmpi.jsonl"), (Mpi::Mpich, "m-mpich.jsonl")] {
+        let run = output_of(
+            mpi_sweeprun(mpi, dir.path())
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .arg("run")
+                .arg(&momentum)
+                .args(["--backend", "mpi", "-np", "16", "--hostfile", &hostfile, "--chunk-size", "5"])
+                .args(["--top", "0", "--out", out]),
+        );
+        assert_same_table(&run, dir.path(), out, &local);
     }
 }
 
