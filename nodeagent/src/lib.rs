@@ -12,6 +12,8 @@
 
 #![deny(missing_docs)]
 
+pub mod model;
+pub mod policy;
 mod prometheus;
 
 use std::path::Path;
