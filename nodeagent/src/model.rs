@@ -103,8 +103,8 @@ impl Learner {
         let denominator = self.lambda + (0..3).map(|i| x[i] * px[i]).sum::<f64>();
         let gain: [f64; 3] = std::array::from_fn(|i| px[i] / denominator);
         let error = slope - (0..3).map(|i| self.theta[i] * x[i]).sum::<f64>();
-        for i in 0..3 {
-            self.theta[i] += gain[i] * error;
+        for (theta, gain) in self.theta.iter_mut().zip(gain) {
+            *theta += gain * error;
         }
         let mut next = [[0.0; 3]; 3];
         for (i, row) in next.iter_mut().enumerate() {
