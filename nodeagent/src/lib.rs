@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod model;
 pub mod policy;
 mod prometheus;
