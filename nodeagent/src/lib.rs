@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod config;
 pub mod model;
 pub mod policy;
