@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod endpoint;
 pub mod model;
 pub mod policy;
 mod prometheus;
