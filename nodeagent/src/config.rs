@@ -57,7 +57,7 @@ impl Default for AgentConfig {
             sample_hz: 2.0,
             duty_period_s: 2.0,
             listen: Some("127.0.0.1:9477".into()),
-            control: policy::Config { margin_k: 0.3, ..policy::Config::default() },
+            control: policy::Config::default(),
             model: ModelConfig::default(),
         }
     }

@@ -27,8 +27,13 @@ use crate::model::{advance, Learner, ModelConfig, Predictor, Thermal};
 pub struct Config {
     /// The sensor must stay at or below this, C.
     pub limit_c: f64,
-    /// Kept below the limit for model error and the sensor's 1 C steps, K.
+    /// The sensor's resolution, K: it reads whole degrees, rounded, so a reading at the
+    /// limit allows the temperature up to half a step above it.
+    pub sensor_step_k: f64,
+    /// Kept below that for model error, K.
     pub margin_k: f64,
+    /// More margin at the start, fading over the first minutes (the board not yet learned), K.
+    pub start_margin_k: f64,
     /// How far ahead a setting must stay safe, s.
     pub horizon_s: f64,
     /// A setting is held at least this long (unless safety needs a change), s.
@@ -51,7 +56,9 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             limit_c: 75.0,
-            margin_k: 0.6,
+            sensor_step_k: 1.0,
+            margin_k: 0.5,
+            start_margin_k: 2.0,
             horizon_s: 12.0,
             dwell_s: 5.0,
             up_margin_k: 0.5,
@@ -117,6 +124,9 @@ pub struct Policy {
     /// Estimated slow temperature and fast-pole offset.
     slow_c: Option<f64>,
     fast_k: f64,
+    /// Heating the model misses, K/s (integrated from the estimator's innovations).
+    drift_k_per_s: f64,
+    first_t_s: Option<f64>,
     /// The fan-failure detector's reference model and its prediction of the slow temperature.
     fan_reference: Option<Thermal>,
     fan_on_slow_c: Option<f64>,
@@ -144,6 +154,8 @@ impl Policy {
             last_t_s: None,
             slow_c: None,
             fast_k: 0.0,
+            drift_k_per_s: 0.0,
+            first_t_s: None,
             fan_reference: None,
             fan_on_slow_c: None,
             hot_since_s: None,
@@ -164,6 +176,12 @@ impl Policy {
     /// The thermal parameters the policy uses now (learned, or the prior).
     pub fn thermal(&self) -> Thermal {
         self.learner.thermal(self.prior)
+    }
+
+    /// `thermal` with the observed drift folded in: an extra heating rate `d` acts like an
+    /// ambient `R C d` warmer.
+    fn corrected(&self, thermal: Thermal) -> Thermal {
+        Thermal { ambient: thermal.ambient + thermal.r * thermal.c * self.drift_k_per_s, ..thermal }
     }
 
     /// Whether the fan was found failed.
@@ -234,8 +252,12 @@ impl Policy {
         self.watch_fan(sample, power, dt, &mut actions);
         let slow = self.slow_c.unwrap_or(temp);
         let predictor = Predictor { slow_c: slow, fast_k: self.fast_k };
-        let target = self.config.limit_c - self.config.margin_k;
-        let thermal = self.thermal();
+        let thermal = self.corrected(self.thermal());
+        // Until the estimator has seen the board for a while (its drift unknown), keep a
+        // wider margin: it fades over the first minutes.
+        let seen_s = sample.t_s - *self.first_t_s.get_or_insert(sample.t_s);
+        let caution = self.config.start_margin_k * (-seen_s / 120.0).exp();
+        let target = self.config.limit_c + self.config.sensor_step_k / 2.0 - self.config.margin_k - caution;
         let safe = |setting: Setting, horizon: f64| {
             predictor.peak(&self.model, thermal, self.power(setting, demand), horizon, 0.5) <= target
         };
@@ -293,9 +315,13 @@ impl Policy {
         let slow = match self.slow_c {
             None => measured_slow,
             Some(slow) => {
-                let (predicted, _) = advance(&self.model, thermal, slow, 0.0, power, dt);
+                let (predicted, _) = advance(&self.model, self.corrected(thermal), slow, 0.0, power, dt);
+                let innovation = measured_slow - predicted;
+                // What the model misses steadily (a wrong ambient, a learner not there yet)
+                // shows as a drift: integrate it as an extra heating rate, K/s.
+                self.drift_k_per_s = (self.drift_k_per_s + 0.002 * innovation).clamp(-0.5, 0.5);
                 // The sensor has 1 C steps: trust the model, correct slowly.
-                predicted + 0.15 * (measured_slow - predicted)
+                predicted + 0.15 * innovation
             }
         };
         self.slow_c = Some(slow);
