@@ -1,8 +1,20 @@
 //! A simulated Pi 4B, so the node agent can be tested on any machine.
 //!
-//! The thermal and power [`Model`] of the design notes (`thermal.md`,
-//! sections 1, 3 and 5), with one preset per cooling case.
+//! The [`Board`] is the RC model of the design notes (`thermal.md`,
+//! sections 1, 3 and 5): a board node with a fast pole on top, power from
+//! the clock level and the number of busy cores, a sensor quantised to 1 °C,
+//! and the firmware as the baseline controller (every simulated second: one
+//! level down at 80 °C or more, one up below 79 °C, the lowest level at
+//! 85 °C). Cooling cases are [`Model`] presets; a case fan can fail.
+//!
+//! Everything here is pure and deterministic: no threads and no clock.
 
+mod board;
 mod model;
 
+pub use board::{Board, Totals};
 pub use model::{snap_mhz, CaseFan, Model, UnknownModel, LEVELS_MHZ, MAX_MHZ, POWER_FACTORS, PRESET_NAMES};
+
+/// The agent's limit on the (quantised) sensor, in °C: 5 K under the
+/// firmware's 80 °C (thermal.md, goal G1).
+pub const SAFE_SENSOR_C: f64 = 75.0;
