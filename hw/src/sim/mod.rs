@@ -7,13 +7,22 @@
 //! level down at 80 °C or more, one up below 79 °C, the lowest level at
 //! 85 °C). Cooling cases are [`Model`] presets; a case fan can fail.
 //!
-//! Everything here is pure and deterministic: no threads and no clock.
+//! The [`Tree`] writes the fake sysfs the agent reads through the same
+//! readers as on a Pi ([`crate::thermal`]), plus a fake firmware mailbox
+//! file, and reads back the clock cap the agent wrote.
+//!
+//! Everything here but the tree is pure and deterministic: no threads and
+//! no clock.
 
 mod board;
 mod model;
+#[cfg(unix)]
+mod tree;
 
 pub use board::{Board, Totals};
 pub use model::{snap_mhz, CaseFan, Model, UnknownModel, LEVELS_MHZ, MAX_MHZ, POWER_FACTORS, PRESET_NAMES};
+#[cfg(unix)]
+pub use tree::Tree;
 
 /// The agent's limit on the (quantised) sensor, in °C: 5 K under the
 /// firmware's 80 °C (thermal.md, goal G1).
