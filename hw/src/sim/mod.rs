@@ -7,7 +7,10 @@
 //! level down at 80 °C or more, one up below 79 °C, the lowest level at
 //! 85 °C). Cooling cases are [`Model`] presets; a case fan can fail.
 //!
-//! The [`Tree`] writes the fake sysfs the agent reads through the same
+//! The board's load is what the agent controls, never the test machine's
+//! own busyness: the run state of the managed processes
+//! ([`managed_busy_cores`]) and the clock cap the agent wrote
+//! ([`Tree::read_cap_mhz`]). The [`Tree`] writes the fake sysfs the agent reads through the same
 //! readers as on a Pi ([`crate::thermal`]), plus a fake firmware mailbox
 //! file, and reads back the clock cap the agent wrote.
 //!
@@ -16,11 +19,13 @@
 
 mod board;
 mod model;
+mod procstat;
 #[cfg(unix)]
 mod tree;
 
 pub use board::{Board, Totals};
 pub use model::{snap_mhz, CaseFan, Model, UnknownModel, LEVELS_MHZ, MAX_MHZ, POWER_FACTORS, PRESET_NAMES};
+pub use procstat::managed_busy_cores;
 #[cfg(unix)]
 pub use tree::Tree;
 
