@@ -12,6 +12,7 @@
 //! * [`process`]: children that die with their launcher, exclusive file locks.
 //! * [`thermal`]: thermal zones, cooling devices (e.g. the Pi's `gpio-fan`)
 //!   and cpufreq clocks, read from sysfs.
+//! * [`sim`]: a simulated Pi 4B (thermal model, firmware, fake sysfs tree).
 //!
 //! Not here yet (see the design's "Hardware layer" section): the Pi firmware
 //! mailbox (`/dev/vcio`), the fan GPIO level and the simulated board. This
@@ -49,6 +50,7 @@
 mod error;
 pub mod placement;
 pub mod process;
+pub mod sim;
 pub mod thermal;
 pub mod topology;
 
