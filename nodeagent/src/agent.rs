@@ -99,7 +99,7 @@ impl Agent {
 
     /// One tick at time `t_s` (call it often: at least 10 times per duty period). Returns
     /// the log lines of what changed.
-    pub fn tick(&mut self, t_s: f64, sensors: &mut dyn Sensors, actuators: &mut dyn Actuators) -> Vec<String> {
+    pub fn tick<B: Sensors + Actuators + ?Sized>(&mut self, t_s: f64, board: &mut B) -> Vec<String> {
         let mut log = Vec::new();
         if let Some(last) = self.last_tick_s {
             if !self.running {
@@ -109,7 +109,7 @@ impl Agent {
         self.last_tick_s = Some(t_s);
         if t_s >= self.next_sample_s {
             self.next_sample_s = t_s + self.sample_every_s;
-            let reading = sensors.read();
+            let reading = board.read();
             self.last = reading;
             self.samples += 1;
             let sample = Sample { t_s, temp_c: reading.temp_c, fan_on: reading.fan_on, demand: reading.demand };
@@ -121,7 +121,7 @@ impl Agent {
                             "at {temp}: clock cap {}",
                             mhz.map_or("removed".to_string(), |m| format!("{m} MHz"))
                         ));
-                        actuators.clock_cap(*mhz)
+                        board.clock_cap(*mhz)
                     }
                     Action::Duty(duty) => {
                         log.push(format!("at {temp}: ranks run {:.0} % of the time", duty * 100.0));
@@ -130,7 +130,7 @@ impl Agent {
                     }
                     Action::Fan(on) => {
                         log.push(format!("at {temp}: fan {}", if *on { "on" } else { "off" }));
-                        actuators.fan(*on)
+                        board.fan(*on)
                     }
                     Action::Alert(message) => {
                         log.push(format!("at {temp}: {message}"));
@@ -146,7 +146,7 @@ impl Agent {
         }
         let run = self.duty.running_at(t_s);
         if run != self.running {
-            match actuators.run(run) {
+            match board.run(run) {
                 Ok(()) => self.running = run,
                 Err(e) => {
                     self.errors += 1;
@@ -219,7 +219,7 @@ impl Agent {
     }
 
     /// Puts the board back as found (at exit).
-    pub fn release(&mut self, actuators: &mut dyn Actuators) {
+    pub fn release<A: Actuators + ?Sized>(&mut self, actuators: &mut A) {
         actuators.undo();
         self.running = true;
     }
@@ -238,7 +238,8 @@ mod tests {
         assert!(!DutyCycle { period_s: 2.0, duty: 0.0 }.running_at(0.0));
     }
 
-    struct Scripted(Vec<Reading>, usize);
+    /// Readings from a script; actions recorded.
+    struct Scripted(Vec<Reading>, usize, Vec<String>);
     impl Sensors for Scripted {
         fn read(&mut self) -> Reading {
             let reading = self.0[self.1.min(self.0.len() - 1)];
@@ -247,23 +248,21 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Recorded(Vec<String>);
-    impl Actuators for Recorded {
+    impl Actuators for Scripted {
         fn clock_cap(&mut self, mhz: Option<u32>) -> Result<(), String> {
-            self.0.push(format!("cap {mhz:?}"));
+            self.2.push(format!("cap {mhz:?}"));
             Ok(())
         }
         fn run(&mut self, running: bool) -> Result<(), String> {
-            self.0.push(format!("run {running}"));
+            self.2.push(format!("run {running}"));
             Ok(())
         }
         fn fan(&mut self, on: bool) -> Result<(), String> {
-            self.0.push(format!("fan {on}"));
+            self.2.push(format!("fan {on}"));
             Ok(())
         }
         fn undo(&mut self) {
-            self.0.push("undo".into());
+            self.2.push("undo".into());
         }
     }
 
@@ -271,22 +270,21 @@ mod tests {
     fn lost_sensors_pause_the_ranks_and_their_return_resumes_them() {
         let ok = Reading { temp_c: Some(50.0), demand: 4.0, ..Reading::default() };
         let lost = Reading { temp_c: None, ..ok };
-        let mut sensors = Scripted(vec![ok, lost, lost, lost, lost, lost, ok], 0);
-        let mut actuators = Recorded::default();
+        let mut board = Scripted(vec![ok, lost, lost, lost, lost, lost, ok], 0, Vec::new());
         let mut agent = Agent::new(&AgentConfig::default());
         let mut t = 0.0;
         let mut log = Vec::new();
         while t < 4.0 {
-            log.extend(agent.tick(t, &mut sensors, &mut actuators));
+            log.extend(agent.tick(t, &mut board));
             t += 0.1;
         }
-        assert_eq!(actuators.0, vec!["run false", "run true"], "{log:?}");
+        assert_eq!(board.2, vec!["run false", "run true"], "{log:?}");
         assert!(log.iter().any(|l| l.contains("freezing")), "{log:?}");
         assert!(agent.paused_s() > 0.5 && agent.paused_s() < 1.5, "{}", agent.paused_s());
         let status = agent.status();
         assert_eq!(status["running"], true);
         assert!(agent.metrics().contains("sweeprun_agent_paused_seconds "));
-        agent.release(&mut actuators);
-        assert_eq!(actuators.0.last().unwrap(), "undo");
+        agent.release(&mut board);
+        assert_eq!(board.2.last().unwrap(), "undo");
     }
 }

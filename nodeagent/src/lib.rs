@@ -13,11 +13,14 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod board_io;
 pub mod config;
 pub mod endpoint;
 pub mod model;
 pub mod policy;
 mod prometheus;
+pub mod simulate;
+pub mod work;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,207 @@
+//! `sweeprun-agent simulate`: a scenario on the simulated Pi 4B board
+//! ([`sweeprun_hw::sim`]) with real rank processes and the real agent.
+//!
+//! The board's load is the run state of the worker processes (running or paused by the
+//! agent, read from /proc) and the clock cap the agent wrote into the board's tree; the
+//! agent reads the tree through the same readers as on a Pi. Simulated time runs faster
+//! than real time (`speedup`), in lockstep: every 50 ms of board time the agent ticks,
+//! the board steps, the tree is rewritten.
+
+use crate::agent::Agent;
+use crate::board_io::BoardIo;
+use crate::config::AgentConfig;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use sweeprun_hw::sim::{self, Board, Model, Tree};
+
+/// Board time per lockstep, s.
+const STEP_S: f64 = 0.05;
+/// The sensor's swing is measured after this much board time (about 3 time constants).
+const SETTLED_AFTER_S: f64 = 900.0;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// A preset of [`sweeprun_hw::sim::Model`].
+    pub model: String,
+    /// Room temperature, C.
+    pub room_c: f64,
+    /// The board's offset above the room in its stack, K.
+    pub stack_k: f64,
+    /// Board time to simulate, s.
+    pub duration_s: f64,
+    /// The case fan fails at this board time, s.
+    pub fail_fan_at_s: Option<f64>,
+    /// Every sensor disappears at this board time for this long, s.
+    pub lose_sensors: Option<(f64, f64)>,
+    /// No agent: the firmware alone (the baseline).
+    pub firmware_only: bool,
+    /// Board seconds per real second.
+    pub speedup: f64,
+    /// Write the time series (1 s of board time per row) here.
+    pub trace: Option<PathBuf>,
+    /// The agent's configuration (its `sys_root` is replaced by the board's tree).
+    pub agent: AgentConfig,
+}
+
+/// Worker processes: real sweep work (`sweeprun-agent __work`), each in its own process
+/// group, killed when dropped.
+struct Workers(Vec<Child>);
+
+impl Workers {
+    fn start(exe: &Path, count: u32) -> Result<Workers, String> {
+        use std::os::unix::process::CommandExt;
+        let mut children = Vec::new();
+        for _ in 0..count {
+            let child = Command::new(exe)
+                .args(["__work", "--parent", &std::process::id().to_string()])
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start a worker ({}): {e}", exe.display()))?;
+            children.push(child);
+        }
+        Ok(Workers(children))
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.0.iter().map(Child::id).collect()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            // A stopped process must be continued to die of SIGKILL promptly in all kernels.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `scenario` with workers started from `exe`; returns the result object and the
+/// agent's log lines (prefixed with the board time).
+pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), String> {
+    let model = Model::from_name(&scenario.model).map_err(|e| e.to_string())?;
+    let cores = model.cores;
+    let mut board = Board::new(model.clone(), scenario.room_c, scenario.stack_k);
+    let root = std::env::temp_dir().join(format!("sweeprun-sim-{}-{}", std::process::id(), unique()));
+    let _cleanup = RemoveOnDrop(root.clone());
+    let tree = Tree::create(&root, &board).map_err(|e| format!("cannot write the board's tree in {}: {e}", root.display()))?;
+    let workers = Workers::start(exe, cores)?;
+    let pids = workers.pids();
+    let mut config = scenario.agent.clone();
+    config.sys_root = root.clone();
+    config.model.cores = cores;
+    let mut io = BoardIo::new(&root, cores);
+    for &pid in &pids {
+        io.register(pid);
+    }
+    let mut agent = (!scenario.firmware_only).then(|| Agent::new(&config));
+    let mut log = Vec::new();
+    let mut trace = String::from("time_s,sensor_c,true_c,clock_mhz,cap_mhz,duty,busy_cores,fan_on\n");
+    let (mut peak, mut above_s, mut work) = (f64::MIN, 0.0, 0.0);
+    let (mut settled_min, mut settled_max) = (f64::MAX, f64::MIN);
+    let mut fan_detected_s = None;
+    let started = Instant::now();
+    let steps = (scenario.duration_s / STEP_S).round() as u64;
+    for step in 0..steps {
+        let t = step as f64 * STEP_S;
+        if scenario.fail_fan_at_s.is_some_and(|at| t >= at && !board.fan_failed()) {
+            board.fail_fan();
+        }
+        if let Some((at, length)) = scenario.lose_sensors {
+            board.set_sensors_lost(t >= at && t < at + length);
+        }
+        if let Some(agent) = agent.as_mut() {
+            for line in agent.tick(t, &mut io) {
+                log.push(format!("[{}] {line}", clock(t)));
+            }
+            if fan_detected_s.is_none() && agent.fan_failed() {
+                fan_detected_s = scenario.fail_fan_at_s.map(|at| t - at);
+            }
+        }
+        let busy = f64::from(sim::managed_busy_cores(Path::new("/proc"), &pids, cores));
+        let cap = tree.read_cap_mhz().unwrap_or(sim::MAX_MHZ);
+        board.step(STEP_S, busy, cap);
+        tree.update(&board).map_err(|e| format!("cannot update the board's tree: {e}"))?;
+        let sensor = board.sensor_c();
+        peak = peak.max(sensor);
+        if sensor > sim::SAFE_SENSOR_C {
+            above_s += STEP_S;
+        }
+        if t >= SETTLED_AFTER_S {
+            settled_min = settled_min.min(sensor);
+            settled_max = settled_max.max(sensor);
+        }
+        work += busy * f64::from(board.clock_mhz()) / f64::from(sim::MAX_MHZ) * STEP_S;
+        if step % 20 == 0 && scenario.trace.is_some() {
+            let duty = agent.as_ref().map_or(1.0, |a| a.setting().duty);
+            trace.push_str(&format!(
+                "{t:.0},{sensor:.0},{:.3},{},{cap},{duty},{busy},{}\n",
+                board.true_temp_c(),
+                board.clock_mhz(),
+                u8::from(board.fan_commanded_on() && !board.fan_failed())
+            ));
+        }
+        // Lockstep with real time, so the workers' pauses and runs line up with board time.
+        let due = Duration::from_secs_f64((t + STEP_S) / scenario.speedup);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    if let Some(agent) = agent.as_mut() {
+        agent.release(&mut io);
+    }
+    drop(workers);
+    if let Some(path) = &scenario.trace {
+        std::fs::write(path, trace).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let totals = board.totals();
+    let unthrottled = f64::from(cores) * scenario.duration_s;
+    let optimum = sim::optimum(&model, board.ambient_c());
+    let result = json!({
+        "model": scenario.model,
+        "ambient_c": board.ambient_c(),
+        "duration_s": scenario.duration_s,
+        "agent": !scenario.firmware_only,
+        "peak_temp_c": peak,
+        "time_above_75_s": above_s,
+        "throughput_ratio": work / unthrottled,
+        "firmware_throttle_s": totals.firmware_throttled_s,
+        "actuator_changes": agent.as_ref().map_or(0, Agent::actuator_changes),
+        "fan_failure_detected_s": fan_detected_s,
+        "max_swing_after_settle_c": (settled_max >= settled_min).then(|| settled_max - settled_min),
+        "paused_s": agent.as_ref().map_or(0.0, Agent::paused_s),
+        "model_optimum_ratio": optimum.fraction,
+        "model_optimum": optimum.to_string(),
+        "real_seconds": started.elapsed().as_secs_f64(),
+    });
+    Ok((result, log))
+}
+
+fn clock(t: f64) -> String {
+    let t = t as u64;
+    format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
