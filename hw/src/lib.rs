@@ -47,6 +47,7 @@
 #![warn(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
 mod error;
+pub mod hwmon;
 pub mod placement;
 pub mod process;
 pub mod thermal;

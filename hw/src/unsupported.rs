@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::hwmon::Hwmon;
 use crate::thermal::{CoolingDevice, CpuFreq, ThermalZone};
 use crate::topology::Topology;
 use crate::Error;
@@ -59,6 +60,10 @@ pub(crate) fn cpu_freqs(_sys_root: &Path) -> Result<Vec<CpuFreq>, Error> {
     Err(Error::Unsupported("reading cpufreq from sysfs"))
 }
 
+pub(crate) fn hwmon_devices(_sys_root: &Path) -> Result<Vec<Hwmon>, Error> {
+    Err(Error::Unsupported("reading hwmon devices from sysfs"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +81,7 @@ mod tests {
             thermal_zones(root).unwrap_err(),
             cooling_devices(root).unwrap_err(),
             cpu_freqs(root).unwrap_err(),
+            hwmon_devices(root).unwrap_err(),
             try_lock_exclusive(&std::fs::File::open("/dev/null").unwrap()).unwrap_err(),
         ];
         for err in errors {
