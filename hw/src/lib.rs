@@ -48,6 +48,7 @@
 
 mod error;
 pub mod hwmon;
+pub mod mailbox;
 pub mod placement;
 pub mod process;
 pub mod thermal;

@@ -64,6 +64,20 @@ pub(crate) fn hwmon_devices(_sys_root: &Path) -> Result<Vec<Hwmon>, Error> {
     Err(Error::Unsupported("reading hwmon devices from sysfs"))
 }
 
+/// No mailbox device here: a `Vcio` can never be made.
+#[derive(Debug)]
+pub(crate) enum VcioInner {}
+
+impl VcioInner {
+    pub(crate) fn open(_path: &Path) -> Result<VcioInner, Error> {
+        Err(Error::Unsupported("the firmware mailbox (/dev/vcio)"))
+    }
+
+    pub(crate) fn property(&mut self, _words: &mut [u32]) -> Result<(), Error> {
+        match *self {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,12 +96,15 @@ mod tests {
             cooling_devices(root).unwrap_err(),
             cpu_freqs(root).unwrap_err(),
             hwmon_devices(root).unwrap_err(),
+            VcioInner::open(Path::new("/dev/vcio")).unwrap_err(),
             try_lock_exclusive(&std::fs::File::open("/dev/null").unwrap()).unwrap_err(),
         ];
         for err in errors {
             assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
             assert!(err.to_string().ends_with("is not supported on this platform"), "{err}");
         }
+        // A `VcioInner` cannot exist, so its `property` can only be named.
+        let _ = VcioInner::property;
         const { assert!(!IS_SUPPORTED) };
         // No parent-death signal here: a no-op the launcher can always call.
         assert!(die_with_parent(std::process::id()).is_ok());

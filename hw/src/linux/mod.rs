@@ -10,6 +10,7 @@ pub(crate) mod affinity;
 #[cfg(feature = "hwloc")]
 mod hwloc;
 mod hwmon;
+mod mailbox;
 mod process;
 mod sysfs;
 mod thermal;
@@ -20,6 +21,7 @@ pub(crate) use affinity::{current_binding, pin_current_process, usable_cpus};
 #[cfg(feature = "hwloc")]
 pub(crate) use hwloc::{current_binding, current_topology, pin_current_process, usable_cpus};
 pub(crate) use hwmon::hwmon_devices;
+pub(crate) use mailbox::VcioInner;
 pub(crate) use process::{die_with_parent, start_writeback, try_lock_exclusive};
 pub(crate) use thermal::{cooling_devices, cpu_freqs, thermal_zones};
 pub(crate) use topology::{online_cpus, topology_from_sysfs};
