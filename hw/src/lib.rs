@@ -46,6 +46,7 @@
 // visible so a truncation is a decision, not an accident.
 #![warn(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
+pub mod cpufreq;
 mod error;
 pub mod hwmon;
 pub mod mailbox;

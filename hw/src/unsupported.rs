@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::cpufreq::CpufreqPolicy;
 use crate::hwmon::Hwmon;
 use crate::thermal::{CoolingDevice, CpuFreq, ThermalZone};
 use crate::topology::Topology;
@@ -64,6 +65,14 @@ pub(crate) fn hwmon_devices(_sys_root: &Path) -> Result<Vec<Hwmon>, Error> {
     Err(Error::Unsupported("reading hwmon devices from sysfs"))
 }
 
+pub(crate) fn cpufreq_policies(_sys_root: &Path) -> Result<Vec<CpufreqPolicy>, Error> {
+    Err(Error::Unsupported("reading cpufreq policies from sysfs"))
+}
+
+pub(crate) fn write_value(_path: &Path, _value: impl std::fmt::Display) -> Result<(), Error> {
+    Err(Error::Unsupported("writing sysfs files"))
+}
+
 /// No mailbox device here: a `Vcio` can never be made.
 #[derive(Debug)]
 pub(crate) enum VcioInner {}
@@ -96,6 +105,8 @@ mod tests {
             cooling_devices(root).unwrap_err(),
             cpu_freqs(root).unwrap_err(),
             hwmon_devices(root).unwrap_err(),
+            cpufreq_policies(root).unwrap_err(),
+            write_value(root, 1).unwrap_err(),
             VcioInner::open(Path::new("/dev/vcio")).unwrap_err(),
             try_lock_exclusive(&std::fs::File::open("/dev/null").unwrap()).unwrap_err(),
         ];

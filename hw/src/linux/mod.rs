@@ -7,6 +7,7 @@
     expect(dead_code, reason = "with `hwloc` only the tests call the sched backend")
 )]
 pub(crate) mod affinity;
+mod cpufreq;
 #[cfg(feature = "hwloc")]
 mod hwloc;
 mod hwmon;
@@ -18,11 +19,13 @@ mod topology;
 
 #[cfg(not(feature = "hwloc"))]
 pub(crate) use affinity::{current_binding, pin_current_process, usable_cpus};
+pub(crate) use cpufreq::cpufreq_policies;
 #[cfg(feature = "hwloc")]
 pub(crate) use hwloc::{current_binding, current_topology, pin_current_process, usable_cpus};
 pub(crate) use hwmon::hwmon_devices;
 pub(crate) use mailbox::VcioInner;
 pub(crate) use process::{die_with_parent, start_writeback, try_lock_exclusive};
+pub(crate) use sysfs::write_value;
 pub(crate) use thermal::{cooling_devices, cpu_freqs, thermal_zones};
 pub(crate) use topology::{online_cpus, topology_from_sysfs};
 
