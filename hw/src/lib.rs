@@ -48,6 +48,7 @@
 
 pub mod cpufreq;
 mod error;
+pub mod gpio;
 pub mod hwmon;
 pub mod mailbox;
 pub mod placement;

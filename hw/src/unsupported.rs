@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::cpufreq::CpufreqPolicy;
+use crate::gpio::PinLevel;
 use crate::hwmon::Hwmon;
 use crate::thermal::{CoolingDevice, CpuFreq, ThermalZone};
 use crate::topology::Topology;
@@ -87,6 +88,12 @@ impl VcioInner {
     }
 }
 
+pub(crate) const IS_GPIO_SUPPORTED: bool = false;
+
+pub(crate) fn fan_pin_level(_pin: u8) -> Result<PinLevel, Error> {
+    Err(Error::Unsupported("reading a GPIO level (Linux with the `rpi` feature)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +115,7 @@ mod tests {
             cpufreq_policies(root).unwrap_err(),
             write_value(root, 1).unwrap_err(),
             VcioInner::open(Path::new("/dev/vcio")).unwrap_err(),
+            fan_pin_level(12).unwrap_err(),
             try_lock_exclusive(&std::fs::File::open("/dev/null").unwrap()).unwrap_err(),
         ];
         for err in errors {
@@ -116,7 +124,7 @@ mod tests {
         }
         // A `VcioInner` cannot exist, so its `property` can only be named.
         let _ = VcioInner::property;
-        const { assert!(!IS_SUPPORTED) };
+        const { assert!(!IS_SUPPORTED && !IS_GPIO_SUPPORTED) };
         // No parent-death signal here: a no-op the launcher can always call.
         assert!(die_with_parent(std::process::id()).is_ok());
         // Early writeback is a hint: nothing to do, nothing to fail.

@@ -8,6 +8,7 @@
 )]
 pub(crate) mod affinity;
 mod cpufreq;
+mod gpio;
 #[cfg(feature = "hwloc")]
 mod hwloc;
 mod hwmon;
@@ -20,6 +21,7 @@ mod topology;
 #[cfg(not(feature = "hwloc"))]
 pub(crate) use affinity::{current_binding, pin_current_process, usable_cpus};
 pub(crate) use cpufreq::cpufreq_policies;
+pub(crate) use gpio::{fan_pin_level, IS_GPIO_SUPPORTED};
 #[cfg(feature = "hwloc")]
 pub(crate) use hwloc::{current_binding, current_topology, pin_current_process, usable_cpus};
 pub(crate) use hwmon::hwmon_devices;
