@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::cpufreq::CpufreqPolicy;
 use crate::gpio::PinLevel;
 use crate::hwmon::Hwmon;
+use crate::pause::RunState;
 use crate::thermal::{CoolingDevice, CpuFreq, ThermalZone};
 use crate::topology::Topology;
 use crate::Error;
@@ -94,6 +95,27 @@ pub(crate) fn fan_pin_level(_pin: u8) -> Result<PinLevel, Error> {
     Err(Error::Unsupported("reading a GPIO level (Linux with the `rpi` feature)"))
 }
 
+/// `ESRCH` from Linux; never produced here, since nothing is signalled.
+pub(crate) const ESRCH: i32 = 3;
+
+/// The signals `signal_group` would send.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum GroupSignal {
+    Stop,
+    Continue,
+}
+
+pub(crate) fn signal_group(_pgid: u32, signal: GroupSignal) -> Result<(), Error> {
+    Err(Error::Unsupported(match signal {
+        GroupSignal::Stop => "pausing a process group",
+        GroupSignal::Continue => "resuming a process group",
+    }))
+}
+
+pub(crate) fn process_run_state(_proc_root: &Path, _pid: u32) -> Result<RunState, Error> {
+    Err(Error::Unsupported("reading a process's state from /proc"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +138,9 @@ mod tests {
             write_value(root, 1).unwrap_err(),
             VcioInner::open(Path::new("/dev/vcio")).unwrap_err(),
             fan_pin_level(12).unwrap_err(),
+            signal_group(1234, GroupSignal::Stop).unwrap_err(),
+            signal_group(1234, GroupSignal::Continue).unwrap_err(),
+            process_run_state(Path::new("/proc"), 1).unwrap_err(),
             try_lock_exclusive(&std::fs::File::open("/dev/null").unwrap()).unwrap_err(),
         ];
         for err in errors {
@@ -125,6 +150,7 @@ mod tests {
         // A `VcioInner` cannot exist, so its `property` can only be named.
         let _ = VcioInner::property;
         const { assert!(!IS_SUPPORTED && !IS_GPIO_SUPPORTED) };
+        assert_eq!(ESRCH, 3, "Linux's number, so resume_group's check reads the same everywhere");
         // No parent-death signal here: a no-op the launcher can always call.
         assert!(die_with_parent(std::process::id()).is_ok());
         // Early writeback is a hint: nothing to do, nothing to fail.
