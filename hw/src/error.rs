@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-/// Why a hardware read or an affinity change failed.
+/// Why a hardware read, an actuator or an affinity change failed.
 ///
 /// `Display` is one line and names the file (or system call) involved. It
 /// does not repeat the underlying OS error: that is returned by
@@ -30,6 +30,36 @@ pub enum Error {
         /// What was expected and what was found.
         what: String,
     },
+    /// A file could not be written (e.g. `scaling_max_freq`).
+    Write {
+        /// The file that failed.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A signal could not be sent to a process group.
+    Signal {
+        /// The process group.
+        pgid: u32,
+        /// The signal's name, e.g. `SIGSTOP`.
+        signal: &'static str,
+        /// The OS error (`ESRCH`: no such group; `EPERM`: not ours to signal).
+        source: io::Error,
+    },
+    /// The firmware mailbox answered, but not with what was asked for: a
+    /// response code other than success, a tag without its response bit, a
+    /// value shorter than the tag's.
+    Mailbox {
+        /// What was wrong, naming the tag (e.g. `GET_THROTTLED (0x00030046)`).
+        what: String,
+    },
+    /// A GPIO pin could not be read.
+    Gpio {
+        /// The pin's BCM number.
+        pin: u8,
+        /// The GPIO library's error.
+        source: Box<dyn StdError + Send + Sync>,
+    },
     /// A system call that involves no file failed (e.g. `sched_setaffinity`).
     Os {
         /// The call and what it was asked to do.
@@ -49,6 +79,10 @@ impl fmt::Display for Error {
             Error::Parse { path, what } => {
                 write!(f, "cannot parse {}: {what}", path.display())
             }
+            Error::Write { path, .. } => write!(f, "cannot write {}", path.display()),
+            Error::Signal { pgid, signal, .. } => write!(f, "cannot send {signal} to process group {pgid}"),
+            Error::Mailbox { what } => write!(f, "firmware mailbox: {what}"),
+            Error::Gpio { pin, .. } => write!(f, "cannot read GPIO{pin}"),
             Error::Os { call, .. } => write!(f, "{call} failed"),
         }
     }
@@ -57,8 +91,12 @@ impl fmt::Display for Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            Error::Io { source, .. } | Error::Os { source, .. } => Some(source),
-            Error::Unsupported(_) | Error::Parse { .. } => None,
+            Error::Io { source, .. }
+            | Error::Os { source, .. }
+            | Error::Write { source, .. }
+            | Error::Signal { source, .. } => Some(source),
+            Error::Gpio { source, .. } => Some(&**source),
+            Error::Unsupported(_) | Error::Parse { .. } | Error::Mailbox { .. } => None,
         }
     }
 }

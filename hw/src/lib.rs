@@ -11,13 +11,23 @@
 //!   prints for a rank. Pure functions of a topology.
 //! * [`process`]: children that die with their launcher, exclusive file locks.
 //! * [`thermal`]: thermal zones, cooling devices (e.g. the Pi's `gpio-fan`)
-//!   and cpufreq clocks, read from sysfs.
-//! * [`sim`]: a simulated Pi 4B (thermal model, firmware, fake sysfs tree).
+//!   and per-CPU cpufreq clocks, read from sysfs.
+//! * [`hwmon`]: hwmon temperatures (`class/hwmon/hwmon*/temp*_input`).
+//! * [`cpufreq`]: cpufreq policies (CPUs sharing a clock, available steps)
+//!   and [`cpufreq::ClockCap`], the actuator that writes `scaling_max_freq`.
+//! * [`mailbox`]: the Pi firmware mailbox (`/dev/vcio`): SoC temperature,
+//!   throttled flags and the measured ARM clock in one call, and a fake
+//!   mailbox answering from a text file.
+//! * [`gpio`]: the fan pin's level, read only (the `rpi` feature).
+//! * [`pause`]: [`pause::ProcessPauser`], the actuator that stops and
+//!   resumes process groups, and a process's run state from `/proc`.
+//! * [`sim`]: a simulated Pi 4B (thermal model, firmware, fake sysfs tree,
+//!   fake mailbox file) and its steady-state optimum.
 //!
-//! Not here yet (see the design's "Hardware layer" section): the Pi firmware
-//! mailbox (`/dev/vcio`), the fan GPIO level and the simulated board. This
-//! crate only *reads* and pins; actuators such as writing
-//! `scaling_max_freq` belong to the node agent.
+//! Each actuator remembers what it changed and puts it back on `undo()` and
+//! on drop, so a node agent that exits does not leave the node slowed down
+//! or a rank stopped. The policy (when to cap, when to pause) belongs to the
+//! node agent.
 //!
 //! # The `hwloc` feature
 //!
@@ -29,11 +39,19 @@
 //! [`topology::pin_current_process`] differs, in that with hwloc it
 //! allocates and so must not run between fork and exec.
 //!
+//! # The `rpi` feature
+//!
+//! Off by default. On Linux it lets [`gpio::fan_pin_level`] read a pin
+//! through rppal (`/dev/gpiomem`); without it, or off a Raspberry Pi, that
+//! function returns [`Error::Unsupported`].
+//!
 //! # Fake roots
 //!
-//! Every sysfs reader takes the sysfs root as a parameter (normally
-//! `Path::new("/sys")`), so tests and the simulated board can point it at a
-//! fake tree in a temporary directory.
+//! Every sysfs reader, and the clock cap, takes the sysfs root as a
+//! parameter (normally `Path::new("/sys")`), and the run-state reader the
+//! proc root (`/proc`), so tests and the simulated board can point them at a
+//! fake tree in a temporary directory. The firmware mailbox is a trait, with
+//! [`mailbox::FakeMailbox`] answering from a file for the same purpose.
 //!
 //! # Platforms
 //!
@@ -47,7 +65,12 @@
 // visible so a truncation is a decision, not an accident.
 #![warn(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
+pub mod cpufreq;
 mod error;
+pub mod gpio;
+pub mod hwmon;
+pub mod mailbox;
+pub mod pause;
 pub mod placement;
 pub mod process;
 pub mod sim;
@@ -68,8 +91,9 @@ mod unsupported;
 #[cfg(not(target_os = "linux"))]
 use unsupported as sys;
 
-/// Whether this target has a real backend. When `false`, every reader and
-/// [`topology::pin_current_process`] return [`Error::Unsupported`].
+/// Whether this target has a real backend. When `false`, every reader,
+/// actuator and [`topology::pin_current_process`] return
+/// [`Error::Unsupported`] (the fake mailbox still works).
 pub const IS_SUPPORTED_SYSTEM: bool = sys::IS_SUPPORTED;
 
 // Only the Linux backend reads files, so only its tests need fake trees.

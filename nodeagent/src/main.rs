@@ -266,7 +266,8 @@ fn run(config: Option<&Path>, sys_root: Option<PathBuf>, pids: &[u32], seconds: 
     }
     let mut agent = sweeprun_agent::agent::Agent::new(&config);
     let started = std::time::Instant::now();
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s) {
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s)
+    {
         for line in agent.tick(started.elapsed().as_secs_f64(), &mut io) {
             eprintln!("sweeprun-agent: {line}");
         }

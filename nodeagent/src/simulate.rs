@@ -94,7 +94,8 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
     let mut board = Board::new(model.clone(), scenario.room_c, scenario.stack_k);
     let root = std::env::temp_dir().join(format!("sweeprun-sim-{}-{}", std::process::id(), unique()));
     let _cleanup = RemoveOnDrop(root.clone());
-    let tree = Tree::create(&root, &board).map_err(|e| format!("cannot write the board's tree in {}: {e}", root.display()))?;
+    let tree =
+        Tree::create(&root, &board).map_err(|e| format!("cannot write the board's tree in {}: {e}", root.display()))?;
     let workers = Workers::start(exe, cores)?;
     let pids = workers.pids();
     let mut config = scenario.agent.clone();
@@ -178,7 +179,7 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
         "firmware_throttle_s": totals.firmware_throttled_s,
         "actuator_changes": agent.as_ref().map_or(0, Agent::actuator_changes),
         "fan_failure_detected_s": fan_detected_s,
-        "max_swing_after_settle_c": (settled_max >= settled_min).then(|| settled_max - settled_min),
+        "max_swing_after_settle_c": (settled_max >= settled_min).then_some(settled_max - settled_min),
         "paused_s": agent.as_ref().map_or(0.0, Agent::paused_s),
         "model_optimum_ratio": optimum.fraction,
         "model_optimum": optimum.to_string(),

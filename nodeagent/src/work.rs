@@ -16,8 +16,9 @@ pub fn work(parent: Option<u32>) -> Result<(), String> {
     let prices = sweeprun_kernel::prices::parse_csv("GOOG.csv", "GOOG", GOOG_CSV).map_err(|e| e.to_string())?;
     let series = prices.assets.first().ok_or("no asset in the built-in data")?;
     let mut batch = SmaBatch::new(series, 250).map_err(|e| e.to_string())?;
-    let combos: Vec<SmaCombo> =
-        (5..=100).flat_map(|fast| (10..=250).step_by(5).filter(move |&s| s > fast).map(move |slow| SmaCombo { fast, slow })).collect();
+    let combos: Vec<SmaCombo> = (5..=100)
+        .flat_map(|fast| (10..=250).step_by(5).filter(move |&s| s > fast).map(move |slow| SmaCombo { fast, slow }))
+        .collect();
     let path = sweeprun_kernel::arch::selected_kernel().map_err(|e| e.to_string())?;
     let fast: Vec<u32> = combos.iter().map(|c| c.fast).collect();
     let slow: Vec<u32> = combos.iter().map(|c| c.slow).collect();

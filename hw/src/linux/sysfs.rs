@@ -79,3 +79,12 @@ where
     numbered.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(numbered)
 }
+
+/// Writes one value to a sysfs file in one `write`, as `echo value > path`
+/// does. The file must exist: sysfs attributes are never created.
+pub(crate) fn write_value(path: &Path, value: impl Display) -> Result<(), Error> {
+    use std::io::Write;
+    let write_error = |source| Error::Write { path: path.to_owned(), source };
+    let mut file = fs::OpenOptions::new().write(true).truncate(true).open(path).map_err(write_error)?;
+    file.write_all(format!("{value}\n").as_bytes()).map_err(write_error)
+}

@@ -6,7 +6,7 @@ use super::sysfs::{numbered_entries, read_optional_value, read_trimmed, read_val
 use crate::thermal::{CoolingDevice, CpuFreq, ThermalZone};
 use crate::Error;
 
-const MILLIDEGREES: &str = "an integer in millidegrees Celsius";
+pub(super) const MILLIDEGREES: &str = "an integer in millidegrees Celsius";
 const STATE: &str = "a non-negative integer";
 const KHZ: &str = "a non-negative integer in kHz";
 
@@ -61,6 +61,6 @@ pub(crate) fn cpu_freqs(sys_root: &Path) -> Result<Vec<CpuFreq>, Error> {
 /// Converts the kernel's millidegrees to degrees. Exact for every reading a
 /// sensor can produce (well under 2^53 m°C) and correctly rounded, so
 /// `48312` gives the same `f64` as the literal `48.312`.
-fn millidegrees_to_celsius(millidegrees: i64) -> f64 {
+pub(super) fn millidegrees_to_celsius(millidegrees: i64) -> f64 {
     millidegrees as f64 / 1000.0
 }
