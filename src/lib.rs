@@ -16,14 +16,25 @@ pub fn workspace_root() -> PathBuf {
 /// first use so a test never runs a stale binary.
 pub fn sweeprun_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    BIN.get_or_init(|| built_bin("sweeprun", "sweeprun")).clone()
+}
+
+/// The `sweeprun-agent` executable, built like [`sweeprun_bin`].
+pub fn agent_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| built_bin("sweeprun-agent", "sweeprun-agent")).clone()
+}
+
+/// Builds `bin` of `package` with the running test's profile and returns its path.
+fn built_bin(package: &str, bin: &str) -> PathBuf {
+    {
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/<test> -> target/<profile>
         let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps layout").to_path_buf();
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.current_dir(workspace_root()).args(["build", "--quiet", "-p", "sweeprun", "--bin", "sweeprun"]);
+        build.current_dir(workspace_root()).args(["build", "--quiet", "-p", package, "--bin", bin]);
         if release {
             build.arg("--release");
         }
@@ -31,12 +42,11 @@ pub fn sweeprun_bin() -> PathBuf {
             build.env("CARGO_TARGET_DIR", target_dir);
         }
         let status = build.status().expect("run cargo build for the sweeprun binary");
-        assert!(status.success(), "building the sweeprun binary failed");
-        let bin = profile_dir.join("sweeprun");
-        assert!(bin.exists(), "{} missing after cargo build", bin.display());
-        bin
-    })
-    .clone()
+        assert!(status.success(), "building the {bin} binary failed");
+        let path = profile_dir.join(bin);
+        assert!(path.exists(), "{} missing after cargo build", path.display());
+        path
+    }
 }
 
 /// A `sweeprun` command running in `dir`.

@@ -1,0 +1,112 @@
+//! The node agent on the simulated Pi 4B board (`sweeprun-agent simulate`): 30 C room plus
+//! a 3 K stack offset unless said otherwise, real worker processes paused and resumed by
+//! the agent, simulated time 240 times faster than real time.
+
+use std::process::Command;
+use sweeprun_tests::{agent_bin, output_of};
+
+/// Runs a scenario; returns its JSON result and the agent's log (with `--verbose`).
+fn simulate(args: &[&str]) -> (serde_json::Value, String) {
+    let run = output_of(Command::new(agent_bin()).args(["simulate", "--speedup", "240", "--verbose"]).args(args));
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "simulate {args:?}: {stderr}");
+    (serde_json::from_slice(&run.stdout).expect("one JSON object"), stderr)
+}
+
+fn number(result: &serde_json::Value, key: &str) -> f64 {
+    result[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {result}"))
+}
+
+/// Board times (s) of the agent's actuator changes, from its log lines `[h:mm:ss] at ...`.
+fn change_times(log: &str) -> Vec<f64> {
+    log.lines()
+        .filter(|l| l.contains("clock cap") || l.contains("of the time") || l.contains(": fan "))
+        .filter_map(|l| {
+            let stamp = l.split('[').nth(1)?.split(']').next()?;
+            let parts: Vec<f64> = stamp.split(':').filter_map(|p| p.parse().ok()).collect();
+            (parts.len() == 3).then(|| parts[0] * 3600.0 + parts[1] * 60.0 + parts[2])
+        })
+        .collect()
+}
+
+fn assert_safe(result: &serde_json::Value) {
+    assert!(number(result, "peak_temp_c") <= 75.0, "peak above 75 C: {result}");
+    assert_eq!(number(result, "time_above_75_s"), 0.0, "{result}");
+    assert_eq!(number(result, "firmware_throttle_s"), 0.0, "the firmware never throttles: {result}");
+}
+
+#[test]
+fn fan_off_for_two_hours_stays_below_75_near_the_models_optimum_and_beats_the_firmware() {
+    let (agent, log) = simulate(&["--model", "pi4-case-fan-off", "--duration", "2h"]);
+    let (firmware, _) = simulate(&["--model", "pi4-case-fan-off", "--duration", "2h", "--baseline", "firmware"]);
+    assert_safe(&agent);
+    let throughput = number(&agent, "throughput_ratio");
+    let baseline = number(&firmware, "throughput_ratio");
+    let optimum = number(&agent, "model_optimum_ratio");
+    assert!(number(&firmware, "peak_temp_c") >= 80.0, "the baseline dithers at the firmware's 80 C: {firmware}");
+    assert!(throughput >= 0.75 * baseline, "{throughput} vs firmware-only {baseline}");
+    assert!(throughput >= 0.95 * optimum, "{throughput} vs the model's optimum {optimum}");
+    assert!(number(&agent, "max_swing_after_settle_c") <= 3.0, "{agent}");
+    let changes = change_times(&log);
+    assert_eq!(changes.len() as f64, number(&agent, "actuator_changes"), "{log}");
+    assert!(changes.windows(2).all(|w| w[1] - w[0] >= 5.0), "at most one change per 5 s: {changes:?}");
+}
+
+#[test]
+fn fan_on_runs_unthrottled_and_touches_nothing() {
+    let (result, log) = simulate(&["--model", "pi4-case-fan-on", "--duration", "1h"]);
+    assert_safe(&result);
+    assert!(number(&result, "throughput_ratio") >= 0.98, "{result}");
+    assert_eq!(number(&result, "actuator_changes"), 0.0, "{log}");
+}
+
+#[test]
+fn a_fan_failing_mid_run_is_flagged_within_180_s_and_the_limit_holds() {
+    let (result, log) = simulate(&["--model", "pi4-case-fan-on", "--duration", "1h", "--fail-fan-at", "20m"]);
+    assert_safe(&result);
+    let detected = number(&result, "fan_failure_detected_s");
+    assert!((0.0..=180.0).contains(&detected), "detected after {detected} s: {log}");
+    assert!(log.contains("fan failure"), "{log}");
+}
+
+#[test]
+fn the_limit_holds_from_a_cold_room_to_a_hot_one() {
+    for room in ["17", "27", "37"] {
+        let (result, _) = simulate(&["--model", "pi4-case-fan-off", "--duration", "45m", "--ambient", room]);
+        assert_safe(&result);
+        assert!(number(&result, "throughput_ratio") > 0.0, "{result}");
+    }
+}
+
+#[test]
+fn lost_sensors_freeze_the_work_within_5_s_and_their_return_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.csv");
+    let trace_arg = trace.display().to_string();
+    let (result, log) = simulate(&[
+        "--model",
+        "pi4-case-fan-off",
+        "--duration",
+        "15m",
+        "--lose-sensors-at",
+        "10m",
+        "--for",
+        "20s",
+        "--trace",
+        &trace_arg,
+    ]);
+    assert_safe(&result);
+    assert!(log.contains("freezing the work") && log.contains("resuming"), "{log}");
+    // time_s,sensor_c,true_c,clock_mhz,cap_mhz,duty,busy_cores,fan_on (one row per second)
+    let rows: Vec<Vec<f64>> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|f| f.parse().unwrap()).collect())
+        .collect();
+    let busy_at = |t: f64| rows.iter().find(|r| r[0] >= t).map(|r| r[6]).unwrap();
+    assert_eq!(busy_at(605.0), 0.0, "frozen within 5 s of losing the sensors");
+    assert_eq!(busy_at(618.0), 0.0, "still frozen while they are gone");
+    let resumed = rows.iter().filter(|r| r[0] >= 620.0 && r[0] <= 626.0).any(|r| r[6] > 0.0);
+    assert!(resumed, "running again once the sensors are back");
+}
