@@ -7,6 +7,7 @@
 //! sample_hz = 2.0            # policy samples per second (>= 2)
 //! duty_period_s = 2.0        # one pause/run cycle when duty cycling
 //! listen = "127.0.0.1:9477"  # JSON at /status, Prometheus text at /metrics ("" = off)
+//! socket = "/run/sweeprun-agent.sock"  # where launchers register their ranks ("" = off)
 //!
 //! [control]
 //! limit_c = 75.0             # the sensor stays at or below this
@@ -44,6 +45,8 @@ pub struct AgentConfig {
     pub duty_period_s: f64,
     /// Where the status endpoint listens (`None`: no endpoint).
     pub listen: Option<String>,
+    /// The unix socket launchers register their ranks on (`None`: none).
+    pub socket: Option<PathBuf>,
     /// What the policy aims for.
     pub control: policy::Config,
     /// The board.
@@ -57,11 +60,16 @@ impl Default for AgentConfig {
             sample_hz: 2.0,
             duty_period_s: 2.0,
             listen: Some("127.0.0.1:9477".into()),
+            socket: Some(PathBuf::from(DEFAULT_SOCKET)),
             control: policy::Config::default(),
             model: ModelConfig::default(),
         }
     }
 }
+
+/// Where the agent listens for registrations unless configured otherwise (and where
+/// `sweeprun run --thermal auto` looks for it).
+pub const DEFAULT_SOCKET: &str = "/run/sweeprun-agent.sock";
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +78,7 @@ struct File {
     sample_hz: Option<f64>,
     duty_period_s: Option<f64>,
     listen: Option<String>,
+    socket: Option<PathBuf>,
     #[serde(default)]
     control: ControlFile,
     #[serde(default)]
@@ -119,6 +128,9 @@ impl AgentConfig {
         config.duty_period_s = file.duty_period_s.unwrap_or(config.duty_period_s);
         if let Some(listen) = file.listen {
             config.listen = (!listen.is_empty()).then_some(listen);
+        }
+        if let Some(socket) = file.socket {
+            config.socket = (!socket.as_os_str().is_empty()).then_some(socket);
         }
         let c = &mut config.control;
         c.limit_c = file.control.limit_c.unwrap_or(c.limit_c);

@@ -19,6 +19,7 @@ pub mod endpoint;
 pub mod model;
 pub mod policy;
 mod prometheus;
+pub mod registry;
 pub mod simulate;
 pub mod work;
 

@@ -51,6 +51,12 @@ enum Command {
         /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
         #[arg(long, value_name = "SECONDS")]
         seconds: Option<f64>,
+        /// Override the config's registration socket.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Override the config's status endpoint address (`""`: none).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Run a scenario on a simulated Pi 4B board with real worker processes and print one
     /// JSON object of results (peak temperature, throughput, actuator changes, ...).
@@ -144,7 +150,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Status { sys_root, format } => status(&sys_root, format),
-        Command::Run { config, sys_root, pids, seconds } => run(config.as_deref(), sys_root, &pids, seconds),
+        Command::Run { config, sys_root, pids, seconds, socket, listen } => {
+            let mut config = match load_config(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => return usage(&e),
+            };
+            if let Some(root) = sys_root {
+                config.sys_root = root;
+            }
+            if let Some(socket) = socket {
+                config.socket = Some(socket);
+            }
+            if let Some(listen) = listen {
+                config.listen = (!listen.is_empty()).then_some(listen);
+            }
+            run(&config, &pids, seconds)
+        }
         Command::Simulate {
             model,
             ambient,
@@ -244,14 +265,7 @@ fn simulate(scenario: &sweeprun_agent::simulate::Scenario, verbose: bool) -> Exi
 
 /// The agent on a real board (or a tree someone else simulates): ticks at 10 Hz until
 /// SIGINT/SIGTERM or `seconds`, then puts everything back.
-fn run(config: Option<&Path>, sys_root: Option<PathBuf>, pids: &[u32], seconds: Option<f64>) -> ExitCode {
-    let mut config = match load_config(config) {
-        Ok(config) => config,
-        Err(e) => return usage(&e),
-    };
-    if let Some(root) = sys_root {
-        config.sys_root = root;
-    }
+fn run(config: &sweeprun_agent::config::AgentConfig, pids: &[u32], seconds: Option<f64>) -> ExitCode {
     let stop = install_stop_flag();
     let endpoint = match config.listen.as_deref().map(sweeprun_agent::endpoint::Endpoint::start).transpose() {
         Ok(endpoint) => endpoint,
@@ -260,19 +274,40 @@ fn run(config: Option<&Path>, sys_root: Option<PathBuf>, pids: &[u32], seconds: 
     if let Some(endpoint) = &endpoint {
         eprintln!("sweeprun-agent: status on http://{}/status and /metrics", endpoint.address);
     }
+    let mut registry = match config.socket.as_deref().map(sweeprun_agent::registry::Registry::listen).transpose() {
+        Ok(registry) => registry,
+        Err(e) => return fail(&e),
+    };
+    if let Some(socket) = &config.socket {
+        eprintln!("sweeprun-agent: ranks register on {}", socket.display());
+    }
     let mut io = sweeprun_agent::board_io::BoardIo::new(&config.sys_root, config.model.cores);
     for &pid in pids {
         io.register(pid);
     }
-    let mut agent = sweeprun_agent::agent::Agent::new(&config);
+    let mut agent = sweeprun_agent::agent::Agent::new(config);
     let started = std::time::Instant::now();
     while !stop.load(std::sync::atomic::Ordering::SeqCst) && seconds.is_none_or(|s| started.elapsed().as_secs_f64() < s)
     {
         for line in agent.tick(started.elapsed().as_secs_f64(), &mut io) {
             eprintln!("sweeprun-agent: {line}");
         }
+        if let Some(registry) = registry.as_mut() {
+            let (added, removed) = registry.poll();
+            for pgid in added {
+                eprintln!("sweeprun-agent: managing rank process group {pgid}");
+                io.register(pgid);
+            }
+            for pgid in removed {
+                io.unregister(pgid);
+            }
+        }
+        let status = agent.status().to_string();
+        if let Some(registry) = &registry {
+            registry.broadcast(&status);
+        }
         if let Some(endpoint) = &endpoint {
-            endpoint.publish(agent.status().to_string(), agent.metrics());
+            endpoint.publish(status, agent.metrics());
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -162,12 +162,17 @@ fn missing_subcommand_is_a_usage_error_with_exit_2() {
 }
 
 #[test]
-fn help_says_the_control_loop_is_not_here_yet_and_shows_examples() {
+fn help_describes_the_control_loop_and_shows_examples() {
     let output = agent(&["--help"]);
     assert_eq!(output.status.code(), Some(0));
     let help = stdout(&output);
-    assert!(help.contains("Not in this version yet: the thermal control loop"), "{help}");
+    assert!(help.contains("capping the clock, then duty-cycling"), "{help}");
     assert!(help.contains("sweeprun-agent status --format prometheus"), "{help}");
+    for command in ["run", "simulate"] {
+        let output = agent(&[command, "--help"]);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(stdout(&output).contains(&format!("sweeprun-agent {command} ")), "{command}: {}", stdout(&output));
+    }
 
     let output = agent(&["status", "--help"]);
     assert_eq!(output.status.code(), Some(0));
