@@ -110,3 +110,121 @@ fn lost_sensors_freeze_the_work_within_5_s_and_their_return_resumes_it() {
     let resumed = rows.iter().filter(|r| r[0] >= 620.0 && r[0] <= 626.0).any(|r| r[6] > 0.0);
     assert!(resumed, "running again once the sensors are back");
 }
+
+/// The GOOG grid spec in `dir` (output `out`).
+fn goog_in(dir: &std::path::Path) -> std::path::PathBuf {
+    sweeprun_tests::write_spec(dir, "goog.toml", &sweeprun_tests::goog_spec("unused.csv", ""))
+}
+
+#[test]
+fn a_sweep_under_a_simulated_hot_board_writes_the_same_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = goog_in(dir.path());
+    let plain = output_of(sweeprun_tests::sweeprun(dir.path()).arg("run").arg(&spec).args([
+        "--out",
+        "plain.csv",
+        "--thermal",
+        "off",
+    ]));
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    // Slowed down (20 ms per 16-combo chunk) and with board time 3000 x real time, the
+    // sweep sees the fan-off board heat up to the agent's cap.
+    let hot = output_of(
+        sweeprun_tests::sweeprun(dir.path())
+            .arg("run")
+            .arg(&spec)
+            .args(["--out", "hot.csv", "--thermal", "sim:pi4-case-fan-off", "-np", "4", "--chunk-size", "16"])
+            .env("SWEEPRUN_DEBUG_CHUNK_DELAY_MS", "20")
+            .env("SWEEPRUN_THERMAL_SIM_SPEEDUP", "3000"),
+    );
+    assert!(hot.status.success(), "{}", String::from_utf8_lossy(&hot.stderr));
+    assert!(std::fs::read(dir.path().join("plain.csv")).unwrap() == std::fs::read(dir.path().join("hot.csv")).unwrap());
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("hot.csv.meta.json")).unwrap()).unwrap();
+    let thermal = &sidecar["thermal"];
+    assert_eq!(thermal["mode"], "sim", "{sidecar}");
+    assert!(thermal["actuator_changes"].as_u64().unwrap() > 0, "the agent acted: {thermal}");
+    assert!(thermal["max_temp_c"].as_f64().unwrap() <= 75.0, "{thermal}");
+}
+
+/// A `sweeprun-agent run` on a fake board that reads 90 C: it freezes every rank it manages.
+fn hot_agent(dir: &std::path::Path, socket: &std::path::Path) -> std::process::Child {
+    let zone = dir.join("sys/class/thermal/thermal_zone0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("type"), "cpu-thermal\n").unwrap();
+    std::fs::write(zone.join("temp"), "90000\n").unwrap();
+    let child = Command::new(agent_bin())
+        .args(["run", "--listen", "", "--sys-root"])
+        .arg(dir.join("sys"))
+        .arg("--socket")
+        .arg(socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the agent did not start");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child
+}
+
+/// Pids of the rank processes of `sweeprun` process `launcher` and their states from /proc.
+fn rank_states(launcher: u32) -> Vec<(u32, char)> {
+    let mut ranks = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(after) = stat.rfind(')').map(|at| &stat[at + 2..]) else { continue };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if fields.get(1) == Some(&launcher.to_string().as_str()) && cmdline.windows(6).any(|w| w == b"__rank") {
+            ranks.push((pid, fields[0].chars().next().unwrap()));
+        }
+    }
+    ranks
+}
+
+#[test]
+fn kill_9_of_the_agent_leaves_no_rank_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = goog_in(dir.path());
+    let socket = dir.path().join("agent.sock");
+    let mut agent = hot_agent(dir.path(), &socket);
+    let mut sweep = sweeprun_tests::sweeprun(dir.path())
+        .arg("run")
+        .arg(&spec)
+        .args(["--out", "r.csv", "-np", "2", "--chunk-size", "16"])
+        .env("SWEEPRUN_AGENT_SOCKET", &socket)
+        .env("SWEEPRUN_DEBUG_CHUNK_DELAY_MS", "20")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The agent freezes the ranks (the board reads 90 C).
+    let started = std::time::Instant::now();
+    loop {
+        let ranks = rank_states(sweep.id());
+        if ranks.len() == 2 && ranks.iter().all(|&(_, state)| state == 'T') {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the agent never paused the ranks: {ranks:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    agent.kill().unwrap();
+    let killed = std::time::Instant::now();
+    agent.wait().unwrap();
+    loop {
+        let ranks = rank_states(sweep.id());
+        if ranks.iter().all(|&(_, state)| state != 'T') {
+            break;
+        }
+        assert!(killed.elapsed() < std::time::Duration::from_secs(1), "a rank stayed stopped: {ranks:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = sweep.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(sweep.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("the node agent went away"), "{stderr}");
+}

@@ -11,6 +11,7 @@ Examples:
   sweeprun run examples/sma_goog.toml --set strategy.fee=0.001 --set strategy.fill=close
   sweeprun run examples/sma_goog.toml --resume          # finish an interrupted sweep
   sweeprun run examples/sma_goog.toml --backend mpi -np 16 --hostfile hosts   # runs mpirun
+  sweeprun run examples/sma_goog_large.toml --thermal sim:pi4-case-fan-off     # under a simulated hot board
   sweeprun run examples/sma_sp20.toml --top 3 --group-by symbol   # 20 stocks, best 3 of each
   sweeprun run examples/momentum_etf5.toml --tearsheet top:3   # QSTrader-style JSON per combo
   sweeprun bench --data examples/data/GOOG.csv
@@ -112,6 +113,11 @@ pub struct RunArgs {
     /// MPI: allow more ranks than slots (as mpirun's --oversubscribe).
     #[arg(long)]
     pub oversubscribe: bool,
+    /// The node agent: `auto` registers the local ranks with this node's `sweeprun-agent`
+    /// if one runs; `sim:MODEL` runs an agent on a simulated Pi 4B inside this sweep
+    /// (pi4-bare, pi4-heatsink, pi4-case-fan-on, pi4-case-fan-off); `off`.
+    #[arg(long, default_value = "auto", value_name = "auto|off|sim:MODEL")]
+    pub thermal: crate::thermal::ThermalMode,
     /// MPI: one more argument for mpirun, e.g. `--mpi-arg=--mca --mpi-arg=btl_tcp_if_include --mpi-arg=eth0`
     /// (repeatable).
     #[arg(long = "mpi-arg", value_name = "ARG", allow_hyphen_values = true)]

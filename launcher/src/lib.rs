@@ -36,6 +36,7 @@ pub mod spec;
 pub mod strategy;
 pub mod table;
 pub mod tearsheet;
+pub mod thermal;
 pub mod verify;
 pub mod worker;
 

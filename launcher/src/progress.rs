@@ -15,6 +15,8 @@ pub struct Progress {
     started: Instant,
     last_line: Instant,
     bar: Option<ProgressBar>,
+    /// Shown after the counts (e.g. the board's temperature and clock cap).
+    suffix: String,
 }
 
 impl Progress {
@@ -24,7 +26,7 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} combos  {rate} combos/s  ETA {eta}",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} combos  {rate} combos/s  ETA {eta}  {msg}",
                 )
                 .expect("valid template")
                 .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
@@ -36,7 +38,17 @@ impl Progress {
             bar
         });
         let now = Instant::now();
-        Progress { total, done: resumed, resumed, started: now, last_line: now, bar }
+        Progress { total, done: resumed, resumed, started: now, last_line: now, bar, suffix: String::new() }
+    }
+
+    /// Sets what is shown after the counts (the bar's message, the end of plain lines).
+    pub fn set_suffix(&mut self, suffix: String) {
+        if suffix != self.suffix {
+            if let Some(bar) = &self.bar {
+                bar.set_message(suffix.clone());
+            }
+            self.suffix = suffix;
+        }
     }
 
     /// Records `count` more finished combos.
@@ -59,8 +71,9 @@ impl Progress {
     fn summary(&self) -> String {
         let rate = self.rate();
         let left = (self.total - self.done) as f64 / rate.max(1e-9);
+        let suffix = if self.suffix.is_empty() { String::new() } else { format!("; {}", self.suffix) };
         format!(
-            "{}/{} ({:.0}%), {:.0} combos/s, ETA {:.1} s",
+            "{}/{} ({:.0}%), {:.0} combos/s, ETA {:.1} s{suffix}",
             self.done,
             counted(self.total, "combo"),
             100.0 * self.done as f64 / self.total.max(1) as f64,

@@ -69,6 +69,7 @@ pub fn sweep(
     })?;
     let Plan { spec, out, format, ranks, data, data_sha256, columns, group, kernel } = plan;
     transport.keep(ranks)?;
+    let thermal = crate::thermal::Thermal::start(&args.thermal, &transport.process_groups())?;
     // The data is parsed once, here; the ranks get it in binary form, with its digest.
     let data_bytes = sweeprun_kernel::wire::encode(&data);
     let data_message =
@@ -163,7 +164,7 @@ pub fn sweep(
     };
     let mut sink = ledger::RowSink::new(journal, stream);
     let ran = if any_work {
-        let mut observer = Watch { progress: &mut progress };
+        let mut observer = Watch { progress: &mut progress, thermal: thermal.as_ref() };
         scheduler.run(transport, &mut observer, &mut |ids, rows, best| sink.accept(ids, rows, best))
     } else {
         Ok(())
@@ -190,6 +191,8 @@ pub fn sweep(
     }
     let (journal, stream) = sink.into_parts();
     progress.finish(ranks);
+    // The agent lets the ranks go (resumed) before they are waited for.
+    let thermal = thermal.map(crate::thermal::Thermal::finish);
     let swept = clock.elapsed().as_secs_f64();
 
     let (table_blake3, (best, total)) = match stream {
@@ -222,6 +225,7 @@ pub fn sweep(
         "backend": backend.name(),
         "ranks": ranks,
         "resumed_combos": resumed,
+        "thermal": thermal,
         "started_at": ledger::rfc3339(started_at),
         "finished_at": ledger::rfc3339(SystemTime::now()),
         "wall_seconds": clock.elapsed().as_secs_f64(),
@@ -395,9 +399,10 @@ fn check_np(args: &RunArgs) -> Result<()> {
     }
 }
 
-/// The sweep's view of the terminal and of signals, for the scheduler.
+/// The sweep's view of the terminal, of signals and of the node agent, for the scheduler.
 struct Watch<'a> {
     progress: &'a mut Progress,
+    thermal: Option<&'a crate::thermal::Thermal>,
 }
 
 impl Observer for Watch<'_> {
@@ -406,6 +411,9 @@ impl Observer for Watch<'_> {
     }
 
     fn advanced(&mut self, combos: u64) {
+        if let Some(thermal) = self.thermal {
+            self.progress.set_suffix(thermal.progress_text());
+        }
         self.progress.advance(combos);
     }
 

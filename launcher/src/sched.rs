@@ -55,6 +55,10 @@ pub trait Transport {
     fn close(&mut self);
     /// Waits until every rank has exited (after [`Transport::close`]).
     fn wait(&mut self);
+    /// The process groups of the ranks on this node (what a node agent may pause).
+    fn process_groups(&self) -> Vec<u32> {
+        Vec::new()
+    }
 }
 
 /// Sends `message` to every rank (a rank that cannot be reached is noticed later, by the

@@ -136,7 +136,7 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
         board.step(STEP_S, busy, cap);
         // The files change for readers twice per agent sample period (not every step:
         // rewriting a dozen files every 50 ms would bound the speed-up).
-        if (step + 1) % TREE_EVERY_STEPS == 0 {
+        if (step + 1).is_multiple_of(TREE_EVERY_STEPS) {
             tree.update(&board).map_err(|e| format!("cannot update the board's tree: {e}"))?;
         }
         let sensor = board.sensor_c();
@@ -210,5 +210,102 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A simulated board with its agent, running beside a real sweep (`sweeprun run
+/// --thermal sim:MODEL`): the sweep's rank process groups are the board's load and what the
+/// agent pauses. Board time runs `speedup` times faster than real time, so a sweep of a few
+/// seconds sees minutes of heating.
+pub struct EmbeddedSim {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    status: std::sync::Arc<std::sync::Mutex<Value>>,
+    thread: Option<std::thread::JoinHandle<Result<Value, String>>>,
+}
+
+impl EmbeddedSim {
+    /// Starts the board (`model` at `room_c` + `stack_k`) and its agent for `groups`.
+    pub fn start(
+        model: &str,
+        room_c: f64,
+        stack_k: f64,
+        speedup: f64,
+        groups: Vec<u32>,
+    ) -> Result<EmbeddedSim, String> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let model = Model::from_name(model).map_err(|e| e.to_string())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(Mutex::new(Value::Null));
+        let (stop_flag, shared) = (Arc::clone(&stop), Arc::clone(&status));
+        let thread = std::thread::Builder::new()
+            .name("thermal sim".into())
+            .spawn(move || -> Result<Value, String> {
+                let cores = model.cores;
+                let mut board = Board::new(model, room_c, stack_k);
+                let root = std::env::temp_dir().join(format!("sweeprun-sim-{}-{}", std::process::id(), unique()));
+                let _cleanup = RemoveOnDrop(root.clone());
+                let tree = Tree::create(&root, &board).map_err(|e| format!("{}: {e}", root.display()))?;
+                let mut config =
+                    AgentConfig { sys_root: root.clone(), listen: None, socket: None, ..Default::default() };
+                config.model.cores = cores;
+                let mut io = BoardIo::new(&root, cores);
+                for &group in &groups {
+                    io.register(group);
+                }
+                let mut agent = Agent::new(&config);
+                let (mut peak, started) = (f64::MIN, Instant::now());
+                let mut step = 0u64;
+                while !stop_flag.load(Ordering::SeqCst) {
+                    let t = step as f64 * STEP_S;
+                    agent.tick(t, &mut io);
+                    let busy = f64::from(sim::managed_busy_cores(Path::new("/proc"), &groups, cores));
+                    board.step(STEP_S, busy, tree.read_cap_mhz().unwrap_or(sim::MAX_MHZ));
+                    if (step + 1).is_multiple_of(TREE_EVERY_STEPS) {
+                        tree.update(&board).map_err(|e| format!("cannot update the board's tree: {e}"))?;
+                        peak = peak.max(board.sensor_c());
+                        let mut status = agent.status();
+                        status["board_seconds"] = json!(t);
+                        status["max_temp_c"] = json!(peak);
+                        *shared.lock().unwrap_or_else(|p| p.into_inner()) = status;
+                    }
+                    step += 1;
+                    let due = Duration::from_secs_f64(step as f64 * STEP_S / speedup);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                agent.release(&mut io);
+                let mut status = agent.status();
+                status["board_seconds"] = json!(step as f64 * STEP_S);
+                status["max_temp_c"] = json!(peak.max(board.sensor_c()));
+                status["firmware_throttle_s"] = json!(board.totals().firmware_throttled_s);
+                Ok(status)
+            })
+            .map_err(|e| format!("cannot start the simulated board: {e}"))?;
+        Ok(EmbeddedSim { stop, status, thread: Some(thread) })
+    }
+
+    /// The agent's latest status (with `board_seconds` and `max_temp_c`), `null` at first.
+    pub fn status(&self) -> Value {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stops the board and the agent (every group resumed) and returns the final status.
+    pub fn finish(mut self) -> Result<Value, String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err("the simulated board's thread failed".into()),
+        }
+    }
+}
+
+impl Drop for EmbeddedSim {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

@@ -112,6 +112,11 @@ impl Transport for LocalRanks {
         }
     }
 
+    fn process_groups(&self) -> Vec<u32> {
+        // Each rank leads its own process group (spawned with `process_group(0)`).
+        self.ranks.iter().map(|rank| rank.child.id()).collect()
+    }
+
     fn wait(&mut self) {
         for rank in &mut self.ranks {
             rank.stdin = None;

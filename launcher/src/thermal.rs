@@ -1,0 +1,178 @@
+//! `--thermal auto|off|sim:MODEL`: the sweep under a node agent.
+//!
+//! - `auto` (the default): if this node's agent listens (`sweeprun-agent run`, socket
+//!   `$SWEEPRUN_AGENT_SOCKET` or `/run/sweeprun-agent.sock`), the local ranks register with
+//!   it; the progress and the sidecar show what it reports. If the agent goes away while the
+//!   sweep runs (even `kill -9`), the launcher resumes every rank itself at once: no rank
+//!   stays stopped. Without an agent, nothing happens.
+//! - `sim:MODEL`: an agent and a simulated Pi 4B (`sweeprun_hw::sim`, 30 C room, 3 K stack,
+//!   board time 60 times real time) run inside the launcher; the ranks are the board's load
+//!   and what the agent pauses (to see the agent at work, or test it, on any machine).
+//! - `off`: none.
+//!
+//! Pausing a rank never changes a result: the table is the same with or without.
+//! Only local ranks take part (MPI ranks on other nodes: not yet).
+
+use crate::error::{Failure, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use sweeprun_agent::simulate::EmbeddedSim;
+
+/// Board time per real second under `--thermal sim:MODEL` (`$SWEEPRUN_THERMAL_SIM_SPEEDUP`
+/// overrides it, e.g. for a short sweep to see a board heat up).
+const SIM_SPEEDUP: f64 = 60.0;
+
+fn sim_speedup() -> f64 {
+    std::env::var("SWEEPRUN_THERMAL_SIM_SPEEDUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+        .unwrap_or(SIM_SPEEDUP)
+}
+
+/// What `--thermal` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThermalMode {
+    /// Register with the node's agent if one listens.
+    Auto,
+    /// No agent.
+    Off,
+    /// An embedded agent on a simulated board of this model.
+    Sim(String),
+}
+
+impl std::str::FromStr for ThermalMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<ThermalMode, String> {
+        match text {
+            "auto" => Ok(ThermalMode::Auto),
+            "off" => Ok(ThermalMode::Off),
+            _ => match text.strip_prefix("sim:") {
+                Some(model) if sweeprun_hw::sim::PRESET_NAMES.contains(&model) => Ok(ThermalMode::Sim(model.into())),
+                _ => Err(format!(
+                    "expected auto, off or sim:MODEL with MODEL one of {}, got `{text}`",
+                    sweeprun_hw::sim::PRESET_NAMES.join(", ")
+                )),
+            },
+        }
+    }
+}
+
+/// The sweep's thermal companion.
+pub enum Thermal {
+    /// The node's agent, over its socket.
+    Agent(AgentLink),
+    /// An embedded agent on a simulated board.
+    Sim(EmbeddedSim),
+}
+
+/// A connection to the node's agent, and the watcher that resumes the ranks if it breaks.
+pub struct AgentLink {
+    stream: UnixStream,
+    latest: Arc<Mutex<Value>>,
+    finishing: Arc<AtomicBool>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Thermal {
+    /// Starts what `mode` asks for, for the rank process groups `groups` (none: nothing).
+    pub fn start(mode: &ThermalMode, groups: &[u32]) -> Result<Option<Thermal>> {
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        match mode {
+            ThermalMode::Off => Ok(None),
+            ThermalMode::Sim(model) => EmbeddedSim::start(model, 30.0, 3.0, sim_speedup(), groups.to_vec())
+                .map(|sim| Some(Thermal::Sim(sim)))
+                .map_err(Failure::runtime),
+            ThermalMode::Auto => {
+                let socket = std::env::var_os("SWEEPRUN_AGENT_SOCKET")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| sweeprun_agent::config::DEFAULT_SOCKET.into());
+                let Ok(mut stream) = UnixStream::connect(&socket) else { return Ok(None) };
+                let registrations: String = groups.iter().map(|g| format!("REGISTER {g}\n")).collect();
+                if stream.write_all(registrations.as_bytes()).is_err() {
+                    return Ok(None);
+                }
+                let reader = stream.try_clone().map_err(|e| Failure::runtime(format!("agent socket: {e}")))?;
+                let latest = Arc::new(Mutex::new(Value::Null));
+                let finishing = Arc::new(AtomicBool::new(false));
+                let (shared, done, groups) = (Arc::clone(&latest), Arc::clone(&finishing), groups.to_vec());
+                let watcher = std::thread::Builder::new()
+                    .name("agent link".into())
+                    .spawn(move || {
+                        for line in BufReader::new(reader).lines() {
+                            let Ok(line) = line else { break };
+                            if let Some(status) = line.strip_prefix("STATUS ") {
+                                if let Ok(mut status) = serde_json::from_str::<Value>(status) {
+                                    let mut latest = shared.lock().unwrap_or_else(|p| p.into_inner());
+                                    let hottest =
+                                        latest["max_temp_c"].as_f64().into_iter().chain(status["temp_c"].as_f64());
+                                    status["max_temp_c"] = json!(hottest.reduce(f64::max));
+                                    *latest = status;
+                                }
+                            }
+                        }
+                        if !done.load(Ordering::SeqCst) {
+                            // The agent is gone and may have left ranks stopped: run them.
+                            for &group in &groups {
+                                let _ = nix::sys::signal::killpg(
+                                    nix::unistd::Pid::from_raw(group as i32),
+                                    nix::sys::signal::Signal::SIGCONT,
+                                );
+                            }
+                            say!("sweeprun: the node agent went away; every rank it may have paused runs again");
+                        }
+                    })
+                    .map_err(|e| Failure::runtime(format!("cannot watch the agent: {e}")))?;
+                Ok(Some(Thermal::Agent(AgentLink { stream, latest, finishing, watcher: Some(watcher) })))
+            }
+        }
+    }
+
+    /// The latest status: temperature, clock cap, duty, paused seconds.
+    pub fn status(&self) -> Value {
+        match self {
+            Thermal::Agent(link) => link.latest.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            Thermal::Sim(sim) => sim.status(),
+        }
+    }
+
+    /// One line for the progress display, e.g. `61 C, cap 1000 MHz, paused 3.2 s`.
+    pub fn progress_text(&self) -> String {
+        let status = self.status();
+        let Some(temp) = status["temp_c"].as_f64() else { return String::new() };
+        let cap = status["clock_cap_mhz"].as_u64().map_or(String::new(), |mhz| format!(", cap {mhz} MHz"));
+        let paused = status["paused_seconds"].as_f64().unwrap_or(0.0);
+        format!("{temp:.0} C{cap}, paused {paused:.1} s")
+    }
+
+    /// Ends the companionship (the agent lets the ranks go and resumes them) and returns
+    /// what the sidecar records.
+    pub fn finish(self) -> Value {
+        let (mode, status) = match self {
+            Thermal::Agent(mut link) => {
+                link.finishing.store(true, Ordering::SeqCst);
+                let _ = link.stream.shutdown(std::net::Shutdown::Both);
+                if let Some(watcher) = link.watcher.take() {
+                    let _ = watcher.join();
+                }
+                let status = link.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                ("agent", status)
+            }
+            Thermal::Sim(sim) => ("sim", sim.finish().unwrap_or(Value::Null)),
+        };
+        json!({
+            "mode": mode,
+            "max_temp_c": status["max_temp_c"],
+            "clock_cap_mhz": status["clock_cap_mhz"],
+            "paused_seconds": status["paused_seconds"],
+            "actuator_changes": status["actuator_changes"],
+            "board_seconds": status["board_seconds"],
+        })
+    }
+}
