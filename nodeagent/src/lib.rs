@@ -17,6 +17,7 @@ pub mod board_io;
 pub mod config;
 pub mod endpoint;
 pub mod model;
+pub mod plot;
 pub mod policy;
 mod prometheus;
 pub mod registry;

@@ -95,6 +95,9 @@ enum Command {
         /// Write the time series (time, temperature, clock, duty, fan) as CSV.
         #[arg(long, value_name = "CSV")]
         trace: Option<PathBuf>,
+        /// Draw the time series as an SVG chart.
+        #[arg(long, value_name = "SVG")]
+        plot: Option<PathBuf>,
         /// agent.toml for the agent under test.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
             baseline,
             speedup,
             trace,
+            plot,
             config,
             verbose,
         } => {
@@ -202,6 +206,7 @@ fn main() -> ExitCode {
                 firmware_only,
                 speedup,
                 trace,
+                plot,
                 agent,
             };
             simulate(&scenario, verbose)

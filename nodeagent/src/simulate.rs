@@ -44,6 +44,8 @@ pub struct Scenario {
     pub speedup: f64,
     /// Write the time series (1 s of board time per row) here.
     pub trace: Option<PathBuf>,
+    /// Draw it (SVG) here.
+    pub plot: Option<PathBuf>,
     /// The agent's configuration (its `sys_root` is replaced by the board's tree).
     pub agent: AgentConfig,
 }
@@ -113,6 +115,7 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
     let (mut peak, mut above_s, mut work) = (f64::MIN, 0.0, 0.0);
     let (mut settled_min, mut settled_max) = (f64::MAX, f64::MIN);
     let mut fan_detected_s = None;
+    let mut points = Vec::new();
     let started = Instant::now();
     let steps = (scenario.duration_s / STEP_S).round() as u64;
     for step in 0..steps {
@@ -149,8 +152,9 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
             settled_max = settled_max.max(sensor);
         }
         work += busy * f64::from(board.clock_mhz()) / f64::from(sim::MAX_MHZ) * STEP_S;
-        if step % 20 == 0 && scenario.trace.is_some() {
+        if step % 20 == 0 && (scenario.trace.is_some() || scenario.plot.is_some()) {
             let duty = agent.as_ref().map_or(1.0, |a| a.setting().duty);
+            points.push(crate::plot::Point { t_s: t, sensor_c: sensor, clock_mhz: f64::from(board.clock_mhz()), duty });
             trace.push_str(&format!(
                 "{t:.0},{sensor:.0},{:.3},{},{cap},{duty},{busy},{}\n",
                 board.true_temp_c(),
@@ -170,6 +174,11 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
     drop(workers);
     if let Some(path) = &scenario.trace {
         std::fs::write(path, trace).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &scenario.plot {
+        let who = if scenario.firmware_only { "firmware only" } else { "agent" };
+        let title = format!("{}, {:.0} C ambient, {who}", scenario.model, board.ambient_c());
+        crate::plot::draw(path, &title, &points)?;
     }
     let totals = board.totals();
     let unthrottled = f64::from(cores) * scenario.duration_s;
