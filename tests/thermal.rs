@@ -5,9 +5,17 @@
 use std::process::Command;
 use sweeprun_tests::{agent_bin, output_of};
 
-/// Runs a scenario; returns its JSON result and the agent's log (with `--verbose`).
+/// One scenario at a time: each runs 4 busy workers, and on a 2-core machine several at once
+/// would delay the workers' stops by tens of milliseconds, which accelerated board time
+/// turns into seconds.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs a scenario (board time 240 x real time unless `args` say otherwise); returns its
+/// JSON result and the agent's log (with `--verbose`).
 fn simulate(args: &[&str]) -> (serde_json::Value, String) {
-    let run = output_of(Command::new(agent_bin()).args(["simulate", "--speedup", "240", "--verbose"]).args(args));
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let speedup = if args.contains(&"--speedup") { &[][..] } else { &["--speedup", "240"][..] };
+    let run = output_of(Command::new(agent_bin()).args(["simulate", "--verbose"]).args(speedup).args(args));
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(run.status.success(), "simulate {args:?}: {stderr}");
     (serde_json::from_slice(&run.stdout).expect("one JSON object"), stderr)
@@ -92,6 +100,10 @@ fn lost_sensors_freeze_the_work_within_5_s_and_their_return_resumes_it() {
         "10m",
         "--for",
         "20s",
+        // Slower, so that the operating system's delay in stopping a process (ms) stays
+        // well below the 5 s of board time being checked.
+        "--speedup",
+        "60",
         "--trace",
         &trace_arg,
     ]);
@@ -118,6 +130,7 @@ fn goog_in(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_sweep_under_a_simulated_hot_board_writes_the_same_table() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let spec = goog_in(dir.path());
     let plain = output_of(sweeprun_tests::sweeprun(dir.path()).arg("run").arg(&spec).args([
@@ -187,6 +200,7 @@ fn rank_states(launcher: u32) -> Vec<(u32, char)> {
 
 #[test]
 fn kill_9_of_the_agent_leaves_no_rank_stopped() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let spec = goog_in(dir.path());
     let socket = dir.path().join("agent.sock");

@@ -19,6 +19,8 @@ pub struct Reading {
     pub clock_mhz: Option<f64>,
     /// Cores' worth of registered rank processes (how busy the board is when running).
     pub demand: f64,
+    /// The firmware's `get_throttled` flags, where the mailbox answers.
+    pub firmware_throttled: Option<u32>,
 }
 
 /// Where readings come from.
@@ -77,6 +79,8 @@ pub struct Agent {
     actuator_changes: u64,
     samples: u64,
     errors: u64,
+    firmware_throttling: bool,
+    firmware_throttle_events: u64,
 }
 
 impl Agent {
@@ -94,6 +98,8 @@ impl Agent {
             actuator_changes: 0,
             samples: 0,
             errors: 0,
+            firmware_throttling: false,
+            firmware_throttle_events: 0,
         }
     }
 
@@ -113,6 +119,17 @@ impl Agent {
             self.last = reading;
             self.samples += 1;
             let sample = Sample { t_s, temp_c: reading.temp_c, fan_on: reading.fan_on, demand: reading.demand };
+            // Bits 0x2 (capped) or 0x4 (throttled) now: the firmware, not the agent, holds the
+            // clock: the limit or the model is off. Said once per episode.
+            let firmware_throttling = reading.firmware_throttled.is_some_and(|bits| bits & 0x6 != 0);
+            if firmware_throttling && !self.firmware_throttling {
+                self.firmware_throttle_events += 1;
+                log.push(format!(
+                    "the firmware throttles (get_throttled {:#x})",
+                    reading.firmware_throttled.unwrap_or(0)
+                ));
+            }
+            self.firmware_throttling = firmware_throttling;
             for action in self.policy.step(sample) {
                 let temp = reading.temp_c.map_or("?".to_string(), |t| format!("{t:.1} C"));
                 let applied = match &action {
@@ -192,6 +209,8 @@ impl Agent {
             "actuator_changes": self.actuator_changes,
             "fan_failed": self.policy.fan_failed(),
             "samples": self.samples,
+            "firmware_throttled": self.last.firmware_throttled,
+            "firmware_throttle_events": self.firmware_throttle_events,
             "errors": self.errors,
             "model": { "r_k_per_w": thermal.r, "c_j_per_k": thermal.c, "ambient_c": thermal.ambient },
         })

@@ -7,6 +7,7 @@
 use crate::agent::{Actuators, Reading, Sensors};
 use std::path::{Path, PathBuf};
 use sweeprun_hw::cpufreq::ClockCap;
+use sweeprun_hw::mailbox::{self, FakeMailbox, Mailbox, Vcio};
 use sweeprun_hw::pause::{process_run_state, ProcessPauser, RunState};
 use sweeprun_hw::thermal;
 
@@ -21,6 +22,9 @@ pub struct BoardIo {
     groups: Vec<u32>,
     running: bool,
     fan_before: Option<(PathBuf, String)>,
+    /// The firmware's mailbox: /dev/vcio on a Pi, the simulated board's file under a
+    /// simulated tree, none elsewhere.
+    firmware: Option<Box<dyn Mailbox + Send>>,
 }
 
 impl BoardIo {
@@ -35,6 +39,7 @@ impl BoardIo {
             groups: Vec::new(),
             running: true,
             fan_before: None,
+            firmware: firmware_mailbox(sys_root),
         }
     }
 
@@ -81,8 +86,30 @@ impl Sensors for BoardIo {
             .ok()
             .and_then(|cpus| cpus.first().map(|cpu| cpu.cur_khz as f64 / 1000.0));
         let demand = self.live_groups().min(self.cores as usize) as f64;
-        Reading { temp_c, fan_on, clock_mhz, demand }
+        let firmware = self.firmware.as_mut().and_then(|m| mailbox::read_sample(m.as_mut()).ok());
+        Reading {
+            // The firmware's own reading when the kernel's is missing.
+            temp_c: temp_c.or(firmware.map(|f| f.temp_c)),
+            fan_on,
+            // The measured clock (lower than requested while the firmware throttles).
+            clock_mhz: firmware.map(|f| f.arm_clock_hz as f64 / 1e6).or(clock_mhz),
+            demand,
+            firmware_throttled: firmware.map(|f| f.throttled),
+        }
     }
+}
+
+/// The firmware mailbox for a board at `sys_root`: a simulated board's file if the tree is
+/// one, /dev/vcio on a real board if it opens.
+fn firmware_mailbox(sys_root: &Path) -> Option<Box<dyn Mailbox + Send>> {
+    let simulated = sys_root.join("sweeprun-sim/mailbox");
+    if simulated.exists() {
+        return Some(Box::new(FakeMailbox::new(simulated)));
+    }
+    if sys_root == Path::new("/sys") {
+        return Vcio::open().ok().map(|vcio| Box::new(vcio) as Box<dyn Mailbox + Send>);
+    }
+    None
 }
 
 impl Actuators for BoardIo {
