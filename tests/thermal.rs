@@ -64,6 +64,7 @@ fn fan_off_for_two_hours_stays_below_75_near_the_models_optimum_and_beats_the_fi
 fn fan_on_runs_unthrottled_and_touches_nothing() {
     let (result, log) = simulate(&["--model", "pi4-case-fan-on", "--duration", "1h"]);
     assert_safe(&result);
+    assert!(result["fan_failure_flagged_at_s"].is_null(), "no false alarm: {log}");
     assert!(number(&result, "throughput_ratio") >= 0.98, "{result}");
     assert_eq!(number(&result, "actuator_changes"), 0.0, "{log}");
 }
@@ -155,9 +156,26 @@ fn a_sweep_under_a_simulated_hot_board_writes_the_same_table() {
     let sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("hot.csv.meta.json")).unwrap()).unwrap();
     let thermal = &sidecar["thermal"];
-    assert_eq!(thermal["mode"], "sim", "{sidecar}");
+    assert_eq!(
+        (&thermal["mode"], &thermal["time"]),
+        (&serde_json::json!("sim"), &serde_json::json!("board")),
+        "{sidecar}"
+    );
     assert!(thermal["actuator_changes"].as_u64().unwrap() > 0, "the agent acted: {thermal}");
     assert!(thermal["max_temp_c"].as_f64().unwrap() <= 75.0, "{thermal}");
+}
+
+/// Kills a child process when dropped (a failed assertion must not leave an agent or a
+/// frozen sweep behind).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGCONT);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A `sweeprun-agent run` on a fake board that reads 90 C: it freezes every rank it manages.
@@ -204,41 +222,43 @@ fn kill_9_of_the_agent_leaves_no_rank_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let spec = goog_in(dir.path());
     let socket = dir.path().join("agent.sock");
-    let mut agent = hot_agent(dir.path(), &socket);
-    let mut sweep = sweeprun_tests::sweeprun(dir.path())
-        .arg("run")
-        .arg(&spec)
-        .args(["--out", "r.csv", "-np", "2", "--chunk-size", "16"])
-        .env("SWEEPRUN_AGENT_SOCKET", &socket)
-        .env("SWEEPRUN_DEBUG_CHUNK_DELAY_MS", "20")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut agent = KillOnDrop(hot_agent(dir.path(), &socket));
+    let mut sweep = KillOnDrop(
+        sweeprun_tests::sweeprun(dir.path())
+            .arg("run")
+            .arg(&spec)
+            .args(["--out", "r.csv", "-np", "2", "--chunk-size", "16"])
+            .env("SWEEPRUN_AGENT_SOCKET", &socket)
+            .env("SWEEPRUN_DEBUG_CHUNK_DELAY_MS", "20")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // The agent freezes the ranks (the board reads 90 C).
     let started = std::time::Instant::now();
     loop {
-        let ranks = rank_states(sweep.id());
+        let ranks = rank_states(sweep.0.id());
         if ranks.len() == 2 && ranks.iter().all(|&(_, state)| state == 'T') {
             break;
         }
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "the agent never paused the ranks: {ranks:?}");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    agent.kill().unwrap();
+    agent.0.kill().unwrap();
     let killed = std::time::Instant::now();
-    agent.wait().unwrap();
+    agent.0.wait().unwrap();
     loop {
-        let ranks = rank_states(sweep.id());
+        let ranks = rank_states(sweep.0.id());
         if ranks.iter().all(|&(_, state)| state != 'T') {
             break;
         }
         assert!(killed.elapsed() < std::time::Duration::from_secs(1), "a rank stayed stopped: {ranks:?}");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let status = sweep.wait().unwrap();
     let mut stderr = String::new();
-    std::io::Read::read_to_string(sweep.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(sweep.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let status = sweep.0.wait().unwrap();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("the node agent went away"), "{stderr}");
 }

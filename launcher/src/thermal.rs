@@ -73,6 +73,7 @@ pub enum Thermal {
 /// A connection to the node's agent, and the watcher that resumes the ranks if it breaks.
 pub struct AgentLink {
     stream: UnixStream,
+    groups: Vec<u32>,
     latest: Arc<Mutex<Value>>,
     finishing: Arc<AtomicBool>,
     watcher: Option<std::thread::JoinHandle<()>>,
@@ -93,15 +94,30 @@ impl Thermal {
                 let socket = std::env::var_os("SWEEPRUN_AGENT_SOCKET")
                     .map(std::path::PathBuf::from)
                     .unwrap_or_else(|| sweeprun_agent::config::DEFAULT_SOCKET.into());
-                let Ok(mut stream) = UnixStream::connect(&socket) else { return Ok(None) };
+                let mut stream = match UnixStream::connect(&socket) {
+                    Ok(stream) => stream,
+                    // No agent on this node: nothing to do.
+                    Err(e)
+                        if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
+                    {
+                        return Ok(None)
+                    }
+                    Err(e) => {
+                        say!("sweeprun: not registering with the node agent at {}: {e}", socket.display());
+                        return Ok(None);
+                    }
+                };
                 let registrations: String = groups.iter().map(|g| format!("REGISTER {g}\n")).collect();
                 if stream.write_all(registrations.as_bytes()).is_err() {
                     return Ok(None);
                 }
                 let reader = stream.try_clone().map_err(|e| Failure::runtime(format!("agent socket: {e}")))?;
+                // The agent reports 10 times a second: 5 s of silence means it hangs.
+                let _ = reader.set_read_timeout(Some(std::time::Duration::from_secs(5)));
                 let latest = Arc::new(Mutex::new(Value::Null));
                 let finishing = Arc::new(AtomicBool::new(false));
                 let (shared, done, groups) = (Arc::clone(&latest), Arc::clone(&finishing), groups.to_vec());
+                let own_groups = groups.clone();
                 let watcher = std::thread::Builder::new()
                     .name("agent link".into())
                     .spawn(move || {
@@ -129,7 +145,13 @@ impl Thermal {
                         }
                     })
                     .map_err(|e| Failure::runtime(format!("cannot watch the agent: {e}")))?;
-                Ok(Some(Thermal::Agent(AgentLink { stream, latest, finishing, watcher: Some(watcher) })))
+                Ok(Some(Thermal::Agent(AgentLink {
+                    stream,
+                    latest,
+                    finishing,
+                    watcher: Some(watcher),
+                    groups: own_groups,
+                })))
             }
         }
     }
@@ -142,13 +164,16 @@ impl Thermal {
         }
     }
 
-    /// One line for the progress display, e.g. `61 C, cap 1000 MHz, paused 3.2 s`.
+    /// One line for the progress display, e.g. `61 C, cap 1000 MHz, paused 3.2 s` (a
+    /// simulated board's times are board time, and say so).
     pub fn progress_text(&self) -> String {
         let status = self.status();
         let Some(temp) = status["temp_c"].as_f64() else { return String::new() };
         let cap = status["clock_cap_mhz"].as_u64().map_or(String::new(), |mhz| format!(", cap {mhz} MHz"));
-        let paused = status["paused_seconds"].as_f64().unwrap_or(0.0);
-        format!("{temp:.0} C{cap}, paused {paused:.1} s")
+        let paused = status["paused_seconds"].as_f64().unwrap_or(0.0)
+            - status["first"]["paused_seconds"].as_f64().unwrap_or(0.0);
+        let board = if matches!(self, Thermal::Sim(_)) { " of board time (simulated)" } else { "" };
+        format!("{temp:.0} C{cap}, paused {paused:.1} s{board}")
     }
 
     /// Ends the companionship (the agent lets the ranks go and resumes them) and returns
@@ -161,13 +186,34 @@ impl Thermal {
                 if let Some(watcher) = link.watcher.take() {
                     let _ = watcher.join();
                 }
-                let status = link.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                // The agent resumes what it let go; in case it hangs or died just now, the
+                // launcher makes sure (SIGCONT to a running process does nothing).
+                for &group in &link.groups {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(group as i32),
+                        nix::sys::signal::Signal::SIGCONT,
+                    );
+                }
+                let mut status = link.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                for key in ["paused_seconds", "actuator_changes"] {
+                    if let (Some(now), Some(first)) = (status[key].as_f64(), status["first"][key].as_f64()) {
+                        status[key] = json!(now - first);
+                    }
+                }
                 ("agent", status)
             }
-            Thermal::Sim(sim) => ("sim", sim.finish().unwrap_or(Value::Null)),
+            Thermal::Sim(sim) => {
+                let status = sim.finish().unwrap_or_else(|e| {
+                    say!("sweeprun: the simulated board stopped: {e}");
+                    Value::Null
+                });
+                ("sim", status)
+            }
         };
         json!({
             "mode": mode,
+            // A simulated board's seconds are board time (faster than the sweep's).
+            "time": if mode == "sim" { "board" } else { "real" },
             "max_temp_c": status["max_temp_c"],
             "clock_cap_mhz": status["clock_cap_mhz"],
             "paused_seconds": status["paused_seconds"],

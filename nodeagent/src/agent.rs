@@ -163,12 +163,12 @@ impl Agent {
         }
         let run = self.duty.running_at(t_s);
         if run != self.running {
-            match board.run(run) {
-                Ok(()) => self.running = run,
-                Err(e) => {
-                    self.errors += 1;
-                    log.push(format!("could not {} the ranks: {e}", if run { "resume" } else { "pause" }));
-                }
+            // What could be paused is paused (and resumed on the next switch) even when a
+            // group refused: the state follows the switch, never the failure.
+            self.running = run;
+            if let Err(e) = board.run(run) {
+                self.errors += 1;
+                log.push(format!("could not {} every rank: {e}", if run { "resume" } else { "pause" }));
             }
         }
         log

@@ -44,13 +44,21 @@ impl BoardIo {
     }
 
     /// Manages the process group led by `pgid` from now on (paused with the others).
-    pub fn register(&mut self, pgid: u32) {
+    /// Refused (false) unless `pgid` leads its own process group: a signal to a group
+    /// that does not exist would fail on every pause.
+    pub fn register(&mut self, pgid: u32) -> bool {
+        let leader = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pgid as i32)))
+            .is_ok_and(|group| group.as_raw() == pgid as i32);
+        if !leader {
+            return false;
+        }
         if !self.groups.contains(&pgid) {
             self.groups.push(pgid);
             if !self.running {
                 let _ = self.pauser.pause(pgid);
             }
         }
+        true
     }
 
     /// Stops managing `pgid` (resuming it if it was paused).
@@ -62,7 +70,15 @@ impl BoardIo {
     /// The registered groups that still exist.
     fn live_groups(&mut self) -> usize {
         let proc_root = self.proc_root.clone();
-        self.groups.retain(|&pid| !matches!(process_run_state(&proc_root, pid), Ok(RunState::Gone) | Err(_)));
+        let (live, gone): (Vec<u32>, Vec<u32>) = self
+            .groups
+            .iter()
+            .partition(|&&pid| !matches!(process_run_state(&proc_root, pid), Ok(RunState::Gone) | Err(_)));
+        // A group whose leader is gone may still have members: let them run.
+        for pid in gone {
+            let _ = self.pauser.resume(pid);
+        }
+        self.groups = live;
         self.groups.len()
     }
 
@@ -123,12 +139,19 @@ impl Actuators for BoardIo {
     fn run(&mut self, running: bool) -> Result<(), String> {
         self.running = running;
         let mut failure = None;
+        let mut gone = Vec::new();
         for &group in &self.groups {
             let done = if running { self.pauser.resume(group) } else { self.pauser.pause(group) };
             if let Err(e) = done {
-                failure.get_or_insert(e.to_string());
+                // A group that no longer exists is simply not managed any more.
+                if nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group as i32), None).is_err() {
+                    gone.push(group);
+                } else {
+                    failure.get_or_insert(e.to_string());
+                }
             }
         }
+        self.groups.retain(|g| !gone.contains(g));
         failure.map_or(Ok(()), Err)
     }
 

@@ -11,7 +11,7 @@
 //!
 //! [control]
 //! limit_c = 75.0             # the sensor stays at or below this
-//! margin_k = 0.3
+//! margin_k = 0.5
 //! horizon_s = 12.0
 //! dwell_s = 5.0
 //! owns_fan = false           # drive the gpio-fan cooling device's cur_state
@@ -180,9 +180,16 @@ impl AgentConfig {
             ("model.core_w", m.core_w),
             ("model.r_k_per_w", m.r_k_per_w),
             ("model.c_j_per_k", m.c_j_per_k),
+            ("model.fast_r_k_per_w", m.fast_r_k_per_w),
             ("model.fast_tau_s", m.fast_tau_s),
         ] {
             positive(name, x)?;
+        }
+        if !(-40.0..=80.0).contains(&m.ambient_c) {
+            return Err(format!("model.ambient_c: expected -40..80 C, got {}", m.ambient_c));
+        }
+        for &power in &m.level_power {
+            positive("model.level_power", power)?;
         }
         if m.cores == 0 {
             return Err("model.cores: expected at least 1".into());

@@ -288,7 +288,9 @@ fn run(config: &sweeprun_agent::config::AgentConfig, pids: &[u32], seconds: Opti
     }
     let mut io = sweeprun_agent::board_io::BoardIo::new(&config.sys_root, config.model.cores);
     for &pid in pids {
-        io.register(pid);
+        if !io.register(pid) {
+            return usage(&format!("--pid {pid}: not the leader of a process group (give the group's id)"));
+        }
     }
     let mut agent = sweeprun_agent::agent::Agent::new(config);
     let started = std::time::Instant::now();
@@ -300,8 +302,11 @@ fn run(config: &sweeprun_agent::config::AgentConfig, pids: &[u32], seconds: Opti
         if let Some(registry) = registry.as_mut() {
             let (added, removed) = registry.poll();
             for pgid in added {
-                eprintln!("sweeprun-agent: managing rank process group {pgid}");
-                io.register(pgid);
+                if io.register(pgid) {
+                    eprintln!("sweeprun-agent: managing rank process group {pgid}");
+                } else {
+                    eprintln!("sweeprun-agent: not managing {pgid}: not the leader of a process group");
+                }
             }
             for pgid in removed {
                 io.unregister(pgid);
@@ -332,7 +337,8 @@ extern "C" fn on_stop_signal(_: nix::libc::c_int) {
 fn install_stop_flag() -> &'static std::sync::atomic::AtomicBool {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let action = SigAction::new(SigHandler::Handler(on_stop_signal), SaFlags::SA_RESTART, SigSet::empty());
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+    // SIGHUP too: a closed terminal must not leave ranks stopped.
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         let _ = unsafe { sigaction(signal, &action) };
     }

@@ -64,6 +64,8 @@ impl ModelConfig {
 }
 
 /// The learned slow model: `dT/dt = a P + b T + c`, so C = 1/a, R = -a/b, T_amb = -c/b.
+/// (T and the constant are nearly collinear at a steady 60..75 C: the covariance is kept
+/// symmetric and its trace bounded, so days of steady load cannot wind it up.)
 #[derive(Debug, Clone)]
 pub struct Learner {
     theta: [f64; 3],
@@ -90,7 +92,6 @@ impl Learner {
         let a = 1.0 / prior.c;
         let b = -1.0 / (prior.r * prior.c);
         let c = prior.ambient / (prior.r * prior.c);
-        // Confidence in the prior: small enough that a few minutes of data move it.
         let covariance = [[1e-3, 0.0, 0.0], [0.0, 1e-6, 0.0], [0.0, 0.0, 1e-3]];
         Learner { theta: [a, b, c], covariance, lambda: 0.998, updates: 0 }
     }
@@ -112,9 +113,17 @@ impl Learner {
                 *cell = (self.covariance[i][j] - gain[i] * px[j]) / self.lambda;
             }
         }
-        // Bounded, so a long flat stretch (no information) cannot wind the gain up.
-        for (i, row) in next.iter_mut().enumerate() {
-            row[i] = row[i].min([1e-2, 1e-5, 1e-1][i]);
+        // Symmetric (rounding), and bounded as a whole: a long flat stretch (no information)
+        // must not wind the gain up, and scaling the whole matrix keeps it positive definite.
+        for (i, j) in [(1, 0), (2, 0), (2, 1)] {
+            let mean = (next[i][j] + next[j][i]) / 2.0;
+            next[i][j] = mean;
+            next[j][i] = mean;
+        }
+        let trace: f64 = (0..3).map(|i| next[i][i]).sum();
+        if trace > MAX_COVARIANCE_TRACE {
+            let scale = MAX_COVARIANCE_TRACE / trace;
+            next.iter_mut().flatten().for_each(|cell| *cell *= scale);
         }
         self.covariance = next;
         self.updates += 1;
@@ -143,6 +152,9 @@ impl Learner {
         }
     }
 }
+
+/// Bound on the learner's covariance trace (see [`Learner::observe`]).
+const MAX_COVARIANCE_TRACE: f64 = 0.1;
 
 /// Predicts the sensor over the next seconds for a constant power.
 #[derive(Debug, Clone, Copy)]
@@ -218,6 +230,28 @@ mod tests {
         // The slope over a 10 s step of a 160 s exponential biases C by a few per cent.
         assert!((learned.c - truth.c).abs() / truth.c < 0.15, "{learned:?}");
         assert!((learned.ambient - truth.ambient).abs() < 1.0, "{learned:?}");
+    }
+
+    #[test]
+    fn days_of_steady_load_do_not_wind_the_learner_up() {
+        // The controller's own steady state: the same power and temperature for 40 hours
+        // (20 s windows), with the sensor's rounding noise.
+        let prior = Thermal { r: 9.5, c: 20.0, ambient: 30.0 };
+        let mut learner = Learner::new(prior);
+        for k in 0..7200u32 {
+            let noise = f64::from(k % 7) / 7.0 - 0.5;
+            learner.observe(4.7, 72.0 + 0.05 * noise, 0.002 * noise);
+            let p = &learner.covariance;
+            let trace: f64 = (0..3).map(|i| p[i][i]).sum();
+            assert!(trace <= MAX_COVARIANCE_TRACE * 1.0001 && (0..3).all(|i| p[i][i] >= 0.0), "{p:?} at {k}");
+            for i in 0..3 {
+                for j in 0..3 {
+                    assert!(p[i][j] * p[i][j] <= p[i][i] * p[j][j] * 1.0001 + 1e-18, "not positive: {p:?} at {k}");
+                }
+            }
+        }
+        let thermal = learner.thermal(prior);
+        assert!(thermal.c > 0.0 && thermal.r > 0.0, "{thermal:?}");
     }
 
     #[test]

@@ -22,6 +22,10 @@
 
 use crate::model::{advance, Learner, ModelConfig, Predictor, Thermal};
 
+/// How fast the estimator's innovation turns into drift: K/s of drift per K of innovation,
+/// per second.
+const DRIFT_GAIN_PER_S: f64 = 0.004;
+
 /// What the agent aims for (`[control]` in agent.toml).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -225,7 +229,8 @@ impl Policy {
         let dt = self.last_t_s.map_or(0.0, |last| (sample.t_s - last).max(0.0));
         self.last_t_s = Some(sample.t_s);
         let demand = sample.demand.clamp(0.0, f64::from(self.model.cores));
-        let power = self.power(self.setting, demand);
+        // Frozen for lost sensors: the board idles whatever the setting says.
+        let power = if self.frozen_for_loss { self.model.idle_w } else { self.power(self.setting, demand) };
         let thermal = self.thermal();
         // The fast pole follows the power the board drew since the last sample.
         if dt > 0.0 {
@@ -236,6 +241,8 @@ impl Policy {
             let lost_for = self.last_temp_s.map_or(f64::INFINITY, |t| sample.t_s - t);
             if lost_for >= self.config.lost_after_s && !self.frozen_for_loss {
                 self.frozen_for_loss = true;
+                // What was learned over the gap would be wrong: start over when they return.
+                self.window = None;
                 actions.push(Action::Alert(format!("no temperature for {lost_for:.1} s: freezing the work")));
                 actions.push(Action::Duty(0.0));
             }
@@ -244,6 +251,9 @@ impl Policy {
         self.last_temp_s = Some(sample.t_s);
         if self.frozen_for_loss {
             self.frozen_for_loss = false;
+            // Take the board as measured, without charging the gap to the drift term.
+            self.slow_c = None;
+            self.window = None;
             actions.push(Action::Alert("temperature readable again: resuming".into()));
             // The setting in force is re-applied below (its duty).
             actions.push(Action::Duty(self.setting.duty));
@@ -319,7 +329,7 @@ impl Policy {
                 let innovation = measured_slow - predicted;
                 // What the model misses steadily (a wrong ambient, a learner not there yet)
                 // shows as a drift: integrate it as an extra heating rate, K/s.
-                self.drift_k_per_s = (self.drift_k_per_s + 0.002 * innovation).clamp(-0.5, 0.5);
+                self.drift_k_per_s = (self.drift_k_per_s + DRIFT_GAIN_PER_S * innovation * dt).clamp(-0.5, 0.5);
                 // The sensor has 1 C steps: trust the model, correct slowly.
                 predicted + 0.15 * innovation
             }

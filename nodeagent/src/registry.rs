@@ -40,13 +40,19 @@ impl Registry {
             std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
+        // Any local user may register *their own* ranks (checked per client below).
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
         let (tx, events) = mpsc::channel();
         let clients: Arc<Mutex<HashMap<u64, UnixStream>>> = Arc::default();
         let shared = Arc::clone(&clients);
         std::thread::Builder::new().name("registry".into()).spawn(move || {
             for (id, stream) in (0u64..).zip(listener.incoming()) {
                 let Ok(stream) = stream else { continue };
+                let peer = peer_uid(&stream);
                 if let Ok(writer) = stream.try_clone() {
+                    // A client that stops reading (a launcher stopped with Ctrl-Z) must not
+                    // block the agent: its status lines are dropped instead.
+                    let _ = writer.set_write_timeout(Some(std::time::Duration::from_millis(20)));
                     shared.lock().unwrap_or_else(|p| p.into_inner()).insert(id, writer);
                 }
                 let tx = tx.clone();
@@ -55,7 +61,7 @@ impl Registry {
                     for line in BufReader::new(stream).lines() {
                         let Ok(line) = line else { break };
                         let pgid = line.strip_prefix("REGISTER ").and_then(|p| p.trim().parse::<u32>().ok());
-                        if let Some(pgid) = pgid.filter(|&p| p > 1) {
+                        if let Some(pgid) = pgid.filter(|&p| p > 1 && may_manage(peer, p)) {
                             let _ = tx.send(Registration::Register(id, pgid));
                         }
                     }
@@ -87,6 +93,22 @@ impl Registry {
         let line = format!("STATUS {status}\n");
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         clients.retain(|_, stream| stream.write_all(line.as_bytes()).is_ok());
+    }
+}
+
+/// The user id of the process on the other end of `stream`.
+fn peer_uid(stream: &UnixStream) -> Option<u32> {
+    nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials).ok().map(|c| c.uid())
+}
+
+/// Whether a client running as `peer` may have process group `pgid` paused: root may,
+/// anyone else only for processes of their own.
+fn may_manage(peer: Option<u32>, pgid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match peer {
+        Some(0) => true,
+        Some(uid) => std::fs::metadata(format!("/proc/{pgid}")).is_ok_and(|m| m.uid() == uid),
+        None => false,
     }
 }
 

@@ -107,7 +107,9 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
     config.model.cores = cores;
     let mut io = BoardIo::new(&root, cores);
     for &pid in &pids {
-        io.register(pid);
+        if !io.register(pid) {
+            return Err(format!("worker {pid} does not lead its process group"));
+        }
     }
     let mut agent = (!scenario.firmware_only).then(|| Agent::new(&config));
     let mut log = Vec::new();
@@ -115,6 +117,7 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
     let (mut peak, mut above_s, mut work) = (f64::MIN, 0.0, 0.0);
     let (mut settled_min, mut settled_max) = (f64::MAX, f64::MIN);
     let mut fan_detected_s = None;
+    let mut fan_flagged_at_s = None;
     let mut points = Vec::new();
     let started = Instant::now();
     let steps = (scenario.duration_s / STEP_S).round() as u64;
@@ -130,7 +133,8 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
             for line in agent.tick(t, &mut io) {
                 log.push(format!("[{}] {line}", clock(t)));
             }
-            if fan_detected_s.is_none() && agent.fan_failed() {
+            if fan_flagged_at_s.is_none() && agent.fan_failed() {
+                fan_flagged_at_s = Some(t);
                 fan_detected_s = scenario.fail_fan_at_s.map(|at| t - at);
             }
         }
@@ -194,6 +198,8 @@ pub fn run(scenario: &Scenario, exe: &Path) -> Result<(Value, Vec<String>), Stri
         "firmware_throttle_s": totals.firmware_throttled_s,
         "actuator_changes": agent.as_ref().map_or(0, Agent::actuator_changes),
         "fan_failure_detected_s": fan_detected_s,
+        // When the agent said the fan failed (also a false alarm, with no failure planned).
+        "fan_failure_flagged_at_s": fan_flagged_at_s,
         "max_swing_after_settle_c": (settled_max >= settled_min).then_some(settled_max - settled_min),
         "paused_s": agent.as_ref().map_or(0.0, Agent::paused_s),
         "model_optimum_ratio": optimum.fraction,
