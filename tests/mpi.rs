@@ -91,6 +91,11 @@ fn assert_same_table(run: &Output, dir: &Path, out: &str, local: &(Vec<u8>, serd
     assert_eq!(meta["fingerprint"], local.1["fingerprint"], "the same sweep, so --resume works across backends");
 }
 
+/// `sweeprun run SPEC --backend mpi --top 0 ARGS...` of the `mpi` build, in `dir`.
+fn mpi_run(mpi: Mpi, dir: &Path, spec: &Path, args: &[&str]) -> Output {
+    output_of(mpi_sweeprun(mpi, dir).arg("run").arg(spec).args(["--backend", "mpi", "--top", "0"]).args(args))
+}
+
 fn goog(dir: &Path) -> PathBuf {
     write_spec(dir, "goog.toml", &goog_spec("unused.csv", ""))
 }
@@ -100,17 +105,7 @@ fn openmpi_on_one_host_writes_the_local_table_for_sma_and_momentum() {
     let dir = tempfile::tempdir().unwrap();
     let spec = goog(dir.path());
     let local = local_table(dir.path(), &spec, "local.csv");
-    let run = output_of(mpi_sweeprun(Mpi::OpenMpi, dir.path()).arg("run").arg(&spec).args([
-        "--backend",
-        "mpi",
-        "-np",
-        "4",
-        "--oversubscribe",
-        "--top",
-        "0",
-        "--out",
-        "mpi.csv",
-    ]));
+    let run = mpi_run(Mpi::OpenMpi, dir.path(), &spec, &["-np", "4", "--oversubscribe", "--out", "mpi.csv"]);
     assert_same_table(&run, dir.path(), "mpi.csv", &local);
     let stderr = stderr_of(&run);
     assert!(stderr.starts_with("sweeprun: running mpirun"), "the command is printed first: {stderr}");
@@ -118,19 +113,8 @@ fn openmpi_on_one_host_writes_the_local_table_for_sma_and_momentum() {
 
     let momentum = workspace_root().join("examples/momentum_etf5.toml");
     let local = local_table(dir.path(), &momentum, "m-local.jsonl");
-    let run = output_of(mpi_sweeprun(Mpi::OpenMpi, dir.path()).arg("run").arg(&momentum).args([
-        "--backend",
-        "mpi",
-        "-np",
-        "3",
-        "--oversubscribe",
-        "--top",
-        "0",
-        "--chunk-size",
-        "7",
-        "--out",
-        "m-mpi.jsonl",
-    ]));
+    let args = ["-np", "3", "--oversubscribe", "--chunk-size", "7", "--out", "m-mpi.jsonl"];
+    let run = mpi_run(Mpi::OpenMpi, dir.path(), &momentum, &args);
     assert_same_table(&run, dir.path(), "m-mpi.jsonl", &local);
 }
 
@@ -139,17 +123,7 @@ fn mpich_on_one_host_writes_the_local_table() {
     let dir = tempfile::tempdir().unwrap();
     let spec = goog(dir.path());
     let local = local_table(dir.path(), &spec, "local.csv");
-    let run = output_of(mpi_sweeprun(Mpi::Mpich, dir.path()).arg("run").arg(&spec).args([
-        "--backend",
-        "mpi",
-        "-np",
-        "4",
-        "--oversubscribe",
-        "--top",
-        "0",
-        "--out",
-        "mpi.csv",
-    ]));
+    let run = mpi_run(Mpi::Mpich, dir.path(), &spec, &["-np", "4", "--oversubscribe", "--out", "mpi.csv"]);
     assert_same_table(&run, dir.path(), "mpi.csv", &local);
     assert!(stderr_of(&run).starts_with("sweeprun: running mpiexec.mpich -n 4"), "{}", stderr_of(&run));
 }
@@ -299,17 +273,7 @@ fn a_killed_rank_or_rank_0_leaves_a_journal_that_resume_completes_exactly() {
         let resumed = if victim == 0 {
             output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(["--resume", "--top", "0", "--out", &out]))
         } else {
-            output_of(mpi_sweeprun(Mpi::OpenMpi, dir.path()).arg("run").arg(&spec).args([
-                "--backend",
-                "mpi",
-                "-np",
-                "2",
-                "--resume",
-                "--top",
-                "0",
-                "--out",
-                &out,
-            ]))
+            mpi_run(Mpi::OpenMpi, dir.path(), &spec, &["-np", "2", "--resume", "--out", &out])
         };
         assert!(resumed.status.success(), "{}", stderr_of(&resumed));
         assert!(stderr_of(&resumed).contains("from the journal"), "{}", stderr_of(&resumed));
@@ -334,17 +298,7 @@ fn sigint_to_mpirun_exits_130_and_the_sweep_resumes() {
     assert!(run.status.signal().is_none());
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("sweeprun: interrupted") && last.contains("--resume"), "{stderr}");
-    let resumed = output_of(mpi_sweeprun(Mpi::OpenMpi, dir.path()).arg("run").arg(&spec).args([
-        "--backend",
-        "mpi",
-        "-np",
-        "2",
-        "--resume",
-        "--top",
-        "0",
-        "--out",
-        "int.csv",
-    ]));
+    let resumed = mpi_run(Mpi::OpenMpi, dir.path(), &spec, &["-np", "2", "--resume", "--out", "int.csv"]);
     assert!(resumed.status.success(), "{}", stderr_of(&resumed));
     assert!(std::fs::read(dir.path().join("int.csv")).unwrap() == local.0);
 }
