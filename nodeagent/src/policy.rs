@@ -303,7 +303,7 @@ impl Policy {
             if best.level != before.level {
                 actions.push(Action::ClockCap((best.level > 0).then(|| self.model.levels_mhz[best.level])));
             }
-            if best.duty != before.duty && !self.frozen_for_loss {
+            if best.duty != before.duty {
                 actions.push(Action::Duty(best.duty));
             }
         }

@@ -31,6 +31,3 @@ impl Backend {
         }
     }
 }
-
-/// Whether this binary was built with MPI support (the `mpi` feature).
-pub const MPI_BUILT_IN: bool = cfg!(feature = "mpi");
