@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use sweeprun_tests::{goog_spec, output_of, sweeprun, workspace_root, write_spec};
+use sweeprun_tests::{agent_bin, goog_spec, output_of, sweeprun, workspace_root, write_spec};
 
 /// The MPI implementations sweeprun is built against here.
 #[derive(Clone, Copy, Debug)]
@@ -167,6 +167,7 @@ fn bad_mpi_input_is_one_line_exit_2_and_nothing_written() {
         (&["--host", "a:2,b:2", "-np", "9"], "-np 9: --host a:2,b:2 has only 4 slots"),
         (&["--host", "a:x"], "--host: `a:x`: slots must be a whole number"),
         (&["--hostfile", "four", "--host", "a"], "--host and --hostfile: give one of them"),
+        (&["--thermal", "sim:pi4-bare"], "--thermal sim:MODEL: the simulated board runs beside local ranks only"),
     ] {
         let run = output_of(
             mpi_sweeprun(Mpi::OpenMpi, dir.path())
@@ -395,4 +396,129 @@ fn a_hostfile_naming_an_unreachable_node_is_one_clear_line_and_nothing_written()
     assert!(lines[1].starts_with("sweeprun: error: mpirun failed") && lines[1].contains("node5"), "{stderr}");
     assert!(!dir.path().join("r.csv").exists() && !dir.path().join("r.csv.partial").exists());
     assert!(!dir.path().join("r.csv.partial.json").exists());
+}
+
+/// Kills a child when dropped (a failed assertion must not leave agents or frozen ranks).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The emulated node a process runs in (the node whose UTS namespace it shares), if any.
+fn node_of(pid: i32) -> Option<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/uts")).ok()?;
+    let inode: u64 = link.to_str()?.strip_prefix("uts:[")?.strip_suffix(']')?.parse().ok()?;
+    (1..=4).find(|n| std::fs::metadata(format!("/run/sweeprun-cluster/uts/node{n}")).is_ok_and(|m| m.ino() == inode))
+}
+
+/// A process's state letter from /proc (`T`: stopped).
+fn state_of(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')').and_then(|at| stat[at + 2..].chars().next()).unwrap_or('?')
+}
+
+#[test]
+fn each_nodes_ranks_register_with_that_nodes_agent_and_run_again_when_it_is_killed() {
+    let env = cluster_env();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = goog(dir.path());
+    let local = local_table(dir.path(), &spec, "local.csv");
+    let hostfile = cluster_value(&env, "SWR_CLUSTER_HOSTFILE");
+    // One agent per node, in that node's namespaces, on a fake board reading 90 C (it
+    // freezes what registers); one socket path template names each node's own socket.
+    let template = dir.path().join("agent-%h.sock");
+    let mut agents = Vec::new();
+    for n in 1..=4 {
+        let zone = dir.path().join(format!("node{n}/sys/class/thermal/thermal_zone0"));
+        std::fs::create_dir_all(&zone).unwrap();
+        std::fs::write(zone.join("type"), "cpu-thermal\n").unwrap();
+        std::fs::write(zone.join("temp"), "90000\n").unwrap();
+        let agent = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/swr-node{n}"))
+            .arg(format!("--uts=/run/sweeprun-cluster/uts/node{n}"))
+            .arg("--")
+            .arg(agent_bin())
+            .args(["run", "--listen", "", "--sys-root"])
+            .arg(dir.path().join(format!("node{n}/sys")))
+            .arg("--socket")
+            .arg(&template)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        agents.push(KillOnDrop(agent));
+    }
+    let started = Instant::now();
+    while !(1..=4).all(|n| dir.path().join(format!("agent-node{n}.sock")).exists()) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the agents did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // 8 ranks, 2 per node (round robin), slowed down so the sweep outlasts the test's steps.
+    let out = dir.path().join("agents.csv").display().to_string();
+    let sweep = mpi_sweeprun(Mpi::OpenMpi, dir.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("SWEEPRUN_AGENT_SOCKET", &template)
+        .env("SWEEPRUN_DEBUG_CHUNK_DELAY_MS", "20")
+        .arg("run")
+        .arg(&spec)
+        .args(["--backend", "mpi", "-np", "8", "--hostfile", &hostfile, "--map-by", "node"])
+        .args(["--chunk-size", "4", "--top", "0", "--out", &out])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sweep = KillOnDrop(sweep);
+    // Every rank but rank 0 (it schedules the sweep) is frozen by its own node's agent.
+    let started = Instant::now();
+    let ranks = loop {
+        let ranks: Vec<(i32, usize, Option<usize>)> =
+            ranks_writing(&out).into_iter().map(|(pid, rank)| (pid, rank, node_of(pid))).collect();
+        let frozen = ranks.iter().filter(|&&(pid, rank, _)| rank != 0 && state_of(pid) == 'T').count();
+        if ranks.len() == 8 && frozen == 7 {
+            break ranks;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the agents never froze the ranks: {ranks:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for &(_, rank, node) in &ranks {
+        assert_eq!(node, Some(rank % 4 + 1), "rank {rank} runs on its node: {ranks:?}");
+    }
+    // kill -9 of node 2's agent: node 2's ranks (1 and 5) run again within 1 s, no others.
+    agents[1].0.kill().unwrap();
+    let killed = Instant::now();
+    loop {
+        let states: Vec<(usize, char)> = ranks.iter().map(|&(pid, rank, _)| (rank, state_of(pid))).collect();
+        let running_on_2 = states.iter().filter(|&&(rank, state)| rank % 4 == 1 && state != 'T').count();
+        if running_on_2 == 2 {
+            let others = states.iter().filter(|&&(rank, state)| rank % 4 != 1 && rank != 0 && state == 'T').count();
+            assert_eq!(others, 5, "only node 2's ranks were let go: {states:?}");
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(1), "node 2's ranks stayed stopped: {states:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The other agents too: every rank runs within 1 s, and the sweep completes exactly.
+    for agent in [0, 2, 3] {
+        agents[agent].0.kill().unwrap();
+    }
+    let killed = Instant::now();
+    loop {
+        let stopped: Vec<usize> =
+            ranks.iter().filter(|&&(pid, _, _)| state_of(pid) == 'T').map(|&(_, rank, _)| rank).collect();
+        if stopped.is_empty() {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(1), "ranks {stopped:?} stayed stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(sweep.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let status = sweep.0.wait().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("rank 1 on node2: the node agent went away"), "{stderr}");
+    assert!(std::fs::read(&out).unwrap() == local.0, "the table equals the local one");
 }

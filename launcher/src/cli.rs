@@ -60,6 +60,16 @@ pub enum Command {
         #[arg(long)]
         parent: Option<u32>,
     },
+    /// Internal: holds an MPI rank's registration with its node's agent (started by the rank).
+    #[command(name = "__agent-guard", hide = true)]
+    AgentGuard {
+        /// The rank's process group.
+        #[arg(long)]
+        group: u32,
+        /// The rank's number (for messages).
+        #[arg(long)]
+        rank: usize,
+    },
 }
 
 /// How ranks are spread over the machine(s) (`--map-by`, as OpenMPI's mpirun).
@@ -114,7 +124,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub oversubscribe: bool,
     /// The node agent: `auto` registers the local ranks with this node's `sweeprun-agent`
-    /// if one runs; `sim:MODEL` runs an agent on a simulated Pi 4B inside this sweep
+    /// if one runs (with `--backend mpi`, each node's ranks with that node's agent);
+    /// `sim:MODEL` runs an agent on a simulated Pi 4B inside this sweep, local ranks only
     /// (pi4-bare, pi4-heatsink, pi4-case-fan-on, pi4-case-fan-off); `off`.
     #[arg(long, default_value = "auto", value_name = "auto|off|sim:MODEL")]
     pub thermal: crate::thermal::ThermalMode,

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Rank { pin_cpu, index, report_bindings, parent } => {
             return ExitCode::from(sweeprun::worker::run_rank(*pin_cpu, *index, *report_bindings, *parent))
         }
+        Command::AgentGuard { group, rank } => return ExitCode::from(sweeprun::thermal::guard_main(*group, *rank)),
     };
     match result {
         Ok(report) => {

@@ -10,8 +10,11 @@
 //!   and what the agent pauses (to see the agent at work, or test it, on any machine).
 //! - `off`: none.
 //!
+//! Under `--backend mpi` every rank but rank 0 registers with its own node's agent
+//! ([`RankGuard`]); `$SWEEPRUN_AGENT_SOCKET` may name each node's socket with `%h` (the
+//! host name) where nodes share /run.
+//!
 //! Pausing a rank never changes a result: the table is the same with or without.
-//! Only local ranks take part (MPI ranks on other nodes: not yet).
 
 use crate::error::{Failure, Result};
 use serde_json::{json, Value};
@@ -79,6 +82,139 @@ pub struct AgentLink {
     watcher: Option<std::thread::JoinHandle<()>>,
 }
 
+/// This node's agent socket: `$SWEEPRUN_AGENT_SOCKET` or the agent's default, with `%h`
+/// standing for the host name (see [`sweeprun_agent::config::expand_socket`]).
+pub fn agent_socket() -> std::path::PathBuf {
+    let template = std::env::var_os("SWEEPRUN_AGENT_SOCKET")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| sweeprun_agent::config::DEFAULT_SOCKET.into());
+    sweeprun_agent::config::expand_socket(&template)
+}
+
+impl AgentLink {
+    /// Registers `groups` with this node's agent, if one listens, and watches the link:
+    /// if the agent goes away (even `kill -9`) or falls silent for 5 s, the watcher
+    /// resumes the groups at once. `who` prefixes the messages (`""` for the launcher).
+    fn connect(groups: &[u32], who: &str) -> Result<Option<AgentLink>> {
+        let socket = agent_socket();
+        let mut stream = match UnixStream::connect(&socket) {
+            Ok(stream) => stream,
+            // No agent on this node: nothing to do.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+                return Ok(None)
+            }
+            Err(e) => {
+                say!("sweeprun: {who}not registering with the node agent at {}: {e}", socket.display());
+                return Ok(None);
+            }
+        };
+        let registrations: String = groups.iter().map(|g| format!("REGISTER {g}\n")).collect();
+        if stream.write_all(registrations.as_bytes()).is_err() {
+            return Ok(None);
+        }
+        let reader = stream.try_clone().map_err(|e| Failure::runtime(format!("agent socket: {e}")))?;
+        // The agent reports 10 times a second: 5 s of silence means it hangs.
+        let _ = reader.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        let latest = Arc::new(Mutex::new(Value::Null));
+        let finishing = Arc::new(AtomicBool::new(false));
+        let (shared, done, watched, who) =
+            (Arc::clone(&latest), Arc::clone(&finishing), groups.to_vec(), who.to_string());
+        let watcher = std::thread::Builder::new()
+            .name("agent link".into())
+            .spawn(move || {
+                for line in BufReader::new(reader).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(status) = line.strip_prefix("STATUS ") {
+                        if let Ok(mut status) = serde_json::from_str::<Value>(status) {
+                            let mut latest = shared.lock().unwrap_or_else(|p| p.into_inner());
+                            let hottest = latest["max_temp_c"].as_f64().into_iter().chain(status["temp_c"].as_f64());
+                            status["max_temp_c"] = json!(hottest.reduce(f64::max));
+                            *latest = status;
+                        }
+                    }
+                }
+                if !done.load(Ordering::SeqCst) {
+                    // The agent is gone and may have left ranks stopped: run them.
+                    resume(&watched);
+                    say!("sweeprun: {who}the node agent went away; every rank it may have paused runs again");
+                }
+            })
+            .map_err(|e| Failure::runtime(format!("cannot watch the agent: {e}")))?;
+        Ok(Some(AgentLink { stream, latest, finishing, watcher: Some(watcher), groups: groups.to_vec() }))
+    }
+}
+
+/// SIGCONT to each process group (to a running one it does nothing).
+fn resume(groups: &[u32]) {
+    for &group in groups {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group as i32), nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// An MPI rank's registration with its own node's agent (`--thermal auto`, the default).
+///
+/// A paused rank cannot notice that its agent died, so the link is held by a small
+/// companion process, `sweeprun __agent-guard`, in a process group of its own (the agent
+/// pauses the rank's group, never the guard): it registers the rank, resumes it if the
+/// agent goes away, and exits when the rank does (its stdin, a pipe from the rank, closes).
+/// Rank 0 is not registered: it also schedules the sweep, and pausing it would idle every
+/// node; its node's agent still caps the clock.
+pub struct RankGuard {
+    child: std::process::Child,
+}
+
+impl RankGuard {
+    /// Starts the guard when `mode` is `auto` and this node has an agent socket.
+    pub fn start(mode: &ThermalMode, rank: usize) -> Option<RankGuard> {
+        use std::os::unix::process::CommandExt;
+        if *mode != ThermalMode::Auto || !agent_socket().exists() {
+            return None;
+        }
+        let me = nix::unistd::getpid();
+        if nix::unistd::getpgrp() != me {
+            // The agent pauses process groups. mpirun, mpiexec and srun start each rank as
+            // a group of its own already; a launcher that does not gets one made here.
+            if let Err(e) = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0)) {
+                say!("sweeprun: rank {rank}: not registering with the node agent: cannot lead a process group: {e}");
+                return None;
+            }
+        }
+        let exe = std::env::current_exe().ok()?;
+        let spawned = std::process::Command::new(exe)
+            .args(["__agent-guard", "--group", &me.to_string(), "--rank", &rank.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .process_group(0)
+            .spawn();
+        match spawned {
+            Ok(child) => Some(RankGuard { child }),
+            Err(e) => {
+                say!("sweeprun: rank {rank}: not registering with the node agent: cannot start its guard: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for RankGuard {
+    fn drop(&mut self) {
+        // Closing the pipe lets the guard go; it unregisters and exits.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// `sweeprun __agent-guard --group PGID --rank N`: registers the rank's group with this
+/// node's agent and holds the link until the rank exits (stdin closes). Exit code 0 always:
+/// no agent is no error.
+pub fn guard_main(group: u32, rank: usize) -> u8 {
+    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let Ok(Some(link)) = AgentLink::connect(&[group], &format!("rank {rank} on {host}: ")) else { return 0 };
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+    Thermal::Agent(link).finish();
+    0
+}
+
 impl Thermal {
     /// Starts what `mode` asks for, for the rank process groups `groups` (none: nothing).
     pub fn start(mode: &ThermalMode, groups: &[u32]) -> Result<Option<Thermal>> {
@@ -90,69 +226,7 @@ impl Thermal {
             ThermalMode::Sim(model) => EmbeddedSim::start(model, 30.0, 3.0, sim_speedup(), groups.to_vec())
                 .map(|sim| Some(Thermal::Sim(sim)))
                 .map_err(Failure::runtime),
-            ThermalMode::Auto => {
-                let socket = std::env::var_os("SWEEPRUN_AGENT_SOCKET")
-                    .map(std::path::PathBuf::from)
-                    .unwrap_or_else(|| sweeprun_agent::config::DEFAULT_SOCKET.into());
-                let mut stream = match UnixStream::connect(&socket) {
-                    Ok(stream) => stream,
-                    // No agent on this node: nothing to do.
-                    Err(e)
-                        if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
-                    {
-                        return Ok(None)
-                    }
-                    Err(e) => {
-                        say!("sweeprun: not registering with the node agent at {}: {e}", socket.display());
-                        return Ok(None);
-                    }
-                };
-                let registrations: String = groups.iter().map(|g| format!("REGISTER {g}\n")).collect();
-                if stream.write_all(registrations.as_bytes()).is_err() {
-                    return Ok(None);
-                }
-                let reader = stream.try_clone().map_err(|e| Failure::runtime(format!("agent socket: {e}")))?;
-                // The agent reports 10 times a second: 5 s of silence means it hangs.
-                let _ = reader.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-                let latest = Arc::new(Mutex::new(Value::Null));
-                let finishing = Arc::new(AtomicBool::new(false));
-                let (shared, done, groups) = (Arc::clone(&latest), Arc::clone(&finishing), groups.to_vec());
-                let own_groups = groups.clone();
-                let watcher = std::thread::Builder::new()
-                    .name("agent link".into())
-                    .spawn(move || {
-                        for line in BufReader::new(reader).lines() {
-                            let Ok(line) = line else { break };
-                            if let Some(status) = line.strip_prefix("STATUS ") {
-                                if let Ok(mut status) = serde_json::from_str::<Value>(status) {
-                                    let mut latest = shared.lock().unwrap_or_else(|p| p.into_inner());
-                                    let hottest =
-                                        latest["max_temp_c"].as_f64().into_iter().chain(status["temp_c"].as_f64());
-                                    status["max_temp_c"] = json!(hottest.reduce(f64::max));
-                                    *latest = status;
-                                }
-                            }
-                        }
-                        if !done.load(Ordering::SeqCst) {
-                            // The agent is gone and may have left ranks stopped: run them.
-                            for &group in &groups {
-                                let _ = nix::sys::signal::killpg(
-                                    nix::unistd::Pid::from_raw(group as i32),
-                                    nix::sys::signal::Signal::SIGCONT,
-                                );
-                            }
-                            say!("sweeprun: the node agent went away; every rank it may have paused runs again");
-                        }
-                    })
-                    .map_err(|e| Failure::runtime(format!("cannot watch the agent: {e}")))?;
-                Ok(Some(Thermal::Agent(AgentLink {
-                    stream,
-                    latest,
-                    finishing,
-                    watcher: Some(watcher),
-                    groups: own_groups,
-                })))
-            }
+            ThermalMode::Auto => Ok(AgentLink::connect(groups, "")?.map(Thermal::Agent)),
         }
     }
 
@@ -188,12 +262,7 @@ impl Thermal {
                 }
                 // The agent resumes what it let go; in case it hangs or died just now, the
                 // launcher makes sure (SIGCONT to a running process does nothing).
-                for &group in &link.groups {
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(group as i32),
-                        nix::sys::signal::Signal::SIGCONT,
-                    );
-                }
+                resume(&link.groups);
                 let mut status = link.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 for key in ["paused_seconds", "actuator_changes"] {
                     if let (Some(now), Some(first)) = (status[key].as_f64(), status["first"][key].as_f64()) {

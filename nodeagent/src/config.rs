@@ -7,7 +7,7 @@
 //! sample_hz = 2.0            # policy samples per second (>= 2)
 //! duty_period_s = 2.0        # one pause/run cycle when duty cycling
 //! listen = "127.0.0.1:9477"  # JSON at /status, Prometheus text at /metrics ("" = off)
-//! socket = "/run/sweeprun-agent.sock"  # where launchers register their ranks ("" = off)
+//! socket = "/run/sweeprun-agent.sock"  # where launchers register their ranks ("" = off; %h = host name)
 //!
 //! [control]
 //! limit_c = 75.0             # the sensor stays at or below this
@@ -70,6 +70,31 @@ impl Default for AgentConfig {
 /// Where the agent listens for registrations unless configured otherwise (and where
 /// `sweeprun run --thermal auto` looks for it).
 pub const DEFAULT_SOCKET: &str = "/run/sweeprun-agent.sock";
+
+/// A socket path with `%h` replaced by this machine's host name (`%%` is a `%`): one path
+/// template names every node's own socket where nodes share a filesystem (an emulated
+/// cluster's nodes share /run; so do diskless boards that mount /run over NFS).
+pub fn expand_socket(template: &Path) -> PathBuf {
+    let Some(text) = template.to_str().filter(|t| t.contains('%')) else { return template.to_path_buf() };
+    let host =
+        nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "localhost".into());
+    let mut out = String::with_capacity(text.len() + host.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('%', Some('h')) => {
+                out.push_str(&host);
+                chars.next();
+            }
+            ('%', Some('%')) => {
+                out.push('%');
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    PathBuf::from(out)
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -218,6 +243,14 @@ fn at(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_template_names_this_hosts_socket() {
+        let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+        assert_eq!(expand_socket(Path::new("/run/a-%h.sock")), PathBuf::from(format!("/run/a-{host}.sock")));
+        assert_eq!(expand_socket(Path::new("/run/100%%-%h/%x")), PathBuf::from(format!("/run/100%-{host}/%x")));
+        assert_eq!(expand_socket(Path::new(DEFAULT_SOCKET)), PathBuf::from(DEFAULT_SOCKET));
+    }
 
     #[test]
     fn an_empty_file_is_the_defaults_and_keys_override_them() {

@@ -51,7 +51,8 @@ enum Command {
         /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
         #[arg(long, value_name = "SECONDS")]
         seconds: Option<f64>,
-        /// Override the config's registration socket.
+        /// Override the config's registration socket (`%h`: this host's name, for nodes
+        /// that share /run, e.g. `/run/sweeprun/agent-%h.sock`).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
         /// Override the config's status endpoint address (`""`: none).
@@ -164,6 +165,7 @@ fn main() -> ExitCode {
             if let Some(socket) = socket {
                 config.socket = Some(socket);
             }
+            config.socket = config.socket.as_deref().map(sweeprun_agent::config::expand_socket);
             if let Some(listen) = listen {
                 config.listen = (!listen.is_empty()).then_some(listen);
             }

@@ -78,6 +78,8 @@ pub fn run_in_world(args: &RunArgs) -> Result<String> {
             }
         }
     } else {
+        // Registered with this node's agent while it serves; let go when it is done.
+        let _guard = crate::thermal::RankGuard::start(&args.thermal, rank);
         serve_rank(&world, rank, report);
         Ok(String::new())
     }

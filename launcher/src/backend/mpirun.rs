@@ -261,6 +261,11 @@ pub fn launch_command(
             if args.oversubscribe {
                 push(&["--oversubscribe"]);
             }
+            // OpenMPI passes the launcher's environment to remote ranks only when asked
+            // (hydra passes all of it): each node's ranks look for their agent there.
+            if std::env::var_os("SWEEPRUN_AGENT_SOCKET").is_some() {
+                push(&["-x", "SWEEPRUN_AGENT_SOCKET"]);
+            }
         }
         Implementation::Mpich => {
             if let Some(np) = np {
@@ -345,6 +350,16 @@ pub fn forwarded_run_args(args: &RunArgs) -> Result<Vec<OsString>> {
     }
     if let Some(size) = args.chunk_size {
         flag("--chunk-size", size.to_string());
+    }
+    match &args.thermal {
+        crate::thermal::ThermalMode::Auto => {}
+        crate::thermal::ThermalMode::Off => flag("--thermal", "off".into()),
+        crate::thermal::ThermalMode::Sim(_) => {
+            return Err(Failure::usage(
+                "--thermal sim:MODEL: the simulated board runs beside local ranks only; with --backend mpi, \
+                 each node's ranks register with that node's sweeprun-agent (--thermal auto)",
+            ))
+        }
     }
     if args.resume {
         out.push("--resume".into());
