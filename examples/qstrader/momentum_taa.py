@@ -148,6 +148,8 @@ def parse_args(argv):
     if args.lookback < 1 or args.top_n < 1:
         ap.error('--lookback and --top-n must be at least 1')
     args.data = data_dir(args.data)
+    if not os.path.isdir(args.data):
+        ap.error('--data %s is not a directory' % args.data)
     if args.symbols:
         args.symbols = [s.strip() for s in args.symbols.split(',') if s.strip()]
     else:
