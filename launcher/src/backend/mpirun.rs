@@ -346,6 +346,9 @@ pub fn forwarded_run_args(args: &RunArgs) -> Result<Vec<OsString>> {
     if let Some(size) = args.chunk_size {
         flag("--chunk-size", size.to_string());
     }
+    if args.retry_failed {
+        out.push("--retry-failed".into());
+    }
     if args.resume {
         out.push("--resume".into());
     }

@@ -1,0 +1,721 @@
+//! `[command]` sweeps: any program as the backtest. This module reads the section
+//! ([`CommandSpec`]), expands the argv templates, and runs one combo's process
+//! ([`CommandSpec::run`]): its own working directory, the parameters as arguments and
+//! environment variables, a timeout that kills the whole process tree, retries, and the
+//! row read from the last line of stdout (or from a file the command writes).
+//!
+//! A combo's outcome is a [`Record`]: one JSON line (`{"combo_id":..,"status":..,..}`) that
+//! travels to the launcher like any chunk's rows, is journaled as it is, and becomes a
+//! table row only at the end ([`crate::command_table`]), once every JSON key is known.
+
+use crate::grid::{ParamDef, ParamKind};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use wait_timeout::ChildExt;
+
+/// The keys `[command]` accepts.
+pub const COMMAND_KEYS: [&str; 6] = ["argv", "timeout", "retries", "output", "keep_workdirs", "spec_dir"];
+
+/// Template fields every command has besides the grid parameters.
+pub const BUILTINS: [&str; 3] = ["workdir", "combo_id", "spec_dir"];
+
+/// The most retries a spec may ask for.
+pub const MAX_RETRIES: i64 = 10;
+
+/// How long a timed-out command gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How much of the end of stdout is read for the row: the last line must fit.
+pub const STDOUT_TAIL_BYTES: u64 = 1 << 20;
+
+/// The largest `output` file read.
+pub const OUTPUT_FILE_BYTES: u64 = 64 << 20;
+
+/// What the command's stdout and stderr are kept in, in its working directory.
+pub const STDOUT_FILE: &str = "stdout";
+/// See [`STDOUT_FILE`].
+pub const STDERR_FILE: &str = "stderr";
+
+/// A text with `{name}` fields (`{{` and `}}` stand for literal braces).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Part {
+    Text(String),
+    Field(String),
+}
+
+impl Template {
+    /// Parses `text`; errors say what is wrong with the braces.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) if c.is_alphanumeric() || c == '_' => name.push(c),
+                            _ => {
+                                return Err(format!(
+                                    "`{text}`: `{{` opens a field such as {{lookback}} that is not closed \
+                                     by `}}` (write `{{{{` for a literal brace)"
+                                ))
+                            }
+                        }
+                    }
+                    if name.is_empty() {
+                        return Err(format!("`{text}`: empty field `{{}}` (write `{{{{}}}}` for literal braces)"));
+                    }
+                    if !literal.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Field(name));
+                }
+                '}' => return Err(format!("`{text}`: a lone `}}` (write `}}}}` for a literal brace)")),
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
+        }
+        Ok(Template { parts })
+    }
+
+    /// The field names, in order.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Field(name) => Some(name.as_str()),
+            Part::Text(_) => None,
+        })
+    }
+
+    /// The text with every field replaced by `value(name)`.
+    pub fn expand(&self, value: &dyn Fn(&str) -> String) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(text) => text.clone(),
+                Part::Field(name) => value(name),
+            })
+            .collect()
+    }
+
+    /// The text if it has no fields.
+    fn literal(&self) -> Option<String> {
+        (self.fields().next().is_none()).then(|| self.expand(&|_| String::new()))
+    }
+}
+
+/// A validated `[command]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandSpec {
+    /// The program and its arguments, one template each.
+    pub argv: Vec<Template>,
+    /// Where the row comes from: a file the command writes (`{workdir}/stats.json`), or
+    /// `None` for the last line of stdout.
+    pub output: Option<Template>,
+    /// Wall-clock limit per attempt (paused time included).
+    pub timeout: Option<Duration>,
+    /// How often a combo that did not end `ok` is run again.
+    pub retries: u32,
+    /// Keep the working directories of `ok` combos too.
+    pub keep_workdirs: bool,
+    /// What `{spec_dir}` means, and what a relative program path resolves against.
+    pub spec_dir: PathBuf,
+    /// The grid parameters: every `[grid]` key but `where`, in name order, each an integer
+    /// parameter if all its values are integers, else a number.
+    pub params: Vec<ParamDef>,
+}
+
+impl CommandSpec {
+    /// Reads `[command]` against the spec's `[grid]` table; `base_dir` is the spec's
+    /// directory. Errors are one line starting with `[command]` or `[grid]`.
+    pub fn from_table(table: &toml::Table, grid: &toml::Table, base_dir: &Path) -> Result<CommandSpec, String> {
+        crate::spec::check_keys("command", table, &COMMAND_KEYS)?;
+        let params = grid_params(grid)?;
+        let names: Vec<&str> = params.iter().map(|p| p.name).collect();
+        let template = |key: &str, text: &str| {
+            let parsed = Template::parse(text).map_err(|e| format!("[command] {key}: {e}"))?;
+            for field in parsed.fields() {
+                if !names.contains(&field) && !BUILTINS.contains(&field) {
+                    return Err(format!(
+                        "[command] {key}: `{{{field}}}` is not a grid parameter (the grid has: {}; \
+                         builtins: {{workdir}}, {{combo_id}}, {{spec_dir}}; write `{{{{` for a literal brace)",
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    ));
+                }
+            }
+            Ok(parsed)
+        };
+        let argv = match table.get("argv") {
+            None => {
+                return Err("[command] missing key `argv` (e.g. argv = [\"python3\", \"bt.py\", \"{lookback}\"])".into())
+            }
+            Some(toml::Value::Array(items)) if items.is_empty() => {
+                return Err("[command] argv: must not be empty (the program and its arguments)".into())
+            }
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| match item.as_str() {
+                    Some(text) => template("argv", text),
+                    None => Err(format!("[command] argv: expected strings, got {}", item.type_str())),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(other) => return Err(format!("[command] argv: expected a list of strings, got {}", other.type_str())),
+        };
+        if argv[0].literal().is_some_and(|program| program.is_empty()) {
+            return Err("[command] argv: the program (first item) is empty".into());
+        }
+        let output = match table.get("output") {
+            None => None,
+            Some(toml::Value::String(text)) if !text.is_empty() => Some(template("output", text)?),
+            Some(other) => {
+                return Err(format!(
+                    "[command] output: expected a file path such as \"{{workdir}}/stats.json\", got {other}"
+                ))
+            }
+        };
+        let timeout = match table.get("timeout") {
+            None => None,
+            Some(toml::Value::String(text)) => match humantime::parse_duration(text) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => return Err(format!("[command] timeout: `{text}` is zero; leave it out for no limit")),
+                Err(e) => {
+                    return Err(format!(
+                        "[command] timeout: `{text}` is not a duration such as \"90s\" or \"10m\" ({e})"
+                    ))
+                }
+            },
+            Some(toml::Value::Integer(secs)) if *secs > 0 => Some(Duration::from_secs(*secs as u64)),
+            Some(other) => return Err(format!(
+                "[command] timeout: expected a duration such as \"10m\" or a positive number of seconds, got {other}"
+            )),
+        };
+        let retries = match table.get("retries") {
+            None => 0,
+            Some(toml::Value::Integer(n)) if (0..=MAX_RETRIES).contains(n) => *n as u32,
+            Some(other) => {
+                return Err(format!("[command] retries: expected an integer 0..={MAX_RETRIES}, got {other}"))
+            }
+        };
+        let keep_workdirs = match table.get("keep_workdirs") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(other) => return Err(format!("[command] keep_workdirs: expected true or false, got {other}")),
+        };
+        let spec_dir = match table.get("spec_dir") {
+            None => base_dir.to_path_buf(),
+            Some(toml::Value::String(dir)) if !dir.is_empty() => crate::spec::normalize(&base_dir.join(dir)),
+            Some(other) => return Err(format!("[command] spec_dir: expected a directory, got {other}")),
+        };
+        Ok(CommandSpec { argv, output, timeout, retries, keep_workdirs, spec_dir, params })
+    }
+
+    /// Checks that a program without fields can be started: an existing file (a relative
+    /// path resolves against `spec_dir`) or a name found on `PATH`.
+    pub fn check_program(&self) -> Result<(), String> {
+        let Some(program) = self.argv[0].literal() else { return Ok(()) };
+        let found = if program.contains('/') {
+            self.program_path(&program).is_file()
+        } else {
+            std::env::var_os("PATH")
+                .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(&program).is_file()))
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(format!("[command] argv: the program `{program}` is not a file nor on PATH"))
+        }
+    }
+
+    /// A program path as run: relative paths with a `/` resolve against `spec_dir`.
+    fn program_path(&self, program: &str) -> PathBuf {
+        if program.contains('/') {
+            self.spec_dir.join(program)
+        } else {
+            PathBuf::from(program)
+        }
+    }
+
+    /// Runs combo `id` (its parameters as `(name, text)` in grid order) in its working
+    /// directory `<runs_dir>/<id>`, with up to [`CommandSpec::retries`] more attempts.
+    /// `shown_runs_dir` is how the table names `runs_dir` (relative to the table). An
+    /// error means the combo could not be attempted at all (e.g. no working directory).
+    pub fn run(
+        &self,
+        runs_dir: &Path,
+        shown_runs_dir: &str,
+        id: u64,
+        params: &[(&str, String)],
+    ) -> Result<Record, String> {
+        let workdir = runs_dir.join(id.to_string());
+        let value = |name: &str| match name {
+            "workdir" => workdir.display().to_string(),
+            "combo_id" => id.to_string(),
+            "spec_dir" => self.spec_dir.display().to_string(),
+            _ => params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default(),
+        };
+        let mut argv: Vec<String> = self.argv.iter().map(|t| t.expand(&value)).collect();
+        argv[0] = self.program_path(&argv[0]).display().to_string();
+        let mut env: Vec<(String, String)> = params
+            .iter()
+            .map(|(name, text)| (format!("SWEEPRUN_PARAM_{}", name.to_uppercase()), text.clone()))
+            .collect();
+        env.push(("SWEEPRUN_COMBO_ID".into(), id.to_string()));
+        env.push(("SWEEPRUN_WORKDIR".into(), workdir.display().to_string()));
+        env.push(("SWEEPRUN_SPEC_DIR".into(), self.spec_dir.display().to_string()));
+        let output_file = self.output.as_ref().map(|t| PathBuf::from(t.expand(&value)));
+        let started = Instant::now();
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
+            let outcome = self.attempt(&workdir, &argv, &env, output_file.as_deref())?;
+            if outcome.status == Status::Ok || attempts > self.retries {
+                break outcome;
+            }
+        };
+        let kept = outcome.status != Status::Ok || self.keep_workdirs;
+        if !kept {
+            std::fs::remove_dir_all(&workdir)
+                .map_err(|e| format!("cannot remove the working directory {}: {e}", workdir.display()))?;
+        }
+        Ok(Record {
+            combo_id: id,
+            status: outcome.status,
+            exit_code: outcome.exit_code,
+            stderr: if kept { format!("{shown_runs_dir}/{id}/{STDERR_FILE}") } else { String::new() },
+            attempts,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            row: outcome.row,
+        })
+    }
+
+    /// One attempt in a fresh `workdir`.
+    fn attempt(
+        &self,
+        workdir: &Path,
+        argv: &[String],
+        env: &[(String, String)],
+        output_file: Option<&Path>,
+    ) -> Result<Outcome, String> {
+        let io_error = |what: &str, e: std::io::Error| format!("cannot {what} in {}: {e}", workdir.display());
+        match std::fs::remove_dir_all(workdir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error("clear the working directory", e))
+            }
+            _ => {}
+        }
+        std::fs::create_dir_all(workdir).map_err(|e| io_error("create the working directory", e))?;
+        let stdout_path = workdir.join(STDOUT_FILE);
+        let stdout = File::create(&stdout_path).map_err(|e| io_error("create stdout", e))?;
+        let stderr_path = workdir.join(STDERR_FILE);
+        let stderr = File::create(&stderr_path).map_err(|e| io_error("create stderr", e))?;
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]).envs(env.iter().cloned()).current_dir(workdir);
+        command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        // The command stays in the rank's process group, so whatever pauses the rank (the
+        // node agent's SIGSTOP of the group) pauses its command too; it dies with the rank.
+        sweeprun_hw::process::die_with_parent_on_exec(&mut command);
+        let failed = |exit_code| Outcome { status: Status::Failed, exit_code, row: Vec::new() };
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let message = format!("sweeprun: cannot start {}: {e}\n", argv[0]);
+                std::fs::write(&stderr_path, message).map_err(|e| io_error("write stderr", e))?;
+                return Ok(failed(None));
+            }
+        };
+        let waited = match self.timeout {
+            None => Some(child.wait()),
+            Some(limit) => child.wait_timeout(limit).transpose(),
+        };
+        let status = match waited {
+            Some(status) => status.map_err(|e| format!("cannot wait for {}: {e}", argv[0]))?,
+            None => {
+                kill_tree(&mut child);
+                return Ok(Outcome { status: Status::Timeout, exit_code: None, row: Vec::new() });
+            }
+        };
+        let Some(exit_code) = exit_code(status) else { return Ok(failed(None)) };
+        if exit_code != 0 {
+            return Ok(failed(Some(exit_code)));
+        }
+        let row = match output_file {
+            None => last_line(&stdout_path).and_then(|line| parse_object(&line)),
+            Some(path) => read_output_file(path),
+        };
+        Ok(match row {
+            Some(row) => Outcome { status: Status::Ok, exit_code: Some(0), row },
+            None => Outcome { status: Status::BadOutput, exit_code: Some(0), row: Vec::new() },
+        })
+    }
+}
+
+/// The exit code, or minus the signal that ended the process (as Python's subprocess).
+fn exit_code(status: ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| -s))
+}
+
+/// SIGTERM to the command and every descendant, then, after [`KILL_GRACE`], SIGKILL to
+/// whatever of them (and of the command's descendants by then) is left; reaps the command.
+fn kill_tree(child: &mut std::process::Child) {
+    let root = child.id();
+    let mut doomed = sweeprun_hw::process::descendants(root);
+    doomed.insert(0, root);
+    for &pid in &doomed {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    }
+    if matches!(child.wait_timeout(KILL_GRACE), Ok(Some(_))) {
+        // The command is gone; its descendants may linger (re-parented): kill those.
+        for &pid in &doomed[1..] {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+        return;
+    }
+    doomed.extend(sweeprun_hw::process::descendants(root));
+    for &pid in &doomed {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// The last non-empty line of the file (of its last [`STDOUT_TAIL_BYTES`]).
+fn last_line(path: &Path) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(STDOUT_TAIL_BYTES))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    text.lines().rev().map(str::trim).find(|line| !line.is_empty()).map(str::to_string)
+}
+
+/// A JSON object's members in the order written (a repeated key keeps its first place
+/// and its last value).
+pub type Members = Vec<(String, Value)>;
+
+/// `text` as one JSON object, members in order; `None` if it is anything else.
+pub fn parse_object(text: &str) -> Option<Members> {
+    serde_json::from_str::<OrderedObject>(text).ok().map(|o| o.0)
+}
+
+/// The row of an `output` file: a JSON object; QSTrader's JSONStatistics layout
+/// (`{"strategy": {...}, "strategy_id", "strategy_name", "benchmark"}`) gives the scalar
+/// statistics of its `strategy` object (its series are left out).
+fn read_output_file(path: &Path) -> Option<Members> {
+    let mut text = String::new();
+    File::open(path).ok()?.take(OUTPUT_FILE_BYTES).read_to_string(&mut text).ok()?;
+    let members = parse_object(&text)?;
+    let qstrader = members.iter().any(|(k, v)| k == "strategy" && v.is_object())
+        && members.iter().all(|(k, _)| ["strategy", "strategy_id", "strategy_name", "benchmark"].contains(&k.as_str()));
+    if !qstrader {
+        return Some(members);
+    }
+    let top: OrderedTop = serde_json::from_str(&text).ok()?;
+    Some(top.strategy?.into_iter().filter(|(_, v)| !v.is_array() && !v.is_object()).collect())
+}
+
+/// The `strategy` member of a JSONStatistics file, in written order.
+struct OrderedTop {
+    strategy: Option<Members>,
+}
+
+impl<'de> Deserialize<'de> for OrderedTop {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TopVisitor;
+        impl<'de> Visitor<'de> for TopVisitor {
+            type Value = OrderedTop;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedTop, A::Error> {
+                let mut strategy = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "strategy" {
+                        strategy = Some(map.next_value::<OrderedObject>()?.0);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(OrderedTop { strategy })
+            }
+        }
+        deserializer.deserialize_map(TopVisitor)
+    }
+}
+
+/// A JSON object read with its members in written order.
+pub struct OrderedObject(pub Members);
+
+impl<'de> Deserialize<'de> for OrderedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = OrderedObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedObject, A::Error> {
+                let mut members: Members = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    match members.iter_mut().find(|(k, _)| *k == key) {
+                        Some(member) => member.1 = value,
+                        None => members.push((key, value)),
+                    }
+                }
+                Ok(OrderedObject(members))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// How a combo's command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Exit 0 and a JSON object.
+    Ok,
+    /// A non-zero exit, death by a signal, or a program that could not be started.
+    Failed,
+    /// Killed at the timeout.
+    Timeout,
+    /// Exit 0 without a JSON object (last stdout line, or the `output` file).
+    BadOutput,
+}
+
+impl Status {
+    /// The name in the table's `status` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Timeout => "timeout",
+            Status::BadOutput => "bad_output",
+        }
+    }
+
+    /// Inverse of [`Status::name`].
+    pub fn from_name(name: &str) -> Option<Status> {
+        [Status::Ok, Status::Failed, Status::Timeout, Status::BadOutput].into_iter().find(|s| s.name() == name)
+    }
+}
+
+struct Outcome {
+    status: Status,
+    exit_code: Option<i32>,
+    row: Members,
+}
+
+/// One combo's outcome: what a rank reports and the journal keeps, one JSON line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The combo.
+    pub combo_id: u64,
+    /// How its (last) attempt ended.
+    pub status: Status,
+    /// Its exit code (minus the signal when a signal ended it; none when it timed out or
+    /// could not start).
+    pub exit_code: Option<i32>,
+    /// The kept stderr file, relative to the table's directory (empty when not kept).
+    pub stderr: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Seconds from the first attempt's start to the last one's end.
+    pub elapsed_s: f64,
+    /// The JSON object's members (empty unless `ok`).
+    pub row: Members,
+}
+
+impl Record {
+    /// The record as one JSON line (no newline), `combo_id` first (the journal's row id).
+    pub fn to_line(&self) -> String {
+        let text = |s: &str| Value::from(s).to_string();
+        let mut line = format!(
+            "{{\"combo_id\":{},\"status\":\"{}\",\"exit_code\":{},\"stderr\":{},\"attempts\":{},\"elapsed_s\":{},\"row\":{{",
+            self.combo_id,
+            self.status.name(),
+            self.exit_code.map_or("null".to_string(), |c| c.to_string()),
+            text(&self.stderr),
+            self.attempts,
+            Value::from(self.elapsed_s),
+        );
+        for (i, (key, value)) in self.row.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&text(key));
+            line.push(':');
+            line.push_str(&value.to_string());
+        }
+        line.push_str("}}");
+        line
+    }
+
+    /// Reads a line written by [`Record::to_line`].
+    pub fn from_line(line: &str) -> Option<Record> {
+        let read: RecordLine = serde_json::from_str(line).ok()?;
+        Some(Record {
+            combo_id: read.combo_id,
+            status: Status::from_name(&read.status)?,
+            exit_code: read.exit_code,
+            stderr: read.stderr,
+            attempts: read.attempts,
+            elapsed_s: read.elapsed_s,
+            row: read.row.0,
+        })
+    }
+}
+
+/// A journal line as read back.
+#[derive(serde::Deserialize)]
+struct RecordLine {
+    combo_id: u64,
+    status: String,
+    exit_code: Option<i32>,
+    stderr: String,
+    attempts: u32,
+    elapsed_s: f64,
+    row: OrderedObject,
+}
+
+/// The parameters of a command's grid: every key but `where`, in name order; integer
+/// parameters where every value written is an integer, else numbers (any finite value).
+fn grid_params(grid: &toml::Table) -> Result<Vec<ParamDef>, String> {
+    fn all_integers(value: &toml::Value) -> bool {
+        match value {
+            toml::Value::Integer(_) => true,
+            toml::Value::Array(items) => items.iter().all(all_integers),
+            toml::Value::Table(range) => range.values().all(all_integers),
+            _ => false,
+        }
+    }
+    let mut params = Vec::new();
+    for (name, value) in grid.iter().filter(|(name, _)| name.as_str() != "where") {
+        if BUILTINS.contains(&name.as_str()) {
+            return Err(format!("[grid] {name}: the name is taken by the builtin {{{name}}}; rename the parameter"));
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || name.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(format!(
+                "[grid] {name}: a command's parameter names are letters, digits and `_` (they become \
+                 {{{{name}}}} fields and SWEEPRUN_PARAM_ variables)"
+            ));
+        }
+        if ["combo_id", "status", "exit_code", "stderr"].contains(&name.as_str()) {
+            return Err(format!("[grid] {name}: the name is taken by a column of the table; rename the parameter"));
+        }
+        let kind = if all_integers(value) {
+            ParamKind::Int { min: i64::MIN }
+        } else {
+            ParamKind::Float { min: f64::NEG_INFINITY }
+        };
+        // Leaked once per spec read: grids name their parameters with `&'static str`.
+        params.push(ParamDef { name: Box::leak(name.clone().into_boxed_str()), kind });
+    }
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_expand_fields_and_escaped_braces() {
+        let t = Template::parse("--n={n}/{{x}}{combo_id}").unwrap();
+        assert_eq!(t.fields().collect::<Vec<_>>(), ["n", "combo_id"]);
+        assert_eq!(t.expand(&|name| format!("<{name}>")), "--n=<n>/{x}<combo_id>");
+        for bad in ["{", "{a", "}", "{}", "{a b}"] {
+            assert!(Template::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn records_round_trip_with_members_in_written_order() {
+        let row = parse_object(r#"{"z": 1, "a": 2.5, "s": "x,y", "n": null, "v": [1, {"b": 2, "a": 1}]}"#).unwrap();
+        assert_eq!(row.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["z", "a", "s", "n", "v"]);
+        let record = Record {
+            combo_id: 7,
+            status: Status::Ok,
+            exit_code: Some(0),
+            stderr: String::new(),
+            attempts: 2,
+            elapsed_s: 0.25,
+            row,
+        };
+        let line = record.to_line();
+        assert!(line.starts_with("{\"combo_id\":7,"), "{line}");
+        assert_eq!(crate::table::row_id(crate::table::OutputFormat::JsonLines, &line), Some(7));
+        assert_eq!(Record::from_line(&line), Some(record));
+        assert_eq!(parse_object("[1]"), None);
+        assert_eq!(parse_object("{\"a\":1} trailing"), None);
+    }
+
+    #[test]
+    fn qstrader_json_statistics_give_their_scalar_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats.json");
+        std::fs::write(
+            &path,
+            r#"{"strategy": {"equity_curve": [[1, 2.0]], "tot_ret": 0.5, "sharpe": 1.25, "max_drawdown_duration": 3},
+                "strategy_id": "s", "strategy_name": "n"}"#,
+        )
+        .unwrap();
+        let row = read_output_file(&path).unwrap();
+        assert_eq!(
+            row.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["tot_ret", "sharpe", "max_drawdown_duration"]
+        );
+        std::fs::write(&path, r#"{"sharpe": 2, "strategy": {"a": 1}}"#).unwrap();
+        assert_eq!(read_output_file(&path).unwrap().len(), 2, "not the JSONStatistics layout: the object as it is");
+    }
+
+    #[test]
+    fn command_sections_are_checked() {
+        let grid: toml::Table = "a = [1, 2]\nb = { from = 0.5, to = 1.5, step = 0.5 }".parse().unwrap();
+        let parse = |text: &str| {
+            let table: toml::Table = text.parse().unwrap();
+            CommandSpec::from_table(&table, &grid, Path::new("/spec"))
+        };
+        let spec = parse("argv = [\"bt\", \"{a}\", \"{b}\", \"{{c}}\"]\ntimeout = \"1m 30s\"\nretries = 2").unwrap();
+        assert_eq!(spec.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(
+            spec.params.iter().map(|p| (p.name, p.kind)).collect::<Vec<_>>()[0],
+            ("a", ParamKind::Int { min: i64::MIN })
+        );
+        assert!(matches!(spec.params[1].kind, ParamKind::Float { .. }));
+        for (text, expected) in [
+            ("argv = []", "[command] argv: must not be empty"),
+            ("argv = [\"bt\", \"{c}\"]", "[command] argv: `{c}` is not a grid parameter"),
+            ("argv = [\"bt\"]\ntimeout = \"soon\"", "[command] timeout: `soon` is not a duration"),
+            ("argv = [\"bt\"]\ntimeout = 0", "[command] timeout: expected"),
+            ("argv = [\"bt\"]\nretries = -1", "[command] retries: expected an integer"),
+            ("argv = [\"bt\"]\nretires = 1", "[command] unknown key `retires`"),
+            ("argv = [\"bt\"]\noutput = \"{workdir}/{x}.json\"", "[command] output: `{x}`"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.starts_with(expected), "{text}: {error}");
+        }
+    }
+}
