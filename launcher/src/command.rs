@@ -207,9 +207,11 @@ impl CommandSpec {
                 }
             },
             Some(toml::Value::Integer(secs)) if *secs > 0 => Some(Duration::from_secs(*secs as u64)),
-            Some(other) => return Err(format!(
+            Some(other) => {
+                return Err(format!(
                 "[command] timeout: expected a duration such as \"10m\" or a positive number of seconds, got {other}"
-            )),
+            ))
+            }
         };
         let retries = match table.get("retries") {
             None => 0,
