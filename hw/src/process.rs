@@ -56,6 +56,14 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// When process `pid` started (clock ticks since boot, `/proc/<pid>/stat` field 22), to
+/// tell it from a later process that reuses its pid; `None` if it is gone (or no `/proc`).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after `(comm)` start at field 3 (state).
+    stat.rsplit_once(')')?.1.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 /// Starts writing `len` bytes of `file` from `offset` to the disk without waiting (Linux
 /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`; nothing elsewhere). A hint: durability still
 /// takes an fsync, which then has less left to wait for.
@@ -89,6 +97,8 @@ mod tests {
         shell.kill().unwrap();
         shell.wait().unwrap();
         assert_eq!(found.len(), 2, "the shell's two sleeps: {found:?}");
+        assert!(start_time(std::process::id()).is_some_and(|t| t > 0));
+        assert_eq!(start_time(u32::MAX), None, "no such process");
     }
 
     #[test]

@@ -379,26 +379,34 @@ fn exit_code(status: ExitStatus) -> Option<i32> {
     status.code().or_else(|| status.signal().map(|s| -s))
 }
 
-/// SIGTERM to the command and every descendant, then, after [`KILL_GRACE`], SIGKILL to
-/// whatever of them (and of the command's descendants by then) is left; reaps the command.
+/// SIGTERM to the command and every descendant; then SIGKILL to whatever of them is left
+/// (and to the command's descendants by then) once the command has exited or
+/// [`KILL_GRACE`] has passed. Reaps the command. A pid is signalled only while it is the
+/// process first seen (same start time), never a later process that reused the pid.
 fn kill_tree(child: &mut std::process::Child) {
+    use nix::sys::signal::{kill, Signal};
     let root = child.id();
-    let mut doomed = sweeprun_hw::process::descendants(root);
-    doomed.insert(0, root);
-    for &pid in &doomed {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-    }
-    if matches!(child.wait_timeout(KILL_GRACE), Ok(Some(_))) {
-        // The command is gone; its descendants may linger (re-parented): kill those.
-        for &pid in &doomed[1..] {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    let snapshot = |pids: Vec<u32>| -> Vec<(u32, Option<u64>)> {
+        pids.into_iter().map(|pid| (pid, sweeprun_hw::process::start_time(pid))).collect()
+    };
+    let signal_all = |doomed: &[(u32, Option<u64>)], signal: Signal| {
+        for &(pid, started) in doomed {
+            if started.is_some() && sweeprun_hw::process::start_time(pid) == started {
+                let _ = kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+            }
         }
-        return;
+    };
+    // The tree first: once the command dies its children are re-parented, out of reach.
+    let mut doomed = snapshot(sweeprun_hw::process::descendants(root));
+    // The command itself cannot be reused before it is reaped: signal it by its pid.
+    let _ = kill(nix::unistd::Pid::from_raw(root as i32), Signal::SIGTERM);
+    signal_all(&doomed, Signal::SIGTERM);
+    let exited = matches!(child.wait_timeout(KILL_GRACE), Ok(Some(_)));
+    if !exited {
+        doomed.extend(snapshot(sweeprun_hw::process::descendants(root)));
+        let _ = child.kill();
     }
-    doomed.extend(sweeprun_hw::process::descendants(root));
-    for &pid in &doomed {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
-    }
+    signal_all(&doomed, Signal::SIGKILL);
     let _ = child.wait();
 }
 
@@ -691,6 +699,44 @@ mod tests {
         );
         std::fs::write(&path, r#"{"sharpe": 2, "strategy": {"a": 1}}"#).unwrap();
         assert_eq!(read_output_file(&path).unwrap().len(), 2, "not the JSONStatistics layout: the object as it is");
+    }
+
+    #[test]
+    fn a_timeout_kills_the_commands_descendants_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let grid: toml::Table = "n = [1]".parse().unwrap();
+        let table: toml::Table =
+            "argv = [\"sh\", \"-c\", \"sleep 60 & echo $! > ../grandchild; wait\"]\ntimeout = \"1s\"".parse().unwrap();
+        let spec = CommandSpec::from_table(&table, &grid, dir.path()).unwrap();
+        let runs = dir.path().join("runs");
+        let started = Instant::now();
+        let record = spec.run(&runs, "t.csv.runs", 0, &[("n", "1".into())]).unwrap();
+        assert_eq!((record.status, record.exit_code, record.attempts), (Status::Timeout, None, 1));
+        assert_eq!(record.stderr, "t.csv.runs/0/stderr");
+        assert!(runs.join("0/stderr").exists(), "a timed-out combo keeps its directory");
+        assert!(started.elapsed() < KILL_GRACE, "the shell dies at SIGTERM: no grace period waited");
+        let grandchild: u32 = std::fs::read_to_string(runs.join("grandchild")).unwrap().trim().parse().unwrap();
+        // Gone, or a zombie waiting for a PID 1 that does not reap (as in some containers).
+        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')));
+        assert!(matches!(state, None | Some(true)), "the shell's background sleep was killed too");
+    }
+
+    #[test]
+    fn retries_run_a_failing_combo_again_and_keep_the_last_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let grid: toml::Table = "n = [1]".parse().unwrap();
+        // Fails on the first attempt (no marker yet), prints its row on the second.
+        let script =
+            "if [ -e ../marker ]; then echo '{{\"n\": '$SWEEPRUN_PARAM_N'}}'; else touch ../marker; exit 3; fi";
+        let table: toml::Table = format!("argv = [\"sh\", \"-c\", {script:?}]\nretries = 1").parse().unwrap();
+        let spec = CommandSpec::from_table(&table, &grid, dir.path()).unwrap();
+        let runs = dir.path().join("runs");
+        let record = spec.run(&runs, "r", 0, &[("n", "1".into())]).unwrap();
+        assert_eq!((record.status, record.exit_code, record.attempts), (Status::Ok, Some(0), 2));
+        assert_eq!(record.row, vec![("n".to_string(), Value::from(1))]);
+        assert!(!runs.join("0").exists(), "an ok combo's directory is removed");
     }
 
     #[test]

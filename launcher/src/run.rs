@@ -161,6 +161,13 @@ pub fn sweep(
                     write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
                     return Ok(summary(&best, total, &columns, args, group.as_ref()));
                 }
+                if args.retry_failed {
+                    return Err(Failure::usage(format!(
+                        "--retry-failed: no sweep of this spec to retry at {}: no journal, and no finished table \
+                         whose sidecar matches this spec (run it without --resume --retry-failed)",
+                        out.display()
+                    )));
+                }
                 say!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
             }
             (None, vec![false; combos as usize], 0)
@@ -176,6 +183,18 @@ pub fn sweep(
     let chunking = args.chunk_size.map_or(default_chunking, Chunking::Fixed);
     let chunks = sched::chunks_of_remaining(&done, chunking);
     let any_work = !chunks.is_empty();
+    if is_command && reopened.is_none() {
+        // A fresh command sweep: working directories and records of an earlier sweep to
+        // the same table are not this one's (every combo runs again). Before any rank
+        // starts a command there.
+        let runs = ledger::runs_dir(&out);
+        match std::fs::remove_dir_all(&runs) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Failure::runtime(format!("cannot remove {}: {e}", runs.display())))
+            }
+            _ => {}
+        }
+    }
     let mut scheduler = Scheduler::new(chunks, ranks);
     // The ranks start computing now; the output files are set up while they do (a chunk's
     // rows are only taken once they are).
@@ -648,14 +667,26 @@ fn checksum(path: &Path) -> Result<String> {
 
 /// Identifies a sweep's results: program version, the spec without `[output]`, the
 /// resolved strategy settings (defaults included), the data and the format.
+///
+/// A command's `timeout`, `retries` and `keep_workdirs` are left out: they decide how hard
+/// to try, not what a row is, so `--resume --retry-failed` may run with a longer timeout.
 fn fingerprint(spec: &Spec, data_sha256: &str, format: OutputFormat) -> String {
     let mut identity = spec.effective.clone();
     identity.remove("output");
+    let mut strategy = spec.strategy.clone();
+    if let crate::strategy::Strategy::Command(command) = &mut strategy {
+        (command.timeout, command.retries, command.keep_workdirs) = (None, 0, false);
+        if let Some(toml::Value::Table(section)) = identity.get_mut("command") {
+            for key in ["timeout", "retries", "keep_workdirs"] {
+                section.remove(key);
+            }
+        }
+    }
     let text = format!(
         "sweeprun {}\n{}\n{:?}\n{data_sha256}\n{}",
         env!("CARGO_PKG_VERSION"),
         toml::to_string(&identity).expect("a TOML table serialises"),
-        spec.strategy,
+        strategy,
         format.name()
     );
     sha256_hex(text.as_bytes())
@@ -730,7 +761,15 @@ fn command_summary(
         );
         return String::new();
     }
-    let (best, total) = report::ranked_rows(table, format, columns, &args.sort_by, args.top, group);
+    let (mut best, total) = report::ranked_rows(table, format, columns, &args.sort_by, args.top, group);
+    // An empty text cell (no stderr kept, a key the row lacks) is no number: `-`, not NaN.
+    for row in &mut best {
+        for (cell, column) in row.iter_mut().zip(columns) {
+            if cell == "NaN" && !numeric.contains(column) {
+                *cell = "-".to_string();
+            }
+        }
+    }
     summary(&best, total, columns, args, group)
 }
 
