@@ -213,7 +213,9 @@ fn retry_failed_reruns_only_the_non_ok_rows_and_gives_the_table_of_a_clean_run()
     assert_eq!(take_log(dir.path()).len() as u64, COMBOS);
 
     std::fs::write(dir.path().join("fixed"), "").unwrap();
-    run(dir.path(), &["-np", "2", "--resume", "--retry-failed"]);
+    // A longer timeout is still the same sweep: timeout, retries and keep_workdirs decide
+    // how hard to try, not what a row is.
+    run(dir.path(), &["-np", "2", "--resume", "--retry-failed", "--set", "command.timeout=\"5s\""]);
     assert_eq!(take_log(dir.path()), [FAILED, TIMED_OUT, BAD_OUTPUT], "only the non-ok combos ran again");
     check_rows(dir.path(), "out/results.csv", false);
     let retried = std::fs::read(dir.path().join("out/results.csv")).unwrap();
@@ -329,6 +331,12 @@ fn bad_command_specs_exit_2_with_one_line_and_write_nothing() {
         ("text parameter", broken("b = [10, 20, 30, 40]", "b = [\"x\"]"), vec![], "[grid] b"),
         ("tearsheets", SPEC.to_string(), vec!["--tearsheet", "top:1"], "--equity/--tearsheet"),
         ("retry without resume", SPEC.to_string(), vec!["--retry-failed"], "--resume"),
+        (
+            "retry of no sweep",
+            SPEC.to_string(),
+            vec!["--resume", "--retry-failed"],
+            "--retry-failed: no sweep of this spec to retry",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, spec, args, expected) in cases {
