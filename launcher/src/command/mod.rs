@@ -8,15 +8,15 @@
 //! travels to the launcher like any chunk's rows, is journaled as it is, and becomes a
 //! table row only at the end ([`crate::command_table`]), once every JSON key is known.
 
+mod process;
+mod record;
+
+pub use process::{KILL_GRACE, OUTPUT_FILE_BYTES, STDERR_FILE, STDOUT_FILE, STDOUT_TAIL_BYTES};
+pub use record::{parse_object, Members, OrderedObject, Record, Status};
+
 use crate::grid::{ParamDef, ParamKind};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::Value;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use wait_timeout::ChildExt;
 
 /// The keys `[command]` accepts.
 pub const COMMAND_KEYS: [&str; 6] = ["argv", "timeout", "retries", "output", "keep_workdirs", "spec_dir"];
@@ -26,20 +26,6 @@ pub const BUILTINS: [&str; 3] = ["workdir", "combo_id", "spec_dir"];
 
 /// The most retries a spec may ask for.
 pub const MAX_RETRIES: i64 = 10;
-
-/// How long a timed-out command gets between SIGTERM and SIGKILL.
-pub const KILL_GRACE: Duration = Duration::from_secs(5);
-
-/// How much of the end of stdout is read for the row: the last line must fit.
-pub const STDOUT_TAIL_BYTES: u64 = 1 << 20;
-
-/// The largest `output` file read.
-pub const OUTPUT_FILE_BYTES: u64 = 64 << 20;
-
-/// What the command's stdout and stderr are kept in, in its working directory.
-pub const STDOUT_FILE: &str = "stdout";
-/// See [`STDOUT_FILE`].
-pub const STDERR_FILE: &str = "stderr";
 
 /// A text with `{name}` fields (`{{` and `}}` stand for literal braces).
 #[derive(Clone, Debug, PartialEq)]
@@ -291,7 +277,7 @@ impl CommandSpec {
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
-            let outcome = self.attempt(&workdir, &argv, &env, output_file.as_deref())?;
+            let outcome = process::attempt(&workdir, &argv, &env, self.timeout, output_file.as_deref())?;
             if outcome.status == Status::Ok || attempts > self.retries {
                 break outcome;
             }
@@ -311,302 +297,6 @@ impl CommandSpec {
             row: outcome.row,
         })
     }
-
-    /// One attempt in a fresh `workdir`.
-    fn attempt(
-        &self,
-        workdir: &Path,
-        argv: &[String],
-        env: &[(String, String)],
-        output_file: Option<&Path>,
-    ) -> Result<Outcome, String> {
-        let io_error = |what: &str, e: std::io::Error| format!("cannot {what} in {}: {e}", workdir.display());
-        match std::fs::remove_dir_all(workdir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io_error("clear the working directory", e))
-            }
-            _ => {}
-        }
-        std::fs::create_dir_all(workdir).map_err(|e| io_error("create the working directory", e))?;
-        let stdout_path = workdir.join(STDOUT_FILE);
-        let stdout = File::create(&stdout_path).map_err(|e| io_error("create stdout", e))?;
-        let stderr_path = workdir.join(STDERR_FILE);
-        let stderr = File::create(&stderr_path).map_err(|e| io_error("create stderr", e))?;
-        let mut command = Command::new(&argv[0]);
-        command.args(&argv[1..]).envs(env.iter().cloned()).current_dir(workdir);
-        command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-        // The command stays in the rank's process group, so whatever pauses the rank (the
-        // node agent's SIGSTOP of the group) pauses its command too; it dies with the rank.
-        sweeprun_hw::process::die_with_parent_on_exec(&mut command);
-        let failed = |exit_code| Outcome { status: Status::Failed, exit_code, row: Vec::new() };
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                let message = format!("sweeprun: cannot start {}: {e}\n", argv[0]);
-                std::fs::write(&stderr_path, message).map_err(|e| io_error("write stderr", e))?;
-                return Ok(failed(None));
-            }
-        };
-        let waited = match self.timeout {
-            None => Some(child.wait()),
-            Some(limit) => child.wait_timeout(limit).transpose(),
-        };
-        let status = match waited {
-            Some(status) => status.map_err(|e| format!("cannot wait for {}: {e}", argv[0]))?,
-            None => {
-                kill_tree(&mut child);
-                return Ok(Outcome { status: Status::Timeout, exit_code: None, row: Vec::new() });
-            }
-        };
-        let Some(exit_code) = exit_code(status) else { return Ok(failed(None)) };
-        if exit_code != 0 {
-            return Ok(failed(Some(exit_code)));
-        }
-        let row = match output_file {
-            None => last_line(&stdout_path).and_then(|line| parse_object(&line)),
-            Some(path) => read_output_file(path),
-        };
-        Ok(match row {
-            Some(row) => Outcome { status: Status::Ok, exit_code: Some(0), row },
-            None => Outcome { status: Status::BadOutput, exit_code: Some(0), row: Vec::new() },
-        })
-    }
-}
-
-/// The exit code, or minus the signal that ended the process (as Python's subprocess).
-fn exit_code(status: ExitStatus) -> Option<i32> {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| -s))
-}
-
-/// SIGTERM to the command and every descendant; then SIGKILL to whatever of them is left
-/// (and to the command's descendants by then) once the command has exited or
-/// [`KILL_GRACE`] has passed. Reaps the command. A pid is signalled only while it is the
-/// process first seen (same start time), never a later process that reused the pid.
-fn kill_tree(child: &mut std::process::Child) {
-    use nix::sys::signal::{kill, Signal};
-    let root = child.id();
-    let snapshot = |pids: Vec<u32>| -> Vec<(u32, Option<u64>)> {
-        pids.into_iter().map(|pid| (pid, sweeprun_hw::process::start_time(pid))).collect()
-    };
-    let signal_all = |doomed: &[(u32, Option<u64>)], signal: Signal| {
-        for &(pid, started) in doomed {
-            if started.is_some() && sweeprun_hw::process::start_time(pid) == started {
-                let _ = kill(nix::unistd::Pid::from_raw(pid as i32), signal);
-            }
-        }
-    };
-    // The tree first: once the command dies its children are re-parented, out of reach.
-    let mut doomed = snapshot(sweeprun_hw::process::descendants(root));
-    // The command itself cannot be reused before it is reaped: signal it by its pid.
-    let _ = kill(nix::unistd::Pid::from_raw(root as i32), Signal::SIGTERM);
-    signal_all(&doomed, Signal::SIGTERM);
-    let exited = matches!(child.wait_timeout(KILL_GRACE), Ok(Some(_)));
-    if !exited {
-        doomed.extend(snapshot(sweeprun_hw::process::descendants(root)));
-        let _ = child.kill();
-    }
-    signal_all(&doomed, Signal::SIGKILL);
-    let _ = child.wait();
-}
-
-/// The last non-empty line of the file (of its last [`STDOUT_TAIL_BYTES`]).
-fn last_line(path: &Path) -> Option<String> {
-    let mut file = File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(STDOUT_TAIL_BYTES))).ok()?;
-    let mut tail = Vec::new();
-    file.read_to_end(&mut tail).ok()?;
-    let text = String::from_utf8_lossy(&tail);
-    text.lines().rev().map(str::trim).find(|line| !line.is_empty()).map(str::to_string)
-}
-
-/// A JSON object's members in the order written (a repeated key keeps its first place
-/// and its last value).
-pub type Members = Vec<(String, Value)>;
-
-/// `text` as one JSON object, members in order; `None` if it is anything else.
-pub fn parse_object(text: &str) -> Option<Members> {
-    serde_json::from_str::<OrderedObject>(text).ok().map(|o| o.0)
-}
-
-/// The row of an `output` file: a JSON object; QSTrader's JSONStatistics layout
-/// (`{"strategy": {...}, "strategy_id", "strategy_name", "benchmark"}`) gives the scalar
-/// statistics of its `strategy` object (its series are left out).
-fn read_output_file(path: &Path) -> Option<Members> {
-    let mut text = String::new();
-    File::open(path).ok()?.take(OUTPUT_FILE_BYTES).read_to_string(&mut text).ok()?;
-    let members = parse_object(&text)?;
-    let qstrader = members.iter().any(|(k, v)| k == "strategy" && v.is_object())
-        && members.iter().all(|(k, _)| ["strategy", "strategy_id", "strategy_name", "benchmark"].contains(&k.as_str()));
-    if !qstrader {
-        return Some(members);
-    }
-    let top: OrderedTop = serde_json::from_str(&text).ok()?;
-    Some(top.strategy?.into_iter().filter(|(_, v)| !v.is_array() && !v.is_object()).collect())
-}
-
-/// The `strategy` member of a JSONStatistics file, in written order.
-struct OrderedTop {
-    strategy: Option<Members>,
-}
-
-impl<'de> Deserialize<'de> for OrderedTop {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TopVisitor;
-        impl<'de> Visitor<'de> for TopVisitor {
-            type Value = OrderedTop;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedTop, A::Error> {
-                let mut strategy = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    if key == "strategy" {
-                        strategy = Some(map.next_value::<OrderedObject>()?.0);
-                    } else {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                    }
-                }
-                Ok(OrderedTop { strategy })
-            }
-        }
-        deserializer.deserialize_map(TopVisitor)
-    }
-}
-
-/// A JSON object read with its members in written order.
-pub struct OrderedObject(pub Members);
-
-impl<'de> Deserialize<'de> for OrderedObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = OrderedObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedObject, A::Error> {
-                let mut members: Members = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, Value>()? {
-                    match members.iter_mut().find(|(k, _)| *k == key) {
-                        Some(member) => member.1 = value,
-                        None => members.push((key, value)),
-                    }
-                }
-                Ok(OrderedObject(members))
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor)
-    }
-}
-
-/// How a combo's command ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// Exit 0 and a JSON object.
-    Ok,
-    /// A non-zero exit, death by a signal, or a program that could not be started.
-    Failed,
-    /// Killed at the timeout.
-    Timeout,
-    /// Exit 0 without a JSON object (last stdout line, or the `output` file).
-    BadOutput,
-}
-
-impl Status {
-    /// The name in the table's `status` column.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Failed => "failed",
-            Status::Timeout => "timeout",
-            Status::BadOutput => "bad_output",
-        }
-    }
-
-    /// Inverse of [`Status::name`].
-    pub fn from_name(name: &str) -> Option<Status> {
-        [Status::Ok, Status::Failed, Status::Timeout, Status::BadOutput].into_iter().find(|s| s.name() == name)
-    }
-}
-
-struct Outcome {
-    status: Status,
-    exit_code: Option<i32>,
-    row: Members,
-}
-
-/// One combo's outcome: what a rank reports and the journal keeps, one JSON line.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record {
-    /// The combo.
-    pub combo_id: u64,
-    /// How its (last) attempt ended.
-    pub status: Status,
-    /// Its exit code (minus the signal when a signal ended it; none when it timed out or
-    /// could not start).
-    pub exit_code: Option<i32>,
-    /// The kept stderr file, relative to the table's directory (empty when not kept).
-    pub stderr: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Seconds from the first attempt's start to the last one's end.
-    pub elapsed_s: f64,
-    /// The JSON object's members (empty unless `ok`).
-    pub row: Members,
-}
-
-impl Record {
-    /// The record as one JSON line (no newline), `combo_id` first (the journal's row id).
-    pub fn to_line(&self) -> String {
-        let text = |s: &str| Value::from(s).to_string();
-        let mut line = format!(
-            "{{\"combo_id\":{},\"status\":\"{}\",\"exit_code\":{},\"stderr\":{},\"attempts\":{},\"elapsed_s\":{},\"row\":{{",
-            self.combo_id,
-            self.status.name(),
-            self.exit_code.map_or("null".to_string(), |c| c.to_string()),
-            text(&self.stderr),
-            self.attempts,
-            Value::from(self.elapsed_s),
-        );
-        for (i, (key, value)) in self.row.iter().enumerate() {
-            if i > 0 {
-                line.push(',');
-            }
-            line.push_str(&text(key));
-            line.push(':');
-            line.push_str(&value.to_string());
-        }
-        line.push_str("}}");
-        line
-    }
-
-    /// Reads a line written by [`Record::to_line`].
-    pub fn from_line(line: &str) -> Option<Record> {
-        let read: RecordLine = serde_json::from_str(line).ok()?;
-        Some(Record {
-            combo_id: read.combo_id,
-            status: Status::from_name(&read.status)?,
-            exit_code: read.exit_code,
-            stderr: read.stderr,
-            attempts: read.attempts,
-            elapsed_s: read.elapsed_s,
-            row: read.row.0,
-        })
-    }
-}
-
-/// A journal line as read back.
-#[derive(serde::Deserialize)]
-struct RecordLine {
-    combo_id: u64,
-    status: String,
-    exit_code: Option<i32>,
-    stderr: String,
-    attempts: u32,
-    elapsed_s: f64,
-    row: OrderedObject,
 }
 
 /// The parameters of a command's grid: every key but `where`, in name order; integer
@@ -662,46 +352,6 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip_with_members_in_written_order() {
-        let row = parse_object(r#"{"z": 1, "a": 2.5, "s": "x,y", "n": null, "v": [1, {"b": 2, "a": 1}]}"#).unwrap();
-        assert_eq!(row.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["z", "a", "s", "n", "v"]);
-        let record = Record {
-            combo_id: 7,
-            status: Status::Ok,
-            exit_code: Some(0),
-            stderr: String::new(),
-            attempts: 2,
-            elapsed_s: 0.25,
-            row,
-        };
-        let line = record.to_line();
-        assert!(line.starts_with("{\"combo_id\":7,"), "{line}");
-        assert_eq!(crate::table::row_id(crate::table::OutputFormat::JsonLines, &line), Some(7));
-        assert_eq!(Record::from_line(&line), Some(record));
-        assert_eq!(parse_object("[1]"), None);
-        assert_eq!(parse_object("{\"a\":1} trailing"), None);
-    }
-
-    #[test]
-    fn qstrader_json_statistics_give_their_scalar_statistics() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stats.json");
-        std::fs::write(
-            &path,
-            r#"{"strategy": {"equity_curve": [[1, 2.0]], "tot_ret": 0.5, "sharpe": 1.25, "max_drawdown_duration": 3},
-                "strategy_id": "s", "strategy_name": "n"}"#,
-        )
-        .unwrap();
-        let row = read_output_file(&path).unwrap();
-        assert_eq!(
-            row.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            ["tot_ret", "sharpe", "max_drawdown_duration"]
-        );
-        std::fs::write(&path, r#"{"sharpe": 2, "strategy": {"a": 1}}"#).unwrap();
-        assert_eq!(read_output_file(&path).unwrap().len(), 2, "not the JSONStatistics layout: the object as it is");
-    }
-
-    #[test]
     fn a_timeout_kills_the_commands_descendants_too() {
         let dir = tempfile::tempdir().unwrap();
         let grid: toml::Table = "n = [1]".parse().unwrap();
@@ -716,11 +366,17 @@ mod tests {
         assert!(runs.join("0/stderr").exists(), "a timed-out combo keeps its directory");
         assert!(started.elapsed() < KILL_GRACE, "the shell dies at SIGTERM: no grace period waited");
         let grandchild: u32 = std::fs::read_to_string(runs.join("grandchild")).unwrap().trim().parse().unwrap();
-        // Gone, or a zombie waiting for a PID 1 that does not reap (as in some containers).
-        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-            .ok()
-            .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')));
-        assert!(matches!(state, None | Some(true)), "the shell's background sleep was killed too");
+        // Signalled, it dies as soon as it is scheduled: gone, or a zombie waiting for a
+        // PID 1 that does not reap (as in some containers).
+        let dead = || {
+            std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+                .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dead() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(dead(), "the shell's background sleep was killed too");
     }
 
     #[test]
@@ -735,7 +391,7 @@ mod tests {
         let runs = dir.path().join("runs");
         let record = spec.run(&runs, "r", 0, &[("n", "1".into())]).unwrap();
         assert_eq!((record.status, record.exit_code, record.attempts), (Status::Ok, Some(0), 2));
-        assert_eq!(record.row, vec![("n".to_string(), Value::from(1))]);
+        assert_eq!(record.row, vec![("n".to_string(), serde_json::Value::from(1))]);
         assert!(!runs.join("0").exists(), "an ok combo's directory is removed");
     }
 
