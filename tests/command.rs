@@ -233,18 +233,17 @@ fn retry_failed_reruns_only_the_non_ok_rows_and_gives_the_table_of_a_clean_run()
     assert_eq!(retried, std::fs::read(clean.path().join("out/results.csv")).unwrap(), "equals a clean run");
 }
 
-#[test]
-fn an_interrupted_command_sweep_resumes_without_rerunning_finished_combos() {
-    let _turn = take_turn();
-    let dir = sweep_dir(SPEC);
-    let mut child = sweeprun(dir.path())
+/// Starts the sweep at -np 1 and interrupts it (SIGINT, exit 130) once combos 0..10 are
+/// journaled (the hanging combo 10 holds it for 4 s). Returns how many combos the journal
+/// holds (ids 0..n: one rank runs them in order) and the combos that ran.
+fn interrupted_sweep(dir: &Path) -> (u64, BTreeSet<u64>) {
+    let mut child = sweeprun(dir)
         .args(["run", "sweep.toml", "-np", "1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // The hanging combo 10 holds the sweep for a second: ids 0..10 are journaled by then.
-    let journal = dir.path().join("out/results.csv.partial");
+    let journal = dir.join("out/results.csv.partial");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while journaled(&journal) < TIMED_OUT && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -254,14 +253,34 @@ fn an_interrupted_command_sweep_resumes_without_rerunning_finished_combos() {
     assert_eq!(status.code(), Some(130), "interrupted");
     let saved = journaled(&journal);
     assert!(saved >= TIMED_OUT, "{saved} rows journaled");
-    let ran_before: BTreeSet<u64> = take_log(dir.path()).into_iter().collect();
+    (saved, take_log(dir).into_iter().collect())
+}
 
+#[test]
+fn an_interrupted_command_sweep_resumes_without_rerunning_finished_combos() {
+    let _turn = take_turn();
+    let dir = sweep_dir(SPEC);
+    let (saved, ran_before) = interrupted_sweep(dir.path());
     run(dir.path(), &["-np", "2", "--resume"]);
     let ran_after: BTreeSet<u64> = take_log(dir.path()).into_iter().collect();
     let journaled_ids: BTreeSet<u64> = (0..saved).collect();
     assert!(ran_after.is_disjoint(&journaled_ids), "journaled combos do not run again: {ran_after:?}");
     assert_eq!(ran_before.union(&ran_after).count() as u64, COMBOS);
     check_rows(dir.path(), "out/results.csv", true);
+}
+
+#[test]
+fn retry_failed_on_an_interrupted_sweep_reruns_its_failed_combos_and_finishes_the_rest() {
+    let _turn = take_turn();
+    let dir = sweep_dir(SPEC);
+    let (saved, _) = interrupted_sweep(dir.path());
+    std::fs::write(dir.path().join("fixed"), "").unwrap();
+    run(dir.path(), &["-np", "2", "--resume", "--retry-failed"]);
+    let ran_after: BTreeSet<u64> = take_log(dir.path()).into_iter().collect();
+    // Journaled: 0..saved, of which combo 5 failed (and 10 timed out, if journaled).
+    let expected: BTreeSet<u64> = (0..COMBOS).filter(|&id| id >= saved || id == FAILED || id == TIMED_OUT).collect();
+    assert_eq!(ran_after, expected, "the journal's non-ok combos and the missing ones, nothing else");
+    check_rows(dir.path(), "out/results.csv", false);
 }
 
 /// Combos in a command sweep's journal (complete JSON lines; ids in order at -np 1).
