@@ -403,3 +403,76 @@ fn listing(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     }
     out
 }
+
+/// Process ids whose parent is `parent` (from /proc/<pid>/stat).
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // Fields after the parenthesised command name: state, ppid, ...
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// The process state letter from /proc/<pid>/stat (`None` once the process is gone).
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Waits (up to 10 s) until `ready()` holds; `false` if it never did.
+fn eventually(mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
+}
+
+/// The node agent pauses a rank by stopping its process group: the rank's command is in
+/// that group, so it stops and continues with its rank.
+#[test]
+fn stopping_a_ranks_process_group_stops_its_command() {
+    let _turn = take_turn();
+    // One combo, the hanging one (a = 3, b = 30), with a timeout far beyond the test.
+    let spec = SPEC.replace("a = { from = 1, to = 6 }", "a = [3]").replace("b = [10, 20, 30, 40]", "b = [30]");
+    let dir = sweep_dir(&spec.replace("timeout = \"4s\"", "timeout = \"5m\""));
+    let mut launcher = sweeprun(dir.path())
+        .args(["run", "sweep.toml", "-np", "1", "--thermal", "off"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut command = None;
+    let found = eventually(|| {
+        let commands: Vec<u32> = children_of(launcher.id()).into_iter().flat_map(children_of).collect();
+        command = commands.first().copied();
+        // The fixture logs its combo id right after it starts: then it is python, not a fork.
+        command.is_some() && std::fs::read_to_string(dir.path().join("log.txt")).is_ok_and(|log| log == "0\n")
+    });
+    let (rank, command) = (children_of(launcher.id())[0], command.unwrap_or(0));
+    let signal_group = |signal| nix::sys::signal::killpg(nix::unistd::Pid::from_raw(rank as i32), signal);
+    let result = std::panic::catch_unwind(|| {
+        assert!(found, "the rank's command started");
+        signal_group(nix::sys::signal::Signal::SIGSTOP).unwrap();
+        assert!(eventually(|| matches!(state(command), Some('T' | 't'))), "the command stopped with its rank");
+        signal_group(nix::sys::signal::Signal::SIGCONT).unwrap();
+        assert!(eventually(|| matches!(state(command), Some('S' | 'R'))), "and continued with it");
+    });
+    let _ = signal_group(nix::sys::signal::Signal::SIGCONT);
+    let pid = nix::unistd::Pid::from_raw(launcher.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(launcher.wait().unwrap().code(), Some(130));
+    assert!(eventually(|| matches!(state(command), None | Some('Z'))), "the command died with its rank");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
