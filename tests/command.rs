@@ -294,7 +294,7 @@ fn an_output_file_in_qstrader_json_statistics_layout_gives_its_scalar_statistics
     let _turn = take_turn();
     let spec = SPEC
         .replace("\"--dir\", \"{spec_dir}\"]", "\"--dir\", \"{spec_dir}\", \"--stats\", \"{workdir}/stats.json\"]")
-        .replace("timeout = \"4s\"", "timeout = \"4s\"\noutput = \"{workdir}/stats.json\"\nkeep_workdirs = true")
+        .replace("timeout = \"4s\"", "timeout = \"4s\"\noutput = \"stats.json\"\nkeep_workdirs = true")
         .replace("a = { from = 1, to = 6 }", "a = [1, 6]");
     let dir = sweep_dir(&spec);
     std::fs::write(dir.path().join("fixed"), "").unwrap();

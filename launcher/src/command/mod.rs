@@ -117,8 +117,9 @@ impl Template {
 pub struct CommandSpec {
     /// The program and its arguments, one template each.
     pub argv: Vec<Template>,
-    /// Where the row comes from: a file the command writes (`{workdir}/stats.json`), or
-    /// `None` for the last line of stdout.
+    /// Where the row comes from: a file the command writes (`{workdir}/stats.json`; a
+    /// relative path is relative to the working directory), or `None` for the last line of
+    /// stdout.
     pub output: Option<Template>,
     /// Wall-clock limit per attempt (paused time included).
     pub timeout: Option<Duration>,
@@ -272,7 +273,8 @@ impl CommandSpec {
         env.push(("SWEEPRUN_COMBO_ID".into(), id.to_string()));
         env.push(("SWEEPRUN_WORKDIR".into(), workdir.display().to_string()));
         env.push(("SWEEPRUN_SPEC_DIR".into(), self.spec_dir.display().to_string()));
-        let output_file = self.output.as_ref().map(|t| PathBuf::from(t.expand(&value)));
+        // A relative `output` is the command's: relative to its working directory.
+        let output_file = self.output.as_ref().map(|t| workdir.join(t.expand(&value)));
         let started = Instant::now();
         let mut attempts = 0;
         let outcome = loop {
