@@ -104,7 +104,7 @@ fn repr(x: f64) -> String {
 /// The columns every run of the fixture gives, in order: the first ok row's keys, then
 /// `bonus` (only rows with a = 6 print it).
 const COLUMNS: &str = "combo_id,a,b,status,exit_code,stderr,score,ratio,label,env_a,env_b,env_combo_id,\
-                       cwd_is_workdir,cwd_name,cwd_parent,bonus";
+                       cwd_is_workdir,cwd_name,cwd_parent,nan_when_a1,bonus";
 
 /// Checks every row against what the fixture computes; `broken` says whether combos 5, 10
 /// and 16 still misbehave.
@@ -155,6 +155,7 @@ fn check_rows(dir: &Path, out: &str, broken: bool) {
         assert_eq!(row["env_combo_id"], id.to_string());
         assert_eq!(row["cwd_is_workdir"], "true", "combo {id}: cwd = SWEEPRUN_WORKDIR");
         assert_eq!((row["cwd_name"].as_str(), row["cwd_parent"].as_str()), (id.to_string().as_str(), runs.as_str()));
+        assert_eq!(row["nan_when_a1"], if a == 1 { String::new() } else { repr(a as f64) }, "Python's NaN");
         assert_eq!(row["bonus"], if a == 6 { b.to_string() } else { String::new() });
     }
 }

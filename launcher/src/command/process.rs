@@ -141,14 +141,18 @@ fn last_line(path: &Path) -> Option<String> {
     text.lines().rev().map(str::trim).find(|line| !line.is_empty()).map(str::to_string)
 }
 /// The row of an `output` file: a JSON object; QSTrader's JSONStatistics layout
-/// (`{"strategy": {...}, "strategy_id", "strategy_name", "benchmark"}`) gives the scalar
+/// (`{"strategy": {...}, "benchmark": {...}, "strategy_id", "strategy_name",
+/// "benchmark_id", "benchmark_name"}`, qstrader 0.3.0's `to_file`) gives the scalar
 /// statistics of its `strategy` object (its series are left out).
 fn read_output_file(path: &Path) -> Option<Members> {
     let mut text = String::new();
     File::open(path).ok()?.take(OUTPUT_FILE_BYTES).read_to_string(&mut text).ok()?;
     let members = parse_object(&text)?;
     let qstrader = members.iter().any(|(k, v)| k == "strategy" && v.is_object())
-        && members.iter().all(|(k, _)| ["strategy", "strategy_id", "strategy_name", "benchmark"].contains(&k.as_str()));
+        && members.iter().all(|(k, _)| {
+            ["strategy", "strategy_id", "strategy_name", "benchmark", "benchmark_id", "benchmark_name"]
+                .contains(&k.as_str())
+        });
     if !qstrader {
         return Some(members);
     }

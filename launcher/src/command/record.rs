@@ -8,9 +8,37 @@ use serde_json::Value;
 /// and its last value).
 pub type Members = Vec<(String, Value)>;
 
-/// `text` as one JSON object, members in order; `None` if it is anything else.
+/// `text` as one JSON object, members in order; `None` if it is anything else. Python's
+/// `json.dumps` writes non-finite floats as `NaN`, `Infinity` and `-Infinity` (not JSON):
+/// they are read as `null`, an undefined value, as every table writes non-finite numbers.
 pub fn parse_object(text: &str) -> Option<Members> {
-    serde_json::from_str::<OrderedObject>(text).ok().map(|o| o.0)
+    match serde_json::from_str::<OrderedObject>(text) {
+        Ok(object) => Some(object.0),
+        Err(_) => serde_json::from_str::<OrderedObject>(&non_finite_as_null(text)?).ok().map(|o| o.0),
+    }
+}
+
+/// `text` with Python's non-finite float tokens outside strings replaced by `null`;
+/// `None` if it has none.
+fn non_finite_as_null(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped, mut replaced) = (false, false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            (in_string, escaped) = (escaped || c != '"', !escaped && c == '\\');
+        } else if c == '"' {
+            in_string = true;
+        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"].into_iter().find(|t| rest.starts_with(t)) {
+            out.push_str("null");
+            rest = &rest[token.len()..];
+            replaced = true;
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    replaced.then_some(out)
 }
 /// A JSON object read with its members in written order.
 pub struct OrderedObject(pub Members);
@@ -161,6 +189,10 @@ mod tests {
         assert_eq!(crate::table::row_id(crate::table::OutputFormat::JsonLines, &line), Some(7));
         assert_eq!(Record::from_line(&line), Some(record));
         assert_eq!(parse_object("[1]"), None);
+        // Python's json.dumps of non-finite floats; a string that spells NaN stays.
+        let python = parse_object(r#"{"a": NaN, "b": -Infinity, "c": [Infinity], "d": "NaN \" NaN", "e": 1}"#).unwrap();
+        let values: Vec<String> = python.iter().map(|(_, v)| v.to_string()).collect();
+        assert_eq!(values, ["null", "null", "[null]", r#""NaN \" NaN""#, "1"]);
         assert_eq!(parse_object("{\"a\":1} trailing"), None);
     }
 }
