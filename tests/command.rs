@@ -477,3 +477,19 @@ fn stopping_a_ranks_process_group_stops_its_command() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// The README's example: a plain-Python SMA crossover on GOOG per combo.
+#[test]
+fn the_shipped_command_example_runs() {
+    let _turn = take_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = workspace_root().join("examples/command_sweep.toml");
+    let output = output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(["-np", "2", "--out", "r.csv"]));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (header, rows) = read_table(&dir.path().join("r.csv"));
+    assert_eq!(header.join(","), "combo_id,fast,slow,status,exit_code,stderr,total_return,sharpe,max_drawdown,trades");
+    assert_eq!(rows.len(), 15);
+    assert!(rows.iter().all(|row| row["status"] == "ok" && row["sharpe"].parse::<f64>().is_ok()));
+    let summary = String::from_utf8(output.stdout).unwrap();
+    assert!(summary.starts_with("top 10 of 15 by sharpe:"), "{summary}");
+}
