@@ -22,6 +22,7 @@ packages=(
   libclang-dev clang                                      # bindgen (mpi-sys)
   libhwloc-dev libudev-dev                                # sweeprun-hw --features hwloc
   iproute2 util-linux                                     # ip netns, nsenter, unshare (cluster)
+  python3                                                 # the [command] sweep fixture (tests/command.rs)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -118,6 +118,35 @@ fn openmpi_on_one_host_writes_the_local_table_for_sma_and_momentum() {
     assert_same_table(&run, dir.path(), "m-mpi.jsonl", &local);
 }
 
+/// A `[command]` sweep (tests/command.rs's Python fixture, with its failed, timed-out and
+/// bad_output combos) under OpenMPI: the same table as the local backend. The two tables
+/// sit in different directories under the same name, since a row names its kept stderr
+/// file relative to the table (`results.csv.runs/5/stderr`).
+#[test]
+fn openmpi_runs_a_command_sweep_to_the_local_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = workspace_root().join("tests/fixtures/command/backtest.py");
+    std::fs::copy(script, dir.path().join("backtest.py")).unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "command.toml",
+        r#"[command]
+argv = ["python3", "{spec_dir}/backtest.py", "--a", "{a}", "--b", "{b}", "--dir", "{spec_dir}"]
+timeout = "4s"
+[grid]
+a = { from = 1, to = 6 }
+b = [10, 20, 30, 40]
+"#,
+    );
+    let local = local_table(dir.path(), &spec, "local/results.csv");
+    let table = String::from_utf8(local.0.clone()).unwrap();
+    for status in [",failed,1,", ",timeout,,", ",bad_output,0,"] {
+        assert!(table.contains(status), "the local table has a {status} row:\n{table}");
+    }
+    let run = mpi_run(Mpi::OpenMpi, dir.path(), &spec, &["-np", "3", "--oversubscribe", "--out", "mpi/results.csv"]);
+    assert_same_table(&run, dir.path(), "mpi/results.csv", &local);
+}
+
 #[test]
 fn mpich_on_one_host_writes_the_local_table() {
     let dir = tempfile::tempdir().unwrap();

@@ -123,7 +123,13 @@ fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
                 .into(),
         ));
     }
-    let data = sweeprun_kernel::prices::load(&spec.data_path).map_err(|e| Failure::usage(e.to_string()))?;
+    let (Some(data_path), Some(convention)) = (&spec.data_path, spec.strategy.convention()) else {
+        return Err(Failure::usage(format!(
+            "{}: bench times the built-in strategies; a [command] sweep times itself (its sidecar's wall_seconds)",
+            spec.origin
+        )));
+    };
+    let data = sweeprun_kernel::prices::load(data_path).map_err(|e| Failure::usage(e.to_string()))?;
     spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
     let mut values = vec![ParamValue::Int(0); spec.grid.names().len()];
     let ints: Vec<(u32, u32)> = (0..spec.grid.len())
@@ -140,7 +146,7 @@ fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
         )));
     }
     pin_to_one_cpu();
-    let label = format!("{} ({}), spec {}", spec.strategy.name(), spec.strategy.convention().name(), spec.origin);
+    let label = format!("{} ({}), spec {}", spec.strategy.name(), convention.name(), spec.origin);
     match &spec.strategy {
         Strategy::SmaCross(config) => {
             let series = if data.assets.len() == 1 {
@@ -184,6 +190,7 @@ fn bench_spec(path: &std::path::Path, args: &BenchArgs) -> Result<String> {
             let baseline = args.baseline.unwrap_or(QSTRADER_SECONDS_PER_BACKTEST);
             Ok(report(&label, combos.len(), days, &seconds, Some(baseline)))
         }
+        Strategy::Command(_) => unreachable!("refused above: a command has no convention"),
     }
 }
 

@@ -10,6 +10,8 @@ Examples:
   sweeprun run examples/sma_goog.toml -np 4 --out results/goog.jsonl --top 5
   sweeprun run examples/sma_goog.toml --set strategy.fee=0.001 --set strategy.fill=close
   sweeprun run examples/sma_goog.toml --resume          # finish an interrupted sweep
+  sweeprun run examples/command_sweep.toml -np 2        # any command per combo ([command])
+  sweeprun run examples/command_sweep.toml --resume --retry-failed   # rerun non-ok combos only
   sweeprun run examples/sma_goog.toml --backend mpi -np 16 --hostfile hosts   # runs mpirun
   sweeprun run examples/sma_goog_large.toml --thermal sim:pi4-case-fan-off     # under a simulated hot board
   sweeprun run examples/sma_sp20.toml --top 3 --group-by symbol   # 20 stocks, best 3 of each
@@ -139,6 +141,11 @@ pub struct RunArgs {
     /// Finish an interrupted sweep from its `<out>.partial` journal.
     #[arg(long)]
     pub resume: bool,
+    /// With --resume, `[command]` sweeps: run again the combos whose row is not `ok`
+    /// (failed, timeout, bad_output), and nothing else; also after the sweep finished.
+    /// Example: `sweeprun run sweep.toml --resume --retry-failed`.
+    #[arg(long = "retry-failed", requires = "resume")]
+    pub retry_failed: bool,
     /// Rows in the summary printed on stdout (0: none).
     #[arg(long, default_value_t = 10, value_name = "K")]
     pub top: usize,

@@ -82,7 +82,7 @@ pub const SYMBOL: &str = "symbol";
 const LISTED_SYMBOLS: usize = 10;
 
 /// A strategy parameter that may be swept.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ParamDef {
     /// The parameter's name, as written in `[grid]`.
     pub name: &'static str,

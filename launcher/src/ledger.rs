@@ -40,6 +40,18 @@ pub fn tearsheet_dir(out: &Path) -> PathBuf {
     suffixed(out, ".tearsheets")
 }
 
+/// `<out>.runs/`: a `[command]` sweep's working directories (`<combo_id>/`) and its
+/// records (`rows.jsonl`).
+pub fn runs_dir(out: &Path) -> PathBuf {
+    suffixed(out, ".runs")
+}
+
+/// `<out>.runs/rows.jsonl`: every combo's record of a finished `[command]` sweep (what
+/// `--retry-failed` starts from once the journal is gone).
+pub fn records_path(out: &Path) -> PathBuf {
+    runs_dir(out).join("rows.jsonl")
+}
+
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);

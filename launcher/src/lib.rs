@@ -21,6 +21,8 @@ macro_rules! say {
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod command;
+pub mod command_table;
 pub mod error;
 mod expr;
 pub mod float_text;

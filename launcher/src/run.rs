@@ -4,6 +4,7 @@
 use crate::backend::local::LocalRanks;
 use crate::backend::Backend;
 use crate::cli::{BindTo, MapBy, RunArgs};
+use crate::command_table;
 use crate::error::{Failure, Result};
 use crate::ledger::{self, Journal};
 use crate::progress::Progress;
@@ -63,11 +64,15 @@ pub fn sweep(
         let message = ToRank::Spec {
             format: format.name().to_string(),
             spec: spec.effective_toml(),
-            preselect: preselect.clone(),
+            // A command's columns are known only at the end: the launcher ranks then.
+            preselect: if spec.strategy.command().is_some() { None } else { preselect.clone() },
         };
         sched::broadcast(transport, &message);
     })?;
-    let Plan { spec, out, format, ranks, data, data_sha256, columns, group, kernel } = plan;
+    let Plan { spec, out, format, ranks, data, data_sha256, mut columns, group, kernel } = plan;
+    let is_command = spec.strategy.command().is_some();
+    // A command sweep journals its records (JSON lines) whatever the table's format.
+    let journal_format = if is_command { OutputFormat::JsonLines } else { format };
     transport.keep(ranks)?;
     let thermal = crate::thermal::Thermal::start(&args.thermal, &transport.process_groups())?;
     // The data is parsed once, here; the ranks get it in binary form, with its digest.
@@ -106,30 +111,90 @@ pub fn sweep(
             )));
         }
         check_journal_owner(&journal_meta, &fingerprint, &journal_path)?;
-        let (journal, done, resumed) =
-            Journal::reopen(&journal_path, &ledger::table_stream_path(&out), format, &columns, combos)?;
+        let (journal, mut done, mut resumed) =
+            Journal::reopen(&journal_path, &ledger::table_stream_path(&out), journal_format, &columns, combos)?;
+        if args.retry_failed {
+            let text = std::fs::read_to_string(&journal_path)
+                .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", journal_path.display())))?;
+            let records = command_table::latest_records(&text, combos);
+            resumed -= command_table::forget_not_ok(&records, &mut done);
+        }
         (Some(journal), done, resumed)
     } else {
-        if args.resume {
-            if let Some(table) = finished_table(&out, &fingerprint) {
-                say!("sweeprun: {} is already complete; nothing to resume", out.display());
-                let k = args.top.max(tearsheet_count(args.tearsheet.as_deref())?);
-                let (best, total) = report::ranked_rows(&table, format, &columns, &args.sort_by, k, group.as_ref());
-                write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
-                return Ok(summary(&best, total, &columns, args, group.as_ref()));
+        let retry = if args.retry_failed { finished_table(&out, &fingerprint) } else { None };
+        if let Some(table) = retry {
+            // A finished command sweep with failed rows: its records start a new journal.
+            match command_table::retry_journal(&spec.grid, &out, format, &table)? {
+                Some(records) => {
+                    let meta = json!({ "fingerprint": fingerprint, "combos": combos, "format": format.name() });
+                    ledger::write_atomically(&journal_meta, meta.to_string().as_bytes())?;
+                    let mut journal = Journal::create(&journal_path, journal_format, &columns)?;
+                    let lines: String = records.iter().map(|r| r.to_line() + "\n").collect();
+                    journal.append(&lines)?;
+                    journal.sync()?;
+                    let mut done = vec![true; combos as usize];
+                    let retried =
+                        command_table::forget_not_ok(&records.into_iter().map(Some).collect::<Vec<_>>(), &mut done);
+                    say!(
+                        "sweeprun: {} finished with {}; running them again",
+                        out.display(),
+                        report::counted(retried, "non-ok combo")
+                    );
+                    (Some(journal), done, combos - retried)
+                }
+                None => {
+                    say!("sweeprun: {} has no failed, timed-out or bad_output rows; nothing to retry", out.display());
+                    let columns = command_table::table_columns(&table, format);
+                    return Ok(command_summary(&table, format, &columns, args, group.as_ref()));
+                }
             }
-            say!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
+        } else {
+            if args.resume {
+                if let Some(table) = finished_table(&out, &fingerprint) {
+                    say!("sweeprun: {} is already complete; nothing to resume", out.display());
+                    if is_command {
+                        let columns = command_table::table_columns(&table, format);
+                        return Ok(command_summary(&table, format, &columns, args, group.as_ref()));
+                    }
+                    let k = args.top.max(tearsheet_count(args.tearsheet.as_deref())?);
+                    let (best, total) = report::ranked_rows(&table, format, &columns, &args.sort_by, k, group.as_ref());
+                    write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
+                    return Ok(summary(&best, total, &columns, args, group.as_ref()));
+                }
+                if args.retry_failed {
+                    return Err(Failure::usage(format!(
+                        "--retry-failed: no sweep of this spec to retry at {}: no journal, and no finished table \
+                         whose sidecar matches this spec (run it without --resume --retry-failed)",
+                        out.display()
+                    )));
+                }
+                say!("sweeprun: no journal at {}; starting the sweep from the beginning", journal_path.display());
+            }
+            (None, vec![false; combos as usize], 0)
         }
-        (None, vec![false; combos as usize], 0)
     };
     // Warnings wait until every check passed: a bad input gets its one error line only.
     if let Some(warning) = warning {
         say!("sweeprun: {warning}");
     }
 
-    let chunking = args.chunk_size.map_or(Chunking::Guided { ranks }, Chunking::Fixed);
+    // A command runs for seconds to hours: one combo per chunk balances the ranks best.
+    let default_chunking = if is_command { Chunking::Fixed(1) } else { Chunking::Guided { ranks } };
+    let chunking = args.chunk_size.map_or(default_chunking, Chunking::Fixed);
     let chunks = sched::chunks_of_remaining(&done, chunking);
     let any_work = !chunks.is_empty();
+    if is_command && reopened.is_none() {
+        // A fresh command sweep: working directories and records of an earlier sweep to
+        // the same table are not this one's (every combo runs again). Before any rank
+        // starts a command there.
+        let runs = ledger::runs_dir(&out);
+        match std::fs::remove_dir_all(&runs) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Failure::runtime(format!("cannot remove {}: {e}", runs.display())))
+            }
+            _ => {}
+        }
+    }
     let mut scheduler = Scheduler::new(chunks, ranks);
     // The ranks start computing now; the output files are set up while they do (a chunk's
     // rows are only taken once they are).
@@ -150,13 +215,13 @@ pub fn sweep(
             // The fingerprint goes first: a journal never exists without its owner's record.
             let meta = json!({ "fingerprint": fingerprint, "combos": combos, "format": format.name() });
             ledger::write_atomically(&journal_meta, meta.to_string().as_bytes())?;
-            Journal::create(&journal_path, format, &columns)?
+            Journal::create(&journal_path, journal_format, &columns)?
         }
     };
     let mut progress = Progress::new(combos, resumed);
     let ranked = args.top.max(tearsheet_count(args.tearsheet.as_deref())?);
     // With nothing resumed, the final table is written (in id order) while the ranks work.
-    let stream = if resumed == 0 {
+    let stream = if resumed == 0 && !is_command {
         let ranker = report::Ranker::new(format, &columns, &args.sort_by, ranked).grouped(group.as_ref(), &columns);
         Some(ledger::TableStream::create(&out, format, &columns, combos, ranker)?)
     } else {
@@ -195,10 +260,18 @@ pub fn sweep(
     let thermal = thermal.map(crate::thermal::Thermal::finish);
     let swept = clock.elapsed().as_secs_f64();
 
+    // A command sweep's table, ranked once its columns are known.
+    let mut command_text = String::new();
     let (table_blake3, (best, total)) = match stream {
         Some(stream) => {
             let (sha, ranker) = stream.finish(&out)?;
             (sha, ranker.finish(&columns))
+        }
+        None if is_command => {
+            let table = command_table::finish(&spec.grid, &journal_path, &out, format, combos)?;
+            columns = table.columns;
+            command_text = table.text;
+            (table_digest(command_text.as_bytes()), (Vec::new(), 0))
         }
         None => {
             let table = ledger::assemble_table(&journal_path, format, &columns, combos)?;
@@ -215,10 +288,10 @@ pub fn sweep(
         "spec": toml::to_string(&recorded_spec).expect("a TOML table serialises"),
         "strategy": spec.strategy.name(),
         "strategy_settings": format!("{:?}", spec.strategy),
-        "statistics": spec.strategy.convention().name(),
+        "statistics": spec.strategy.convention().map(Convention::name),
         "kernel": kernel,
         "fingerprint": fingerprint,
-        "data": { "path": spec.data_path.display().to_string(), "sha256": data_sha256 },
+        "data": spec.data_path.as_ref().map(|path| json!({ "path": path.display().to_string(), "sha256": data_sha256 })),
         "combos": combos,
         "columns": columns,
         "output": { "path": out.display().to_string(), "format": format.name(), "blake3": table_blake3 },
@@ -242,6 +315,9 @@ pub fn sweep(
     remove_journal(&out);
     transport.wait();
     say!("sweeprun: wrote {} ({})", out.display(), report::counted(combos, "row"));
+    if is_command {
+        return Ok(command_summary(&command_text, format, &columns, args, group.as_ref()));
+    }
     write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
     Ok(summary(&best, total, &columns, args, group.as_ref()))
 }
@@ -306,15 +382,40 @@ impl Plan {
         };
         let format = OutputFormat::from_path(&out).map_err(Failure::usage)?;
         check_output_location(&out)?;
-        check_outputs_spare_inputs(&out, &[("spec", &args.spec), ("data", &spec.data_path)])?;
+        let mut inputs = vec![("spec", args.spec.as_path())];
+        if let Some(data) = &spec.data_path {
+            inputs.push(("data", data));
+        }
+        check_outputs_spare_inputs(&out, &inputs)?;
+        let is_command = spec.strategy.command().is_some();
+        if is_command {
+            if !args.equity.is_empty() || args.tearsheet.is_some() {
+                return Err(Failure::usage(
+                    "--equity/--tearsheet: a [command] sweep has no tearsheets (the command writes its own files)",
+                ));
+            }
+            // The ranks run the command in `<out>.runs/`: they learn `out` from the spec.
+            let output = spec.effective.entry("output").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(output) = output {
+                output.insert("path".into(), toml::Value::String(out.display().to_string()));
+            }
+        } else if args.retry_failed {
+            return Err(Failure::usage(
+                "--retry-failed: only a [command] sweep has failed rows to retry; this spec runs a built-in strategy",
+            ));
+        }
         on_spec(&spec, format);
         // The checksum (a second read of the files) runs beside the parse; errors are
         // reported in the same order as before: data, strategy, checksum.
-        let (data, data_sha256) = std::thread::scope(|scope| {
-            let sum = scope.spawn(|| checksum(&spec.data_path));
-            let data = sweeprun_kernel::prices::load(&spec.data_path);
-            (data, sum.join().expect("the checksum thread does not panic"))
-        });
+        let (data, data_sha256) = match &spec.data_path {
+            // A command without [data] reads its own: the ranks get an empty price set.
+            None => (Ok(PriceSet { assets: Vec::new() }), Ok(String::new())),
+            Some(path) => std::thread::scope(|scope| {
+                let sum = scope.spawn(|| checksum(path));
+                let data = sweeprun_kernel::prices::load(path);
+                (data, sum.join().expect("the checksum thread does not panic"))
+            }),
+        };
         let data = data.map_err(|e| Failure::usage(e.to_string()))?;
         // The grid's size is known once `symbol = "*"` meets the data.
         spec.grid.bind_symbols(&data.symbols()).map_err(|e| spec.blame(e))?;
@@ -327,8 +428,14 @@ impl Plan {
         let kernel = spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
         let data_sha256 = data_sha256?;
         let ranks = available_ranks.min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
-        let columns = table::columns(&spec.grid.names(), &spec.strategy.extra_columns());
-        report::check_rank_metric(&args.sort_by, &columns).map_err(Failure::usage)?;
+        let columns = if is_command {
+            // The JSON keys join at the end; any column name may be ranked by then.
+            command_table::assemble(&spec.grid, &[], format).columns
+        } else {
+            let columns = table::columns(&spec.grid.names(), &spec.strategy.extra_columns());
+            report::check_rank_metric(&args.sort_by, &columns).map_err(Failure::usage)?;
+            columns
+        };
         let group = report::GroupBy::of(&spec.grid, args.group_by.as_deref()).map_err(Failure::usage)?;
         Ok(Plan { spec, out, format, ranks, data, data_sha256, columns, group, kernel })
     }
@@ -461,6 +568,7 @@ fn written_paths(out: &Path) -> Vec<PathBuf> {
         ledger::journal_path(out),
         ledger::journal_meta_path(out),
         ledger::table_stream_path(out),
+        ledger::runs_dir(out),
     ];
     let mut paths: Vec<PathBuf> = files
         .iter()
@@ -559,14 +667,26 @@ fn checksum(path: &Path) -> Result<String> {
 
 /// Identifies a sweep's results: program version, the spec without `[output]`, the
 /// resolved strategy settings (defaults included), the data and the format.
+///
+/// A command's `timeout`, `retries` and `keep_workdirs` are left out: they decide how hard
+/// to try, not what a row is, so `--resume --retry-failed` may run with a longer timeout.
 fn fingerprint(spec: &Spec, data_sha256: &str, format: OutputFormat) -> String {
     let mut identity = spec.effective.clone();
     identity.remove("output");
+    let mut strategy = spec.strategy.clone();
+    if let crate::strategy::Strategy::Command(command) = &mut strategy {
+        (command.timeout, command.retries, command.keep_workdirs) = (None, 0, false);
+        if let Some(toml::Value::Table(section)) = identity.get_mut("command") {
+            for key in ["timeout", "retries", "keep_workdirs"] {
+                section.remove(key);
+            }
+        }
+    }
     let text = format!(
         "sweeprun {}\n{}\n{:?}\n{data_sha256}\n{}",
         env!("CARGO_PKG_VERSION"),
         toml::to_string(&identity).expect("a TOML table serialises"),
-        spec.strategy,
+        strategy,
         format.name()
     );
     sha256_hex(text.as_bytes())
@@ -617,6 +737,40 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// [`summary`] of a command sweep, whose columns are only known now: a `--sort-by` that
+/// names no numeric column of the table gets one line on stderr instead of a summary.
+fn command_summary(
+    table: &str,
+    format: OutputFormat,
+    columns: &[String],
+    args: &RunArgs,
+    group: Option<&report::GroupBy>,
+) -> String {
+    if args.top == 0 {
+        return String::new();
+    }
+    let numeric = command_table::numeric_columns(table, format, columns);
+    if !numeric.contains(&args.sort_by) {
+        let why = if columns.contains(&args.sort_by) { "is not a numeric column" } else { "is not a column" };
+        say!(
+            "sweeprun: no summary: --sort-by {} {why} of the table (numeric columns: {})",
+            args.sort_by,
+            numeric.join(", ")
+        );
+        return String::new();
+    }
+    let (mut best, total) = report::ranked_rows(table, format, columns, &args.sort_by, args.top, group);
+    // An empty text cell (no stderr kept, a key the row lacks) is no number: `-`, not NaN.
+    for row in &mut best {
+        for (cell, column) in row.iter_mut().zip(columns) {
+            if cell == "NaN" && !numeric.contains(column) {
+                *cell = "-".to_string();
+            }
+        }
+    }
+    summary(&best, total, columns, args, group)
 }
 
 /// The top-K table for stdout from the best rows (best first; grouped: per group).

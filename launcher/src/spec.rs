@@ -4,6 +4,7 @@
 //! data can move together; `--out` on the command line resolves against the current
 //! directory, like any command-line path.
 
+use crate::command::CommandSpec;
 use crate::error::{Failure, Result};
 use crate::grid::Grid;
 use crate::strategy::Strategy;
@@ -18,8 +19,9 @@ pub struct Spec {
     /// The spec after overrides, with every path made absolute: what workers receive and
     /// what the sidecar records.
     pub effective: toml::Table,
-    /// The price data source (a file or a directory).
-    pub data_path: PathBuf,
+    /// The price data source (a file or a directory); `None` only for a `[command]` sweep
+    /// without `[data]` (the command reads its own data).
+    pub data_path: Option<PathBuf>,
     /// The asset a single-asset strategy trades, when the data has several.
     pub symbol: Option<String>,
     /// The strategy and its fixed settings.
@@ -32,7 +34,7 @@ pub struct Spec {
     pub overrides: Vec<String>,
 }
 
-const SECTIONS: &str = "data, strategy, grid, output";
+const SECTIONS: &str = "data, strategy or command, grid, output";
 
 /// The largest spec file read (1 MiB): real specs are a few hundred bytes.
 pub const MAX_SPEC_BYTES: u64 = 1 << 20;
@@ -71,31 +73,57 @@ impl Spec {
         }
         let bad = |message: String| blame(origin, overrides, message);
         for key in table.keys() {
-            if !["data", "strategy", "grid", "output"].contains(&key.as_str()) {
+            if !["data", "strategy", "command", "grid", "output"].contains(&key.as_str()) {
                 return Err(bad(format!("unknown section `{key}` (expected {SECTIONS})")));
             }
         }
         let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
 
-        let data = section(&table, "data").map_err(bad)?;
-        check_keys("data", data, &["path", "dir", "symbol"]).map_err(bad)?;
-        let data_path = match (data.get("path"), data.get("dir")) {
-            (Some(_), Some(_)) => return Err(bad("[data] has both `path` and `dir`; give one".into())),
-            (None, None) => return Err(bad("[data] needs `path` (a CSV file) or `dir` (a directory of CSVs)".into())),
-            (Some(p), None) => resolve(&base_dir, string_value("data", "path", p).map_err(bad)?),
-            (None, Some(d)) => resolve(&base_dir, string_value("data", "dir", d).map_err(bad)?),
+        let is_command = match (table.contains_key("strategy"), table.contains_key("command")) {
+            (true, true) => {
+                return Err(bad(
+                    "the spec has both [strategy] and [command]; a sweep runs one of them (remove the other)".into(),
+                ))
+            }
+            (false, false) => {
+                return Err(bad(
+                    "missing section [strategy] or [command] (a built-in strategy, or any command to run per combo)"
+                        .into(),
+                ))
+            }
+            (_, command) => command,
         };
-        let symbol = data
-            .get("symbol")
-            .map(|v| string_value("data", "symbol", v).map(str::to_string))
-            .transpose()
-            .map_err(bad)?;
-
-        let strategy_table = section(&table, "strategy").map_err(bad)?;
-        let strategy = Strategy::from_table(strategy_table).map_err(bad)?;
+        let (data_path, symbol) = match table.get("data") {
+            // A command reads its own data.
+            None if is_command => (None, None),
+            _ => {
+                let data = section(&table, "data").map_err(bad)?;
+                check_keys("data", data, &["path", "dir", "symbol"]).map_err(bad)?;
+                let data_path = match (data.get("path"), data.get("dir")) {
+                    (Some(_), Some(_)) => return Err(bad("[data] has both `path` and `dir`; give one".into())),
+                    (None, None) => {
+                        return Err(bad("[data] needs `path` (a CSV file) or `dir` (a directory of CSVs)".into()))
+                    }
+                    (Some(p), None) => resolve(&base_dir, string_value("data", "path", p).map_err(bad)?),
+                    (None, Some(d)) => resolve(&base_dir, string_value("data", "dir", d).map_err(bad)?),
+                };
+                let symbol = data
+                    .get("symbol")
+                    .map(|v| string_value("data", "symbol", v).map(str::to_string))
+                    .transpose()
+                    .map_err(bad)?;
+                (Some(data_path), symbol)
+            }
+        };
 
         let grid_table = section(&table, "grid").map_err(bad)?;
-        if grid_table.contains_key(crate::grid::SYMBOL) {
+        let strategy = if is_command {
+            let command = section(&table, "command").map_err(bad)?;
+            Strategy::Command(CommandSpec::from_table(command, grid_table, &base_dir).map_err(bad)?)
+        } else {
+            Strategy::from_table(section(&table, "strategy").map_err(bad)?).map_err(bad)?
+        };
+        if grid_table.contains_key(crate::grid::SYMBOL) && !is_command {
             if !strategy.single_asset() {
                 return Err(bad(format!(
                     "[grid] symbol: {} trades the whole universe at once; a `symbol` grid key is only for \
@@ -110,7 +138,7 @@ impl Spec {
                 )));
             }
         }
-        let grid = Grid::from_table(grid_table, strategy.params()).map_err(bad)?;
+        let grid = Grid::from_table(grid_table, &strategy.params()).map_err(bad)?;
 
         let output = match table.get("output") {
             None => None,
@@ -136,9 +164,17 @@ impl Spec {
         }
 
         // Workers and the sidecar get absolute paths, independent of the working directory.
-        let data_key = if data.contains_key("dir") { "dir" } else { "path" };
+        let data_key = match table.get("data") {
+            Some(toml::Value::Table(data)) if data.contains_key("dir") => "dir",
+            _ => "path",
+        };
         let mut effective = table;
-        set_path(&mut effective, "data", data_key, &data_path);
+        if let Some(data_path) = &data_path {
+            set_path(&mut effective, "data", data_key, data_path);
+        }
+        if let Strategy::Command(command) = &strategy {
+            set_path(&mut effective, "command", "spec_dir", &command.spec_dir);
+        }
         if let Some(path) = &output {
             set_path(&mut effective, "output", "path", path);
         }
@@ -303,7 +339,7 @@ path = "out/sma.csv"
     #[test]
     fn resolves_paths_against_the_spec_directory() {
         let spec = parse(SPEC, &[]).unwrap();
-        assert_eq!(spec.data_path, Path::new("/base/data/GOOG.csv"));
+        assert_eq!(spec.data_path.as_deref(), Some(Path::new("/base/data/GOOG.csv")));
         assert_eq!(spec.output.as_deref(), Some(Path::new("/base/out/sma.csv")));
         assert!(spec.effective_toml().contains("/base/data/GOOG.csv"));
         assert_eq!(spec.grid.len(), 12);

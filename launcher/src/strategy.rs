@@ -1,10 +1,12 @@
 //! The strategies a sweep can run: their spec keys, grid parameters, validation against
 //! the data, batch evaluators and per-combo tearsheets.
 
+use crate::command::CommandSpec;
 use crate::grid::{Grid, ParamDef, ParamKind, ParamValue, SYMBOL};
 use crate::spec::check_keys;
 use crate::table::{Cell, RowWriter};
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use sweeprun_kernel::arch::{selected_kernel, KernelPath};
 use sweeprun_kernel::date::Date;
 use sweeprun_kernel::metrics::{Convention, Metrics};
@@ -83,6 +85,8 @@ pub enum Strategy {
     SmaCross(SmaConfig),
     /// QSTrader's momentum tactical asset allocation over a universe.
     MomentumTaa(MomentumSpec),
+    /// Any program, run once per combo (`[command]`; see [`crate::command`]).
+    Command(CommandSpec),
 }
 
 impl Strategy {
@@ -140,22 +144,33 @@ impl Strategy {
         match self {
             Strategy::SmaCross(_) => "sma_cross",
             Strategy::MomentumTaa(_) => "momentum_taa",
+            Strategy::Command(_) => "command",
         }
     }
 
-    /// The grid parameters, in combo-numbering order.
-    pub fn params(&self) -> &'static [ParamDef] {
+    /// The grid parameters, in combo-numbering order (a command's: its grid's keys).
+    pub fn params(&self) -> std::borrow::Cow<'_, [ParamDef]> {
         match self {
-            Strategy::SmaCross(_) => &SMA_PARAMS,
-            Strategy::MomentumTaa(_) => &MOMENTUM_PARAMS,
+            Strategy::SmaCross(_) => SMA_PARAMS[..].into(),
+            Strategy::MomentumTaa(_) => MOMENTUM_PARAMS[..].into(),
+            Strategy::Command(command) => command.params[..].into(),
         }
     }
 
-    /// Columns the strategy adds after the common metrics.
+    /// Columns the strategy adds after the common metrics (a command's table has its own
+    /// columns: [`crate::command_table`]).
     pub fn extra_columns(&self) -> Vec<&'static str> {
         match self {
-            Strategy::SmaCross(_) => vec![],
+            Strategy::SmaCross(_) | Strategy::Command(_) => vec![],
             Strategy::MomentumTaa(_) => vec!["final_equity", "rebalances"],
+        }
+    }
+
+    /// The command of a `[command]` sweep.
+    pub fn command(&self) -> Option<&CommandSpec> {
+        match self {
+            Strategy::Command(command) => Some(command),
+            _ => None,
         }
     }
 
@@ -169,11 +184,12 @@ impl Strategy {
         matches!(self, Strategy::MomentumTaa(_))
     }
 
-    /// The statistics convention of the metrics.
-    pub fn convention(&self) -> Convention {
+    /// The statistics convention of the metrics (`None`: a command computes its own).
+    pub fn convention(&self) -> Option<Convention> {
         match self {
-            Strategy::SmaCross(config) => config.convention,
-            Strategy::MomentumTaa(spec) => spec.convention,
+            Strategy::SmaCross(config) => Some(config.convention),
+            Strategy::MomentumTaa(spec) => Some(spec.convention),
+            Strategy::Command(_) => None,
         }
     }
 
@@ -253,6 +269,10 @@ impl Strategy {
                 // The momentum kernel is scalar on every target.
                 Ok(KernelPath::Scalar.name())
             }
+            Strategy::Command(command) => {
+                command.check_program()?;
+                Ok("command")
+            }
         }
     }
 
@@ -280,7 +300,19 @@ impl Strategy {
                 let batch = MomentumBatch::new(universe, config).map_err(|e| e.to_string())?;
                 Ok(Box::new(MomentumEvaluator { batch, grid, outcomes: Vec::new(), combos: Vec::new() }))
             }
+            Strategy::Command(_) => {
+                Err("internal error: a command sweep's evaluator needs the output path (command_evaluator)".into())
+            }
         }
+    }
+
+    /// The evaluator of a `[command]` sweep writing the table `out`: runs the command per
+    /// combo in `<out>.runs/<combo_id>/`, one [`crate::command::Record`] line per combo.
+    pub fn command_evaluator<'a>(&'a self, grid: &'a Grid, out: &Path) -> Result<Box<dyn ChunkEvaluator + 'a>, String> {
+        let command = self.command().ok_or("internal error: not a command sweep")?;
+        let runs_dir = crate::ledger::runs_dir(out);
+        let shown_runs_dir = runs_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Box::new(CommandEvaluator { command, grid, runs_dir, shown_runs_dir }))
     }
 
     /// Re-runs combo `id` recording its daily equity, fills and target weights.
@@ -314,6 +346,7 @@ impl Strategy {
                 batch.simulate(momentum_combo_at(grid, id), &mut trace);
                 Ok(trace)
             }
+            Strategy::Command(_) => Err("a command sweep has no tearsheets".into()),
         }
     }
 }
@@ -464,6 +497,32 @@ impl ChunkEvaluator for MomentumEvaluator<'_> {
             let params = [ParamValue::Int(combo.lookback.into()), ParamValue::Int(combo.top_n.into())];
             let extras = [Cell::Float(outcome.final_equity), Cell::Count(outcome.rebalances.into())];
             rows.row(id, &params, &outcome.metrics, &extras);
+        }
+        Ok(())
+    }
+}
+
+struct CommandEvaluator<'a> {
+    command: &'a CommandSpec,
+    grid: &'a Grid,
+    runs_dir: PathBuf,
+    /// `runs_dir` as the table names it: relative to the table's directory.
+    shown_runs_dir: String,
+}
+
+impl ChunkEvaluator for CommandEvaluator<'_> {
+    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter) -> Result<(), String> {
+        let names = self.grid.names();
+        let mut values = vec![ParamValue::Int(0); names.len()];
+        for id in ids {
+            self.grid.combo(id, &mut values);
+            let params: Vec<(&str, String)> = names
+                .iter()
+                .zip(&values)
+                .map(|(&name, &value)| (name, crate::command_table::param_text(value)))
+                .collect();
+            let record = self.command.run(&self.runs_dir, &self.shown_runs_dir, id, &params)?;
+            rows.line(&record.to_line());
         }
         Ok(())
     }

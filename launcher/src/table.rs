@@ -175,6 +175,12 @@ impl RowWriter {
         b.push('\n');
     }
 
+    /// Appends one preformatted line (a `[command]` sweep's record; no newline in `line`).
+    pub fn line(&mut self, line: &str) {
+        self.buffer.push_str(line);
+        self.buffer.push('\n');
+    }
+
     /// Takes the formatted rows out of the writer, with the byte offsets (ascending) of the
     /// preselected best rows when [`RowWriter::preselect`] was asked for.
     pub fn take(&mut self) -> (String, Option<Vec<usize>>) {

@@ -133,7 +133,11 @@ pub fn serve(link: &mut dyn RankLink, report: Option<&str>) -> Result<(), String
     }
     // `symbol = "*"` becomes the data's assets (the launcher checked the same data).
     spec.grid.bind_symbols(&data.symbols())?;
-    let mut evaluator = spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid)?;
+    let mut evaluator = match (spec.strategy.command(), &spec.output) {
+        (None, _) => spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid)?,
+        (Some(_), Some(out)) => spec.strategy.command_evaluator(&spec.grid, out)?,
+        (Some(_), None) => return Err("a command sweep arrived without its output path".into()),
+    };
     let mut rows = RowWriter::for_grid(format, &spec.grid, spec.strategy.extra_columns());
     if let Some((metric, k)) = preselect {
         rows.preselect(&metric, k)?;

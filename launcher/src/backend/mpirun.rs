@@ -361,6 +361,9 @@ pub fn forwarded_run_args(args: &RunArgs) -> Result<Vec<OsString>> {
             ))
         }
     }
+    if args.retry_failed {
+        out.push("--retry-failed".into());
+    }
     if args.resume {
         out.push("--resume".into());
     }
