@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Stops what slurm-up.sh started: cancels leftover jobs, stops the slurmd's, slurmctld and the
+# private munged (exactly those: by pid file, checked against /proc/PID/comm), removes the
+# /etc/slurm/slurm.conf symlink if slurm-up.sh made it, the env file and $SWR_SLURM_BASE
+# (SWR_SLURM_KEEP_BASE=1 keeps logs and state), then takes the nodes down with down.sh
+# (SWR_SLURM_KEEP_NODES=1 leaves them up for the MPI tests). Idempotent.
+#
+#   bash scripts/cluster/slurm-down.sh
+set -euo pipefail
+source "$(dirname "$0")/slurm-lib.sh"
+t0=$(now_ms)
+
+[[ $(id -u) -eq 0 ]] || slurm_die "slurm-down.sh must run as root"
+
+# Cancel jobs first and give them KillWait (2 s) to end: slurmd then cleans up its steps, so
+# no slurmstepd or task is left behind in a node once slurmd is gone.
+cancel_jobs() {
+  local jobs i
+  pid_of "$ctld_pid" slurmctld >/dev/null || return 0
+  jobs=$(SLURM_CONF=$slurm_conf squeue -h -t PD,R,CG,S,CF,RQ,RS,SO -o %A 2>/dev/null | sort -u | tr '\n' ' ') || return 0
+  [[ -n ${jobs// /} ]] || return 0
+  echo "slurm: cancelling leftover job(s): $jobs"
+  # shellcheck disable=SC2086  # one word per job id
+  SLURM_CONF=$slurm_conf scancel $jobs 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    [[ -z $(SLURM_CONF=$slurm_conf squeue -h -t PD,R,CG,S,CF -o %A 2>/dev/null) ]] && return 0
+    sleep 0.1
+  done
+  echo "slurm: jobs still ending after 10 s; stopping the daemons anyway" >&2
+}
+cancel_jobs
+
+# slurmctld and the slurmd's together, munged last (they need it until they are gone).
+specs=("$ctld_pid:slurmctld")
+for pf in "$SWR_SLURM_BASE"/run/slurmd.*.pid; do [[ -e $pf ]] && specs+=("$pf:slurmd"); done
+stopped=$(stop_daemons 10 "${specs[@]}")
+stopped="$stopped $(stop_daemons 5 "$munge_pid:munged")"
+stopped=$(xargs <<<"$stopped")   # trim
+
+# The symlink only if it is ours and still points at our conf (someone may have replaced it).
+if [[ -e $slurm_etc_ours ]]; then
+  if [[ -L $slurm_etc_link && $(readlink "$slurm_etc_link") == "$slurm_conf" ]]; then rm -f "$slurm_etc_link"; fi
+  if [[ -e $slurm_etc_ours.dir ]]; then rmdir /etc/slurm 2>/dev/null || true; fi
+fi
+rm -f "$slurm_env"
+if [[ ${SWR_SLURM_KEEP_BASE:-0} != 1 && -d $SWR_SLURM_BASE ]]; then
+  # Only a directory that slurm-up.sh laid out: SWR_SLURM_BASE may point anywhere.
+  [[ -d $SWR_SLURM_BASE/etc && -d $SWR_SLURM_BASE/munge ]] || slurm_die "$SWR_SLURM_BASE does not look like slurm-up.sh's; not removed"
+  rm -rf "$SWR_SLURM_BASE"
+fi
+
+nodes="nodes left up (SWR_SLURM_KEEP_NODES=1)"
+if [[ ${SWR_SLURM_KEEP_NODES:-0} != 1 ]]; then
+  bash "$swr_dir/down.sh" >/dev/null
+  nodes="nodes down"
+fi
+ms=$(( $(now_ms) - t0 ))
+echo "slurm down: stopped ${stopped:-nothing (not running)}; $nodes (${ms} ms)"
