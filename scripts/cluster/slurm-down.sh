@@ -12,22 +12,6 @@ t0=$(now_ms)
 
 [[ $(id -u) -eq 0 ]] || slurm_die "slurm-down.sh must run as root"
 
-# Cancel jobs first and give them KillWait (2 s) to end: slurmd then cleans up its steps, so
-# no slurmstepd or task is left behind in a node once slurmd is gone.
-cancel_jobs() {
-  local jobs i
-  pid_of "$ctld_pid" slurmctld >/dev/null || return 0
-  jobs=$(SLURM_CONF=$slurm_conf squeue -h -t PD,R,CG,S,CF,RQ,RS,SO -o %A 2>/dev/null | sort -u | tr '\n' ' ') || return 0
-  [[ -n ${jobs// /} ]] || return 0
-  echo "slurm: cancelling leftover job(s): $jobs"
-  # shellcheck disable=SC2086  # one word per job id
-  SLURM_CONF=$slurm_conf scancel $jobs 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    [[ -z $(SLURM_CONF=$slurm_conf squeue -h -t PD,R,CG,S,CF -o %A 2>/dev/null) ]] && return 0
-    sleep 0.1
-  done
-  echo "slurm: jobs still ending after 10 s; stopping the daemons anyway" >&2
-}
 cancel_jobs
 
 # slurmctld and the slurmd's together, munged last (they need it until they are gone).

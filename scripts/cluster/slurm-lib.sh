@@ -80,6 +80,23 @@ start_slurmd() {
     || slurm_die "slurmd -N $name failed to start; see $(slurmd_log "$name")"
 }
 
+# Cancel jobs first and give them KillWait (2 s) to end: slurmd then cleans up its steps, so
+# no slurmstepd or task is left behind in a node once slurmd is gone.
+cancel_jobs() {
+  local jobs i
+  pid_of "$ctld_pid" slurmctld >/dev/null || return 0
+  jobs=$(SLURM_CONF=$slurm_conf squeue -h -t PD,R,CG,S,CF,RQ,RS,SO -o %A 2>/dev/null | sort -u | tr '\n' ' ') || return 0
+  [[ -n ${jobs// /} ]] || return 0
+  echo "slurm: cancelling leftover job(s): $jobs"
+  # shellcheck disable=SC2086  # one word per job id
+  SLURM_CONF=$slurm_conf scancel $jobs 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    [[ -z $(SLURM_CONF=$slurm_conf squeue -h -t PD,R,CG,S,CF -o %A 2>/dev/null) ]] && return 0
+    sleep 0.1
+  done
+  echo "slurm: jobs still ending after 10 s; stopping the daemons anyway" >&2
+}
+
 # node_state NAME: the compact sinfo state (idle, alloc, mix, down*, unk*, ...), or nothing.
 node_state() { SLURM_CONF=$slurm_conf sinfo -h -n "$1" -N -o '%t' 2>/dev/null | head -1; }
 

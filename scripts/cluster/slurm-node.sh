@@ -25,18 +25,17 @@ uts=$swr_uts_dir/$name
 # node_pids: every pid in node N: in its netns (ip netns pids) or in its UTS namespace (a
 # process entered with only --uts), without duplicates.
 node_pids() {
-  local uts_ino p
+  local uts_ino
   {
     ip netns pids "$net" 2>/dev/null || true
     uts_ino=$(stat -L -c %i "$uts" 2>/dev/null) || return 0
-    for p in /proc/[0-9]*; do
-      [[ $(readlink "$p/ns/uts" 2>/dev/null) == "uts:[$uts_ino]" ]] && echo "${p#/proc/}"
-    done
+    # find, not a readlink per pid: one process instead of ~100 subshells (0.01 s, not 0.5 s).
+    find /proc/[0-9]*/ns/uts -maxdepth 0 -lname "uts:\[$uts_ino\]" 2>/dev/null | cut -d/ -f3
   } | sort -un
 }
 
 kill_node() {
-  local pids=() p i t0
+  local pids=() i t0
   [[ -e /run/netns/$net ]] || slurm_die "node $name does not exist (run slurm-up.sh)"
   t0=$(now_ms)
   # Repeat: a dying slurmstepd may still fork; SIGKILL everything until the node is empty.

@@ -108,8 +108,10 @@ SelectTypeParameters=CR_Core
 MpiDefault=none
 # The nodes advertise more CPUs than the VM has; without this they go "inval".
 SlurmdParameters=config_overrides
-# Start batch jobs at once (default: up to a few seconds' delay per scheduling pass).
-SchedulerParameters=batch_sched_delay=0
+# Start batch jobs at once (default: up to a few seconds' delay per scheduling pass), and
+# look at pending jobs every 5 s (defaults 60 s main, 30 s backfill): a requeued job whose
+# BeginTime passed would otherwise wait up to a minute more.
+SchedulerParameters=batch_sched_delay=0,sched_interval=5,bf_interval=5
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$b/log/jobcomp.log
@@ -139,6 +141,7 @@ conf_sha=$(sha256sum "$slurm_conf" | cut -d' ' -f1)
 # restarting them all. slurmctld -c below starts from a clean state: job ids restart at 1.
 if [[ -e $slurm_started_sha && $(<"$slurm_started_sha") != "$conf_sha" ]]; then
   echo "slurm: slurm.conf changed since the daemons started; restarting them"
+  cancel_jobs   # slurmctld -c forgets them; their steps would be left running in the nodes
   specs=("$ctld_pid:slurmctld")
   for n in $(seq 1 "$SWR_CLUSTER_NODES"); do specs+=("$(slurmd_pid "$(swr_host "$n")"):slurmd"); done
   stop_daemons 10 "${specs[@]}" >/dev/null
