@@ -27,14 +27,23 @@ slurmd_log() { echo "$SWR_SLURM_BASE/log/slurmd.$1.log"; }
 slurm_die() { echo "slurm: $*" >&2; exit 1; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+# alive PID COMM: the process exists, is not a zombie and its comm is COMM. The comm check
+# keeps a stale pid file from making us signal an unrelated, reused pid; the zombie check
+# matters right after a SIGKILL (PID 1 of this VM reaps orphans with a delay, and a killed
+# slurmd that is still a zombie must not count as running).
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }   # the fields after "(comm) "; the first is the state
+  [[ ${stat:0:1} != [ZX] && $(cat "/proc/$1/comm" 2>/dev/null) == "$2" ]]
+}
+
 # pid_of PIDFILE COMM: prints the pid if the file names a live process whose comm is COMM.
-# The comm check keeps a stale pid file from making us signal an unrelated, reused pid.
 pid_of() {
   local pid
   [[ -r $1 ]] || return 1
   pid=$(<"$1")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" "$2" || return 1
   echo "$pid"
 }
 
@@ -55,7 +64,7 @@ stop_daemons() {
   for ((i = 0; i < secs * 20; i++)); do
     left=()
     for spec in "${live[@]}"; do
-      [[ $(cat "/proc/${spec%%:*}/comm" 2>/dev/null) == "${spec#*:}" ]] && left+=("$spec")
+      alive "${spec%%:*}" "${spec#*:}" && left+=("$spec")
     done
     ((${#left[@]})) || break
     sleep 0.05
@@ -95,6 +104,15 @@ cancel_jobs() {
     sleep 0.1
   done
   echo "slurm: jobs still ending after 10 s; stopping the daemons anyway" >&2
+}
+
+# slurmd_start_time NAME: the node's SlurmdStartTime as seconds since the epoch (0 if none).
+# After a kill, sinfo keeps showing the old state until SlurmdTimeout; only a SlurmdStartTime
+# newer than our start proves that the new slurmd has registered.
+slurmd_start_time() {
+  local t
+  t=$(SLURM_CONF=$slurm_conf scontrol show node "$1" 2>/dev/null | grep -oE 'SlurmdStartTime=[0-9T:-]+' | cut -d= -f2)
+  [[ -n $t ]] && date -d "$t" +%s 2>/dev/null || echo 0
 }
 
 # node_state NAME: the compact sinfo state (idle, alloc, mix, down*, unk*, ...), or nothing.

@@ -51,13 +51,15 @@ kill_node() {
 }
 
 revive_node() {
-  local t0 st i resumed=0
-  t0=$(now_ms)
+  local t0 since st i resumed=0
+  t0=$(now_ms); since=$(date +%s)
   pid_of "$ctld_pid" slurmctld >/dev/null || slurm_die "slurmctld is not running (run slurm-up.sh)"
+  pid_of "$(slurmd_pid "$name")" slurmd >/dev/null && slurm_die "the slurmd of $name is running (kill it first)"
   start_slurmd "$n"
   for ((i = 0; i < SWR_SLURM_WAIT * 10; i++)); do
     st=$(node_state "$name")
-    [[ $st =~ ^(idle|alloc|mix|comp)$ ]] && break
+    # Until the new slurmd registers, sinfo may still show the state from before the kill.
+    [[ $st =~ ^(idle|alloc|mix|comp)$ ]] && (($(slurmd_start_time "$name") >= since)) && break
     # ReturnToService=2 clears DOWN on registration; a drain (or a DOWN that stays after the
     # node answers again) needs an explicit resume, once.
     if ((i == 30 && !resumed)) && [[ $st =~ ^(down|drain|drng|fail) ]]; then
@@ -65,7 +67,7 @@ revive_node() {
     fi
     sleep 0.1
   done
-  [[ $st =~ ^(idle|alloc|mix|comp)$ ]] || { logs_tail; slurm_die "$name is '$st' after ${SWR_SLURM_WAIT} s"; }
+  ((i < SWR_SLURM_WAIT * 10)) || { logs_tail; slurm_die "$name is '$st' after ${SWR_SLURM_WAIT} s (or its new slurmd did not register)"; }
   echo "slurm-node: $name is back: $st ($(( $(now_ms) - t0 )) ms$( ((resumed)) && echo ', after scontrol resume'))"
 }
 

@@ -148,7 +148,8 @@ if [[ -e $slurm_started_sha && $(<"$slurm_started_sha") != "$conf_sha" ]]; then
 fi
 
 # --- daemons --------------------------------------------------------------------------------
-started=()
+started=() new_slurmd=()
+since=$(date +%s)
 if ! pid_of "$ctld_pid" slurmctld >/dev/null; then
   (cd / && SLURM_CONF=$slurm_conf slurmctld -c -f "$slurm_conf") || { logs_tail; slurm_die "slurmctld failed to start"; }
   started+=(slurmctld)
@@ -157,7 +158,7 @@ for n in $(seq 1 "$SWR_CLUSTER_NODES"); do
   name=$(swr_host "$n")
   pid_of "$(slurmd_pid "$name")" slurmd >/dev/null && continue
   start_slurmd "$n"
-  started+=("slurmd:$name")
+  started+=("slurmd:$name"); new_slurmd+=("$name")
 done
 echo "$conf_sha" >"$slurm_started_sha"
 
@@ -168,7 +169,14 @@ deadline=$(( $(now_ms) + SWR_SLURM_WAIT * 1000 ))
 while :; do
   states=$(SLURM_CONF=$slurm_conf sinfo -h -N -o '%N %t' 2>/dev/null | sort -u || true)
   ready=$(grep -cE ' (idle|alloc|mix|comp)$' <<<"$states" || true)
-  ((ready == SWR_CLUSTER_NODES)) && break
+  if ((ready == SWR_CLUSTER_NODES)); then
+    # A node whose slurmd we just started may still show its state from before (say, idle
+    # right after a kill): ready only once that slurmd has registered.
+    unregistered=()
+    for name in "${new_slurmd[@]}"; do (($(slurmd_start_time "$name") >= since)) || unregistered+=("$name"); done
+    ((${#unregistered[@]})) || break
+    states+=$'\n'"not yet registered: ${unregistered[*]}"
+  fi
   if (($(now_ms) > deadline)); then
     logs_tail
     slurm_die "nodes not ready after ${SWR_SLURM_WAIT} s: $(tr '\n' ' ' <<<"${states:-slurmctld does not answer}")"
