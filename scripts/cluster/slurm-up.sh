@@ -120,7 +120,6 @@ MinJobAge=600
 # Short timeouts so that cancel/time-limit tests and node-loss tests are fast.
 KillWait=2
 SlurmdTimeout=10
-MessageTimeout=5
 # A node that was DOWN comes back by itself when its slurmd registers again.
 ReturnToService=2
 JobRequeue=1
