@@ -18,6 +18,9 @@ cancel_jobs
 specs=("$ctld_pid:slurmctld")
 for pf in "$SWR_SLURM_BASE"/run/slurmd.*.pid; do [[ -e $pf ]] && specs+=("$pf:slurmd"); done
 stopped=$(stop_daemons 10 "${specs[@]}")
+# Accounting (if it ran): slurmdbd after slurmctld (which flushes its records to it), MariaDB last.
+stopped="$stopped $(stop_daemons 10 "$dbd_pid:slurmdbd")"
+stopped="$stopped $(stop_daemons 20 "$db_pid:mariadbd")"
 stopped="$stopped $(stop_daemons 5 "$munge_pid:munged")"
 stopped=$(xargs <<<"$stopped")   # trim
 

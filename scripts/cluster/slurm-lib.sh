@@ -12,6 +12,11 @@ SWR_SLURM_BASE="${SWR_SLURM_BASE:-$SWR_CLUSTER_STATE/slurm}"
 SWR_SLURM_CPUS="${SWR_SLURM_CPUS:-$SWR_CLUSTER_SLOTS}"   # CPUs advertised per node
 SWR_SLURM_WAIT="${SWR_SLURM_WAIT:-60}"                   # seconds to wait for the nodes
 SWR_SLURM_LINK_ETC="${SWR_SLURM_LINK_ETC:-1}"            # symlink /etc/slurm/slurm.conf
+# sacct: slurmdbd + a private MariaDB (127.0.0.1 only). Off by default: +20 s of packages
+# and +2 s per start; without it job states come from squeue/scontrol and the jobcomp log.
+SWR_SLURM_ACCOUNTING="${SWR_SLURM_ACCOUNTING:-0}"
+SWR_SLURM_DB_PORT="${SWR_SLURM_DB_PORT:-3307}"            # MariaDB (not the system's 3306)
+SWR_SLURM_DBD_PORT="${SWR_SLURM_DBD_PORT:-6819}"
 
 slurm_conf="$SWR_SLURM_BASE/etc/slurm.conf"
 slurm_started_sha="$SWR_SLURM_BASE/etc/slurm.conf.started.sha256"   # conf of the running daemons
@@ -21,6 +26,11 @@ slurm_etc_ours="$SWR_SLURM_BASE/etc/etc-link-ours"        # we made the symlink 
 munge_sock="$SWR_SLURM_BASE/munge/run/munge.socket"
 munge_pid="$SWR_SLURM_BASE/munge/munged.pid"
 ctld_pid="$SWR_SLURM_BASE/run/slurmctld.pid"
+dbd_conf="$SWR_SLURM_BASE/etc/slurmdbd.conf"   # slurmdbd reads it next to SLURM_CONF (no -f)
+dbd_pid="$SWR_SLURM_BASE/run/slurmdbd.pid"
+db_dir="$SWR_SLURM_BASE/acct"
+db_pid="$db_dir/mariadbd.pid"
+db_sock="$db_dir/mariadbd.sock"
 slurmd_pid() { echo "$SWR_SLURM_BASE/run/slurmd.$1.pid"; }   # $1 = nodeN (SlurmdPidFile %n)
 slurmd_log() { echo "$SWR_SLURM_BASE/log/slurmd.$1.log"; }
 
@@ -121,7 +131,7 @@ node_state() { SLURM_CONF=$slurm_conf sinfo -h -n "$1" -N -o '%t' 2>/dev/null | 
 # logs_tail: what to show when the cluster does not come up.
 logs_tail() {
   local f
-  for f in "$SWR_SLURM_BASE"/log/munged.log "$SWR_SLURM_BASE"/log/slurmctld.log "$SWR_SLURM_BASE"/log/slurmd.*.log; do
+  for f in "$SWR_SLURM_BASE"/log/munged.log "$SWR_SLURM_BASE"/log/slurmctld.log "$SWR_SLURM_BASE"/log/slurmdbd.log "$SWR_SLURM_BASE"/log/slurmd.*.log; do
     [[ -e $f ]] || continue
     echo "--- tail $f" >&2
     tail -n 8 "$f" >&2
