@@ -8,7 +8,8 @@
 #                            (ReturnToService=2 does that on registration; scontrol update
 #                            state=resume if it stays down/drained).
 #   slurm-node.sh state N    prints the node's compact sinfo state (idle, alloc, down*, ...).
-# The controller notices a dead node only after SlurmdTimeout (10 s) plus a ping; see
+# The controller notices a dead node only after ~30 s (SlurmdTimeout 10 s, pings that retry
+# for MessageTimeout 10 s); see
 # docs/slurm-local.md for the measured latencies and what happens to its jobs.
 set -euo pipefail
 source "$(dirname "$0")/slurm-lib.sh"
@@ -47,7 +48,7 @@ kill_node() {
     sleep 0.05
   done
   [[ -z $(node_pids) ]] || slurm_die "processes left in $name after 2.5 s: $(node_pids | tr '\n' ' ')"
-  echo "slurm-node: $name is off ($(( $(now_ms) - t0 )) ms); slurmctld sees it DOWN after SlurmdTimeout (~10-20 s)"
+  echo "slurm-node: $name is off ($(( $(now_ms) - t0 )) ms); slurmctld marks it DOWN after ~30 s (SlurmdTimeout + MessageTimeout)"
 }
 
 revive_node() {

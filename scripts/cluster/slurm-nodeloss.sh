@@ -64,4 +64,5 @@ while :; do
   sleep 0.25
 done
 scancel "${!label[@]}" 2>/dev/null || true
+for _ in $(seq 100); do [[ -z $(squeue -h -t PD,R,CG -o %A) ]] && break; sleep 0.1; done   # idle again for the next run
 rm -f "$srun_out"
