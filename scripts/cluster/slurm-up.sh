@@ -39,7 +39,7 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -q "${missing[@]}"
   } >"$log" 2>&1 || rc=$?
-  ((added_policy)) && rm -f /usr/sbin/policy-rc.d
+  if ((added_policy)); then rm -f /usr/sbin/policy-rc.d; fi
   ((rc == 0)) || { tail -n 20 "$log" >&2; rm -f "$log"; slurm_die "apt-get install ${missing[*]} failed (exit $rc)"; }
   rm -f "$log"
 }
@@ -210,7 +210,9 @@ new_conf=$(write_conf)
 conf_sha=$(sha256sum "$slurm_conf" | cut -d' ' -f1)
 
 # The daemons must all run the same conf (slurmctld compares hashes); a changed file means
-# restarting them all. slurmctld -c below starts from a clean state: job ids restart at 1.
+# restarting them all. slurmctld -c below starts without the old jobs (the job id counter
+# went on from where it was in our restarts; after slurm-down.sh removed the state, ids
+# start at 1 again).
 if [[ -e $slurm_started_sha && $(<"$slurm_started_sha") != "$conf_sha" ]]; then
   echo "slurm: slurm.conf changed since the daemons started; restarting them"
   cancel_jobs   # slurmctld -c forgets them; their steps would be left running in the nodes
