@@ -2,7 +2,8 @@
 # sweeprun's whole test suite, from a fresh Debian 12 machine with Rust (rustup), as root.
 # Installs what it needs (MPI: OpenMPI and MPICH; hwloc; the aarch64 cross tools), brings
 # up the emulated 4-node cluster the MPI tests use (scripts/cluster/, network namespaces)
-# and takes it down again, then runs format, lint, doc and test gates, and the kernel's
+# with a SLURM cluster on it (slurm-up.sh installs munge/slurm, then a smoke test) and takes
+# both down again, then runs format, lint, doc and test gates, and the kernel's
 # tests for aarch64 (Raspberry Pi 4, Cortex-A72) under qemu-user (see .cargo/config.toml).
 #
 #   bash scripts/test-all.sh
@@ -71,10 +72,23 @@ else
 fi
 
 step "emulated cluster (4 nodes x 4 slots, network + UTS namespaces)"
-# Stopped again when this script exits, whatever happens.
-cluster_down() { bash scripts/cluster/down.sh >/dev/null 2>&1 || echo "cluster: down.sh failed" >&2; }
+# Stopped again when this script exits, whatever happens: SLURM's daemons first (they run
+# inside the nodes), then the nodes. Both scripts are no-ops for what is not up.
+cluster_down() {
+  SWR_SLURM_KEEP_NODES=1 bash scripts/cluster/slurm-down.sh >/dev/null 2>&1 || echo "cluster: slurm-down.sh failed" >&2
+  bash scripts/cluster/down.sh >/dev/null 2>&1 || echo "cluster: down.sh failed" >&2
+}
 bash scripts/cluster/up.sh
 trap cluster_down EXIT
+
+step "SLURM on the emulated cluster (slurmctld + one slurmd per node)"
+# slurm-up.sh installs munge/slurmctld/slurmd/slurm-client/libpmix-dev itself if they are
+# missing, not the list above: it keeps their postinsts from starting the system's munge and
+# slurm services (policy-rc.d), which would otherwise run beside the private ones.
+bash scripts/cluster/slurm-up.sh
+
+step "SLURM smoke (sinfo, srun, srun --mpi=pmix, sbatch --array, scancel)"
+bash scripts/cluster/slurm-smoke.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
