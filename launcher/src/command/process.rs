@@ -2,7 +2,6 @@
 //! files, the wait with a deadline, the kill of its process tree, and its row.
 
 use super::record::{parse_object, Members, OrderedObject, Status};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -157,36 +156,13 @@ fn read_output_file(path: &Path) -> Option<Members> {
         return Some(members);
     }
     let top: OrderedTop = serde_json::from_str(&text).ok()?;
-    Some(top.strategy?.into_iter().filter(|(_, v)| !v.is_array() && !v.is_object()).collect())
+    Some(top.strategy?.0.into_iter().filter(|(_, v)| !v.is_array() && !v.is_object()).collect())
 }
 
-/// The `strategy` member of a JSONStatistics file, in written order.
+/// The `strategy` member of a JSONStatistics file, in written order (other members ignored).
+#[derive(serde::Deserialize)]
 struct OrderedTop {
-    strategy: Option<Members>,
-}
-
-impl<'de> Deserialize<'de> for OrderedTop {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TopVisitor;
-        impl<'de> Visitor<'de> for TopVisitor {
-            type Value = OrderedTop;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedTop, A::Error> {
-                let mut strategy = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    if key == "strategy" {
-                        strategy = Some(map.next_value::<OrderedObject>()?.0);
-                    } else {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                    }
-                }
-                Ok(OrderedTop { strategy })
-            }
-        }
-        deserializer.deserialize_map(TopVisitor)
-    }
+    strategy: Option<OrderedObject>,
 }
 
 #[cfg(test)]
