@@ -58,18 +58,9 @@ nproc
 lscpu 2>/dev/null | grep -E 'Model name|^Flags' | sed 's/^Flags:.*\(avx2\).*/Flags: ... avx2 .../' || true
 
 step "reference results"
-# CI has the upstream copy beside the repository; a user's clone does not (nothing needed).
-if [[ -d ../shared/reference ]]; then
-  if diff -rq --exclude=COPIED.md ../shared/reference tests/reference >/dev/null; then
-    echo "tests/reference matches ../shared/reference"
-  else
-    echo "NOTE: ../shared/reference differs from tests/reference (newer upstream results?):"
-    diff -rq --exclude=COPIED.md ../shared/reference tests/reference | head -20 || true
-    echo "refresh with: cp -r ../shared/reference/. tests/reference/   (tests use the repository's copy)"
-  fi
-else
-  echo "tests/reference (no ../shared/reference beside the repository: nothing to compare)"
-fi
+# The tests read the repository's own copy (tests/reference/, see COPIED.md); nothing outside
+# the repository is needed. To compare it with an upstream copy: scripts/reference-upstream.sh DIR
+echo "tests/reference: $(find tests/reference -type f | wc -l) files"
 
 step "emulated cluster (4 nodes x 4 slots, network + UTS namespaces)"
 # Stopped again when this script exits, whatever happens: SLURM's daemons first (they run
