@@ -186,6 +186,7 @@ fn the_sma_grid_via_sbatch_and_via_srun_on_16_ranks_equals_the_local_table() {
     assert!(std::fs::read(&out).unwrap() == local, "the SLURM table differs from the local one");
     assert_eq!(String::from_utf8(run.stdout).unwrap(), local_summary, "the same summary");
     assert_eq!(sidecar(&out)["ranks"], 16);
+    assert_eq!(sidecar(&out)["slurm_job"], job_of(&out).as_str(), "the sidecar names the job");
     let script = std::fs::read_to_string(dir.path().join("slurm.csv.sbatch")).unwrap();
     for line in ["#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=4", "#SBATCH --requeue"] {
         assert!(script.lines().any(|l| l == line), "{line} missing:\n{script}");

@@ -300,6 +300,8 @@ pub fn sweep(
         "columns": columns,
         "output": { "path": out.display().to_string(), "format": format.name(), "blake3": table_blake3 },
         "backend": backend.name(),
+        // Under SLURM (`--backend slurm`, or srun by hand): which job wrote the table.
+        "slurm_job": std::env::var("SLURM_JOB_ID").ok(),
         "ranks": ranks,
         "resumed_combos": resumed,
         "thermal": thermal,
