@@ -128,7 +128,7 @@ fn command_sweep_of_qstrader_matches_builtin_momentum_taa() {
     }
 
     // 2. sweeprun's own momentum_taa, same data (examples/data/synth10 is a copy of the
-    //    reference data; its checksum is compared below), dates and combos.
+    //    reference data; the files are compared below), dates and combos.
     let builtin_out = dir.path().join("builtin.csv");
     let grid = |values: &[u64]| format!("{values:?}");
     let run = output_of(
