@@ -241,6 +241,17 @@ fn detach_status_scancel_collect_and_resume_give_the_uninterrupted_table() {
     assert!(text.starts_with(&format!("job {id}: RUNNING on node[1-2]\n")), "{text}");
     assert!(text.contains("/3830 combos on disk"), "{text}");
 
+    // A second job for the same table is refused while this one runs.
+    let twice = output_of(slurm_sweeprun(dir.path()).arg("run").arg(&spec).args([
+        "--backend",
+        "slurm",
+        "--resume",
+        "--out",
+        &out_arg,
+    ]));
+    assert_eq!(twice.status.code(), Some(2), "{}", stderr_of(&twice));
+    assert!(stderr_of(&twice).contains(&format!("job {id} is still RUNNING writing")), "{}", stderr_of(&twice));
+
     // scancel mid-sweep: the follower reports how the job ended and how to finish.
     let cancelled = output_of(on_cluster("scancel", dir.path()).arg(&id));
     assert!(cancelled.status.success());

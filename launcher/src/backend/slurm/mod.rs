@@ -242,10 +242,10 @@ fn refuse_if_still_running(out: &Path) -> Result<()> {
     let Ok(record) = JobRecord::load(out) else { return Ok(()) };
     match job::query(&record.job_id)? {
         Some(info) if !info.finished() => Err(Failure::usage(format!(
-            "job {} is still {} on {}; follow it with `sweeprun collect {out}` or stop it with `sweeprun cancel {out}`",
+            "job {} is still {} writing {out}; follow it with `sweeprun collect {out}` or stop it with \
+             `sweeprun cancel {out}`",
             record.job_id,
             info.state,
-            out.display(),
             out = out.display()
         ))),
         _ => Ok(()),
