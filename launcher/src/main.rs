@@ -27,6 +27,8 @@ fn main() -> ExitCode {
             sweeprun::run::run(args)
         }
         Command::Bench(args) => sweeprun::bench::bench(args),
+        Command::Combo(args) => sweeprun::array::combo(args),
+        Command::Gather(args) => sweeprun::array::gather(args),
         Command::Verify { table } => sweeprun::verify::verify(table),
         Command::Rank { pin_cpu, index, report_bindings, parent } => {
             return ExitCode::from(sweeprun::worker::run_rank(*pin_cpu, *index, *report_bindings, *parent))
