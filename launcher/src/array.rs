@@ -54,16 +54,19 @@ pub struct ArrayPlan {
 /// `sweeprun __combo`: runs one combo and writes its record (see the module docs).
 /// Returns nothing for stdout; the outcome goes to stderr in one line.
 pub fn combo(args: &ComboArgs) -> Result<String> {
-    let (id, id_flag) = match args.id {
-        Some(id) => (id, "--id".to_string()),
-        None => (task_id_from_env()?, format!("${ARRAY_TASK_ID_ENV}")),
+    let (id, named) = match args.id {
+        Some(id) => (id, format!("--id {id}")),
+        None => {
+            let id = task_id_from_env()?;
+            (id, format!("${ARRAY_TASK_ID_ENV}={id}"))
+        }
     };
     let run_args = run_args(&args.spec, args.out.as_deref(), &args.set, Vec::new())?;
     let (plan, fingerprint) = checked(&run_args)?;
     let combos = plan.spec.grid.len();
     if id >= combos {
         return Err(Failure::usage(format!(
-            "{id_flag} {id}: combo {id} is not in the grid of {} (ids are 0..={})",
+            "{named}: combo {id} is not in the grid of {} (ids are 0..={})",
             args.spec.display(),
             combos.saturating_sub(1)
         )));
@@ -96,11 +99,12 @@ pub fn gather(args: &GatherArgs) -> Result<String> {
     let missing: Vec<u64> = (0..combos).filter(|&id| records[id as usize].is_none()).collect();
     if !missing.is_empty() {
         return Err(Failure::runtime(format!(
-            "{} of {combos} have no record of this sweep in {} ({}); run them first (`sweeprun __combo SPEC --id ID`, \
+            "no record of this sweep for {} of {} ({}) in {}; run them first (`sweeprun __combo SPEC --id ID`, \
              or the array again with --resume); nothing written",
-            report::counted(missing.len() as u64, "combo"),
-            ledger::combo_records_dir(&plan.out).display(),
-            shown_ids(&missing)
+            missing.len(),
+            report::counted(combos, "combo"),
+            shown_ids(&missing),
+            ledger::combo_records_dir(&plan.out).display()
         )));
     }
     let planned = clock.elapsed().as_secs_f64();
