@@ -243,3 +243,17 @@ fn bad_combo_tasks_exit_2_with_one_line_and_write_nothing() {
         assert!(!d.join("out").exists(), "{args:?}: nothing written");
     }
 }
+
+#[test]
+fn a_record_that_cannot_be_written_exits_1() {
+    let dir = sweep_dir();
+    let d = dir.path();
+    // A file where the records directory goes.
+    std::fs::create_dir_all(d.join("out/results.csv.runs")).unwrap();
+    std::fs::write(d.join("out/results.csv.runs/records"), "").unwrap();
+    let output = output_of(sweeprun(d).args(["__combo", "sweep.toml", "--id", "0"]).env_remove("SLURM_ARRAY_TASK_ID"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot create") && stderr.contains("records"), "{stderr}");
+}

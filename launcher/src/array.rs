@@ -433,6 +433,38 @@ mod tests {
     }
 
     #[test]
+    fn task_and_gather_arguments_parse_back_to_the_same_sweep() {
+        use crate::cli::{Cli, Command};
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "sweeprun",
+            "run",
+            "s.toml",
+            "--out",
+            "o.csv",
+            "--set",
+            "grid.a=[1, 2]",
+            "--top",
+            "3",
+            "--sort-by",
+            "score",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else { unreachable!() };
+        let out = Path::new("/abs/-o.csv");
+        let parse = |argv: Vec<OsString>| Cli::try_parse_from(std::iter::once("sweeprun".into()).chain(argv)).unwrap();
+        let Command::Combo(task) = parse(combo_task_args(&args, out)).command else { panic!("not __combo") };
+        assert_eq!(
+            (task.spec, task.out.as_deref(), task.id),
+            (std::path::absolute("s.toml").unwrap(), Some(out), None)
+        );
+        assert_eq!(task.set, ["grid.a=[1, 2]"]);
+        let Command::Gather(gather) = parse(gather_args(&args, out)).command else { panic!("not __gather") };
+        assert_eq!((gather.top, gather.sort_by.as_str(), gather.group_by), (3, "score", None));
+        assert_eq!((gather.out.as_deref(), gather.set), (Some(out), vec!["grid.a=[1, 2]".to_string()]));
+    }
+
+    #[test]
     fn missing_ids_are_named_up_to_a_few() {
         assert_eq!(shown_ids(&[4]), "id 4");
         assert_eq!(shown_ids(&[1, 2]), "ids 1, 2");
