@@ -23,7 +23,7 @@ packages=(
   libclang-dev clang                                      # bindgen (mpi-sys)
   libhwloc-dev libudev-dev                                # sweeprun-hw --features hwloc
   iproute2 util-linux                                     # ip netns, nsenter, unshare (cluster)
-  python3                                                 # the [command] sweep fixture (tests/command.rs)
+  python3                                                 # [command] sweeps: tests/command.rs, the QSTrader venv
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -80,6 +80,12 @@ bash scripts/cluster/slurm-up.sh
 
 step "SLURM smoke (sinfo, srun, srun --mpi=pmix, sbatch --array, scancel)"
 bash scripts/cluster/slurm-smoke.sh
+
+step "QSTrader venv (target/qstrader-venv; tests/qstrader_command.rs)"
+# The real QSTrader 0.3.0 with pinned pandas/numpy, for the command-sweep parity test. The
+# first run downloads binary wheels from PyPI (needs network access, ~30 s); later runs only
+# print the path. Built here, once, so the test does not pay for it inside cargo test.
+bash scripts/qstrader-venv.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

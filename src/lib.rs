@@ -4,7 +4,7 @@
 //! profile, runs it, and locates the reference data (`tests/reference/`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The workspace root (where README.md and examples/ are).
@@ -47,6 +47,30 @@ fn built_bin(package: &str, bin: &str) -> PathBuf {
         assert!(path.exists(), "{} missing after cargo build", path.display());
         path
     }
+}
+
+/// `sweeprun` built with `--features mpi` against the MPI whose compiler wrapper is
+/// `mpicc` (`mpicc.openmpi`, `mpicc.mpich`), in its own target directory `target/<dir>`
+/// (mpi-sys does not notice a change of MPI, and the default build stays MPI-free).
+/// Fails saying what to install when the MPI is missing.
+pub fn mpi_build(dir: &str, mpicc: &str) -> PathBuf {
+    let found = Command::new(mpicc).arg("-show").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(
+        found.is_ok_and(|s| s.success()),
+        "{mpicc} not found: install openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev \
+         (scripts/test-all.sh does)"
+    );
+    let target = workspace_root().join("target").join(dir);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "--release", "-p", "sweeprun", "--features", "mpi"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("MPICC", mpicc)
+        .status()
+        .expect("run cargo build --features mpi");
+    assert!(status.success(), "building sweeprun with --features mpi against {mpicc} failed");
+    target.join("release/sweeprun")
 }
 
 /// A `sweeprun` command running in `dir`.

@@ -10,7 +10,7 @@
 use clap::Parser;
 use std::path::Path;
 use std::process::{Child, Command};
-use sweeprun::cli::{Cli, Command as Subcommand, RunArgs};
+use sweeprun::cli::{Cli, Command as Subcommand};
 use sweeprun_tests::{output_of, sweeprun, workspace_root};
 
 /// Combos of the grid: a = 1..=6 (outer) x b = 10, 20, 30, 40.
@@ -77,7 +77,6 @@ fn array_ids(dir: &Path, flags: &[&str]) -> Vec<u64> {
     let spec = dir.join("sweep.toml");
     let cli = Cli::try_parse_from(["sweeprun", "run", spec.to_str().unwrap()].iter().chain(flags)).unwrap();
     let Subcommand::Run(args) = cli.command else { unreachable!() };
-    let args: RunArgs = args;
     sweeprun::array::array_ids(&args).unwrap()
 }
 

@@ -30,26 +30,7 @@ fn mpi_bin(mpi: Mpi) -> PathBuf {
         Mpi::OpenMpi => (&OPENMPI, "mpi-openmpi", "mpicc.openmpi"),
         Mpi::Mpich => (&MPICH, "mpi-mpich", "mpicc.mpich"),
     };
-    cell.get_or_init(|| {
-        let found = Command::new(mpicc).arg("-show").stdout(Stdio::null()).stderr(Stdio::null()).status();
-        assert!(
-            found.is_ok_and(|s| s.success()),
-            "{mpicc} not found: install openmpi-bin libopenmpi-dev mpich libmpich-dev libclang-dev \
-             (scripts/test-all.sh does)"
-        );
-        let target = workspace_root().join("target").join(dir);
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args(["build", "--quiet", "--release", "-p", "sweeprun", "--features", "mpi"])
-            .env("CARGO_TARGET_DIR", &target)
-            .env("MPICC", mpicc)
-            .status()
-            .expect("run cargo build --features mpi");
-        assert!(status.success(), "building sweeprun with --features mpi against {mpicc} failed");
-        target.join("release/sweeprun")
-    })
-    .clone()
+    cell.get_or_init(|| sweeprun_tests::mpi_build(dir, mpicc)).clone()
 }
 
 /// A command of the MPI build, run in `dir`, allowed to run mpirun as root.

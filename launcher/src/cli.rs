@@ -13,6 +13,11 @@ Examples:
   sweeprun run examples/command_sweep.toml -np 2        # any command per combo ([command])
   sweeprun run examples/command_sweep.toml --resume --retry-failed   # rerun non-ok combos only
   sweeprun run examples/sma_goog.toml --backend mpi -np 16 --hostfile hosts   # runs mpirun
+  sweeprun run examples/sma_goog.toml --backend slurm --nodes 4 --ntasks-per-node 4   # a SLURM job
+  sweeprun run examples/sma_goog.toml --backend slurm --nodes 4 --no-wait   # prints the job id
+  sweeprun status results/sma_goog.csv                 # the job's state and progress
+  sweeprun collect results/sma_goog.csv                # wait for it, print the summary
+  sweeprun cancel results/sma_goog.csv                 # scancel (resume later with --resume)
   sweeprun run examples/sma_goog_large.toml --thermal sim:pi4-case-fan-off     # under a simulated hot board
   sweeprun run examples/sma_sp20.toml --top 3 --group-by symbol   # 20 stocks, best 3 of each
   sweeprun run examples/momentum_etf5.toml --tearsheet top:3   # QSTrader-style JSON per combo
@@ -37,7 +42,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a sweep spec and write its results table.
     #[command(after_help = EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Measure the kernel's throughput (combo-bars per second) on one core.
     Bench(BenchArgs),
     /// Check a finished table against the BLAKE3 digest in its sidecar `<TABLE>.meta.json`
@@ -45,6 +50,25 @@ pub enum Command {
     Verify {
         /// The results table (.csv or .jsonl).
         table: PathBuf,
+    },
+    /// The state and progress of the SLURM job writing a table (`--backend slurm`).
+    #[command(after_help = "Example:\n  sweeprun status results/sma_goog.csv")]
+    Status {
+        /// The results table the job writes (its `--out`).
+        out: PathBuf,
+    },
+    /// Follow the SLURM job writing a table to its end and print the summary (after
+    /// `--no-wait`, or a Ctrl-C that detached).
+    #[command(after_help = "Example:\n  sweeprun collect results/sma_goog.csv")]
+    Collect {
+        /// The results table the job writes (its `--out`).
+        out: PathBuf,
+    },
+    /// Cancel the SLURM job writing a table (`scancel`); its results so far stay for `--resume`.
+    #[command(after_help = "Example:\n  sweeprun cancel results/sma_goog.csv")]
+    Cancel {
+        /// The results table the job writes (its `--out`).
+        out: PathBuf,
     },
     /// Internal: one local rank process (started by `sweeprun run`).
     #[command(name = "__rank", hide = true)]
@@ -110,8 +134,9 @@ pub struct RunArgs {
     /// Number of rank processes [default: the usable CPUs]. `-np N` works too.
     #[arg(short = 'n', long = "np", value_name = "N", allow_negative_numbers = true)]
     pub np: Option<u64>,
-    /// Where ranks run: local processes, or MPI ranks started by the system's mpirun
-    /// (needs a sweeprun built with `--features mpi`).
+    /// Where ranks run: local processes, MPI ranks started by the system's mpirun
+    /// (needs a sweeprun built with `--features mpi`), or a SLURM batch job (see the SLURM
+    /// options).
     #[arg(long, value_enum, default_value_t = Backend::Local)]
     pub backend: Backend,
     /// Pin each rank to one CPU, or not.
@@ -180,6 +205,54 @@ pub struct RunArgs {
     /// 16..4096].
     #[arg(long = "chunk-size", value_name = "COMBOS")]
     pub chunk_size: Option<u64>,
+    /// `--backend slurm` options.
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// `--backend slurm`: the batch job's shape and how to follow it.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "SLURM (--backend slurm)")]
+pub struct SlurmArgs {
+    /// Nodes for the job [default: 1].
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<u64>,
+    /// Ranks per node [default: the CPUs of the partition's nodes].
+    #[arg(long = "ntasks-per-node", value_name = "K")]
+    pub ntasks_per_node: Option<u64>,
+    /// The partition [default: the cluster's default one].
+    #[arg(long, value_name = "NAME")]
+    pub partition: Option<String>,
+    /// The job's time limit, in sbatch's syntax (minutes, `H:MM:SS`, `D-HH`); past it
+    /// SLURM stops the job and `--resume` finishes the sweep.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// The account to charge.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// One more `#SBATCH` option, e.g. `--sbatch-arg=--exclusive` (repeatable).
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Submit, print the job id and return (`sweeprun collect OUT` waits for it later).
+    #[arg(long = "no-wait")]
+    pub no_wait: bool,
+}
+
+impl SlurmArgs {
+    /// The first SLURM option given, for "only with --backend slurm".
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.nodes.is_some(), "--nodes"),
+            (self.ntasks_per_node.is_some(), "--ntasks-per-node"),
+            (self.partition.is_some(), "--partition"),
+            (self.time.is_some(), "--time"),
+            (self.account.is_some(), "--account"),
+            (!self.sbatch_args.is_empty(), "--sbatch-arg"),
+            (self.no_wait, "--no-wait"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
 }
 
 /// `sweeprun __combo` arguments: the sweep as `sweeprun run` reads it, and one combo id.

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(normalize_args(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!("sweeprun: missing a subcommand: run, bench or verify (see sweeprun --help)");
+            eprintln!(
+                "sweeprun: missing a subcommand: run, bench, verify, status, collect or cancel (see sweeprun --help)"
+            );
             return ExitCode::from(2);
         }
         Err(e) if e.use_stderr() => {
@@ -30,6 +32,12 @@ fn main() -> ExitCode {
         Command::Combo(args) => sweeprun::array::combo(args),
         Command::Gather(args) => sweeprun::array::gather(args),
         Command::Verify { table } => sweeprun::verify::verify(table),
+        Command::Status { out } => sweeprun::backend::slurm::status(out),
+        Command::Collect { out } => {
+            sweeprun::signals::install();
+            sweeprun::backend::slurm::collect(out)
+        }
+        Command::Cancel { out } => sweeprun::backend::slurm::cancel(out),
         Command::Rank { pin_cpu, index, report_bindings, parent } => {
             return ExitCode::from(sweeprun::worker::run_rank(*pin_cpu, *index, *report_bindings, *parent))
         }

@@ -51,6 +51,11 @@ impl Progress {
         }
     }
 
+    /// Combos finished so far (resumed ones included).
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+
     /// Records `count` more finished combos.
     pub fn advance(&mut self, count: u64) {
         self.done += count;

@@ -29,6 +29,9 @@ const MAX_RANKS: u64 = 4096;
 /// Runs one sweep; on success returns the summary to print on stdout.
 pub fn run(args: &RunArgs) -> Result<String> {
     check_np(args)?;
+    if let (false, Some(flag)) = (args.backend == Backend::Slurm, args.slurm.first_given()) {
+        return Err(Failure::usage(format!("{flag}: only with --backend slurm")));
+    }
     match args.backend {
         Backend::Local => {
             // The ranks start now and load their executable while the spec is checked; they
@@ -46,6 +49,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
             sweep(args, Backend::Local, &mut ranks, oversubscribed)
         }
         Backend::Mpi => crate::backend::mpirun::run(args),
+        Backend::Slurm => crate::backend::slurm::run(args),
     }
 }
 
@@ -362,6 +366,8 @@ pub(crate) fn sidecar_text(table: &FinishedTable, run: RunFacts) -> String {
         "columns": columns,
         "output": { "path": out.display().to_string(), "format": format.name(), "blake3": blake3 },
         "backend": run.backend,
+        // Under SLURM (`--backend slurm`, or srun by hand): which job wrote the table.
+        "slurm_job": std::env::var("SLURM_JOB_ID").ok(),
         "ranks": run.ranks,
         "resumed_combos": run.resumed_combos,
         "thermal": run.thermal,
@@ -536,9 +542,33 @@ fn preselection(args: &RunArgs) -> Result<Option<(String, usize)>> {
 /// writes nothing: the MPI front end's check before it starts mpirun. Returns the output
 /// path.
 pub fn check(args: &RunArgs) -> Result<PathBuf> {
+    check_sweep(args).map(|checked| checked.out)
+}
+
+/// What a front end (mpirun's, SLURM's) learns from checking a sweep.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The results table.
+    pub out: PathBuf,
+    /// Combos in the grid.
+    pub combos: u64,
+    /// The table's format.
+    pub format: OutputFormat,
+    /// Whether it is a `[command]` sweep.
+    pub is_command: bool,
+}
+
+/// [`check`], with what the SLURM front end needs to follow the sweep.
+pub fn check_sweep(args: &RunArgs) -> Result<Checked> {
     check_np(args)?;
     preselection(args)?;
-    Plan::new(args, 1, &mut |_, _| {}).map(|plan| plan.out)
+    let plan = Plan::new(args, 1, &mut |_, _| {})?;
+    Ok(Checked {
+        combos: plan.spec.grid.len(),
+        is_command: plan.spec.strategy.command().is_some(),
+        format: plan.format,
+        out: plan.out,
+    })
 }
 
 /// The tearsheets `--equity`, `--tearsheet` and `--group-by` ask for.

@@ -5,12 +5,15 @@
 //! - [`inproc`]: a rank as a thread of the launcher (MPI rank 0 computes too).
 //! - `mpi` (cargo feature `mpi`): MPI ranks under `mpirun`/`srun`, and the `mpirun`
 //!   front end that starts them.
+//! - [`slurm`]: the sweep as a SLURM batch job (MPI ranks under `srun` in the job),
+//!   submitted and followed from here.
 
 pub mod inproc;
 pub mod local;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 pub mod mpirun;
+pub mod slurm;
 
 /// Where a sweep's ranks run (`--backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +23,9 @@ pub enum Backend {
     /// MPI ranks, started by the system's `mpirun` (or `srun --mpi=pmix`); needs a
     /// sweeprun built with the `mpi` feature.
     Mpi,
+    /// A SLURM batch job: `sbatch` of a script running the sweep with `srun --mpi=pmix`
+    /// (MPI ranks on every node of the job), followed until its table is written.
+    Slurm,
 }
 
 impl Backend {
@@ -28,6 +34,7 @@ impl Backend {
         match self {
             Backend::Local => "local",
             Backend::Mpi => "mpi",
+            Backend::Slurm => "slurm",
         }
     }
 }

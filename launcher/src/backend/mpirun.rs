@@ -319,11 +319,17 @@ fn bind_to_name(bind_to: BindTo) -> &'static str {
 /// The `run` arguments each rank gets: the sweep's own flags, with the spec and output as
 /// absolute paths (ranks may start in another directory); not the front end's flags.
 pub fn forwarded_run_args(args: &RunArgs) -> Result<Vec<OsString>> {
+    forwarded_run_args_for(args, super::Backend::Mpi)
+}
+
+/// [`forwarded_run_args`] for ranks of `backend` (the SLURM job runs MPI ranks, or local
+/// ones when built without MPI).
+pub fn forwarded_run_args_for(args: &RunArgs, backend: super::Backend) -> Result<Vec<OsString>> {
     let absolute = |path: &Path, flag: &str| {
         std::path::absolute(path).map_err(|e| Failure::usage(format!("{flag} {}: {e}", path.display())))
     };
     let mut out: Vec<OsString> =
-        vec!["run".into(), absolute(&args.spec, "spec")?.into(), "--backend".into(), "mpi".into()];
+        vec!["run".into(), absolute(&args.spec, "spec")?.into(), "--backend".into(), backend.name().into()];
     let mut flag = |name: &str, value: String| {
         out.push(name.into());
         out.push(value.into());
@@ -550,7 +556,7 @@ mod tests {
         else {
             panic!()
         };
-        args
+        *args
     }
 
     #[test]
