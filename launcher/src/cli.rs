@@ -86,6 +86,14 @@ pub enum Command {
         #[arg(long)]
         parent: Option<u32>,
     },
+    /// Internal: runs one combo of a `[command]` sweep in its own process (a SLURM array
+    /// task) and writes its record to `<out>.runs/records/<id>.json`.
+    #[command(name = "__combo", hide = true)]
+    Combo(ComboArgs),
+    /// Internal: assembles a `[command]` sweep's table and sidecar from its per-combo
+    /// records (after the array tasks ran), as `sweeprun run` would have written them.
+    #[command(name = "__gather", hide = true)]
+    Gather(GatherArgs),
     /// Internal: holds an MPI rank's registration with its node's agent (started by the rank).
     #[command(name = "__agent-guard", hide = true)]
     AgentGuard {
@@ -245,6 +253,44 @@ impl SlurmArgs {
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
     }
+}
+
+/// `sweeprun __combo` arguments: the sweep as `sweeprun run` reads it, and one combo id.
+#[derive(Debug, clap::Args)]
+pub struct ComboArgs {
+    /// The sweep spec (TOML), as for `sweeprun run`.
+    pub spec: PathBuf,
+    /// The combo to run [default: $SLURM_ARRAY_TASK_ID].
+    #[arg(long, value_name = "COMBO_ID")]
+    pub id: Option<u64>,
+    /// Results file, as for `sweeprun run` (the record goes under `<out>.runs/`).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Override a spec value, as for `sweeprun run` (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// `sweeprun __gather` arguments: the sweep as `sweeprun run` reads it, and its summary.
+#[derive(Debug, clap::Args)]
+pub struct GatherArgs {
+    /// The sweep spec (TOML), as for `sweeprun run`.
+    pub spec: PathBuf,
+    /// Results file, as for `sweeprun run`.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Override a spec value, as for `sweeprun run` (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Rows in the summary printed on stdout (0: none).
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    pub top: usize,
+    /// Column the summary ranks by.
+    #[arg(long = "sort-by", default_value = "sharpe", value_name = "METRIC")]
+    pub sort_by: String,
+    /// Rank within each value of this grid key.
+    #[arg(long = "group-by", value_name = "KEY")]
+    pub group_by: Option<String>,
 }
 
 /// `sweeprun bench` arguments.
