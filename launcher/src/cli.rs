@@ -15,6 +15,7 @@ Examples:
   sweeprun run examples/sma_goog.toml --backend mpi -np 16 --hostfile hosts   # runs mpirun
   sweeprun run examples/sma_goog.toml --backend slurm --nodes 4 --ntasks-per-node 4   # a SLURM job
   sweeprun run examples/sma_goog.toml --backend slurm --nodes 4 --no-wait   # prints the job id
+  sweeprun run examples/command_sweep.toml --backend slurm --slurm-array=8   # a job array
   sweeprun status results/sma_goog.csv                 # the job's state and progress
   sweeprun collect results/sma_goog.csv                # wait for it, print the summary
   sweeprun cancel results/sma_goog.csv                 # scancel (resume later with --resume)
@@ -236,6 +237,10 @@ pub struct SlurmArgs {
     /// Submit, print the job id and return (`sweeprun collect OUT` waits for it later).
     #[arg(long = "no-wait")]
     pub no_wait: bool,
+    /// `[command]` sweeps: one SLURM array task per combo (`--array=0-(N-1)%K`, at most K at
+    /// once; no K: as many as SLURM allows), then a job that gathers the table.
+    #[arg(long = "slurm-array", value_name = "K", num_args = 0..=1, default_missing_value = "0")]
+    pub slurm_array: Option<u64>,
 }
 
 impl SlurmArgs {
@@ -249,6 +254,7 @@ impl SlurmArgs {
             (self.account.is_some(), "--account"),
             (!self.sbatch_args.is_empty(), "--sbatch-arg"),
             (self.no_wait, "--no-wait"),
+            (self.slurm_array.is_some(), "--slurm-array"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
