@@ -575,3 +575,30 @@ fn a_command_sweep_as_a_job_array_gives_the_local_table_and_retries_only_its_fai
         stderr_of(&sma)
     );
 }
+
+#[test]
+fn a_sweeprun_without_mpi_runs_local_ranks_on_one_node_of_the_job() {
+    let _turn = take_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = goog(dir.path());
+    let (local, _) = local_table(dir.path(), &spec, "local.csv", "0");
+    let plain = |args: &[&str]| {
+        let mut command = sweeprun(dir.path());
+        command.envs(slurm_env()).arg("run").arg(&spec).args(["--backend", "slurm", "--top", "0"]).args(args);
+        output_of(&mut command)
+    };
+    let run = plain(&["--ntasks-per-node", "3", "--out", "plain.csv"]);
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert!(std::fs::read(dir.path().join("plain.csv")).unwrap() == local, "the one-node table differs");
+    let meta = sidecar(&dir.path().join("plain.csv"));
+    assert_eq!((meta["backend"].as_str(), meta["ranks"].as_u64()), (Some("local"), Some(3)));
+    let script = std::fs::read_to_string(dir.path().join("plain.csv.sbatch")).unwrap();
+    assert!(script.contains(" --backend local ") && script.contains(" -np 3 "), "{script}");
+    let two = plain(&["--nodes", "2", "--out", "two.csv"]);
+    assert_eq!(two.status.code(), Some(2));
+    assert!(
+        stderr_of(&two).starts_with("sweeprun: error: --nodes 2: this sweeprun was built without MPI"),
+        "{}",
+        stderr_of(&two)
+    );
+}
