@@ -140,8 +140,9 @@ pub fn follow(record: &JobRecord) -> Result<Ended> {
         }
         let info = job::query(&record.job_id)?;
         let Some(info) = info else {
+            // Forgotten long after it finished (MinJobAge): the files say how it went.
             let since = *unknown_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= UNKNOWN_GRACE {
+            if since.elapsed() >= UNKNOWN_GRACE || super::table_is_done(record) {
                 if let Some(p) = progress.as_mut() {
                     p.abandon();
                 }

@@ -369,7 +369,7 @@ fn collect_record(record: &JobRecord) -> Result<String> {
 }
 
 /// Whether the table is finished: there, with its sidecar vouching for it, no journal.
-fn table_is_done(record: &JobRecord) -> bool {
+pub(super) fn table_is_done(record: &JobRecord) -> bool {
     record.out.is_file() && ledger::sidecar_path(&record.out).is_file() && !ledger::journal_path(&record.out).exists()
 }
 
