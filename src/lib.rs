@@ -73,6 +73,33 @@ pub fn mpi_build(dir: &str, mpicc: &str) -> PathBuf {
     target.join("release/sweeprun")
 }
 
+/// The `[command]` sweep over the Python fixture `tests/fixtures/command/backtest.py`
+/// (tests/command.rs explains it): a = 1..=6 x b = 10, 20, 30, 40, 24 combos, a 4 s timeout,
+/// the table at `out/results.csv`; the script is expected next to the spec.
+pub const COMMAND_FIXTURE_SPEC: &str = r#"[command]
+argv = ["python3", "{spec_dir}/backtest.py", "--a", "{a}", "--b", "{b}", "--dir", "{spec_dir}"]
+timeout = "4s"
+
+[grid]
+a = { from = 1, to = 6 }
+b = [10, 20, 30, 40]
+
+[output]
+path = "out/results.csv"
+"#;
+
+/// The `export KEY=VALUE ...` assignments of an env file the cluster scripts write
+/// (`/run/sweeprun-cluster/*.sh`); a missing file fails the test with `hint`.
+pub fn exported_vars(path: &Path, hint: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| panic!("{} missing: {hint}", path.display()));
+    text.lines()
+        .filter_map(|line| line.strip_prefix("export "))
+        .flat_map(|assignments| assignments.split_whitespace())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
 /// A `sweeprun` command running in `dir`.
 pub fn sweeprun(dir: &Path) -> Command {
     let mut command = Command::new(sweeprun_bin());

@@ -18,17 +18,7 @@ const FAILED: u64 = 5;
 const TIMED_OUT: u64 = 10;
 const BAD_OUTPUT: u64 = 16;
 
-const SPEC: &str = r#"[command]
-argv = ["python3", "{spec_dir}/backtest.py", "--a", "{a}", "--b", "{b}", "--dir", "{spec_dir}"]
-timeout = "4s"
-
-[grid]
-a = { from = 1, to = 6 }
-b = [10, 20, 30, 40]
-
-[output]
-path = "out/results.csv"
-"#;
+const SPEC: &str = sweeprun_tests::COMMAND_FIXTURE_SPEC;
 
 /// The tests of this file take turns: each runs up to three ranks of Python processes,
 /// and on a loaded 2-core machine five such sweeps at once slow a Python start-up past the

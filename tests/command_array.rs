@@ -18,17 +18,7 @@ const COMBOS: u64 = 24;
 /// The combos that are not `ok` until the fixture is fixed: failed, timeout, bad_output.
 const NOT_OK: [u64; 3] = [5, 10, 16];
 
-const SPEC: &str = r#"[command]
-argv = ["python3", "{spec_dir}/backtest.py", "--a", "{a}", "--b", "{b}", "--dir", "{spec_dir}"]
-timeout = "4s"
-
-[grid]
-a = { from = 1, to = 6 }
-b = [10, 20, 30, 40]
-
-[output]
-path = "out/results.csv"
-"#;
+const SPEC: &str = sweeprun_tests::COMMAND_FIXTURE_SPEC;
 
 const TABLE: &str = "out/results.csv";
 

@@ -317,16 +317,10 @@ fn sigint_to_mpirun_exits_130_and_the_sweep_resumes() {
 /// The emulated cluster's settings (`scripts/cluster/up.sh` writes them), as environment
 /// variables for mpirun and mpiexec.
 fn cluster_env() -> Vec<(String, String)> {
-    let path = Path::new("/run/sweeprun-cluster/env.sh");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        panic!("the emulated cluster is not up ({} missing): run `bash scripts/cluster/up.sh` as root", path.display())
-    });
-    text.lines()
-        .filter_map(|line| line.strip_prefix("export "))
-        .flat_map(|assignments| assignments.split_whitespace())
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect()
+    sweeprun_tests::exported_vars(
+        Path::new("/run/sweeprun-cluster/env.sh"),
+        "the emulated cluster is not up: run `bash scripts/cluster/up.sh` as root",
+    )
 }
 
 fn cluster_value(env: &[(String, String)], key: &str) -> String {

@@ -29,19 +29,10 @@ fn mpi_bin() -> PathBuf {
 
 /// The SLURM cluster's settings (`slurm-up.sh` writes them), as environment variables.
 fn slurm_env() -> Vec<(String, String)> {
-    let path = Path::new("/run/sweeprun-cluster/slurm-env.sh");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        panic!(
-            "the SLURM cluster is not up ({} missing): run `bash scripts/cluster/slurm-up.sh` as root",
-            path.display()
-        )
-    });
-    text.lines()
-        .filter_map(|line| line.strip_prefix("export "))
-        .flat_map(|assignments| assignments.split_whitespace())
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect()
+    sweeprun_tests::exported_vars(
+        Path::new("/run/sweeprun-cluster/slurm-env.sh"),
+        "the SLURM cluster is not up: run `bash scripts/cluster/slurm-up.sh` as root",
+    )
 }
 
 /// A command on the cluster (SLURM_CONF set), run in `dir`.
@@ -451,17 +442,7 @@ fn bad_input_exits_2_with_one_line_and_submits_nothing() {
 
 /// The `[command]` fixture of tests/command.rs: 24 combos of a Python script; combo 5
 /// exits 1, 10 sleeps past the 4 s timeout, 16 prints no JSON, until `fixed` exists.
-const COMMAND_SPEC: &str = r#"[command]
-argv = ["python3", "{spec_dir}/backtest.py", "--a", "{a}", "--b", "{b}", "--dir", "{spec_dir}"]
-timeout = "4s"
-
-[grid]
-a = { from = 1, to = 6 }
-b = [10, 20, 30, 40]
-
-[output]
-path = "out/results.csv"
-"#;
+const COMMAND_SPEC: &str = sweeprun_tests::COMMAND_FIXTURE_SPEC;
 
 fn command_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
