@@ -1,9 +1,9 @@
 //! `--backend slurm`: a sweep as a SLURM batch job.
 //!
 //! `sweeprun run SPEC --backend slurm` checks the sweep as a local run would, writes a
-//! batch script (`<out>.sbatch`, [`script`]) that runs the sweep with `srun --mpi=pmix ...
+//! batch script (`<out>.sbatch`) that runs the sweep with `srun --mpi=pmix ...
 //! --backend mpi` (or local ranks on one node when built without MPI), submits it with
-//! `sbatch --parsable`, records the job in `<out>.slurm.json` and follows it ([`follow`]):
+//! `sbatch --parsable`, records the job in `<out>.slurm.json` and follows it:
 //! its state from `scontrol`/`sacct`, its progress from the ledger's files on the shared
 //! file system. The job itself is an ordinary MPI sweep: its rank 0 writes the journal and
 //! the table, so cancellation, a lost node (the script asks for `--requeue`; the rerun
