@@ -271,10 +271,13 @@ pub fn sweep(
 
     // A command sweep's table, ranked once its columns are known.
     let mut command_text = String::new();
+    // A fresh sweep's table is published together with its sidecar, below.
+    let mut unpublished = None;
     let (table_blake3, (best, total)) = match stream {
         Some(stream) => {
-            let (sha, ranker) = stream.finish(&out)?;
-            (sha, ranker.finish(&columns))
+            let (digest, ranker, table) = stream.complete()?;
+            unpublished = Some(table);
+            (digest, ranker.finish(&columns))
         }
         None if is_command => {
             let table = command_table::finish(&spec.grid, &journal_path, &out, format, combos)?;
@@ -320,8 +323,12 @@ pub fn sweep(
         },
     });
     let sidecar_text = serde_json::to_string_pretty(&sidecar).expect("JSON values serialise") + "\n";
-    // The table is in place; now the sidecar that vouches for it; then the journal goes.
-    ledger::write_atomically(&ledger::sidecar_path(&out), sidecar_text.as_bytes())?;
+    // The table is in place (or goes with it); now the sidecar that vouches for it; then
+    // the journal goes.
+    match unpublished {
+        Some(table) => ledger::publish_with_sidecar(table, &out, &ledger::sidecar_path(&out), sidecar_text.as_bytes())?,
+        None => ledger::write_atomically(&ledger::sidecar_path(&out), sidecar_text.as_bytes())?,
+    }
     drop(journal);
     remove_journal(&out);
     transport.wait();
