@@ -49,6 +49,8 @@ fn spawn(
     let (inbox_tx, inbox) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("rank {index}"))
+        // A rank process's main thread has 8 MB of stack; a rank thread gets as much.
+        .stack_size(8 << 20)
         .spawn(move || {
             let gone = events.clone();
             let mut link = ChannelLink { index, inbox, events };
