@@ -241,6 +241,17 @@ fn detach_status_scancel_collect_and_resume_give_the_uninterrupted_table() {
     assert!(text.starts_with(&format!("job {id}: RUNNING on node[1-2]\n")), "{text}");
     assert!(text.contains("/3830 combos on disk"), "{text}");
 
+    // A second job for the same table is refused while this one runs.
+    let twice = output_of(slurm_sweeprun(dir.path()).arg("run").arg(&spec).args([
+        "--backend",
+        "slurm",
+        "--resume",
+        "--out",
+        &out_arg,
+    ]));
+    assert_eq!(twice.status.code(), Some(2), "{}", stderr_of(&twice));
+    assert!(stderr_of(&twice).contains(&format!("job {id} is still RUNNING writing")), "{}", stderr_of(&twice));
+
     // scancel mid-sweep: the follower reports how the job ended and how to finish.
     let cancelled = output_of(on_cluster("scancel", dir.path()).arg(&id));
     assert!(cancelled.status.success());
@@ -507,5 +518,87 @@ fn a_command_sweep_under_slurm_gives_the_local_table_and_retries_only_its_failur
         std::fs::read(dir.path().join("out/results.csv")).unwrap()
             == std::fs::read(clean.path().join("out/results.csv")).unwrap(),
         "after the retry: the table of a clean run"
+    );
+}
+
+#[test]
+fn a_command_sweep_as_a_job_array_gives_the_local_table_and_retries_only_its_failures() {
+    let _turn = take_turn();
+    let local = command_dir();
+    let run = output_of(sweeprun(local.path()).args(["run", "sweep.toml", "-np", "2", "--top", "0"]));
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let local_table = std::fs::read(local.path().join("out/results.csv")).unwrap();
+
+    let dir = command_dir();
+    let array = |extra: &[&str]| {
+        output_of(
+            slurm_sweeprun(dir.path())
+                .args(["run", "sweep.toml", "--backend", "slurm", "--slurm-array=4", "--top", "0"])
+                .args(extra),
+        )
+    };
+    let run = array(&[]);
+    let stderr = stderr_of(&run);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.starts_with("sweeprun: submitted array job "), "{stderr}");
+    assert!(stderr.contains("24 tasks (24 combos) as --array=0-23%4, then gather job "), "{stderr}");
+    assert!(std::fs::read(dir.path().join("out/results.csv")).unwrap() == local_table, "the array's table differs");
+    assert_eq!(take_log(dir.path()), (0..24).collect::<Vec<_>>(), "each combo ran once");
+    let meta = sidecar(&dir.path().join("out/results.csv"));
+    assert_eq!(meta["backend"], "slurm-array");
+    let script = std::fs::read_to_string(dir.path().join("out/results.csv.sbatch")).unwrap();
+    assert!(script.lines().any(|l| l == "#SBATCH --array=0-23%4"), "{script}");
+
+    std::fs::write(dir.path().join("fixed"), "").unwrap();
+    let retry = array(&["--resume", "--retry-failed"]);
+    let stderr = stderr_of(&retry);
+    assert!(retry.status.success(), "{stderr}");
+    assert!(stderr.contains("3 tasks (24 combos) as --array=5,10,16%4"), "{stderr}");
+    assert_eq!(take_log(dir.path()), [5, 10, 16], "only the non-ok combos ran again");
+    let clean = command_dir();
+    std::fs::write(clean.path().join("fixed"), "").unwrap();
+    let run = output_of(sweeprun(clean.path()).args(["run", "sweep.toml", "-np", "2", "--top", "0"]));
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert!(
+        std::fs::read(dir.path().join("out/results.csv")).unwrap()
+            == std::fs::read(clean.path().join("out/results.csv")).unwrap(),
+        "after the retry: the table of a clean run"
+    );
+
+    // Only a command sweep runs as an array.
+    let spec = goog(dir.path());
+    let sma = output_of(slurm_sweeprun(dir.path()).arg("run").arg(&spec).args(["--backend", "slurm", "--slurm-array"]));
+    assert_eq!(sma.status.code(), Some(2));
+    assert!(
+        stderr_of(&sma).starts_with("sweeprun: error: --slurm-array: only a [command] sweep"),
+        "{}",
+        stderr_of(&sma)
+    );
+}
+
+#[test]
+fn a_sweeprun_without_mpi_runs_local_ranks_on_one_node_of_the_job() {
+    let _turn = take_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = goog(dir.path());
+    let (local, _) = local_table(dir.path(), &spec, "local.csv", "0");
+    let plain = |args: &[&str]| {
+        let mut command = sweeprun(dir.path());
+        command.envs(slurm_env()).arg("run").arg(&spec).args(["--backend", "slurm", "--top", "0"]).args(args);
+        output_of(&mut command)
+    };
+    let run = plain(&["--ntasks-per-node", "3", "--out", "plain.csv"]);
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert!(std::fs::read(dir.path().join("plain.csv")).unwrap() == local, "the one-node table differs");
+    let meta = sidecar(&dir.path().join("plain.csv"));
+    assert_eq!((meta["backend"].as_str(), meta["ranks"].as_u64()), (Some("local"), Some(3)));
+    let script = std::fs::read_to_string(dir.path().join("plain.csv.sbatch")).unwrap();
+    assert!(script.contains(" --backend local ") && script.contains(" -np 3 "), "{script}");
+    let two = plain(&["--nodes", "2", "--out", "two.csv"]);
+    assert_eq!(two.status.code(), Some(2));
+    assert!(
+        stderr_of(&two).starts_with("sweeprun: error: --nodes 2: this sweeprun was built without MPI"),
+        "{}",
+        stderr_of(&two)
     );
 }

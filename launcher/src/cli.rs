@@ -15,6 +15,7 @@ Examples:
   sweeprun run examples/sma_goog.toml --backend mpi -np 16 --hostfile hosts   # runs mpirun
   sweeprun run examples/sma_goog.toml --backend slurm --nodes 4 --ntasks-per-node 4   # a SLURM job
   sweeprun run examples/sma_goog.toml --backend slurm --nodes 4 --no-wait   # prints the job id
+  sweeprun run examples/command_sweep.toml --backend slurm --slurm-array=8   # a job array
   sweeprun status results/sma_goog.csv                 # the job's state and progress
   sweeprun collect results/sma_goog.csv                # wait for it, print the summary
   sweeprun cancel results/sma_goog.csv                 # scancel (resume later with --resume)
@@ -86,6 +87,14 @@ pub enum Command {
         #[arg(long)]
         parent: Option<u32>,
     },
+    /// Internal: runs one combo of a `[command]` sweep in its own process (a SLURM array
+    /// task) and writes its record to `<out>.runs/records/<id>.json`.
+    #[command(name = "__combo", hide = true)]
+    Combo(ComboArgs),
+    /// Internal: assembles a `[command]` sweep's table and sidecar from its per-combo
+    /// records (after the array tasks ran), as `sweeprun run` would have written them.
+    #[command(name = "__gather", hide = true)]
+    Gather(GatherArgs),
     /// Internal: holds an MPI rank's registration with its node's agent (started by the rank).
     #[command(name = "__agent-guard", hide = true)]
     AgentGuard {
@@ -228,6 +237,10 @@ pub struct SlurmArgs {
     /// Submit, print the job id and return (`sweeprun collect OUT` waits for it later).
     #[arg(long = "no-wait")]
     pub no_wait: bool,
+    /// `[command]` sweeps: one SLURM array task per combo (`--array=0-(N-1)%K`, at most K at
+    /// once; no K: as many as SLURM allows), then a job that gathers the table.
+    #[arg(long = "slurm-array", value_name = "K", num_args = 0..=1, default_missing_value = "0")]
+    pub slurm_array: Option<u64>,
 }
 
 impl SlurmArgs {
@@ -241,10 +254,49 @@ impl SlurmArgs {
             (self.account.is_some(), "--account"),
             (!self.sbatch_args.is_empty(), "--sbatch-arg"),
             (self.no_wait, "--no-wait"),
+            (self.slurm_array.is_some(), "--slurm-array"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
     }
+}
+
+/// `sweeprun __combo` arguments: the sweep as `sweeprun run` reads it, and one combo id.
+#[derive(Debug, clap::Args)]
+pub struct ComboArgs {
+    /// The sweep spec (TOML), as for `sweeprun run`.
+    pub spec: PathBuf,
+    /// The combo to run [default: $SLURM_ARRAY_TASK_ID].
+    #[arg(long, value_name = "COMBO_ID")]
+    pub id: Option<u64>,
+    /// Results file, as for `sweeprun run` (the record goes under `<out>.runs/`).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Override a spec value, as for `sweeprun run` (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// `sweeprun __gather` arguments: the sweep as `sweeprun run` reads it, and its summary.
+#[derive(Debug, clap::Args)]
+pub struct GatherArgs {
+    /// The sweep spec (TOML), as for `sweeprun run`.
+    pub spec: PathBuf,
+    /// Results file, as for `sweeprun run`.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Override a spec value, as for `sweeprun run` (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Rows in the summary printed on stdout (0: none).
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    pub top: usize,
+    /// Column the summary ranks by.
+    #[arg(long = "sort-by", default_value = "sharpe", value_name = "METRIC")]
+    pub sort_by: String,
+    /// Rank within each value of this grid key.
+    #[arg(long = "group-by", value_name = "KEY")]
+    pub group_by: Option<String>,
 }
 
 /// `sweeprun bench` arguments.

@@ -200,11 +200,17 @@ pub fn finish(grid: &Grid, journal: &Path, out: &Path, format: OutputFormat, com
         return Err(Failure::runtime(format!("internal error: combo {missing} has no row in {}", journal.display())));
     }
     let records: Vec<Record> = records.into_iter().flatten().collect();
+    write_finished(grid, &records, out, format)
+}
+
+/// Writes the finished table of `records` (one per combo, in id order) atomically to
+/// `out`, after the records to `<out>.runs/rows.jsonl` (what `--retry-failed` starts from).
+pub fn write_finished(grid: &Grid, records: &[Record], out: &Path, format: OutputFormat) -> Result<CommandTable> {
     let lines: String = records.iter().map(|r| r.to_line() + "\n").collect();
     let runs = ledger::runs_dir(out);
     std::fs::create_dir_all(&runs).map_err(|e| Failure::runtime(format!("cannot create {}: {e}", runs.display())))?;
     ledger::write_atomically(&ledger::records_path(out), lines.as_bytes())?;
-    let table = assemble(grid, &records, format);
+    let table = assemble(grid, records, format);
     ledger::write_atomically(out, table.text.as_bytes())?;
     Ok(table)
 }

@@ -52,6 +52,19 @@ pub fn records_path(out: &Path) -> PathBuf {
     runs_dir(out).join("rows.jsonl")
 }
 
+/// `<out>.runs/records/`: the per-combo records of a `[command]` sweep run one combo per
+/// process (`sweeprun __combo`, e.g. a SLURM array task each); gone once gathered.
+pub fn combo_records_dir(out: &Path) -> PathBuf {
+    runs_dir(out).join("records")
+}
+
+/// `<out>.runs/records/<combo_id>.json`: combo `id`'s record, written by `sweeprun __combo`.
+/// Not inside the combo's working directory: that is emptied before every attempt and
+/// removed after an `ok` one.
+pub fn combo_record_path(out: &Path, id: u64) -> PathBuf {
+    combo_records_dir(out).join(format!("{id}.json"))
+}
+
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);

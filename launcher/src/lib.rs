@@ -18,6 +18,7 @@ macro_rules! say {
     };
 }
 
+pub mod array;
 pub mod backend;
 pub mod bench;
 pub mod cli;

@@ -29,6 +29,8 @@ fn main() -> ExitCode {
             sweeprun::run::run(args)
         }
         Command::Bench(args) => sweeprun::bench::bench(args),
+        Command::Combo(args) => sweeprun::array::combo(args),
+        Command::Gather(args) => sweeprun::array::gather(args),
         Command::Verify { table } => sweeprun::verify::verify(table),
         Command::Status { out } => sweeprun::backend::slurm::status(out),
         Command::Collect { out } => {

@@ -292,37 +292,32 @@ pub fn sweep(
             (table_digest(table.as_bytes()), best)
         }
     };
-    let mut recorded_spec = spec.effective.clone();
-    recorded_spec.insert("output".into(), toml::Value::Table(toml::toml! { path = (out.display().to_string()) }));
-    let sidecar = json!({
-        "sweeprun_version": env!("CARGO_PKG_VERSION"),
-        "spec_file": spec.origin,
-        "spec": toml::to_string(&recorded_spec).expect("a TOML table serialises"),
-        "strategy": spec.strategy.name(),
-        "strategy_settings": format!("{:?}", spec.strategy),
-        "statistics": spec.strategy.convention().map(Convention::name),
-        "kernel": kernel,
-        "fingerprint": fingerprint,
-        "data": spec.data_path.as_ref().map(|path| json!({ "path": path.display().to_string(), "sha256": data_sha256 })),
-        "combos": combos,
-        "columns": columns,
-        "output": { "path": out.display().to_string(), "format": format.name(), "blake3": table_blake3 },
-        "backend": backend.name(),
-        // Under SLURM (`--backend slurm`, or srun by hand): which job wrote the table.
-        "slurm_job": std::env::var("SLURM_JOB_ID").ok(),
-        "ranks": ranks,
-        "resumed_combos": resumed,
-        "thermal": thermal,
-        "started_at": ledger::rfc3339(started_at),
-        "finished_at": ledger::rfc3339(SystemTime::now()),
-        "wall_seconds": clock.elapsed().as_secs_f64(),
-        "timings": {
-            "plan_seconds": planned,
-            "sweep_seconds": swept - planned,
-            "assemble_seconds": clock.elapsed().as_secs_f64() - swept,
+    let finished = FinishedTable {
+        spec: &spec,
+        out: &out,
+        format,
+        kernel,
+        fingerprint: &fingerprint,
+        data_sha256: &data_sha256,
+        columns: &columns,
+        blake3: &table_blake3,
+    };
+    let sidecar_text = sidecar_text(
+        &finished,
+        RunFacts {
+            backend: backend.name(),
+            ranks: json!(ranks),
+            resumed_combos: json!(resumed),
+            thermal: json!(thermal),
+            started_at,
+            wall_seconds: clock.elapsed().as_secs_f64(),
+            timings: json!({
+                "plan_seconds": planned,
+                "sweep_seconds": swept - planned,
+                "assemble_seconds": clock.elapsed().as_secs_f64() - swept,
+            }),
         },
-    });
-    let sidecar_text = serde_json::to_string_pretty(&sidecar).expect("JSON values serialise") + "\n";
+    );
     // The table is in place (or goes with it); now the sidecar that vouches for it; then
     // the journal goes.
     match unpublished {
@@ -340,6 +335,62 @@ pub fn sweep(
     Ok(summary(&best, total, &columns, args, group.as_ref()))
 }
 
+/// What a finished table's sidecar says about the sweep that made it (its identity).
+pub(crate) struct FinishedTable<'a> {
+    pub spec: &'a Spec,
+    pub out: &'a Path,
+    pub format: OutputFormat,
+    pub kernel: &'static str,
+    pub fingerprint: &'a str,
+    pub data_sha256: &'a str,
+    pub columns: &'a [String],
+    /// The table's BLAKE3 digest.
+    pub blake3: &'a str,
+}
+
+/// What a sidecar says about how the sweep ran (backend, ranks, times).
+pub(crate) struct RunFacts {
+    pub backend: &'static str,
+    pub ranks: serde_json::Value,
+    pub resumed_combos: serde_json::Value,
+    pub thermal: serde_json::Value,
+    pub started_at: SystemTime,
+    pub wall_seconds: f64,
+    pub timings: serde_json::Value,
+}
+
+/// The sidecar `<out>.meta.json` of a finished table, as text.
+pub(crate) fn sidecar_text(table: &FinishedTable, run: RunFacts) -> String {
+    let FinishedTable { spec, out, format, kernel, fingerprint, data_sha256, columns, blake3 } = *table;
+    let mut recorded_spec = spec.effective.clone();
+    recorded_spec.insert("output".into(), toml::Value::Table(toml::toml! { path = (out.display().to_string()) }));
+    let sidecar = json!({
+        "sweeprun_version": env!("CARGO_PKG_VERSION"),
+        "spec_file": spec.origin,
+        "spec": toml::to_string(&recorded_spec).expect("a TOML table serialises"),
+        "strategy": spec.strategy.name(),
+        "strategy_settings": format!("{:?}", spec.strategy),
+        "statistics": spec.strategy.convention().map(Convention::name),
+        "kernel": kernel,
+        "fingerprint": fingerprint,
+        "data": spec.data_path.as_ref().map(|path| json!({ "path": path.display().to_string(), "sha256": data_sha256 })),
+        "combos": spec.grid.len(),
+        "columns": columns,
+        "output": { "path": out.display().to_string(), "format": format.name(), "blake3": blake3 },
+        "backend": run.backend,
+        // Under SLURM (`--backend slurm`, or srun by hand): which job wrote the table.
+        "slurm_job": std::env::var("SLURM_JOB_ID").ok(),
+        "ranks": run.ranks,
+        "resumed_combos": run.resumed_combos,
+        "thermal": run.thermal,
+        "started_at": ledger::rfc3339(run.started_at),
+        "finished_at": ledger::rfc3339(SystemTime::now()),
+        "wall_seconds": run.wall_seconds,
+        "timings": run.timings,
+    });
+    serde_json::to_string_pretty(&sidecar).expect("JSON values serialise") + "\n"
+}
+
 fn remove_journal(out: &Path) {
     let _ = std::fs::remove_file(ledger::journal_path(out));
     let _ = std::fs::remove_file(ledger::table_stream_path(out));
@@ -347,25 +398,29 @@ fn remove_journal(out: &Path) {
 }
 
 /// Everything checked before the first byte is written.
-struct Plan {
-    spec: Spec,
-    out: PathBuf,
-    format: OutputFormat,
-    ranks: usize,
-    data: PriceSet,
-    data_sha256: String,
-    columns: Vec<String>,
+pub(crate) struct Plan {
+    pub spec: Spec,
+    pub out: PathBuf,
+    pub format: OutputFormat,
+    pub ranks: usize,
+    pub data: PriceSet,
+    pub data_sha256: String,
+    pub columns: Vec<String>,
     /// `--group-by`: the summary ranks within each value of this grid key.
-    group: Option<report::GroupBy>,
+    pub group: Option<report::GroupBy>,
     /// The kernel path the ranks will run.
-    kernel: &'static str,
+    pub kernel: &'static str,
 }
 
 impl Plan {
     /// Checks everything for a sweep over at most `available_ranks` ranks; calls `on_spec`
     /// as soon as the spec and output format are known (before the data is loaded and
     /// checked), so the ranks can start loading.
-    fn new(args: &RunArgs, available_ranks: usize, on_spec: &mut dyn FnMut(&Spec, OutputFormat)) -> Result<Plan> {
+    pub(crate) fn new(
+        args: &RunArgs,
+        available_ranks: usize,
+        on_spec: &mut dyn FnMut(&Spec, OutputFormat),
+    ) -> Result<Plan> {
         sweeprun_kernel::arch::selected_kernel().map_err(|e| Failure::usage(e.to_string()))?;
         if args.chunk_size == Some(0) {
             return Err(Failure::usage("--chunk-size: expected at least 1 combo, got 0"));
@@ -678,7 +733,7 @@ fn check_outputs_spare_inputs(out: &Path, inputs: &[(&str, &Path)]) -> Result<()
     Ok(())
 }
 
-fn create_parent(out: &Path) -> Result<()> {
+pub(crate) fn create_parent(out: &Path) -> Result<()> {
     match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
             .map_err(|e| Failure::usage(format!("output {}: cannot create {}: {e}", out.display(), dir.display()))),
@@ -712,7 +767,7 @@ fn checksum(path: &Path) -> Result<String> {
 ///
 /// A command's `timeout`, `retries` and `keep_workdirs` are left out: they decide how hard
 /// to try, not what a row is, so `--resume --retry-failed` may run with a longer timeout.
-fn fingerprint(spec: &Spec, data_sha256: &str, format: OutputFormat) -> String {
+pub(crate) fn fingerprint(spec: &Spec, data_sha256: &str, format: OutputFormat) -> String {
     let mut identity = spec.effective.clone();
     identity.remove("output");
     let mut strategy = spec.strategy.clone();
@@ -756,7 +811,7 @@ fn check_journal_owner(meta_path: &Path, fingerprint: &str, journal: &Path) -> R
 
 /// The finished table at `out`, if its sidecar vouches for this exact sweep (same
 /// fingerprint) and the table's bytes are the ones the sidecar recorded.
-fn finished_table(out: &Path, fingerprint: &str) -> Option<String> {
+pub(crate) fn finished_table(out: &Path, fingerprint: &str) -> Option<String> {
     let sidecar: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ledger::sidecar_path(out)).ok()?).ok()?;
     if sidecar["fingerprint"].as_str() != Some(fingerprint) {
@@ -769,7 +824,7 @@ fn finished_table(out: &Path, fingerprint: &str) -> Option<String> {
 /// The digest of a results table in its sidecar: BLAKE3 (`b3sum` checks it), not SHA-256
 /// like the data's, because the launcher hashes the table while the ranks compute, and on
 /// the 79k-row benchmark grid SHA-256 took ~7 ms of CPU there, BLAKE3 ~2.3 ms.
-fn table_digest(bytes: &[u8]) -> String {
+pub(crate) fn table_digest(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
@@ -783,7 +838,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// [`summary`] of a command sweep, whose columns are only known now: a `--sort-by` that
 /// names no numeric column of the table gets one line on stderr instead of a summary.
-fn command_summary(
+pub(crate) fn command_summary(
     table: &str,
     format: OutputFormat,
     columns: &[String],

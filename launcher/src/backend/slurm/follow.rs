@@ -72,6 +72,8 @@ impl LineCounter {
 /// (chunks that came early, or everything of a resumed or command sweep). A command
 /// sweep's journal may hold a retried combo twice: the count is capped at the total.
 pub struct RowsOnDisk {
+    /// An array sweep: its records are counted instead.
+    records_of: Option<PathBuf>,
     journal: LineCounter,
     table: LineCounter,
     headers: bool,
@@ -82,6 +84,7 @@ impl RowsOnDisk {
     /// For the sweep writing `out`.
     pub fn new(record: &JobRecord) -> RowsOnDisk {
         RowsOnDisk {
+            records_of: record.array_job.as_ref().map(|_| record.out.clone()),
             journal: LineCounter::new(ledger::journal_path(&record.out)),
             table: LineCounter::new(ledger::table_stream_path(&record.out)),
             // A CSV table and a built-in strategy's CSV journal start with a header.
@@ -92,6 +95,9 @@ impl RowsOnDisk {
 
     /// Rows finished so far, by the files.
     pub fn count(&mut self) -> u64 {
+        if let Some(out) = &self.records_of {
+            return super::array_job::records_on_disk(out).min(self.total);
+        }
         let minus_header = |lines: u64, headers: bool| if headers { lines.saturating_sub(1) } else { lines };
         let journal = minus_header(self.journal.count(), self.headers);
         let table = minus_header(self.table.count(), self.headers);
@@ -134,8 +140,9 @@ pub fn follow(record: &JobRecord) -> Result<Ended> {
         }
         let info = job::query(&record.job_id)?;
         let Some(info) = info else {
+            // Forgotten long after it finished (MinJobAge): the files say how it went.
             let since = *unknown_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= UNKNOWN_GRACE {
+            if since.elapsed() >= UNKNOWN_GRACE || super::table_is_done(record) {
                 if let Some(p) = progress.as_mut() {
                     p.abandon();
                 }
@@ -148,7 +155,8 @@ pub fn follow(record: &JobRecord) -> Result<Ended> {
         if last.as_ref().is_none_or(|l| l.state != info.state || l.restarts != info.restarts) {
             note(&progress, describe(record, &info, last.as_ref()));
         }
-        if info.state == "RUNNING" && progress.is_none() {
+        // An array sweep progresses while its gather job waits for it.
+        if (info.state == "RUNNING" || record.array_job.is_some()) && progress.is_none() {
             let done = rows.count();
             progress = Some(Progress::new(record.combos, done));
         }

@@ -70,10 +70,13 @@ fn unreachable(message: &str) -> bool {
         .any(|s| message.contains(s))
 }
 
-/// Submits `script` (on sbatch's stdin; the script says everything in `#SBATCH` lines) and
-/// returns the job id. A job SLURM refuses is bad input (exit 2): nothing was submitted.
-pub fn submit(script: &str) -> Result<String> {
-    match slurm("sbatch", &["--parsable"], Some(script)) {
+/// Submits `script` (on sbatch's stdin; the script says everything in `#SBATCH` lines,
+/// `extra` adds options such as a dependency) and returns the job id. A job SLURM refuses
+/// is bad input (exit 2): nothing was submitted.
+pub fn submit(script: &str, extra: &[&str]) -> Result<String> {
+    let mut args = vec!["--parsable"];
+    args.extend_from_slice(extra);
+    match slurm("sbatch", &args, Some(script)) {
         // `--parsable`: "ID" or "ID;CLUSTER".
         Ok(out) => {
             let id = out.trim().split(';').next().unwrap_or("").to_string();
@@ -82,9 +85,31 @@ pub fn submit(script: &str) -> Result<String> {
             }
             Ok(id)
         }
-        Err(message) if unreachable(&message) => Err(Failure::runtime(format!("sbatch: {message}"))),
-        Err(message) => Err(Failure::usage(format!("--backend slurm: sbatch refused the job: {message}"))),
+        Err(message) => Err(refused(message)),
     }
+}
+
+/// Asks sbatch whether it would take `script` (`--test-only`: nothing is submitted).
+pub fn test_only(script: &str) -> Result<()> {
+    slurm("sbatch", &["--test-only"], Some(script)).map(|_| ()).map_err(refused)
+}
+
+fn refused(message: String) -> Failure {
+    if unreachable(&message) {
+        Failure::runtime(format!("sbatch: {message}"))
+    } else {
+        Failure::usage(format!("--backend slurm: sbatch refused the job: {message}"))
+    }
+}
+
+/// The cluster's `MaxArraySize` (array task ids must stay below it), if it says.
+pub fn max_array_size() -> Result<Option<u64>> {
+    let text = slurm("scontrol", &["show", "config"], None)
+        .map_err(|e| Failure::runtime(format!("scontrol show config: {e}")))?;
+    Ok(text.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "MaxArraySize").then(|| value.trim().parse().ok()).flatten()
+    }))
 }
 
 /// `scancel ID`.

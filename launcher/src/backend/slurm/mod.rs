@@ -11,10 +11,12 @@
 //!
 //! `sweeprun status|collect|cancel OUT` find the job again through `<out>.slurm.json`.
 
+mod array_job;
 mod follow;
 mod job;
 mod script;
 
+pub use array_job::gather_script_path;
 pub use script::{script_path, stderr_path, stdout_path};
 
 use crate::cli::{RunArgs, SlurmArgs};
@@ -35,8 +37,11 @@ pub fn record_path(out: &Path) -> PathBuf {
 /// What `<out>.slurm.json` holds: enough to follow, collect or cancel the job later.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
-    /// SLURM's job id.
+    /// SLURM's job id (of an array sweep: its gather job).
     pub job_id: String,
+    /// An array sweep's array job (`--slurm-array`).
+    #[serde(default)]
+    pub array_job: Option<String>,
     /// The results table.
     pub out: PathBuf,
     /// The batch script.
@@ -60,6 +65,17 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// Writes `<out>.slurm.json` (atomically).
+    fn save(&self) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("a job record serialises") + "\n";
+        ledger::write_atomically(&record_path(&self.out), json.as_bytes())
+    }
+
+    /// The jobs of the sweep: the array (if any), then the job followed.
+    fn jobs(&self) -> Vec<&str> {
+        self.array_job.iter().map(String::as_str).chain([self.job_id.as_str()]).collect()
+    }
+
     /// Reads the record of the sweep writing `out`; a usage error when there is none.
     pub fn load(out: &Path) -> Result<JobRecord> {
         let path = record_path(out);
@@ -103,6 +119,13 @@ pub fn run(args: &RunArgs) -> Result<String> {
         )));
     }
     job::check_commands()?;
+    if slurm.slurm_array.is_some() {
+        refuse_if_still_running(&crate::run::check(args)?)?;
+        let exe = current_exe()?;
+        let workdir = current_dir()?;
+        let record = array_job::submit(args, &exe, &workdir)?;
+        return follow_or_return(slurm, record);
+    }
     let checked = crate::run::check_sweep(args)?;
     let out = checked.out.clone();
     let journal = ledger::journal_path(&out);
@@ -154,7 +177,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     // job leaves nothing behind. `sbatch <out>.sbatch` submits the same job.
     // The job's logs go next to the table: its directory must exist before SLURM opens them.
     let created = create_parents(&out)?;
-    let job_id = job::submit(&text).inspect_err(|_| {
+    let job_id = job::submit(&text, &[]).inspect_err(|_| {
         if let Some(dir) = &created {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -169,6 +192,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
     );
     let record = JobRecord {
         job_id: job_id.clone(),
+        array_job: None,
         out: out.clone(),
         script: script::script_path(&out),
         stdout: script::stdout_path(&out, &job_id),
@@ -180,29 +204,31 @@ pub fn run(args: &RunArgs) -> Result<String> {
         submitted_at: ledger::rfc3339(std::time::SystemTime::now()),
         resume_command: resume_command(),
     };
-    let written = ledger::write_atomically(&record.script, text.as_bytes()).and_then(|()| {
-        let json = serde_json::to_string_pretty(&record).expect("a job record serialises") + "\n";
-        ledger::write_atomically(&record_path(&out), json.as_bytes())
-    });
+    let written = ledger::write_atomically(&record.script, text.as_bytes()).and_then(|()| record.save());
     if let Err(e) = written {
         // Without its record the job cannot be found again by this tool: say its id.
         return Err(Failure::runtime(format!(
             "job {job_id} was submitted, but {e}; follow it with squeue -j {job_id}"
         )));
     }
+    follow_or_return(slurm, record)
+}
+
+/// After submitting: return the job id (`--no-wait`) or follow the job to its end.
+fn follow_or_return(slurm: &SlurmArgs, record: JobRecord) -> Result<String> {
     if slurm.no_wait {
         say!(
             "sweeprun: not waiting; `sweeprun status {out}` shows its state, `sweeprun collect {out}` waits for the table",
-            out = out.display()
+            out = record.out.display()
         );
-        return Ok(format!("{job_id}\n"));
+        return Ok(format!("{}\n", record.job_id));
     }
     collect_record(&record)
 }
 
 /// Creates the table's directory if missing; returns the outermost directory it created
 /// (removed again if SLURM refuses the job: bad input writes nothing).
-fn create_parents(out: &Path) -> Result<Option<PathBuf>> {
+pub(super) fn create_parents(out: &Path) -> Result<Option<PathBuf>> {
     let Some(parent) = out.parent() else { return Ok(None) };
     let outermost = parent.ancestors().take_while(|dir| !dir.exists()).last().map(Path::to_path_buf);
     std::fs::create_dir_all(parent)
@@ -210,12 +236,19 @@ fn create_parents(out: &Path) -> Result<Option<PathBuf>> {
     Ok(outermost)
 }
 
-/// The nodes and tasks per node: as asked, else one node and as many tasks as the
-/// partition's nodes have CPUs. Checked against the partition (exists, has the nodes).
-fn shape(slurm: &SlurmArgs) -> Result<(u64, u64)> {
+fn current_exe() -> Result<PathBuf> {
+    std::env::current_exe().map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))
+}
+
+fn current_dir() -> Result<PathBuf> {
+    std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))
+}
+
+/// Refuses a partition the cluster does not have; returns the one jobs go to.
+fn check_partition(name: Option<&str>) -> Result<job::Partition> {
     let partitions = job::partitions()?;
-    let partition = match &slurm.partition {
-        Some(name) => partitions.iter().find(|p| &p.name == name).ok_or_else(|| {
+    let found = match name {
+        Some(name) => partitions.iter().find(|p| p.name == name).ok_or_else(|| {
             let names: Vec<&str> = partitions.iter().map(|p| p.name.as_str()).collect();
             Failure::usage(format!(
                 "--partition {name}: no such partition (this cluster has: {})",
@@ -226,6 +259,13 @@ fn shape(slurm: &SlurmArgs) -> Result<(u64, u64)> {
             Failure::usage("--backend slurm: the cluster has no default partition; name one with --partition")
         })?,
     };
+    Ok(found.clone())
+}
+
+/// The nodes and tasks per node: as asked, else one node and as many tasks as the
+/// partition's nodes have CPUs. Checked against the partition (exists, has the nodes).
+fn shape(slurm: &SlurmArgs) -> Result<(u64, u64)> {
+    let partition = check_partition(slurm.partition.as_deref())?;
     let nodes = slurm.nodes.unwrap_or(1);
     if nodes > partition.nodes {
         return Err(Failure::usage(format!(
@@ -240,20 +280,21 @@ fn shape(slurm: &SlurmArgs) -> Result<(u64, u64)> {
 /// Refuses to submit a second job for a table a job of ours is still computing.
 fn refuse_if_still_running(out: &Path) -> Result<()> {
     let Ok(record) = JobRecord::load(out) else { return Ok(()) };
-    match job::query(&record.job_id)? {
-        Some(info) if !info.finished() => Err(Failure::usage(format!(
-            "job {} is still {} on {}; follow it with `sweeprun collect {out}` or stop it with `sweeprun cancel {out}`",
-            record.job_id,
-            info.state,
-            out.display(),
-            out = out.display()
-        ))),
-        _ => Ok(()),
+    for id in record.jobs() {
+        if let Some(info) = job::query(id)?.filter(|info| !info.finished()) {
+            return Err(Failure::usage(format!(
+                "job {id} is still {} writing {out}; follow it with `sweeprun collect {out}` or stop it with \
+                 `sweeprun cancel {out}`",
+                info.state,
+                out = out.display()
+            )));
+        }
     }
+    Ok(())
 }
 
 /// This command line with `--resume` (and without `--no-wait`): what finishes the sweep.
-fn resume_command() -> String {
+pub(super) fn resume_command() -> String {
     let mut words: Vec<OsString> = std::env::args_os().skip(1).filter(|a| a != "--no-wait").collect();
     if !words.iter().any(|a| a == "--resume") {
         words.push("--resume".into());
@@ -270,12 +311,13 @@ pub fn collect(out: &Path) -> Result<String> {
 fn collect_record(record: &JobRecord) -> Result<String> {
     let ended = follow::follow(record)?;
     let kept = || {
-        if ledger::journal_path(&record.out).exists() {
-            format!(
-                "; results so far are kept in {}* (finish them with `{}`)",
-                ledger::journal_path(&record.out).display(),
-                record.resume_command
-            )
+        let kept_in = if record.array_job.is_some() {
+            ledger::combo_records_dir(&record.out).display().to_string() + "/"
+        } else {
+            ledger::journal_path(&record.out).display().to_string() + "*"
+        };
+        if ledger::journal_path(&record.out).exists() || ledger::combo_records_dir(&record.out).exists() {
+            format!("; results so far are kept in {kept_in} (finish them with `{}`)", record.resume_command)
         } else {
             String::new()
         }
@@ -327,7 +369,7 @@ fn collect_record(record: &JobRecord) -> Result<String> {
 }
 
 /// Whether the table is finished: there, with its sidecar vouching for it, no journal.
-fn table_is_done(record: &JobRecord) -> bool {
+pub(super) fn table_is_done(record: &JobRecord) -> bool {
     record.out.is_file() && ledger::sidecar_path(&record.out).is_file() && !ledger::journal_path(&record.out).exists()
 }
 
@@ -337,6 +379,13 @@ pub fn status(out: &Path) -> Result<String> {
     let record = JobRecord::load(&out)?;
     let info = job::query(&record.job_id)?;
     let done = follow::RowsOnDisk::new(&record).count();
+    let array = match &record.array_job {
+        Some(id) => match job::query(id)? {
+            Some(info) => format!("array job {id}: {}\n", info.state),
+            None => format!("array job {id}: no longer known to SLURM\n"),
+        },
+        None => String::new(),
+    };
     let state = match &info {
         Some(info) => {
             let mut state = info.state.clone();
@@ -363,7 +412,7 @@ pub fn status(out: &Path) -> Result<String> {
         )
     };
     Ok(format!(
-        "job {}: {state}\n{progress}\nscript: {}\nlog: {}\nsubmitted: {}\n",
+        "{array}job {}: {state}\n{progress}\nscript: {}\nlog: {}\nsubmitted: {}\n",
         record.job_id,
         record.script.display(),
         record.stderr.display(),
@@ -375,13 +424,23 @@ pub fn status(out: &Path) -> Result<String> {
 pub fn cancel(out: &Path) -> Result<String> {
     let out = std::path::absolute(out).map_err(|e| Failure::usage(format!("{}: {e}", out.display())))?;
     let record = JobRecord::load(&out)?;
-    match job::query(&record.job_id)? {
-        Some(info) if !info.finished() => {
-            job::cancel(&record.job_id)?;
-            say!("sweeprun: cancelled job {}; finish the sweep later with `{}`", record.job_id, record.resume_command);
+    let mut cancelled = Vec::new();
+    for id in record.jobs() {
+        match job::query(id)? {
+            Some(info) if !info.finished() => {
+                job::cancel(id)?;
+                cancelled.push(id);
+            }
+            Some(info) => say!("sweeprun: job {id} already ended ({}); nothing to cancel", info.state),
+            None => say!("sweeprun: SLURM no longer knows job {id}; nothing to cancel"),
         }
-        Some(info) => say!("sweeprun: job {} already ended ({}); nothing to cancel", record.job_id, info.state),
-        None => say!("sweeprun: SLURM no longer knows job {}; nothing to cancel", record.job_id),
+    }
+    if !cancelled.is_empty() {
+        say!(
+            "sweeprun: cancelled job {}; finish the sweep later with `{}`",
+            cancelled.join(" and "),
+            record.resume_command
+        );
     }
     Ok(String::new())
 }

@@ -80,35 +80,35 @@ impl Script {
     /// The script's text.
     pub fn text(&self) -> String {
         let out = self.out.display().to_string();
-        let mut lines = vec![
-            "#!/bin/bash".to_string(),
+        let mut options = vec![
+            format!("--job-name={}", self.job_name),
+            format!("--nodes={}", self.nodes),
+            format!("--ntasks-per-node={}", self.ntasks_per_node),
+        ];
+        options.extend(common_options(
+            self.partition.as_deref(),
+            self.time.as_deref(),
+            self.account.as_deref(),
+            &self.workdir,
+            &[],
+        ));
+        options.push(format!("--output={}", stdout_path(&self.out, "%j").display()));
+        options.push(format!("--error={}", stderr_path(&self.out, "%j").display()));
+        // A requeued job appends to its logs rather than wiping what its first run said.
+        options.push("--open-mode=append".to_string());
+        // A lost node requeues the job (where the cluster allows it); the rerun resumes.
+        options.push("--requeue".to_string());
+        // The user's own options last: sbatch takes the last of a repeated option.
+        options.extend(self.extra.iter().cloned());
+        let comment = [
             format!(
-                "# A sweeprun sweep as a SLURM batch job, written by `sweeprun run --backend slurm` (sweeprun {}).",
+                "A sweeprun sweep as a SLURM batch job, written by `sweeprun run --backend slurm` (sweeprun {}).",
                 env!("CARGO_PKG_VERSION")
             ),
-            "# Submit it again by hand with `sbatch` on this file: it finishes the sweep from its journal".to_string(),
-            format!("# ({out}.partial) when there is one, as a requeued job does."),
-            format!("#SBATCH --job-name={}", self.job_name),
-            format!("#SBATCH --nodes={}", self.nodes),
-            format!("#SBATCH --ntasks-per-node={}", self.ntasks_per_node),
+            "Submit it again by hand with `sbatch` on this file: it finishes the sweep from its journal".to_string(),
+            format!("({out}.partial) when there is one, as a requeued job does."),
         ];
-        if let Some(partition) = &self.partition {
-            lines.push(format!("#SBATCH --partition={partition}"));
-        }
-        if let Some(time) = &self.time {
-            lines.push(format!("#SBATCH --time={time}"));
-        }
-        if let Some(account) = &self.account {
-            lines.push(format!("#SBATCH --account={account}"));
-        }
-        lines.push(format!("#SBATCH --chdir={}", self.workdir.display()));
-        lines.push(format!("#SBATCH --output={}", stdout_path(&self.out, "%j").display()));
-        lines.push(format!("#SBATCH --error={}", stderr_path(&self.out, "%j").display()));
-        // A requeued job appends to its logs rather than wiping what its first run said.
-        lines.push("#SBATCH --open-mode=append".to_string());
-        // A lost node requeues the job (where the cluster allows it); the rerun resumes.
-        lines.push("#SBATCH --requeue".to_string());
-        lines.extend(self.extra.iter().map(|arg| format!("#SBATCH {arg}")));
+        let mut lines: Vec<String> = head(&comment, &options).lines().map(str::to_string).collect();
         lines.push("set -u".to_string());
         let resume = if self.resume {
             " --resume".to_string()
@@ -136,6 +136,38 @@ impl Script {
         lines.push(format!("exec {command}{resume}"));
         lines.join("\n") + "\n"
     }
+}
+
+/// The shared head of a script: interpreter, what wrote it, the `#SBATCH` lines.
+pub fn head(comment: &[String], sbatch: &[String]) -> String {
+    let mut lines = vec!["#!/bin/bash".to_string()];
+    lines.extend(comment.iter().map(|c| format!("# {c}")));
+    lines.extend(sbatch.iter().map(|s| format!("#SBATCH {s}")));
+    lines.join("\n") + "\n"
+}
+
+/// `#SBATCH` options every script of a sweep shares: partition, time, account, working
+/// directory, then the user's own.
+pub fn common_options(
+    partition: Option<&str>,
+    time: Option<&str>,
+    account: Option<&str>,
+    workdir: &Path,
+    extra: &[String],
+) -> Vec<String> {
+    let mut options = Vec::new();
+    if let Some(partition) = partition {
+        options.push(format!("--partition={partition}"));
+    }
+    if let Some(time) = time {
+        options.push(format!("--time={time}"));
+    }
+    if let Some(account) = account {
+        options.push(format!("--account={account}"));
+    }
+    options.push(format!("--chdir={}", workdir.display()));
+    options.extend(extra.iter().cloned());
+    options
 }
 
 #[cfg(test)]
