@@ -399,6 +399,62 @@ fn ctrl_c_exits_130_and_resume_completes_the_table() {
     assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected);
 }
 
+/// `-np 1` runs its rank as a thread of the launcher (no rank process), yet Ctrl-C still
+/// exits 130 with everything received kept, and `--resume` finishes the same table. Under
+/// a node agent (`--thermal sim:...`) the rank stays a process the agent can pause.
+#[test]
+fn one_rank_is_a_thread_and_ctrl_c_still_resumes() {
+    let (dir, spec) = goog_dir();
+    let expected = run_table(dir.path(), &spec, &["-np", "2", "--out", "expected.csv"], "expected.csv");
+    let start = |extra: &[&str]| {
+        Command::new(sweeprun_tests::sweeprun_bin())
+            .current_dir(dir.path())
+            .arg("run")
+            .arg(&spec)
+            .args(["-np", "1", "--chunk-size", "10", "--top", "0"])
+            .args(extra)
+            .env("SWEEPRUN_DEBUG_CHUNK_DELAY_MS", "20")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let journal = dir.path().join("results/goog.csv.partial");
+    let wait_for_rows = |rows: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while saved_rows(&journal) < rows {
+            assert!(Instant::now() < deadline, "the sweep made no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+
+    let launcher = start(&[]);
+    wait_for_rows(100);
+    assert_eq!(children_of(launcher.id()), Vec::<u32>::new(), "-np 1: no rank process");
+    signal(launcher.id(), libc::SIGINT);
+    let output = launcher.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert!(!dir.path().join("results/goog.csv").exists());
+    let saved = saved_rows(&journal);
+    assert!((100..COMBOS).contains(&saved), "journal holds {saved} rows");
+    let resumed = output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(["-np", "1", "--resume"]));
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected, "resumed table differs");
+
+    // Under an agent: one rank process, in a process group of its own (what the agent stops).
+    std::fs::remove_file(dir.path().join("results/goog.csv")).unwrap();
+    let mut launcher = start(&["--thermal", "sim:pi4-case-fan-on"]);
+    wait_for_rows(100);
+    let ranks = children_of(launcher.id());
+    let _ = launcher.kill();
+    let _ = launcher.wait();
+    assert_eq!(ranks.len(), 1, "--thermal sim at -np 1: one rank process, got {ranks:?}");
+    // SAFETY: getpgid(2) takes a pid and no pointers.
+    assert_eq!(unsafe { libc::getpgid(ranks[0] as libc::pid_t) }, ranks[0] as libc::pid_t);
+}
+
 #[test]
 fn a_journal_from_a_different_sweep_is_refused() {
     let (dir, spec) = goog_dir();

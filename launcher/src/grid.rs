@@ -400,6 +400,39 @@ impl Grid {
         }
     }
 
+    /// The first combo id (in id order) whose parameter values, in `params` order, satisfy
+    /// `test`; `None` if none does. What calling [`Grid::combo`] for every id would find,
+    /// without its two divisions per axis and id: an odometer over the axes (the 79k-combo
+    /// benchmark grid: ~0.3 ms instead of 2-5 ms, on the critical path of a sweep's start).
+    pub fn find_combo(&self, mut test: impl FnMut(&[ParamValue]) -> bool) -> Option<u64> {
+        if self.axes.iter().any(Vec::is_empty) {
+            return None;
+        }
+        let mut pos = vec![0usize; self.axes.len()];
+        let mut values: Vec<ParamValue> = self.axes.iter().map(|a| a[0]).collect();
+        let mut cartesian = 0u64;
+        for id in 0..self.len() {
+            let wanted = self.kept.as_ref().map_or(id, |k| u64::from(k[id as usize]));
+            while cartesian < wanted {
+                // Odometer step: the last axis varies fastest, as in `combo`.
+                for (i, axis) in self.axes.iter().enumerate().rev() {
+                    pos[i] += 1;
+                    if pos[i] < axis.len() {
+                        values[i] = axis[pos[i]];
+                        break;
+                    }
+                    pos[i] = 0;
+                    values[i] = axis[0];
+                }
+                cartesian += 1;
+            }
+            if test(&values) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
     /// The `where` source text, if the grid has one.
     pub fn constraint(&self) -> Option<&str> {
         self.constraint.as_deref()
@@ -743,6 +776,43 @@ mod tests {
         assert_eq!(out, [Int(2), Int(5)]);
         g.combo(g.len() - 1, &mut out);
         assert_eq!(out, [Int(200), Int(500)]);
+    }
+
+    #[test]
+    fn find_combo_visits_the_combos_of_combo_in_id_order() {
+        for src in [
+            CANONICAL,
+            "[grid]\nfast = { from = 1, to = 3 }\nslow = [7, 8]",
+            "[grid]\nfast = { from = 2, to = 40 }\nslow = { from = 3, to = 60, step = 7 }\nwhere = \"fast * 2 < slow\"",
+        ] {
+            let g = grid(src, &sma());
+            let mut seen = Vec::new();
+            assert_eq!(
+                g.find_combo(|v| {
+                    seen.push(v.to_vec());
+                    false
+                }),
+                None
+            );
+            let expected: Vec<Vec<ParamValue>> = (0..g.len())
+                .map(|id| {
+                    let mut out = vec![Int(0); g.names().len()];
+                    g.combo(id, &mut out);
+                    out
+                })
+                .collect();
+            assert_eq!(seen, expected, "{src}");
+            let last = g.len() - 1;
+            let mut id = 0;
+            assert_eq!(
+                g.find_combo(|_| {
+                    id += 1;
+                    id == g.len()
+                }),
+                Some(last),
+                "stops at the first match"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `sweeprun run`: validate everything, run the ranks, gather the rows exactly once,
 //! write the table atomically, print the top-K summary.
 
-use crate::backend::local::LocalRanks;
+use crate::backend::local::{LocalRanks, SoloRank};
 use crate::backend::Backend;
 use crate::cli::{BindTo, MapBy, RunArgs};
 use crate::command_table;
@@ -45,6 +45,10 @@ pub fn run(args: &RunArgs) -> Result<String> {
                     report::counted(cpus.len() as u64, "CPU")
                 )
             });
+            if let ([pin], true) = (placement.as_slice(), SoloRank::may_use_thread(&args.thermal)) {
+                let mut rank = SoloRank::new(*pin, args.report_bindings);
+                return sweep(args, Backend::Local, &mut rank, oversubscribed);
+            }
             let mut ranks = LocalRanks::start(&placement, args.report_bindings);
             sweep(args, Backend::Local, &mut ranks, oversubscribed)
         }
@@ -71,6 +75,7 @@ pub fn sweep(
             // A command's columns are known only at the end: the launcher ranks then.
             preselect: if spec.strategy.command().is_some() { None } else { preselect.clone() },
         };
+        transport.spec_known(spec.strategy.command().is_some());
         sched::broadcast(transport, &message);
     })?;
     let Plan { spec, out, format, ranks, data, data_sha256, mut columns, group, kernel } = plan;
@@ -266,10 +271,13 @@ pub fn sweep(
 
     // A command sweep's table, ranked once its columns are known.
     let mut command_text = String::new();
+    // A fresh sweep's table is published together with its sidecar, below.
+    let mut unpublished = None;
     let (table_blake3, (best, total)) = match stream {
         Some(stream) => {
-            let (sha, ranker) = stream.finish(&out)?;
-            (sha, ranker.finish(&columns))
+            let (digest, ranker, table) = stream.complete()?;
+            unpublished = Some(table);
+            (digest, ranker.finish(&columns))
         }
         None if is_command => {
             let table = command_table::finish(&spec.grid, &journal_path, &out, format, combos)?;
@@ -310,8 +318,12 @@ pub fn sweep(
             }),
         },
     );
-    // The table is in place; now the sidecar that vouches for it; then the journal goes.
-    ledger::write_atomically(&ledger::sidecar_path(&out), sidecar_text.as_bytes())?;
+    // The table is in place (or goes with it); now the sidecar that vouches for it; then
+    // the journal goes.
+    match unpublished {
+        Some(table) => ledger::publish_with_sidecar(table, &out, &ledger::sidecar_path(&out), sidecar_text.as_bytes())?,
+        None => ledger::write_atomically(&ledger::sidecar_path(&out), sidecar_text.as_bytes())?,
+    }
     drop(journal);
     remove_journal(&out);
     transport.wait();

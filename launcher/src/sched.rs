@@ -55,6 +55,10 @@ pub trait Transport {
     fn close(&mut self);
     /// Waits until every rank has exited (after [`Transport::close`]).
     fn wait(&mut self);
+    /// The spec passed its first checks and is about to be sent to the ranks; `commands`:
+    /// whether the sweep runs a `[command]`. A transport that chooses how its ranks run by
+    /// the sweep (`backend::local::SoloRank`) starts them now.
+    fn spec_known(&mut self, _commands: bool) {}
     /// The process groups of the ranks on this node (what a node agent may pause).
     fn process_groups(&self) -> Vec<u32> {
         Vec::new()

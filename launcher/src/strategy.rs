@@ -207,22 +207,21 @@ impl Strategy {
                     check_int_axis(grid, axis, param, shortest.len() as i64, &fits)?;
                 }
                 let mut values = [ParamValue::Int(0); 3];
-                for id in 0..grid.len() {
+                let backwards = grid.find_combo(|v| window(v[axes.fast]) >= window(v[axes.slow]));
+                if let Some(id) = backwards {
                     let (_, combo) = axes.combo(grid, id, &mut values);
-                    if combo.fast >= combo.slow {
-                        return Err(match grid.constraint() {
-                            None => format!(
-                                "[grid] sma_cross needs fast < slow, but the grid has fast = {}, slow = {} \
-                                 (add where = \"fast < slow\")",
-                                combo.fast, combo.slow
-                            ),
-                            Some(constraint) => format!(
-                                "[grid] where = {constraint:?} admits combos with fast >= slow, e.g. \
-                                 fast = {}, slow = {}; sma_cross needs fast < slow",
-                                combo.fast, combo.slow
-                            ),
-                        });
-                    }
+                    return Err(match grid.constraint() {
+                        None => format!(
+                            "[grid] sma_cross needs fast < slow, but the grid has fast = {}, slow = {} \
+                             (add where = \"fast < slow\")",
+                            combo.fast, combo.slow
+                        ),
+                        Some(constraint) => format!(
+                            "[grid] where = {constraint:?} admits combos with fast >= slow, e.g. \
+                             fast = {}, slow = {}; sma_cross needs fast < slow",
+                            combo.fast, combo.slow
+                        ),
+                    });
                 }
                 let requested = selected_kernel().map_err(|e| e.to_string())?;
                 let probe = [axes.combo(grid, 0, &mut values).1];

@@ -7,10 +7,13 @@
 //! thread runs the same loop as every rank ([`crate::worker::serve`]); a panic in it is
 //! reported as the rank being gone, like a crashed rank process.
 
+use crate::error::Failure;
 use crate::protocol::{FromRank, ToRank};
-use crate::sched::Event;
+use crate::sched::{Event, Transport};
 use crate::worker::{self, RankLink};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 struct ChannelLink {
     index: usize,
@@ -33,13 +36,26 @@ impl RankLink for ChannelLink {
 /// the inbox's sender ends the rank once its current chunk is done. `report` (the
 /// `--report-bindings` line) is printed once the sweep arrives.
 pub fn start(index: usize, events: mpsc::Sender<Event>, report: Option<String>) -> mpsc::Sender<ToRank> {
+    spawn(index, events, move || report).0
+}
+
+/// [`start`], with `setup` run first in the new thread (it pins the thread, and returns
+/// the `--report-bindings` line); also returns the thread's handle.
+fn spawn(
+    index: usize,
+    events: mpsc::Sender<Event>,
+    setup: impl FnOnce() -> Option<String> + Send + 'static,
+) -> (mpsc::Sender<ToRank>, JoinHandle<()>) {
     let (inbox_tx, inbox) = mpsc::channel();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(format!("rank {index}"))
+        // A rank process's main thread has 8 MB of stack; a rank thread gets as much.
+        .stack_size(8 << 20)
         .spawn(move || {
             let gone = events.clone();
             let mut link = ChannelLink { index, inbox, events };
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let report = setup();
                 worker::serve_reporting_errors(&mut link, report.as_deref())
             }));
             if served.is_err() {
@@ -47,5 +63,84 @@ pub fn start(index: usize, events: mpsc::Sender<Event>, report: Option<String>) 
             }
         })
         .expect("a thread can be started");
-    inbox_tx
+    (inbox_tx, thread)
+}
+
+/// The local backend's single rank as a thread of the launcher (`-np 1`, see
+/// `backend::local::SoloRank` for when): no process to start (on a small VM `fork`+`exec`
+/// and the exit of a rank process cost a few ms, a large part of a short sweep), and its
+/// rows reach the ledger without being framed, piped and parsed.
+///
+/// Pinned like a rank process (the thread alone: the launcher's other threads keep their
+/// affinity). Unlike a rank process it cannot be paused by a node agent apart from the
+/// launcher, which is why a sweep under an agent keeps a rank process.
+pub struct ThreadRank {
+    inbox: Option<mpsc::Sender<ToRank>>,
+    events: mpsc::Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ThreadRank {
+    /// Starts the rank thread, pinned to `pin` if given; with `report_bindings` it prints
+    /// its `--report-bindings` line (the launcher's pid, the thread's CPUs) once the sweep
+    /// arrives.
+    pub fn start(pin: Option<usize>, report_bindings: bool) -> ThreadRank {
+        let (events_tx, events) = mpsc::channel();
+        let (inbox, thread) = spawn(0, events_tx, move || {
+            // The machine as the launcher may use it, seen before pinning narrows the view.
+            let machine = report_bindings.then(worker::machine_view);
+            if let Some(cpu) = pin {
+                if let Err(e) = sweeprun_hw::topology::pin_current_process(cpu) {
+                    say!("sweeprun rank: cannot pin to CPU {cpu}: {e} (running unpinned)");
+                }
+            }
+            machine.map(|machine| worker::binding_report(0, &machine))
+        });
+        ThreadRank { inbox: Some(inbox), events, thread: Some(thread) }
+    }
+}
+
+impl Transport for ThreadRank {
+    fn ranks(&self) -> usize {
+        1
+    }
+
+    fn send(&mut self, rank: usize, message: &ToRank) -> bool {
+        rank == 0 && self.inbox.as_ref().is_some_and(|inbox| inbox.send(message.clone()).is_ok())
+    }
+
+    fn next_event(&mut self, timeout: Duration) -> crate::error::Result<Option<Event>> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Ok(Some(event)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Failure::runtime("every rank has exited; the sweep cannot finish"))
+            }
+        }
+    }
+
+    fn retire(&mut self, _rank: usize) -> String {
+        // Gone means the thread panicked (and so has ended): nothing to stop.
+        self.inbox = None;
+        "a thread of the launcher".into()
+    }
+
+    fn describe(&self, rank: usize) -> String {
+        format!("rank {rank} (a thread of the launcher)")
+    }
+
+    fn keep(&mut self, _n: usize) -> crate::error::Result<()> {
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        self.inbox = None;
+    }
+
+    fn wait(&mut self) {
+        self.inbox = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

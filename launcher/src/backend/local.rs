@@ -5,9 +5,11 @@
 //! which then stops the ranks in order), and killed by the kernel if the launcher dies
 //! (`PR_SET_PDEATHSIG`). One reader thread per rank turns its output into [`Event`]s.
 
+use crate::backend::inproc::ThreadRank;
 use crate::error::{Failure, Result};
 use crate::protocol::{FromRank, ToRank};
 use crate::sched::{Event, Transport};
+use crate::thermal::ThermalMode;
 use std::io::BufReader;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -201,6 +203,125 @@ fn spawn_rank(
         }
     });
     started
+}
+
+/// Forces `-np 1` on the local backend to start a rank process as at `-np 2` and more
+/// (`SWEEPRUN_LOCAL_RANK=process`), instead of a thread: for comparisons and debugging.
+pub const LOCAL_RANK_ENV: &str = "SWEEPRUN_LOCAL_RANK";
+
+/// The local backend's only rank (`-np 1`): a thread of the launcher
+/// ([`ThreadRank`]), or a rank process when the sweep needs one:
+///
+/// - a node agent may pause the rank (`--thermal sim:MODEL`, or `--thermal auto` with an
+///   agent socket on this node): the agent stops rank *process groups*, and a thread
+///   cannot be stopped apart from the launcher;
+/// - a `[command]` sweep: its commands run in the rank's process group, which the agent
+///   pauses and which a terminal's Ctrl-C does not reach (the launcher stops the rank);
+///   a command's seconds also dwarf a process start;
+/// - `SWEEPRUN_LOCAL_RANK=process`.
+///
+/// The choice waits for the spec ([`Transport::spec_known`]): until then nothing runs.
+pub enum SoloRank {
+    /// The spec is not known yet.
+    Waiting {
+        /// Where the rank is pinned.
+        pin: Option<usize>,
+        /// `--report-bindings`.
+        report_bindings: bool,
+    },
+    /// A thread of the launcher.
+    Thread(ThreadRank),
+    /// A rank process.
+    Process(LocalRanks),
+}
+
+impl SoloRank {
+    /// Whether a thread may be the rank under `--thermal` (no agent to pause ranks) and
+    /// `SWEEPRUN_LOCAL_RANK`.
+    pub fn may_use_thread(thermal: &ThermalMode) -> bool {
+        let forced = std::env::var_os(LOCAL_RANK_ENV).is_some_and(|v| v == "process");
+        let agent = match thermal {
+            ThermalMode::Off => false,
+            ThermalMode::Sim(_) => true,
+            ThermalMode::Auto => crate::thermal::agent_socket().exists(),
+        };
+        !forced && !agent
+    }
+
+    /// The rank, to be pinned to `pin`; started once the spec is known.
+    pub fn new(pin: Option<usize>, report_bindings: bool) -> SoloRank {
+        SoloRank::Waiting { pin, report_bindings }
+    }
+
+    fn started(&mut self) -> Option<&mut dyn Transport> {
+        match self {
+            SoloRank::Waiting { .. } => None,
+            SoloRank::Thread(rank) => Some(rank),
+            SoloRank::Process(rank) => Some(rank),
+        }
+    }
+}
+
+impl Transport for SoloRank {
+    fn ranks(&self) -> usize {
+        1
+    }
+
+    fn spec_known(&mut self, commands: bool) {
+        if let SoloRank::Waiting { pin, report_bindings } = *self {
+            *self = if commands {
+                SoloRank::Process(LocalRanks::start(&[pin], report_bindings))
+            } else {
+                SoloRank::Thread(ThreadRank::start(pin, report_bindings))
+            };
+        }
+    }
+
+    fn send(&mut self, rank: usize, message: &ToRank) -> bool {
+        self.started().is_some_and(|t| t.send(rank, message))
+    }
+
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>> {
+        match self.started() {
+            Some(t) => t.next_event(timeout),
+            None => Err(Failure::runtime("the rank was never started")),
+        }
+    }
+
+    fn retire(&mut self, rank: usize) -> String {
+        self.started().map_or_else(|| "never started".into(), |t| t.retire(rank))
+    }
+
+    fn describe(&self, rank: usize) -> String {
+        match self {
+            SoloRank::Waiting { .. } => format!("rank {rank}"),
+            SoloRank::Thread(t) => t.describe(rank),
+            SoloRank::Process(t) => t.describe(rank),
+        }
+    }
+
+    fn keep(&mut self, n: usize) -> Result<()> {
+        self.started().map_or(Ok(()), |t| t.keep(n))
+    }
+
+    fn close(&mut self) {
+        if let Some(t) = self.started() {
+            t.close();
+        }
+    }
+
+    fn wait(&mut self) {
+        if let Some(t) = self.started() {
+            t.wait();
+        }
+    }
+
+    fn process_groups(&self) -> Vec<u32> {
+        match self {
+            SoloRank::Process(t) => t.process_groups(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {
