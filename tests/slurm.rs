@@ -404,7 +404,14 @@ fn bad_input_exits_2_with_one_line_and_submits_nothing() {
             &spec,
             "--backend slurm: sbatch refused the job: Invalid --time specification",
         ),
-        (vec!["--sbatch-arg", "exclusive"], &spec, "--sbatch-arg: expected an sbatch option"),
+        (
+            vec!["--sbatch-arg", "exclusive"],
+            &spec,
+            "--sbatch-arg: expected one sbatch option in the --opt or --opt=value form",
+        ),
+        (vec!["--sbatch-arg=--output=x.log"], &spec, "--sbatch-arg=--output=x.log: sweeprun sets --output itself"),
+        (vec!["--partition", "debug,nope"], &spec, "--partition nope: no such partition"),
+        (vec!["--out", "a\\b.csv"], &spec, "holds a backslash, which a SLURM batch script cannot carry"),
         (vec![], &both, "[strategy] and [command]"),
         (vec![], &unknown_field, "lookback"),
     ];
@@ -511,10 +518,15 @@ fn a_command_sweep_as_a_job_array_gives_the_local_table_and_retries_only_its_fai
     let local_table = std::fs::read(local.path().join("out/results.csv")).unwrap();
 
     let dir = command_dir();
+    // A table whose path has a blank, a `%` and a `#`: each means something to sbatch in a
+    // `#SBATCH` line or a log file name, and must come through as it is.
+    let out = "out dir/50% #1.csv";
+    let table = dir.path().join(out);
     let array = |extra: &[&str]| {
         output_of(
             slurm_sweeprun(dir.path())
-                .args(["run", "sweep.toml", "--backend", "slurm", "--slurm-array=4", "--top", "0"])
+                .args(["run", "sweep.toml", "--backend", "slurm", "--slurm-array=4", "--top", "0", "--out", out])
+                .args(["--sbatch-arg=--comment=sweep #1 \"50%\""])
                 .args(extra),
         )
     };
@@ -523,12 +535,19 @@ fn a_command_sweep_as_a_job_array_gives_the_local_table_and_retries_only_its_fai
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.starts_with("sweeprun: submitted array job "), "{stderr}");
     assert!(stderr.contains("24 tasks (24 combos) as --array=0-23%4, then gather job "), "{stderr}");
-    assert!(std::fs::read(dir.path().join("out/results.csv")).unwrap() == local_table, "the array's table differs");
+    assert!(std::fs::read(&table).unwrap() == local_table, "the array's table differs");
     assert_eq!(take_log(dir.path()), (0..24).collect::<Vec<_>>(), "each combo ran once");
-    let meta = sidecar(&dir.path().join("out/results.csv"));
+    let meta = sidecar(&table);
     assert_eq!(meta["backend"], "slurm-array");
-    let script = std::fs::read_to_string(dir.path().join("out/results.csv.sbatch")).unwrap();
+    let script = std::fs::read_to_string(suffixed(&table, ".sbatch")).unwrap();
     assert!(script.lines().any(|l| l == "#SBATCH --array=0-23%4"), "{script}");
+    // The logs are where the record says, under the table's own name.
+    let job = job_of(&table);
+    let log = std::fs::read_to_string(suffixed(&table, &format!(".slurm-{job}.err"))).unwrap();
+    assert!(log.contains("sweeprun: job "), "{log}");
+    let array_job = output_of(on_cluster("scontrol", dir.path()).args(["show", "job", &job]));
+    let shown = String::from_utf8_lossy(&array_job.stdout).into_owned();
+    assert!(shown.contains("Comment=sweep #1 \"50%\""), "the comment arrives whole: {shown}");
 
     std::fs::write(dir.path().join("fixed"), "").unwrap();
     let retry = array(&["--resume", "--retry-failed"]);
@@ -541,8 +560,7 @@ fn a_command_sweep_as_a_job_array_gives_the_local_table_and_retries_only_its_fai
     let run = output_of(sweeprun(clean.path()).args(["run", "sweep.toml", "-np", "2", "--top", "0"]));
     assert!(run.status.success(), "{}", stderr_of(&run));
     assert!(
-        std::fs::read(dir.path().join("out/results.csv")).unwrap()
-            == std::fs::read(clean.path().join("out/results.csv")).unwrap(),
+        std::fs::read(&table).unwrap() == std::fs::read(clean.path().join("out/results.csv")).unwrap(),
         "after the retry: the table of a clean run"
     );
 
@@ -582,4 +600,66 @@ fn a_sweeprun_without_mpi_runs_local_ranks_on_one_node_of_the_job() {
         "{}",
         stderr_of(&two)
     );
+}
+
+/// The directory holding `program` on `PATH`.
+fn on_path(program: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH (apt-get install slurm-client)"))
+}
+
+#[test]
+fn a_controller_out_of_reach_for_a_while_does_not_end_the_follower() {
+    let _turn = take_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = goog(dir.path());
+    let (local, _) = local_table(dir.path(), &spec, "local.csv", "0");
+    // scontrol as it answers while slurmctld restarts, as long as `down` exists.
+    let fake = dir.path().join("bin");
+    std::fs::create_dir(&fake).unwrap();
+    let down = dir.path().join("down");
+    let script = format!(
+        "#!/bin/sh\nif [ -e '{}' ]; then\n  echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2\n  \
+         exit 1\nfi\nexec '{}' \"$@\"\n",
+        down.display(),
+        on_path("scontrol").display()
+    );
+    std::fs::write(fake.join("scontrol"), script).unwrap();
+    std::fs::set_permissions(fake.join("scontrol"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let submit = output_of(
+        slurm_sweeprun(dir.path())
+            .arg("run")
+            .arg(&spec)
+            .args(["--backend", "slurm", "--top", "0", "--no-wait"])
+            .args(["--nodes", "2", "--out", "t.csv"]),
+    );
+    assert!(submit.status.success(), "{}", stderr_of(&submit));
+    std::fs::write(&down, "").unwrap();
+    let path = std::env::join_paths(
+        [fake.clone()].into_iter().chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let child = slurm_sweeprun(dir.path())
+        .env("PATH", path)
+        .env("SWEEPRUN_SLURM_POLL_MS", "100")
+        .args(["collect", "t.csv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let collect = KillOnDrop(Some(child));
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::remove_file(&down).unwrap();
+    let run = collect.finish(Duration::from_secs(120));
+    let stderr = stderr_of(&run);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("sweeprun: cannot reach SLURM (Socket timed out on send/recv operation); still trying").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert!(stderr.contains("sweeprun: SLURM answers again"), "{stderr}");
+    assert!(std::fs::read(dir.path().join("t.csv")).unwrap() == local, "the table differs");
 }

@@ -234,6 +234,10 @@ pub struct SlurmArgs {
     /// One more `#SBATCH` option, e.g. `--sbatch-arg=--exclusive` (repeatable).
     #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub sbatch_args: Vec<String>,
+    /// srun's MPI plugin for the ranks (`srun --mpi=list` shows the cluster's) [default:
+    /// pmix].
+    #[arg(long = "slurm-mpi", value_name = "TYPE")]
+    pub slurm_mpi: Option<String>,
     /// Submit, print the job id and return (`sweeprun collect OUT` waits for it later).
     #[arg(long = "no-wait")]
     pub no_wait: bool,
@@ -253,6 +257,7 @@ impl SlurmArgs {
             (self.time.is_some(), "--time"),
             (self.account.is_some(), "--account"),
             (!self.sbatch_args.is_empty(), "--sbatch-arg"),
+            (self.slurm_mpi.is_some(), "--slurm-mpi"),
             (self.no_wait, "--no-wait"),
             (self.slurm_array.is_some(), "--slurm-array"),
         ]

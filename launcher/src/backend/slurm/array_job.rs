@@ -7,7 +7,7 @@
 //! (the array) and `<out>.gather.sbatch` (submit it with `--dependency=afterany:<array>`).
 
 use super::job;
-use super::script::{self, common_options, head};
+use super::script::{self, common_options, filename_pattern, head, sbatch_word};
 use super::JobRecord;
 use crate::array;
 use crate::backend::mpirun::shell_line;
@@ -25,11 +25,11 @@ pub fn gather_script_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The array's task logs (all tasks append to one pair of files), `<out>.slurm-<array>.tasks.err`.
-fn task_log(out: &Path, id: &str, stream: &str) -> PathBuf {
-    let mut name = out.as_os_str().to_owned();
-    name.push(format!(".slurm-{id}.tasks.{stream}"));
-    PathBuf::from(name)
+/// The array's task logs, `<out>.slurm-<array>.tasks.err`: all tasks append to one pair of
+/// files (sweeprun's own lines; each combo's command keeps its stderr in its own run
+/// directory), rather than two files per combo beside the table.
+fn task_log_suffix(id: &str, stream: &str) -> String {
+    format!(".slurm-{id}.tasks.{stream}")
 }
 
 /// Checks, prepares `<out>.runs/`, submits the array and the gather job; returns the
@@ -64,21 +64,21 @@ pub fn submit(args: &RunArgs, exe: &Path, workdir: &Path) -> Result<JobRecord> {
         }
     }
     let parallel = slurm.slurm_array.filter(|&k| k > 0);
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let common = common_options(
-        slurm.partition.as_deref(),
-        slurm.time.as_deref(),
-        slurm.account.as_deref(),
-        workdir,
-        &slurm.sbatch_args,
-    );
+    let common = common_options(slurm.partition.as_deref(), slurm.time.as_deref(), slurm.account.as_deref(), workdir);
+    // The user's own options go last: sbatch takes the last of a repeated option.
+    let users: Vec<String> = slurm.sbatch_args.iter().map(|arg| sbatch_word(arg)).collect();
     let array_text = |spec: &str| {
-        let mut options = vec![format!("--job-name=sweeprun:{stem}"), format!("--array={spec}"), "--ntasks=1".into()];
+        let mut options = vec![
+            format!("--job-name={}", sbatch_word(&script::job_name(&out, ""))),
+            format!("--array={spec}"),
+            "--ntasks=1".into(),
+        ];
         options.extend(common.iter().cloned());
-        options.push(format!("--output={}", task_log(&out, "%A", "out").display()));
-        options.push(format!("--error={}", task_log(&out, "%A", "err").display()));
+        options.push(format!("--output={}", sbatch_word(&filename_pattern(&out, &task_log_suffix("%A", "out")))));
+        options.push(format!("--error={}", sbatch_word(&filename_pattern(&out, &task_log_suffix("%A", "err")))));
         options.push("--open-mode=append".into());
         options.push("--requeue".into());
+        options.extend(users.iter().cloned());
         let comment = [
             "One task per combo of a sweeprun [command] sweep (`sweeprun run --backend slurm --slurm-array`):".into(),
             "each runs combo $SLURM_ARRAY_TASK_ID and writes its record to <out>.runs/records/.".into(),
@@ -86,10 +86,12 @@ pub fn submit(args: &RunArgs, exe: &Path, workdir: &Path) -> Result<JobRecord> {
         head(&comment, &options) + &format!("exec {}\n", shell_line(&exe.display().to_string(), &task_args(args, &out)))
     };
     let gather_text = {
-        let mut options = vec![format!("--job-name=sweeprun:{stem}:gather"), "--ntasks=1".into()];
+        let mut options =
+            vec![format!("--job-name={}", sbatch_word(&script::job_name(&out, ":gather"))), "--ntasks=1".into()];
         options.extend(common.iter().cloned());
-        options.push(format!("--output={}", script::stdout_path(&out, "%j").display()));
-        options.push(format!("--error={}", script::stderr_path(&out, "%j").display()));
+        options.push(format!("--output={}", sbatch_word(&filename_pattern(&out, ".slurm-%j.out"))));
+        options.push(format!("--error={}", sbatch_word(&filename_pattern(&out, ".slurm-%j.err"))));
+        options.extend(users.iter().cloned());
         let comment = [
             "Gathers the records of a sweeprun array sweep into its table; submitted with".into(),
             "`sbatch --dependency=afterany:<array job>` (it names the combos without a record, if any).".into(),
@@ -103,15 +105,26 @@ pub fn submit(args: &RunArgs, exe: &Path, workdir: &Path) -> Result<JobRecord> {
     }
     job::test_only(&gather_text)?;
 
-    // Now `<out>.runs/` is made ready (a fresh sweep clears it) and the jobs go out.
-    let prepared = array::prepare_array(args)?;
+    // Now `<out>.runs/` is made ready (a fresh sweep clears it) and the jobs go out. Should
+    // SLURM refuse them after all, what this made is removed again.
+    let runs = ledger::runs_dir(&out);
+    let runs_existed = runs.exists();
+    let created = super::create_parents(&out)?;
+    let undo = || {
+        if !runs_existed {
+            let _ = std::fs::remove_dir_all(&runs);
+        }
+        if let Some(dir) = &created {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    };
+    let prepared = array::prepare_array(args).inspect_err(|_| undo())?;
     let spec = array::array_spec_text(&prepared.ids, parallel);
-    super::create_parents(&out)?;
     let (array_job, array_script) = if prepared.ids.is_empty() {
         (None, None)
     } else {
         let text = array_text(&spec);
-        (Some(job::submit(&text, &[])?), Some(text))
+        (Some(job::submit(&text, &[]).inspect_err(|_| undo())?), Some(text))
     };
     let dependency = array_job.as_ref().map(|id| format!("--dependency=afterany:{id}"));
     let gather_job = match job::submit(&gather_text, &dependency.iter().map(String::as_str).collect::<Vec<_>>()) {
@@ -120,6 +133,7 @@ pub fn submit(args: &RunArgs, exe: &Path, workdir: &Path) -> Result<JobRecord> {
             if let Some(id) = &array_job {
                 let _ = job::cancel(id);
             }
+            undo();
             return Err(e);
         }
     };
@@ -143,7 +157,7 @@ pub fn submit(args: &RunArgs, exe: &Path, workdir: &Path) -> Result<JobRecord> {
         command_sweep: true,
         ranks: 1,
         submitted_at: ledger::rfc3339(std::time::SystemTime::now()),
-        resume_command: super::resume_command(),
+        resume_command: super::resume_command(workdir),
     };
     let written = array_script
         .map_or(Ok(()), |text| ledger::write_atomically(&record.script, text.as_bytes()))

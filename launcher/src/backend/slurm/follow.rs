@@ -22,6 +22,13 @@ fn poll_interval() -> Duration {
 /// (scontrol forgets a finished job after MinJobAge; without accounting, that is all).
 const UNKNOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long the controller may stay out of reach (restarting, failing over, overloaded)
+/// before the follower stops asking; the job itself is not affected either way.
+const UNREACHABLE_LIMIT: Duration = Duration::from_secs(600);
+
+/// The longest wait between two tries while the controller is out of reach.
+const UNREACHABLE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// Counts the newlines of a growing file, reading only what was appended since the last
 /// look (starting over when the file was replaced or cut).
 #[derive(Debug)]
@@ -122,6 +129,8 @@ pub fn follow(record: &JobRecord) -> Result<Ended> {
     let mut progress: Option<Progress> = None;
     let mut last: Option<JobInfo> = None;
     let mut unknown_since: Option<Instant> = None;
+    let mut unreachable_since: Option<Instant> = None;
+    let mut backoff = poll_interval();
     let note = |progress: &Option<Progress>, line: String| match progress {
         Some(p) => p.note(&line),
         None => say!("{line}"),
@@ -138,7 +147,41 @@ pub fn follow(record: &JobRecord) -> Result<Ended> {
                 out = record.out.display()
             )));
         }
-        let info = job::query(&record.job_id)?;
+        let info = match job::ask(&record.job_id)? {
+            job::Query::Known(info) => Some(info),
+            job::Query::Unknown => None,
+            job::Query::Unreachable(message) => {
+                let since = match unreachable_since {
+                    Some(since) => since,
+                    None => {
+                        note(
+                            &progress,
+                            format!("sweeprun: cannot reach SLURM ({message}); still trying, the job is not affected"),
+                        );
+                        *unreachable_since.insert(Instant::now())
+                    }
+                };
+                if since.elapsed() >= UNREACHABLE_LIMIT {
+                    if let Some(p) = progress.as_mut() {
+                        p.abandon();
+                    }
+                    return Err(Failure::runtime(format!(
+                        "SLURM has been out of reach for {} min ({message}); job {} may well go on: follow it again \
+                         with `sweeprun collect {out}`",
+                        UNREACHABLE_LIMIT.as_secs() / 60,
+                        record.job_id,
+                        out = record.out.display()
+                    )));
+                }
+                sleep_unless_interrupted(backoff);
+                backoff = (backoff * 2).min(UNREACHABLE_BACKOFF_MAX);
+                continue;
+            }
+        };
+        if unreachable_since.take().is_some() {
+            note(&progress, "sweeprun: SLURM answers again".to_string());
+            backoff = poll_interval();
+        }
         let Some(info) = info else {
             // Forgotten long after it finished (MinJobAge): the files say how it went.
             let since = *unknown_since.get_or_insert_with(Instant::now);
@@ -152,7 +195,8 @@ pub fn follow(record: &JobRecord) -> Result<Ended> {
             continue;
         };
         unknown_since = None;
-        if last.as_ref().is_none_or(|l| l.state != info.state || l.restarts != info.restarts) {
+        if last.as_ref().is_none_or(|l| l.state != info.state || l.restarts != info.restarts || l.held() != info.held())
+        {
             note(&progress, describe(record, &info, last.as_ref()));
         }
         // An array sweep progresses while its gather job waits for it.
@@ -178,6 +222,14 @@ pub fn follow(record: &JobRecord) -> Result<Ended> {
     }
 }
 
+/// Sleeps `total`, waking early on Ctrl-C (a long backoff must not delay the detach).
+fn sleep_unless_interrupted(total: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < total && !signals::interrupted() {
+        std::thread::sleep(Duration::from_millis(100).min(total));
+    }
+}
+
 /// A line for a state change of the job.
 fn describe(record: &JobRecord, info: &JobInfo, before: Option<&JobInfo>) -> String {
     let id = &record.job_id;
@@ -188,6 +240,12 @@ fn describe(record: &JobRecord, info: &JobInfo, before: Option<&JobInfo>) -> Str
         return format!(
             "sweeprun: job {id} was requeued by SLURM (restart {}){reason}; when it runs again it resumes from the journal",
             info.restarts
+        );
+    }
+    if info.held() {
+        return format!(
+            "sweeprun: job {id} is {}{reason}: it runs once released (`scontrol release {id}`)",
+            info.state
         );
     }
     match info.state.as_str() {

@@ -187,7 +187,14 @@ impl JobInfo {
                 | "OUT_OF_MEMORY"
                 | "BOOT_FAIL"
                 | "DEADLINE"
+                | "REVOKED"
         )
+    }
+
+    /// Whether the job waits for someone to release it (`scontrol release`): held by a
+    /// user or admin, or requeued on hold.
+    pub fn held(&self) -> bool {
+        matches!(self.state.as_str(), "REQUEUE_HOLD" | "SPECIAL_EXIT") || self.reason.starts_with("JobHeld")
     }
 
     /// The batch script's exit code, when SLURM says.
@@ -196,40 +203,84 @@ impl JobInfo {
     }
 }
 
+/// What SLURM said about a job.
+#[derive(Debug)]
+pub enum Query {
+    /// Its state (an array job's: see [`combined`]).
+    Known(JobInfo),
+    /// Neither `scontrol` nor `sacct` knows the job (long gone, or never was).
+    Unknown,
+    /// The controller could not be reached (down, restarting, overloaded): ask again later.
+    Unreachable(String),
+}
+
 /// What SLURM knows of job `id`: `scontrol show job` while the controller remembers it
-/// (MinJobAge, 5 minutes by default, after its end), then `sacct` if accounting is on;
-/// `None` when neither knows it.
-pub fn query(id: &str) -> Result<Option<JobInfo>> {
+/// (MinJobAge, 5 minutes by default, after its end), then `sacct` if accounting is on.
+pub fn ask(id: &str) -> Result<Query> {
     match slurm("scontrol", &["show", "job", "-o", id], None) {
-        Ok(text) => {
-            // An array job shows one line per task; the first is enough for a single job.
-            Ok(text.lines().next().map(parse_scontrol))
-        }
-        Err(message) if message.contains("Invalid job id") => Ok(query_sacct(id)),
+        Ok(text) => Ok(combined(text.lines().filter(|l| !l.trim().is_empty()).map(parse_scontrol).collect())
+            .map_or(Query::Unknown, Query::Known)),
+        Err(message) if message.contains("Invalid job id") => Ok(query_sacct(id).map_or(Query::Unknown, Query::Known)),
+        Err(message) if unreachable(&message) => Ok(Query::Unreachable(message)),
         Err(message) => Err(Failure::runtime(format!("scontrol show job {id}: {message}"))),
     }
 }
 
+/// [`ask`], with an unreachable controller as a failure (for one-shot commands).
+pub fn query(id: &str) -> Result<Option<JobInfo>> {
+    match ask(id)? {
+        Query::Known(info) => Ok(Some(info)),
+        Query::Unknown => Ok(None),
+        Query::Unreachable(message) => Err(Failure::runtime(format!("scontrol show job {id}: {message}"))),
+    }
+}
+
+/// One state for a job shown as several lines (an array job: one per task, pending ones
+/// folded into one): it has ended only when every task has. While not, the state is a
+/// running task's (else the first unfinished one's); once all ended, the first task that
+/// did not complete speaks for the array, else the first.
+fn combined(tasks: Vec<JobInfo>) -> Option<JobInfo> {
+    let restarts = tasks.iter().map(|t| t.restarts).max()?;
+    let pick = tasks
+        .iter()
+        .find(|t| t.state == "RUNNING")
+        .or_else(|| tasks.iter().find(|t| !t.finished()))
+        .or_else(|| tasks.iter().find(|t| t.state != "COMPLETED"))
+        .unwrap_or(&tasks[0]);
+    Some(JobInfo { restarts, ..pick.clone() })
+}
+
 fn query_sacct(id: &str) -> Option<JobInfo> {
     let text = slurm("sacct", &["-n", "-X", "-P", "-j", id, "-o", "State,ExitCode,NodeList,Restarts"], None).ok()?;
-    let line = text.lines().next()?;
-    let fields: Vec<&str> = line.split('|').collect();
-    let [state, exit_code, nodes, restarts] = fields[..] else { return None };
-    Some(JobInfo {
-        // sacct says "CANCELLED by 0".
-        state: state.split_whitespace().next().unwrap_or("").to_string(),
-        reason: String::new(),
-        restarts: restarts.parse().unwrap_or(0),
-        nodes: nodes.to_string(),
-        exit_code: exit_code.to_string(),
-    })
+    let tasks = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split('|').collect();
+            let [state, exit_code, nodes, restarts] = fields[..] else { return None };
+            Some(JobInfo {
+                // sacct says "CANCELLED by 0".
+                state: state.split_whitespace().next().unwrap_or("").to_string(),
+                reason: String::new(),
+                restarts: restarts.parse().unwrap_or(0),
+                nodes: nodes.to_string(),
+                exit_code: exit_code.to_string(),
+            })
+        })
+        .collect();
+    combined(tasks)
 }
 
 /// Reads the fields the follower needs from `scontrol show job -o`'s `Key=Value` words.
 fn parse_scontrol(line: &str) -> JobInfo {
     let mut info = JobInfo::default();
+    let mut seen: Vec<&str> = Vec::new();
     for word in line.split_whitespace() {
         let Some((key, value)) = word.split_once('=') else { continue };
+        // The job's own fields come first; a later `Key=` (inside a Comment, say) is not it.
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
         match key {
             "JobState" => info.state = value.to_string(),
             "Reason" => info.reason = value.to_string(),
@@ -262,6 +313,28 @@ mod tests {
             parse_scontrol("JobId=8 JobState=TIMEOUT Reason=TimeLimit Restarts=0 ExitCode=0:15 NodeList=node[1-4]");
         assert!(done.finished());
         assert_eq!((done.nodes.as_str(), done.exit_status()), ("node[1-4]", Some(0)));
+    }
+
+    #[test]
+    fn an_array_job_has_ended_only_when_every_task_has() {
+        let tasks = |states: &[&str]| -> Vec<JobInfo> {
+            states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| JobInfo { state: s.to_string(), restarts: i as u64, ..JobInfo::default() })
+                .collect()
+        };
+        let running = combined(tasks(&["COMPLETED", "PENDING", "RUNNING"])).unwrap();
+        assert_eq!((running.state.as_str(), running.restarts), ("RUNNING", 2));
+        assert!(!combined(tasks(&["COMPLETED", "PENDING"])).unwrap().finished());
+        let failed = combined(tasks(&["COMPLETED", "FAILED", "COMPLETED"])).unwrap();
+        assert_eq!(failed.state, "FAILED");
+        assert_eq!(combined(tasks(&["COMPLETED", "COMPLETED"])).unwrap().state, "COMPLETED");
+        assert!(combined(Vec::new()).is_none());
+        let first = parse_scontrol("JobId=9 JobState=RUNNING Reason=None Comment=JobState=FAILED");
+        assert_eq!(first.state, "RUNNING");
+        let held = parse_scontrol("JobId=9 JobState=PENDING Reason=JobHeldUser");
+        assert!(held.held() && !held.finished());
     }
 
     #[test]

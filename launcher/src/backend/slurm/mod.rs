@@ -113,21 +113,31 @@ pub fn run(args: &RunArgs) -> Result<String> {
             return Err(Failure::usage(format!("{flag}: expected at least 1, got 0")));
         }
     }
-    if let Some(arg) = slurm.sbatch_args.iter().find(|a| !a.starts_with('-')) {
-        return Err(Failure::usage(format!(
-            "--sbatch-arg: expected an sbatch option such as --exclusive, got `{arg}`"
-        )));
+    check_sbatch_args(&slurm.sbatch_args)?;
+    if let Some(plugin) = &slurm.slurm_mpi {
+        if plugin.is_empty() || !plugin.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(Failure::usage(format!(
+                "--slurm-mpi: expected one of `srun --mpi=list`'s plugin names (pmix, pmi2, ...), got `{plugin}`"
+            )));
+        }
     }
     job::check_commands()?;
+    let exe = current_exe()?;
+    let workdir = current_dir()?;
+    script::check_path("sweeprun's executable", &exe)?;
+    script::check_path("the current directory", &workdir)?;
     if slurm.slurm_array.is_some() {
-        refuse_if_still_running(&crate::run::check(args)?)?;
-        let exe = current_exe()?;
-        let workdir = current_dir()?;
+        let out = crate::run::check(args)?;
+        script::check_path("--out", &out)?;
+        refuse_if_still_running(&out)?;
         let record = array_job::submit(args, &exe, &workdir)?;
         return follow_or_return(slurm, record);
     }
     let checked = crate::run::check_sweep(args)?;
     let out = checked.out.clone();
+    script::check_path("--out", &out)?;
+    // A job still writing the table is the first thing to say (its journal is expected).
+    refuse_if_still_running(&out)?;
     let journal = ledger::journal_path(&out);
     if journal.exists() && !args.resume {
         return Err(Failure::usage(format!(
@@ -135,10 +145,9 @@ pub fn run(args: &RunArgs) -> Result<String> {
             journal.display()
         )));
     }
-    refuse_if_still_running(&out)?;
     let (nodes, ntasks_per_node) = shape(slurm)?;
     let launch = if cfg!(feature = "mpi") {
-        script::Launch::Mpi
+        script::Launch::Mpi { plugin: slurm.slurm_mpi.clone().unwrap_or_else(|| "pmix".to_string()) }
     } else if nodes == 1 {
         script::Launch::Local { ranks: ntasks_per_node }
     } else {
@@ -148,24 +157,20 @@ pub fn run(args: &RunArgs) -> Result<String> {
         )));
     };
     let backend = match launch {
-        script::Launch::Mpi => crate::backend::Backend::Mpi,
+        script::Launch::Mpi { .. } => crate::backend::Backend::Mpi,
         script::Launch::Local { .. } => crate::backend::Backend::Local,
     };
     let mut run_args = crate::backend::mpirun::forwarded_run_args_for(args, backend)?;
     run_args.retain(|a| a != "--resume");
-    let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("cannot find my own executable: {e}")))?;
-    let workdir =
-        std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?;
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let script = script::Script {
-        job_name: format!("sweeprun:{stem}"),
+        job_name: script::job_name(&out, ""),
         nodes,
         ntasks_per_node,
         partition: slurm.partition.clone(),
         time: slurm.time.clone(),
         account: slurm.account.clone(),
         extra: slurm.sbatch_args.clone(),
-        workdir,
+        workdir: workdir.clone(),
         out: out.clone(),
         exe,
         run_args,
@@ -202,7 +207,7 @@ pub fn run(args: &RunArgs) -> Result<String> {
         command_sweep: checked.is_command,
         ranks,
         submitted_at: ledger::rfc3339(std::time::SystemTime::now()),
-        resume_command: resume_command(),
+        resume_command: resume_command(&workdir),
     };
     let written = ledger::write_atomically(&record.script, text.as_bytes()).and_then(|()| record.save());
     if let Err(e) = written {
@@ -244,22 +249,77 @@ fn current_dir() -> Result<PathBuf> {
     std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))
 }
 
-/// Refuses a partition the cluster does not have; returns the one jobs go to.
-fn check_partition(name: Option<&str>) -> Result<job::Partition> {
+/// sbatch options the script sets itself and the follower relies on, with what to use
+/// instead.
+const OWN_SBATCH_OPTIONS: [(&str, &str); 14] = [
+    ("--nodes", "use --nodes"),
+    ("--ntasks", "use --ntasks-per-node"),
+    ("--ntasks-per-node", "use --ntasks-per-node"),
+    ("--partition", "use --partition"),
+    ("--time", "use --time"),
+    ("--account", "use --account"),
+    ("--array", "use --slurm-array"),
+    ("--output", "the job's stdout goes to <out>.slurm-<job>.out, where the follower reads it"),
+    ("--error", "the job's stderr goes to <out>.slurm-<job>.err, where the follower reads it"),
+    ("--open-mode", "a requeued job appends to its logs"),
+    ("--chdir", "the job runs where sweeprun was started; cd there first"),
+    ("--wrap", "the script runs the sweep"),
+    ("--parsable", "sweeprun reads the job id itself"),
+    ("--job-name", "the job is named after the table"),
+];
+
+/// Checks `--sbatch-arg`s: each one option in its `--opt` or `--opt=value` form (written as
+/// one `#SBATCH` line), none that sweeprun's script sets itself.
+fn check_sbatch_args(sbatch_args: &[String]) -> Result<()> {
+    for arg in sbatch_args {
+        let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
+        if !arg.starts_with("--") || name.len() < 3 || name.contains(char::is_whitespace) {
+            return Err(Failure::usage(format!(
+                "--sbatch-arg: expected one sbatch option in the --opt or --opt=value form \
+                 (e.g. --sbatch-arg=--exclusive, --sbatch-arg=--mem=2G), got `{arg}`"
+            )));
+        }
+        if arg.contains(['\n', '\r']) {
+            return Err(Failure::usage(format!("--sbatch-arg: `{}` holds a line break", arg.escape_debug())));
+        }
+        if let Some((own, instead)) = OWN_SBATCH_OPTIONS.iter().find(|(own, _)| *own == name) {
+            return Err(Failure::usage(format!("--sbatch-arg={arg}: sweeprun sets {own} itself ({instead})")));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a partition the cluster does not have; returns the one jobs go to. A list
+/// (`--partition a,b`: SLURM picks the first that can start the job) is checked name by
+/// name and read as its largest node count and smallest node size.
+fn check_partition(names: Option<&str>) -> Result<job::Partition> {
     let partitions = job::partitions()?;
-    let found = match name {
-        Some(name) => partitions.iter().find(|p| p.name == name).ok_or_else(|| {
-            let names: Vec<&str> = partitions.iter().map(|p| p.name.as_str()).collect();
+    let Some(names) = names else {
+        let default = partitions.iter().find(|p| p.default).ok_or_else(|| {
+            Failure::usage("--backend slurm: the cluster has no default partition; name one with --partition")
+        })?;
+        return Ok(default.clone());
+    };
+    let mut chosen: Option<job::Partition> = None;
+    for name in names.split(',') {
+        let found = partitions.iter().find(|p| p.name == name).ok_or_else(|| {
+            let known: Vec<&str> = partitions.iter().map(|p| p.name.as_str()).collect();
             Failure::usage(format!(
                 "--partition {name}: no such partition (this cluster has: {})",
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
             ))
-        })?,
-        None => partitions.iter().find(|p| p.default).ok_or_else(|| {
-            Failure::usage("--backend slurm: the cluster has no default partition; name one with --partition")
-        })?,
-    };
-    Ok(found.clone())
+        })?;
+        chosen = Some(match chosen {
+            None => found.clone(),
+            Some(so_far) => job::Partition {
+                name: format!("{},{}", so_far.name, found.name),
+                default: false,
+                nodes: so_far.nodes.max(found.nodes),
+                cpus_per_node: so_far.cpus_per_node.min(found.cpus_per_node),
+            },
+        });
+    }
+    chosen.ok_or_else(|| Failure::usage("--partition: expected a partition name"))
 }
 
 /// The nodes and tasks per node: as asked, else one node and as many tasks as the
@@ -293,13 +353,18 @@ fn refuse_if_still_running(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// This command line with `--resume` (and without `--no-wait`): what finishes the sweep.
-pub(super) fn resume_command() -> String {
+/// This command line with `--resume` (and without `--no-wait`), from the directory it ran
+/// in (its paths may be relative): what finishes the sweep.
+pub(super) fn resume_command(workdir: &Path) -> String {
     let mut words: Vec<OsString> = std::env::args_os().skip(1).filter(|a| a != "--no-wait").collect();
     if !words.iter().any(|a| a == "--resume") {
         words.push("--resume".into());
     }
-    crate::backend::mpirun::shell_line("sweeprun", &words)
+    format!(
+        "cd {} && {}",
+        crate::backend::mpirun::shell_line(&workdir.display().to_string(), &[]),
+        crate::backend::mpirun::shell_line("sweeprun", &words)
+    )
 }
 
 /// `sweeprun collect OUT`: follows the job to its end; the summary on success.
@@ -323,7 +388,7 @@ fn collect_record(record: &JobRecord) -> Result<String> {
         }
     };
     match ended {
-        follow::Ended::Completed if table_is_done(record) => {
+        follow::Ended::Completed if table_shows_up(record) => {
             say!(
                 "sweeprun: job {} finished; wrote {} ({})",
                 record.job_id,
@@ -365,6 +430,36 @@ fn collect_record(record: &JobRecord) -> Result<String> {
             record.stderr.display(),
             kept()
         ))),
+    }
+}
+
+/// How long a COMPLETED job's table may take to show up here: a shared file system's
+/// attribute cache (NFS `actimeo`, 3-60 s by default) may hide the job's last renames.
+fn table_wait() -> std::time::Duration {
+    let seconds = std::env::var("SWEEPRUN_SLURM_TABLE_WAIT_S").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    std::time::Duration::from_secs(seconds)
+}
+
+/// Whether the finished table is (or within [`table_wait`] becomes) visible here.
+fn table_shows_up(record: &JobRecord) -> bool {
+    let start = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        if table_is_done(record) {
+            return true;
+        }
+        if start.elapsed() >= table_wait() || crate::signals::interrupted() {
+            return false;
+        }
+        if !said {
+            say!(
+                "sweeprun: job {} COMPLETED; waiting for {} to show up on this file system",
+                record.job_id,
+                record.out.display()
+            );
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
 

@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 /// How the job runs the sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Launch {
-    /// `srun --mpi=pmix sweeprun run ... --backend mpi`: one MPI rank per task, on every
-    /// node of the job.
-    Mpi,
+    /// `srun --mpi=PLUGIN sweeprun run ... --backend mpi`: one MPI rank per task, on every
+    /// node of the job (`pmix` unless `--slurm-mpi` names another of `srun --mpi=list`).
+    Mpi {
+        /// srun's MPI plugin.
+        plugin: String,
+    },
     /// `sweeprun run ... --backend local -np K` on the job's one node (a sweeprun built
     /// without MPI).
     Local {
@@ -76,12 +79,65 @@ fn quoted(word: &str) -> String {
     shell_line(word, &[])
 }
 
+/// A value as an `#SBATCH` line's word. sbatch splits those lines at blanks, honours
+/// `"..."` and `'...'`, takes `\` as an escape and an unquoted `#` as the start of a
+/// comment (slurm's `_get_argument`), so anything but plain characters goes in double
+/// quotes with `\` and `"` escaped. A line break cannot be written: [`check_path`] and
+/// the job-name cleaning keep it out.
+pub fn sbatch_word(value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-:,+@=%[]".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        return value.to_string();
+    }
+    let mut word = String::with_capacity(value.len() + 2);
+    word.push('"');
+    for c in value.chars() {
+        if c == '\\' || c == '"' {
+            word.push('\\');
+        }
+        word.push(c);
+    }
+    word.push('"');
+    word
+}
+
+/// A path as an sbatch filename pattern (`--output`, `--error`): its own `%` doubled so
+/// only the `%j`/`%A` of `pattern_suffix` are replaced by SLURM.
+pub fn filename_pattern(path: &Path, pattern_suffix: &str) -> String {
+    path.display().to_string().replace('%', "%%") + pattern_suffix
+}
+
+/// Refuses a path the batch script cannot carry: one that is not UTF-8, holds a line
+/// break, or a `\` (which turns off SLURM's `%j` in file names).
+pub fn check_path(what: &str, path: &Path) -> crate::error::Result<()> {
+    let bad = match path.to_str() {
+        None => Some("is not UTF-8"),
+        Some(text) if text.contains(['\n', '\r']) => Some("holds a line break"),
+        Some(text) if text.contains('\\') => Some("holds a backslash"),
+        Some(_) => None,
+    };
+    match bad {
+        Some(why) => Err(crate::error::Failure::usage(format!(
+            "{what} {}: {why}, which a SLURM batch script cannot carry; use another path for --backend slurm",
+            path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A job name from a table's file stem: printable, no blanks (SLURM shows it in squeue).
+pub fn job_name(out: &Path, suffix: &str) -> String {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem: String = stem.chars().map(|c| if c.is_control() || c.is_whitespace() { '_' } else { c }).collect();
+    format!("sweeprun:{stem}{suffix}")
+}
+
 impl Script {
     /// The script's text.
     pub fn text(&self) -> String {
         let out = self.out.display().to_string();
         let mut options = vec![
-            format!("--job-name={}", self.job_name),
+            format!("--job-name={}", sbatch_word(&self.job_name)),
             format!("--nodes={}", self.nodes),
             format!("--ntasks-per-node={}", self.ntasks_per_node),
         ];
@@ -90,16 +146,15 @@ impl Script {
             self.time.as_deref(),
             self.account.as_deref(),
             &self.workdir,
-            &[],
         ));
-        options.push(format!("--output={}", stdout_path(&self.out, "%j").display()));
-        options.push(format!("--error={}", stderr_path(&self.out, "%j").display()));
+        options.push(format!("--output={}", sbatch_word(&filename_pattern(&self.out, ".slurm-%j.out"))));
+        options.push(format!("--error={}", sbatch_word(&filename_pattern(&self.out, ".slurm-%j.err"))));
         // A requeued job appends to its logs rather than wiping what its first run said.
         options.push("--open-mode=append".to_string());
         // A lost node requeues the job (where the cluster allows it); the rerun resumes.
         options.push("--requeue".to_string());
         // The user's own options last: sbatch takes the last of a repeated option.
-        options.extend(self.extra.iter().cloned());
+        options.extend(self.extra.iter().map(|arg| sbatch_word(arg)));
         let comment = [
             format!(
                 "A sweeprun sweep as a SLURM batch job, written by `sweeprun run --backend slurm` (sweeprun {}).",
@@ -121,13 +176,15 @@ impl Script {
             " $resume".to_string()
         };
         lines.push(
-            "echo \"sweeprun: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELIST\" >&2"
+            "echo \"sweeprun: job ${SLURM_JOB_ID:-none} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname)}\" >&2"
                 .to_string(),
         );
         let mut run_args = self.run_args.clone();
         let exe = self.exe.display().to_string();
         let command = match self.launch {
-            Launch::Mpi => shell_line("srun", &[&["--mpi=pmix".into(), exe.into()][..], &run_args].concat()),
+            Launch::Mpi { ref plugin } => {
+                shell_line("srun", &[&[format!("--mpi={plugin}").into(), exe.into()][..], &run_args].concat())
+            }
             Launch::Local { ranks } => {
                 run_args.extend(["-np".into(), ranks.to_string().into()]);
                 shell_line(&exe, &run_args)
@@ -147,26 +204,28 @@ pub fn head(comment: &[String], sbatch: &[String]) -> String {
 }
 
 /// `#SBATCH` options every script of a sweep shares: partition, time, account, working
-/// directory, then the user's own.
+/// directory, the environment. (The user's own `--sbatch-arg`s go last, after the
+/// script's own: sbatch takes the last of a repeated option.)
 pub fn common_options(
     partition: Option<&str>,
     time: Option<&str>,
     account: Option<&str>,
     workdir: &Path,
-    extra: &[String],
 ) -> Vec<String> {
     let mut options = Vec::new();
     if let Some(partition) = partition {
-        options.push(format!("--partition={partition}"));
+        options.push(format!("--partition={}", sbatch_word(partition)));
     }
     if let Some(time) = time {
-        options.push(format!("--time={time}"));
+        options.push(format!("--time={}", sbatch_word(time)));
     }
     if let Some(account) = account {
-        options.push(format!("--account={account}"));
+        options.push(format!("--account={}", sbatch_word(account)));
     }
-    options.push(format!("--chdir={}", workdir.display()));
-    options.extend(extra.iter().cloned());
+    options.push(format!("--chdir={}", sbatch_word(&workdir.display().to_string())));
+    // The submitting shell's environment (PATH to python3, a venv, OMP settings), as the
+    // job would get by default unless the site sets SBATCH_EXPORT otherwise.
+    options.push("--export=ALL".to_string());
     options
 }
 
@@ -196,7 +255,7 @@ mod tests {
 
     #[test]
     fn the_script_asks_for_everything_and_resumes_from_a_journal() {
-        let text = script(Launch::Mpi, false).text();
+        let text = script(Launch::Mpi { plugin: "pmix".into() }, false).text();
         for line in [
             "#!/bin/bash",
             "#SBATCH --nodes=4",
@@ -204,7 +263,9 @@ mod tests {
             "#SBATCH --partition=debug",
             "#SBATCH --time=30",
             "#SBATCH --chdir=/srv/sweeps",
-            "#SBATCH --output=/srv/sweeps/goog results.csv.slurm-%j.out",
+            "#SBATCH --job-name=sweeprun:goog",
+            "#SBATCH --output=\"/srv/sweeps/goog results.csv.slurm-%j.out\"",
+            "#SBATCH --export=ALL",
             "#SBATCH --requeue",
             "#SBATCH --exclusive",
             "if [ -e '/srv/sweeps/goog results.csv.partial' ]; then resume=--resume; fi",
@@ -225,5 +286,22 @@ mod tests {
             "{local}"
         );
         assert!(!local.contains("resume=\n"), "{local}");
+    }
+
+    #[test]
+    fn sbatch_words_are_quoted_as_sbatch_reads_them() {
+        assert_eq!(sbatch_word("/srv/a_b-1.csv.slurm-%j.out"), "/srv/a_b-1.csv.slurm-%j.out");
+        assert_eq!(sbatch_word("my dir/x.csv"), "\"my dir/x.csv\"");
+        // An unquoted `#` would start a comment; `\` and `"` are escaped inside the quotes.
+        assert_eq!(sbatch_word("run #2"), "\"run #2\"");
+        assert_eq!(sbatch_word(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(sbatch_word(""), "\"\"");
+        assert_eq!(filename_pattern(Path::new("/s/50% off.csv"), ".slurm-%j.out"), "/s/50%% off.csv.slurm-%j.out");
+        assert_eq!(job_name(Path::new("/s/my table\n.csv"), ":gather"), "sweeprun:my_table_:gather");
+        assert!(check_path("--out", Path::new("/s/a b#%.csv")).is_ok());
+        for bad in ["/s/a\nb.csv", "/s/a\\b.csv"] {
+            let message = check_path("--out", Path::new(bad)).unwrap_err().to_string();
+            assert!(message.contains("SLURM batch script cannot carry"), "{message}");
+        }
     }
 }
