@@ -75,9 +75,10 @@ impl LineCounter {
     }
 }
 
-/// Rows of a running sweep on disk: the in-order table being written plus the journal
-/// (chunks that came early, or everything of a resumed or command sweep). A command
-/// sweep's journal may hold a retried combo twice: the count is capped at the total.
+/// Rows of a running sweep on disk: the in-order table being written (a fresh sweep) or
+/// the journal (everything of a resumed or command sweep; a fresh sweep's early chunks).
+/// A command sweep's journal may hold a retried combo twice: the count is capped at the
+/// total.
 pub struct RowsOnDisk {
     /// An array sweep: its records are counted instead.
     records_of: Option<PathBuf>,
@@ -108,7 +109,9 @@ impl RowsOnDisk {
         let minus_header = |lines: u64, headers: bool| if headers { lines.saturating_sub(1) } else { lines };
         let journal = minus_header(self.journal.count(), self.headers);
         let table = minus_header(self.table.count(), self.headers);
-        (journal + table).min(self.total)
+        // A chunk that came early is journaled at a sync and written to the table when its
+        // turn comes: the two files overlap, so the larger count is the (lower) estimate.
+        journal.max(table).min(self.total)
     }
 }
 
