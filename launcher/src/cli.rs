@@ -231,7 +231,9 @@ pub struct SlurmArgs {
     /// The account to charge.
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
-    /// One more `#SBATCH` option, e.g. `--sbatch-arg=--exclusive` (repeatable).
+    /// One more `#SBATCH` option as `--opt` or `--opt=value`, e.g. `--sbatch-arg=--exclusive`,
+    /// `--sbatch-arg=--mem=2G` (repeatable; options the script sets itself, such as
+    /// `--output` or `--nodes`, are refused with the flag to use instead).
     #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub sbatch_args: Vec<String>,
     /// srun's MPI plugin for the ranks (`srun --mpi=list` shows the cluster's) [default:
