@@ -174,8 +174,14 @@ pub(crate) unsafe trait Lanes: Copy {
     unsafe fn lt(self, other: Self) -> Self;
     /// Mask of `self != other`.
     unsafe fn ne(self, other: Self) -> Self;
+    /// Mask of `!(self >= other)` (set where either is NaN).
+    unsafe fn nge(self, other: Self) -> Self;
     /// `mask ? a : b`, lane-wise.
     unsafe fn select(mask: Self, a: Self, b: Self) -> Self;
     /// Whether any lane of `mask` is set.
     unsafe fn any(mask: Self) -> bool;
+    /// `mask ? self + x : self`, lane-wise (a masked add on AVX-512).
+    unsafe fn add_where(self, mask: Self, x: Self) -> Self;
+    /// `mask ? self + x : 0.0`, lane-wise (a zero-masked add on AVX-512).
+    unsafe fn add_or_zero(self, mask: Self, x: Self) -> Self;
 }

@@ -54,6 +54,9 @@ unsafe impl Lanes for One {
     unsafe fn ne(self, o: Self) -> Self {
         mask(self.0 != o.0)
     }
+    unsafe fn nge(self, o: Self) -> Self {
+        mask(!(self.0 >= o.0))
+    }
     unsafe fn select(m: Self, a: Self, b: Self) -> Self {
         if m.0.to_bits() != 0 {
             a
@@ -63,5 +66,19 @@ unsafe impl Lanes for One {
     }
     unsafe fn any(m: Self) -> bool {
         m.0.to_bits() != 0
+    }
+    unsafe fn add_where(self, m: Self, x: Self) -> Self {
+        if m.0.to_bits() != 0 {
+            One(self.0 + x.0)
+        } else {
+            self
+        }
+    }
+    unsafe fn add_or_zero(self, m: Self, x: Self) -> Self {
+        if m.0.to_bits() != 0 {
+            One(self.0 + x.0)
+        } else {
+            One(0.0)
+        }
     }
 }

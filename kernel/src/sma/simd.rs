@@ -192,6 +192,10 @@ pub(crate) struct Inputs<'a> {
     pub(crate) close: &'a [f64],
     /// `close[t] / close[t-1] - 1`.
     pub(crate) close_returns: &'a [f64],
+    /// `close_returns[t]²`: a held long-only lane's `r·r` between trades.
+    pub(crate) return_squares: &'a [f64],
+    /// `min(close_returns[t], 0)²` (0 unless `close_returns[t] < 0`): its `min(r, 0)²`.
+    pub(crate) downside_squares: &'a [f64],
     /// Fill prices (opens or closes).
     pub(crate) fill_price: &'a [f64],
     /// Fee per fill.
@@ -534,7 +538,17 @@ pub(crate) unsafe fn run<
     combos: &[SmaCombo],
     out: &mut [Metrics],
 ) {
-    let Inputs { prefix: padded_prefix, exact, close, close_returns, fill_price, fee, .. } = *inputs;
+    let Inputs {
+        prefix: padded_prefix,
+        exact,
+        close,
+        close_returns,
+        return_squares,
+        downside_squares,
+        fill_price,
+        fee,
+        ..
+    } = *inputs;
     let prefix = &padded_prefix[PREFIX_PAD..];
     let n = V::N;
     let bars = close.len();
@@ -582,6 +596,8 @@ pub(crate) unsafe fn run<
         // low, and only those lanes pay for the exact division.
         let mut min_ratio_bound = one;
         let (mut run_length, mut longest) = (zero, zero);
+        // Long-only: the lanes holding the asset (`position > 0`), updated when lanes trade.
+        let mut holding = zero;
 
         let slowest = combos[0].slow as usize;
         let fast = combos[0].fast as usize;
@@ -711,29 +727,42 @@ pub(crate) unsafe fn run<
                     any_traded = true;
                 }
             }
+            if !LONG_SHORT && any_traded {
+                holding = V::gt(position, zero);
+            }
             let equity = cash.add(shares.mul(V::splat(close[t])));
             if t > 0 {
                 // Long-only lanes that did not trade this bar are flat (return 0 exactly) or
                 // all in (cash ~1e-17 of equity), so their return is the asset's, to ~1e-16,
                 // with no division. Shorts and lanes that traded take the exact equity ratio.
                 // Per lane, so a combo's numbers never depend on which lanes it shares.
-                let r = if LONG_SHORT {
-                    equity.div(equity_prev).sub(one)
-                } else {
-                    let held = V::select(V::gt(position, zero), V::splat(close_returns[t]), zero);
-                    if any_traded {
-                        V::select(V::gt(traded, zero), equity.div(equity_prev).sub(one), held)
+                if LONG_SHORT || any_traded {
+                    let r = if LONG_SHORT {
+                        equity.div(equity_prev).sub(one)
                     } else {
-                        held
-                    }
-                };
-                sum = sum.add(r);
-                sum_sq = sum_sq.add(r.mul(r));
-                let down = r.min(zero);
-                downside_sq = downside_sq.add(down.mul(down));
-                let at_peak = V::ge(equity, peak);
-                peak = V::select(at_peak, equity, peak);
-                run_length = V::select(at_peak, zero, run_length.add(one));
+                        let held = V::select(holding, V::splat(close_returns[t]), zero);
+                        V::select(V::gt(traded, zero), equity.div(equity_prev).sub(one), held)
+                    };
+                    sum = sum.add(r);
+                    sum_sq = sum_sq.add(r.mul(r));
+                    let down = r.min(zero);
+                    downside_sq = downside_sq.add(down.mul(down));
+                } else {
+                    // No lane traded: r is the asset's return where holding, +0.0 elsewhere,
+                    // so r·r and min(r, 0)² are the bar's precomputed squares, and the flat
+                    // lanes' `+ 0.0` changes nothing (no sum is ever -0.0: they start at
+                    // +0.0, and x + y is -0.0 only for two -0.0 operands).
+                    sum = sum.add_where(holding, V::splat(close_returns[t]));
+                    sum_sq = sum_sq.add_where(holding, V::splat(return_squares[t]));
+                    downside_sq = downside_sq.add_where(holding, V::splat(downside_squares[t]));
+                }
+                // `below` is `!(equity >= peak)`: the run under the peak goes on (or a new
+                // peak resets it). `equity.max(peak)` is `equity` exactly where equity >= peak
+                // (maxpd: the second operand unless the first is greater; equal values are
+                // the same positive number, and a NaN equity keeps the peak).
+                let below = V::nge(equity, peak);
+                peak = equity.max(peak);
+                run_length = run_length.add_or_zero(below, one);
                 longest = longest.max(run_length);
                 if V::any(V::lt(equity, peak.mul(min_ratio_bound))) {
                     min_ratio = min_ratio.min(equity.div(peak));

@@ -73,11 +73,25 @@ unsafe impl Lanes for Neon {
         from_mask(unsafe { vreinterpretq_u64_u32(vmvnq_u32(equal)) })
     }
     #[inline(always)]
+    unsafe fn nge(self, o: Self) -> Self {
+        let ge = unsafe { vreinterpretq_u32_u64(vcgeq_f64(self.0, o.0)) };
+        from_mask(unsafe { vreinterpretq_u64_u32(vmvnq_u32(ge)) })
+    }
+    #[inline(always)]
     unsafe fn select(m: Self, a: Self, b: Self) -> Self {
         Neon(unsafe { vbslq_f64(vreinterpretq_u64_f64(m.0), a.0, b.0) })
     }
     #[inline(always)]
     unsafe fn any(m: Self) -> bool {
         unsafe { vmaxvq_u32(vreinterpretq_u32_f64(m.0)) != 0 }
+    }
+    #[inline(always)]
+    unsafe fn add_where(self, m: Self, x: Self) -> Self {
+        Neon(unsafe { vbslq_f64(vreinterpretq_u64_f64(m.0), vaddq_f64(self.0, x.0), self.0) })
+    }
+    #[inline(always)]
+    unsafe fn add_or_zero(self, m: Self, x: Self) -> Self {
+        let sum = unsafe { vreinterpretq_u64_f64(vaddq_f64(self.0, x.0)) };
+        Neon(unsafe { vreinterpretq_f64_u64(vandq_u64(vreinterpretq_u64_f64(m.0), sum)) })
     }
 }

@@ -69,11 +69,23 @@ unsafe impl Lanes for Avx2 {
         Avx2(unsafe { _mm256_cmp_pd::<_CMP_NEQ_UQ>(self.0, o.0) })
     }
     #[inline(always)]
+    unsafe fn nge(self, o: Self) -> Self {
+        Avx2(unsafe { _mm256_cmp_pd::<_CMP_NGE_UQ>(self.0, o.0) })
+    }
+    #[inline(always)]
     unsafe fn select(m: Self, a: Self, b: Self) -> Self {
         Avx2(unsafe { _mm256_blendv_pd(b.0, a.0, m.0) })
     }
     #[inline(always)]
     unsafe fn any(m: Self) -> bool {
         unsafe { _mm256_movemask_pd(m.0) != 0 }
+    }
+    #[inline(always)]
+    unsafe fn add_where(self, m: Self, x: Self) -> Self {
+        Avx2(unsafe { _mm256_blendv_pd(self.0, _mm256_add_pd(self.0, x.0), m.0) })
+    }
+    #[inline(always)]
+    unsafe fn add_or_zero(self, m: Self, x: Self) -> Self {
+        Avx2(unsafe { _mm256_and_pd(m.0, _mm256_add_pd(self.0, x.0)) })
     }
 }

@@ -81,11 +81,23 @@ unsafe impl Lanes for Avx512 {
         unsafe { widen(_mm512_cmp_pd_mask::<_CMP_NEQ_UQ>(self.0, o.0)) }
     }
     #[inline(always)]
+    unsafe fn nge(self, o: Self) -> Self {
+        unsafe { widen(_mm512_cmp_pd_mask::<_CMP_NGE_UQ>(self.0, o.0)) }
+    }
+    #[inline(always)]
     unsafe fn select(m: Self, a: Self, b: Self) -> Self {
         Avx512(unsafe { _mm512_mask_blend_pd(narrow(m), b.0, a.0) })
     }
     #[inline(always)]
     unsafe fn any(m: Self) -> bool {
         unsafe { narrow(m) != 0 }
+    }
+    #[inline(always)]
+    unsafe fn add_where(self, m: Self, x: Self) -> Self {
+        Avx512(unsafe { _mm512_mask_add_pd(self.0, narrow(m), self.0, x.0) })
+    }
+    #[inline(always)]
+    unsafe fn add_or_zero(self, m: Self, x: Self) -> Self {
+        Avx512(unsafe { _mm512_maskz_add_pd(narrow(m), self.0, x.0) })
     }
 }
