@@ -439,6 +439,9 @@ unsafe fn trade<V: Lanes>(
         position.store(spill.position.as_mut_ptr());
         target.store(spill.target.as_mut_ptr());
     }
+    // The counts stay in memory: promoted to registers, the eight of them were carried
+    // (and shuffled between registers) through every bar of the loop.
+    let trades = std::hint::black_box(trades);
     for (lane, lane_trades) in trades.iter_mut().enumerate().take(V::N) {
         if spill.target[lane] != spill.position[lane] {
             let mut account = Account {
@@ -603,6 +606,11 @@ pub(crate) unsafe fn run<
         let fast = combos[0].fast as usize;
         assert_eq!(PREFIX, group.prefix_slow);
         assert_eq!(prefix.len(), bars + 1);
+        // (Lets the bar loop index the per-bar inputs without bounds checks.)
+        assert_eq!(close_returns.len(), bars);
+        assert_eq!(return_squares.len(), bars);
+        assert_eq!(downside_squares.len(), bars);
+        assert_eq!(fill_price.len(), bars);
         // A prefix group reads its slow sums from the prefix laid out by its stride: lane j
         // (window slowest - j·k) at bar t reads entry `offset + j` of that layout, where
         // `offset` walks row `x mod k`, column `x div k` for x = t+1-slowest+MAX_LANES·k
