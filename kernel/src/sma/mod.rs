@@ -419,7 +419,7 @@ macro_rules! group_kernel {
             #[inline(never)]
             unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool, const FILTER: bool>(
                 inputs: &simd::Inputs,
-                strided: Option<&simd::StridedPrefix>,
+                prefix_sums: Option<simd::PrefixSums>,
                 tables: &simd::SumTables,
                 group: &simd::Group<{ simd::MAX_LANES }>,
                 combos: &[SmaCombo],
@@ -427,7 +427,7 @@ macro_rules! group_kernel {
             ) {
                 // SAFETY: forwarded from the caller.
                 unsafe {
-                    simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX, FILTER>(inputs, strided, tables, group, combos, out)
+                    simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX, FILTER>(inputs, prefix_sums, tables, group, combos, out)
                 }
             }
         }

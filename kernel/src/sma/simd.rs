@@ -171,6 +171,15 @@ impl StridedPrefix {
     }
 }
 
+/// What a prefix group reads: the prefix laid out by its slow windows' stride, and its
+/// fast window's sums per bar (`P[t+1] - P[t+1-fast]`, 0 before the window fills: one
+/// broadcast load per bar instead of a subtraction and a broadcast).
+#[derive(Clone, Copy)]
+pub(crate) struct PrefixSums<'a> {
+    strided: &'a StridedPrefix,
+    fast: &'a [f64],
+}
+
 /// The largest lane count of any instruction set (AVX2: 4).
 pub(crate) const MAX_LANES: usize = 8;
 
@@ -220,6 +229,9 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
     // The prefix laid out by each stride met so far (a grid has one or two).
     let mut strided: Vec<StridedPrefix> = Vec::new();
     let unpadded = &inputs.prefix[PREFIX_PAD..];
+    // The fast sums of the last prefix group's fast window (groups of one fast window are
+    // consecutive in grid order, so each column is built about once).
+    let mut fast_column: Option<(u32, Vec<f64>)> = None;
     let mut start = 0;
     while start < combos.len() {
         let rest = &combos[start..];
@@ -235,12 +247,21 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
                     strided.len() - 1
                 }
             };
+            let fast = rest[0].fast;
+            if fast_column.as_ref().is_none_or(|(window, _)| *window != fast) {
+                let w = fast as usize;
+                let column = (0..unpadded.len() - 1)
+                    .map(|t| if t + 1 >= w { unpadded[t + 1] - unpadded[t + 1 - w] } else { 0.0 })
+                    .collect();
+                fast_column = Some((fast, column));
+            }
+            let fast_sums = fast_column.as_ref().map_or(&[][..], |(_, column)| column.as_slice());
             let mut results = [Metrics::default(); MAX_LANES];
             // SAFETY: forwarded from the caller.
             unsafe {
                 run_variant::<V, true>(
                     inputs,
-                    Some(&strided[layout]),
+                    Some(PrefixSums { strided: &strided[layout], fast: fast_sums }),
                     &no_tables,
                     filtered,
                     config,
@@ -302,7 +323,7 @@ fn prefix_group_len<V: Lanes>(combos: &[SmaCombo]) -> (usize, usize) {
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     inputs: &Inputs,
-    strided: Option<&StridedPrefix>,
+    prefix_sums: Option<PrefixSums>,
     tables: &SumTables,
     filtered: bool,
     config: &SmaConfig,
@@ -313,9 +334,9 @@ unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     macro_rules! dispatch {
         ($long_short:literal, $fill_open:literal) => {
             if filtered {
-                V::run_group::<$long_short, $fill_open, PREFIX, true>(inputs, strided, tables, group, lanes, slots)
+                V::run_group::<$long_short, $fill_open, PREFIX, true>(inputs, prefix_sums, tables, group, lanes, slots)
             } else {
-                V::run_group::<$long_short, $fill_open, PREFIX, false>(inputs, strided, tables, group, lanes, slots)
+                V::run_group::<$long_short, $fill_open, PREFIX, false>(inputs, prefix_sums, tables, group, lanes, slots)
             }
         };
     }
@@ -514,7 +535,7 @@ pub(crate) trait GroupKernel: Lanes {
     /// As [`run`].
     unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool, const FILTER: bool>(
         inputs: &Inputs,
-        strided: Option<&StridedPrefix>,
+        prefix_sums: Option<PrefixSums>,
         tables: &SumTables,
         group: &Group<MAX_LANES>,
         combos: &[SmaCombo],
@@ -535,7 +556,7 @@ pub(crate) unsafe fn run<
     const FILTER: bool,
 >(
     inputs: &Inputs,
-    strided: Option<&StridedPrefix>,
+    prefix_sums: Option<PrefixSums>,
     tables: &SumTables,
     group: &Group<MAX_LANES>,
     combos: &[SmaCombo],
@@ -615,11 +636,14 @@ pub(crate) unsafe fn run<
         // (window slowest - j·k) at bar t reads entry `offset + j` of that layout, where
         // `offset` walks row `x mod k`, column `x div k` for x = t+1-slowest+MAX_LANES·k
         // (see StridedPrefix), advanced bar by bar without a division.
-        let (slow_layout, stride, row_len) = match (PREFIX, strided) {
-            (true, Some(layout)) => (layout.values.as_slice(), layout.stride, layout.row_len),
+        let (slow_layout, stride, row_len, fast_column) = match (PREFIX, prefix_sums) {
+            (true, Some(PrefixSums { strided: layout, fast })) => {
+                (layout.values.as_slice(), layout.stride, layout.row_len, fast)
+            }
             (true, None) => panic!("a prefix group needs its strided prefix"),
-            (false, _) => (&[][..], 1, 0),
+            (false, _) => (&[][..], 1, 0, &[][..]),
         };
+        assert!(!PREFIX || fast_column.len() == bars);
         let mut slow_offset = 0;
         let mut slow_row = 0;
         if PREFIX {
@@ -667,7 +691,10 @@ pub(crate) unsafe fn run<
             // stream one tile; the rest gathers lane by lane.
             // SAFETY: t < bars = prefix.len() - 1 (asserted above).
             let prefix_end = *prefix.get_unchecked(t + 1);
-            let sum_fast: V = if PREFIX || group.same_fast {
+            let sum_fast: V = if PREFIX {
+                // SAFETY: t < bars = fast_column.len() (asserted above).
+                V::splat(*fast_column.get_unchecked(t))
+            } else if group.same_fast {
                 // SAFETY: fast - 1 <= start <= t < bars = prefix.len() - 1 (asserted above).
                 V::splat(prefix_end - *prefix.get_unchecked(t + 1 - fast))
             } else {
