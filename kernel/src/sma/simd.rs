@@ -493,17 +493,24 @@ unsafe fn trade<V: Lanes>(
 /// # Safety
 /// The CPU must support the instruction set of `V`.
 #[inline(always)]
-unsafe fn resolve_undecided<V: Lanes>(above: V, undecided: V, exact: &ExactPrefix, combos: &[SmaCombo], t: usize) -> V {
+unsafe fn resolve_undecided<V: Lanes>(
+    above: V::Mask,
+    undecided: V::Mask,
+    exact: &ExactPrefix,
+    combos: &[SmaCombo],
+    t: usize,
+) -> V::Mask {
     let mut above_lanes = [0.0; MAX_LANES];
     let mut undecided_lanes = [0.0; MAX_LANES];
     // SAFETY: the caller guarantees V is supported; both arrays hold MAX_LANES >= V::N values.
     unsafe {
-        above.store(above_lanes.as_mut_ptr());
-        undecided.store(undecided_lanes.as_mut_ptr());
+        let (set, zero) = (V::splat(f64::from_bits(u64::MAX)), V::splat(0.0));
+        V::select(above, set, zero).store(above_lanes.as_mut_ptr());
+        V::select(undecided, set, zero).store(undecided_lanes.as_mut_ptr());
     }
     resolve_lanes(&mut above_lanes, &undecided_lanes, exact, &combos[..combos.len().min(V::N)], t);
-    // SAFETY: as above.
-    unsafe { V::load(above_lanes.as_ptr()) }
+    // SAFETY: as above. All-ones lanes are NaNs: != 0 (unordered compares unequal).
+    unsafe { V::ne(V::load(above_lanes.as_ptr()), V::splat(0.0)) }
 }
 
 /// The scalar part of [`resolve_undecided`]: runs on ~1 bar in 10^6 of float-written data.
@@ -611,7 +618,10 @@ pub(crate) unsafe fn run<
         let mut cash = one;
         let mut shares = zero;
         let mut position = zero;
+        // The target decided at the last bar, taken at this bar's open: a vector of -1, 0, 1
+        // (long-short) or the mask of lanes above (long-only, where a position is 0 or 1).
         let mut pending = zero;
+        let mut pending_long = V::none();
         let mut equity_prev = one;
         let (mut sum, mut sum_sq, mut downside_sq) = (zero, zero, zero);
         let mut peak = one;
@@ -621,7 +631,7 @@ pub(crate) unsafe fn run<
         let mut min_ratio_bound = one;
         let (mut run_length, mut longest) = (zero, zero);
         // Long-only: the lanes holding the asset (`position > 0`), updated when lanes trade.
-        let mut holding = zero;
+        let mut holding = V::none();
 
         let slowest = combos[0].slow as usize;
         let fast = combos[0].fast as usize;
@@ -667,23 +677,24 @@ pub(crate) unsafe fn run<
             tile
         });
         for t in start..bars {
-            // Lanes that trade this bar (1.0) take the exact equity ratio as their return.
-            let mut traded = zero;
+            // Lanes that trade this bar take the exact equity ratio as their return.
+            let mut traded = V::none();
             let mut any_traded = false;
             if FILL_OPEN {
-                let changing = V::ne(pending, position);
+                let changing = if LONG_SHORT { V::ne(pending, position) } else { V::xor(pending_long, holding) };
                 if V::any(changing) {
+                    let target = if LONG_SHORT { pending } else { V::select(pending_long, one, zero) };
                     trade::<V>(
                         &mut cash,
                         &mut shares,
                         &mut position,
-                        pending,
+                        target,
                         fill_price[t],
                         fee,
                         &mut spill,
                         &mut trades,
                     );
-                    traded = V::select(changing, one, traded);
+                    traded = changing;
                     any_traded = true;
                 }
             }
@@ -730,24 +741,29 @@ pub(crate) unsafe fn run<
                 let undecided = V::ge(bound, diff.max(zero.sub(diff)));
                 let above = V::gt(diff, zero);
                 if V::any(undecided) {
-                    resolve_undecided(above, undecided, exact, combos, t)
+                    resolve_undecided::<V>(above, undecided, exact, combos, t)
                 } else {
                     above
                 }
             } else {
                 V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len))
             };
-            let when_not_above = if LONG_SHORT { minus_one } else { zero };
-            let mut target = V::select(above, one, when_not_above);
+            // Long-short: the target position, -1 or 1 (0 before the lane's first signal).
+            // Long-only: the mask of lanes whose target is 1 (the rest: 0).
+            let mut target = V::select(above, one, minus_one);
+            let mut target_long = above;
             if t < all_started {
                 let signal_exists = V::ge(V::splat(t as f64), first_signal);
                 target = V::select(signal_exists, target, zero);
+                target_long = V::and(signal_exists, target_long);
             }
             if FILL_OPEN {
                 pending = target;
+                pending_long = target_long;
             } else {
-                let changing = V::ne(target, position);
+                let changing = if LONG_SHORT { V::ne(target, position) } else { V::xor(target_long, holding) };
                 if V::any(changing) {
+                    let target = if LONG_SHORT { target } else { V::select(target_long, one, zero) };
                     trade::<V>(
                         &mut cash,
                         &mut shares,
@@ -758,7 +774,7 @@ pub(crate) unsafe fn run<
                         &mut spill,
                         &mut trades,
                     );
-                    traded = V::select(changing, one, traded);
+                    traded = V::or(traded, changing);
                     any_traded = true;
                 }
             }
@@ -776,7 +792,7 @@ pub(crate) unsafe fn run<
                         equity.div(equity_prev).sub(one)
                     } else {
                         let held = V::select(holding, V::splat(close_returns[t]), zero);
-                        V::select(V::gt(traded, zero), equity.div(equity_prev).sub(one), held)
+                        V::select(traded, equity.div(equity_prev).sub(one), held)
                     };
                     sum = sum.add(r);
                     sum_sq = sum_sq.add(r.mul(r));
