@@ -16,7 +16,14 @@
 //!   scalar update of those lanes.
 //! * Long-only lanes that did not trade take the asset's return instead of dividing their
 //!   equities (the one deviation from bit-identity: ~1e-16 per return, far inside the
-//!   1e-9 tolerance; equity, drawdowns and trades stay bit-identical).
+//!   1e-9 tolerance; equity, drawdowns and trades stay bit-identical). On a bar where no
+//!   lane trades, that return is the asset's return or +0.0, so its square and downside
+//!   square are per-bar values computed once (`Inputs::return_squares`,
+//!   `Inputs::downside_squares`), added with masked adds under the mask of holding lanes
+//!   (kept from the last trade); adding nothing instead of +0.0 leaves the sums' bits
+//!   as they were (no sum is ever -0.0).
+//! * Long-only trades are decided on masks (target above xor holding); the 0/1 target
+//!   vector is built only on bars where a lane trades.
 
 use super::signal::{ExactPrefix, FILTER_TOLERANCE};
 use super::{Account, Direction, Fill, SmaCombo, SmaConfig};
