@@ -139,7 +139,8 @@ pub fn selected_kernel() -> Result<KernelPath, KernelChoiceError> {
         .clone()
 }
 
-/// A vector of f64 lanes. Masks are vectors whose lanes are all-ones (true) or zero.
+/// A vector of f64 lanes, with a mask type for lane-wise conditions (AVX-512: a mask
+/// register; AVX2 and NEON: a vector of all-ones or zero lanes; portable: a bool).
 ///
 /// # Safety
 /// Implementations use instructions of one instruction set: callers must only use an
@@ -147,6 +148,8 @@ pub fn selected_kernel() -> Result<KernelPath, KernelChoiceError> {
 pub(crate) unsafe trait Lanes: Copy {
     /// Number of f64 lanes.
     const N: usize;
+    /// One condition per lane.
+    type Mask: Copy;
     /// All lanes `x`.
     unsafe fn splat(x: f64) -> Self;
     /// Loads `N` values from `p` (unaligned).
@@ -167,15 +170,29 @@ pub(crate) unsafe trait Lanes: Copy {
     /// Lane-wise maximum.
     unsafe fn max(self, other: Self) -> Self;
     /// Mask of `self > other`.
-    unsafe fn gt(self, other: Self) -> Self;
+    unsafe fn gt(self, other: Self) -> Self::Mask;
     /// Mask of `self >= other`.
-    unsafe fn ge(self, other: Self) -> Self;
+    unsafe fn ge(self, other: Self) -> Self::Mask;
     /// Mask of `self < other`.
-    unsafe fn lt(self, other: Self) -> Self;
-    /// Mask of `self != other`.
-    unsafe fn ne(self, other: Self) -> Self;
+    unsafe fn lt(self, other: Self) -> Self::Mask;
+    /// Mask of `self != other` (set where either is NaN).
+    unsafe fn ne(self, other: Self) -> Self::Mask;
+    /// Mask of `!(self >= other)` (set where either is NaN).
+    unsafe fn nge(self, other: Self) -> Self::Mask;
     /// `mask ? a : b`, lane-wise.
-    unsafe fn select(mask: Self, a: Self, b: Self) -> Self;
+    unsafe fn select(mask: Self::Mask, a: Self, b: Self) -> Self;
     /// Whether any lane of `mask` is set.
-    unsafe fn any(mask: Self) -> bool;
+    unsafe fn any(mask: Self::Mask) -> bool;
+    /// The mask with no lane set.
+    unsafe fn none() -> Self::Mask;
+    /// Lane-wise `a && b`.
+    unsafe fn and(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    /// Lane-wise `a || b`.
+    unsafe fn or(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    /// Lane-wise `a != b`.
+    unsafe fn xor(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    /// `mask ? self + x : self`, lane-wise (a masked add on AVX-512).
+    unsafe fn add_where(self, mask: Self::Mask, x: Self) -> Self;
+    /// `mask ? self + x : 0.0`, lane-wise (a zero-masked add on AVX-512).
+    unsafe fn add_or_zero(self, mask: Self::Mask, x: Self) -> Self;
 }

@@ -6,13 +6,10 @@ use super::Lanes;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct One(f64);
 
-fn mask(b: bool) -> One {
-    One(if b { f64::from_bits(u64::MAX) } else { 0.0 })
-}
-
 // SAFETY: only portable Rust, valid on every target.
 unsafe impl Lanes for One {
     const N: usize = 1;
+    type Mask = bool;
     unsafe fn splat(x: f64) -> Self {
         One(x)
     }
@@ -42,26 +39,56 @@ unsafe impl Lanes for One {
     unsafe fn max(self, o: Self) -> Self {
         One(self.0.max(o.0))
     }
-    unsafe fn gt(self, o: Self) -> Self {
-        mask(self.0 > o.0)
+    unsafe fn gt(self, o: Self) -> bool {
+        self.0 > o.0
     }
-    unsafe fn ge(self, o: Self) -> Self {
-        mask(self.0 >= o.0)
+    unsafe fn ge(self, o: Self) -> bool {
+        self.0 >= o.0
     }
-    unsafe fn lt(self, o: Self) -> Self {
-        mask(self.0 < o.0)
+    unsafe fn lt(self, o: Self) -> bool {
+        self.0 < o.0
     }
-    unsafe fn ne(self, o: Self) -> Self {
-        mask(self.0 != o.0)
+    unsafe fn ne(self, o: Self) -> bool {
+        self.0 != o.0
     }
-    unsafe fn select(m: Self, a: Self, b: Self) -> Self {
-        if m.0.to_bits() != 0 {
+    unsafe fn nge(self, o: Self) -> bool {
+        // Not `<`: a NaN operand sets the mask.
+        !matches!(self.0.partial_cmp(&o.0), Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal))
+    }
+    unsafe fn select(m: bool, a: Self, b: Self) -> Self {
+        if m {
             a
         } else {
             b
         }
     }
-    unsafe fn any(m: Self) -> bool {
-        m.0.to_bits() != 0
+    unsafe fn any(m: bool) -> bool {
+        m
+    }
+    unsafe fn none() -> bool {
+        false
+    }
+    unsafe fn and(a: bool, b: bool) -> bool {
+        a && b
+    }
+    unsafe fn or(a: bool, b: bool) -> bool {
+        a || b
+    }
+    unsafe fn xor(a: bool, b: bool) -> bool {
+        a != b
+    }
+    unsafe fn add_where(self, m: bool, x: Self) -> Self {
+        if m {
+            One(self.0 + x.0)
+        } else {
+            self
+        }
+    }
+    unsafe fn add_or_zero(self, m: bool, x: Self) -> Self {
+        if m {
+            One(self.0 + x.0)
+        } else {
+            One(0.0)
+        }
     }
 }

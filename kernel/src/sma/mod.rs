@@ -120,6 +120,10 @@ pub struct SmaBatch<'a> {
     max_window: u32,
     /// `close[t] / close[t-1] - 1` (0 at t = 0): long-only lanes' returns between trades.
     close_returns: Vec<f64>,
+    /// `close_returns[t]²` and `min(close_returns[t], 0)²`: what a long-only lane holding
+    /// between trades adds to its sums of squares (see `simd::Inputs`).
+    return_squares: Vec<f64>,
+    downside_squares: Vec<f64>,
     /// The windows announced by [`SmaBatch::prepare`], with their tables once needed.
     prepared: Option<Prepared>,
     /// The vector paths' f64 prefix (exact integers, or the filtered prefix of the
@@ -155,13 +159,19 @@ impl<'a> SmaBatch<'a> {
         let padding = std::iter::repeat_n(0.0, simd::PREFIX_PAD);
         let prefix_f64 = padding.chain(signals.approx.iter().copied()).collect();
         let close = &series.close;
-        let close_returns = (0..bars).map(|t| if t == 0 { 0.0 } else { close[t] / close[t - 1] - 1.0 }).collect();
+        let close_returns: Vec<f64> =
+            (0..bars).map(|t| if t == 0 { 0.0 } else { close[t] / close[t - 1] - 1.0 }).collect();
+        let return_squares = close_returns.iter().map(|&r| r * r).collect();
+        // As the vector `min(r, 0)` (minpd: the second operand unless r < 0).
+        let downside_squares = close_returns.iter().map(|&r| if r < 0.0 { r * r } else { 0.0 }).collect();
         Ok(SmaBatch {
             open: series.open.as_deref(),
             close,
             signals,
             max_window,
             close_returns,
+            return_squares,
+            downside_squares,
             prepared: None,
             prefix_f64,
         })
@@ -274,6 +284,8 @@ impl<'a> SmaBatch<'a> {
             exact: &self.signals.exact,
             close: self.close,
             close_returns: &self.close_returns,
+            return_squares: &self.return_squares,
+            downside_squares: &self.downside_squares,
             fill_price: open,
             fee: config.fee,
         };
@@ -407,7 +419,7 @@ macro_rules! group_kernel {
             #[inline(never)]
             unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool, const FILTER: bool>(
                 inputs: &simd::Inputs,
-                strided: Option<&simd::StridedPrefix>,
+                prefix_sums: Option<simd::PrefixSums>,
                 tables: &simd::SumTables,
                 group: &simd::Group<{ simd::MAX_LANES }>,
                 combos: &[SmaCombo],
@@ -415,7 +427,7 @@ macro_rules! group_kernel {
             ) {
                 // SAFETY: forwarded from the caller.
                 unsafe {
-                    simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX, FILTER>(inputs, strided, tables, group, combos, out)
+                    simd::run::<Self, LONG_SHORT, FILL_OPEN, PREFIX, FILTER>(inputs, prefix_sums, tables, group, combos, out)
                 }
             }
         }

@@ -16,7 +16,14 @@
 //!   scalar update of those lanes.
 //! * Long-only lanes that did not trade take the asset's return instead of dividing their
 //!   equities (the one deviation from bit-identity: ~1e-16 per return, far inside the
-//!   1e-9 tolerance; equity, drawdowns and trades stay bit-identical).
+//!   1e-9 tolerance; equity, drawdowns and trades stay bit-identical). On a bar where no
+//!   lane trades, that return is the asset's return or +0.0, so its square and downside
+//!   square are per-bar values computed once (`Inputs::return_squares`,
+//!   `Inputs::downside_squares`), added with masked adds under the mask of holding lanes
+//!   (kept from the last trade); adding nothing instead of +0.0 leaves the sums' bits
+//!   as they were (no sum is ever -0.0).
+//! * Long-only trades are decided on masks (target above xor holding); the 0/1 target
+//!   vector is built only on bars where a lane trades.
 
 use super::signal::{ExactPrefix, FILTER_TOLERANCE};
 use super::{Account, Direction, Fill, SmaCombo, SmaConfig};
@@ -171,6 +178,15 @@ impl StridedPrefix {
     }
 }
 
+/// What a prefix group reads: the prefix laid out by its slow windows' stride, and its
+/// fast window's sums per bar (`P[t+1] - P[t+1-fast]`, 0 before the window fills: one
+/// broadcast load per bar instead of a subtraction and a broadcast).
+#[derive(Clone, Copy)]
+pub(crate) struct PrefixSums<'a> {
+    strided: &'a StridedPrefix,
+    fast: &'a [f64],
+}
+
 /// The largest lane count of any instruction set (AVX2: 4).
 pub(crate) const MAX_LANES: usize = 8;
 
@@ -192,6 +208,10 @@ pub(crate) struct Inputs<'a> {
     pub(crate) close: &'a [f64],
     /// `close[t] / close[t-1] - 1`.
     pub(crate) close_returns: &'a [f64],
+    /// `close_returns[t]²`: a held long-only lane's `r·r` between trades.
+    pub(crate) return_squares: &'a [f64],
+    /// `min(close_returns[t], 0)²` (0 unless `close_returns[t] < 0`): its `min(r, 0)²`.
+    pub(crate) downside_squares: &'a [f64],
     /// Fill prices (opens or closes).
     pub(crate) fill_price: &'a [f64],
     /// Fee per fill.
@@ -216,6 +236,9 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
     // The prefix laid out by each stride met so far (a grid has one or two).
     let mut strided: Vec<StridedPrefix> = Vec::new();
     let unpadded = &inputs.prefix[PREFIX_PAD..];
+    // The fast sums of the last prefix group's fast window (groups of one fast window are
+    // consecutive in grid order, so each column is built about once).
+    let mut fast_column: Option<(u32, Vec<f64>)> = None;
     let mut start = 0;
     while start < combos.len() {
         let rest = &combos[start..];
@@ -231,12 +254,21 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
                     strided.len() - 1
                 }
             };
+            let fast = rest[0].fast;
+            if fast_column.as_ref().is_none_or(|(window, _)| *window != fast) {
+                let w = fast as usize;
+                let column = (0..unpadded.len() - 1)
+                    .map(|t| if t + 1 >= w { unpadded[t + 1] - unpadded[t + 1 - w] } else { 0.0 })
+                    .collect();
+                fast_column = Some((fast, column));
+            }
+            let fast_sums = fast_column.as_ref().map_or(&[][..], |(_, column)| column.as_slice());
             let mut results = [Metrics::default(); MAX_LANES];
             // SAFETY: forwarded from the caller.
             unsafe {
                 run_variant::<V, true>(
                     inputs,
-                    Some(&strided[layout]),
+                    Some(PrefixSums { strided: &strided[layout], fast: fast_sums }),
                     &no_tables,
                     filtered,
                     config,
@@ -298,7 +330,7 @@ fn prefix_group_len<V: Lanes>(combos: &[SmaCombo]) -> (usize, usize) {
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     inputs: &Inputs,
-    strided: Option<&StridedPrefix>,
+    prefix_sums: Option<PrefixSums>,
     tables: &SumTables,
     filtered: bool,
     config: &SmaConfig,
@@ -309,9 +341,9 @@ unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     macro_rules! dispatch {
         ($long_short:literal, $fill_open:literal) => {
             if filtered {
-                V::run_group::<$long_short, $fill_open, PREFIX, true>(inputs, strided, tables, group, lanes, slots)
+                V::run_group::<$long_short, $fill_open, PREFIX, true>(inputs, prefix_sums, tables, group, lanes, slots)
             } else {
-                V::run_group::<$long_short, $fill_open, PREFIX, false>(inputs, strided, tables, group, lanes, slots)
+                V::run_group::<$long_short, $fill_open, PREFIX, false>(inputs, prefix_sums, tables, group, lanes, slots)
             }
         };
     }
@@ -435,6 +467,9 @@ unsafe fn trade<V: Lanes>(
         position.store(spill.position.as_mut_ptr());
         target.store(spill.target.as_mut_ptr());
     }
+    // The counts stay in memory: promoted to registers, the eight of them were carried
+    // (and shuffled between registers) through every bar of the loop.
+    let trades = std::hint::black_box(trades);
     for (lane, lane_trades) in trades.iter_mut().enumerate().take(V::N) {
         if spill.target[lane] != spill.position[lane] {
             let mut account = Account {
@@ -465,17 +500,24 @@ unsafe fn trade<V: Lanes>(
 /// # Safety
 /// The CPU must support the instruction set of `V`.
 #[inline(always)]
-unsafe fn resolve_undecided<V: Lanes>(above: V, undecided: V, exact: &ExactPrefix, combos: &[SmaCombo], t: usize) -> V {
+unsafe fn resolve_undecided<V: Lanes>(
+    above: V::Mask,
+    undecided: V::Mask,
+    exact: &ExactPrefix,
+    combos: &[SmaCombo],
+    t: usize,
+) -> V::Mask {
     let mut above_lanes = [0.0; MAX_LANES];
     let mut undecided_lanes = [0.0; MAX_LANES];
     // SAFETY: the caller guarantees V is supported; both arrays hold MAX_LANES >= V::N values.
     unsafe {
-        above.store(above_lanes.as_mut_ptr());
-        undecided.store(undecided_lanes.as_mut_ptr());
+        let (set, zero) = (V::splat(f64::from_bits(u64::MAX)), V::splat(0.0));
+        V::select(above, set, zero).store(above_lanes.as_mut_ptr());
+        V::select(undecided, set, zero).store(undecided_lanes.as_mut_ptr());
     }
     resolve_lanes(&mut above_lanes, &undecided_lanes, exact, &combos[..combos.len().min(V::N)], t);
-    // SAFETY: as above.
-    unsafe { V::load(above_lanes.as_ptr()) }
+    // SAFETY: as above. All-ones lanes are NaNs: != 0 (unordered compares unequal).
+    unsafe { V::ne(V::load(above_lanes.as_ptr()), V::splat(0.0)) }
 }
 
 /// The scalar part of [`resolve_undecided`]: runs on ~1 bar in 10^6 of float-written data.
@@ -507,7 +549,7 @@ pub(crate) trait GroupKernel: Lanes {
     /// As [`run`].
     unsafe fn run_group<const LONG_SHORT: bool, const FILL_OPEN: bool, const PREFIX: bool, const FILTER: bool>(
         inputs: &Inputs,
-        strided: Option<&StridedPrefix>,
+        prefix_sums: Option<PrefixSums>,
         tables: &SumTables,
         group: &Group<MAX_LANES>,
         combos: &[SmaCombo],
@@ -528,13 +570,23 @@ pub(crate) unsafe fn run<
     const FILTER: bool,
 >(
     inputs: &Inputs,
-    strided: Option<&StridedPrefix>,
+    prefix_sums: Option<PrefixSums>,
     tables: &SumTables,
     group: &Group<MAX_LANES>,
     combos: &[SmaCombo],
     out: &mut [Metrics],
 ) {
-    let Inputs { prefix: padded_prefix, exact, close, close_returns, fill_price, fee, .. } = *inputs;
+    let Inputs {
+        prefix: padded_prefix,
+        exact,
+        close,
+        close_returns,
+        return_squares,
+        downside_squares,
+        fill_price,
+        fee,
+        ..
+    } = *inputs;
     let prefix = &padded_prefix[PREFIX_PAD..];
     let n = V::N;
     let bars = close.len();
@@ -573,7 +625,10 @@ pub(crate) unsafe fn run<
         let mut cash = one;
         let mut shares = zero;
         let mut position = zero;
+        // The target decided at the last bar, taken at this bar's open: a vector of -1, 0, 1
+        // (long-short) or the mask of lanes above (long-only, where a position is 0 or 1).
         let mut pending = zero;
+        let mut pending_long = V::none();
         let mut equity_prev = one;
         let (mut sum, mut sum_sq, mut downside_sq) = (zero, zero, zero);
         let mut peak = one;
@@ -582,20 +637,30 @@ pub(crate) unsafe fn run<
         // low, and only those lanes pay for the exact division.
         let mut min_ratio_bound = one;
         let (mut run_length, mut longest) = (zero, zero);
+        // Long-only: the lanes holding the asset (`position > 0`), updated when lanes trade.
+        let mut holding = V::none();
 
         let slowest = combos[0].slow as usize;
         let fast = combos[0].fast as usize;
         assert_eq!(PREFIX, group.prefix_slow);
         assert_eq!(prefix.len(), bars + 1);
+        // (Lets the bar loop index the per-bar inputs without bounds checks.)
+        assert_eq!(close_returns.len(), bars);
+        assert_eq!(return_squares.len(), bars);
+        assert_eq!(downside_squares.len(), bars);
+        assert_eq!(fill_price.len(), bars);
         // A prefix group reads its slow sums from the prefix laid out by its stride: lane j
         // (window slowest - j·k) at bar t reads entry `offset + j` of that layout, where
         // `offset` walks row `x mod k`, column `x div k` for x = t+1-slowest+MAX_LANES·k
         // (see StridedPrefix), advanced bar by bar without a division.
-        let (slow_layout, stride, row_len) = match (PREFIX, strided) {
-            (true, Some(layout)) => (layout.values.as_slice(), layout.stride, layout.row_len),
+        let (slow_layout, stride, row_len, fast_column) = match (PREFIX, prefix_sums) {
+            (true, Some(PrefixSums { strided: layout, fast })) => {
+                (layout.values.as_slice(), layout.stride, layout.row_len, fast)
+            }
             (true, None) => panic!("a prefix group needs its strided prefix"),
-            (false, _) => (&[][..], 1, 0),
+            (false, _) => (&[][..], 1, 0, &[][..]),
         };
+        assert!(!PREFIX || fast_column.len() == bars);
         let mut slow_offset = 0;
         let mut slow_row = 0;
         if PREFIX {
@@ -619,23 +684,24 @@ pub(crate) unsafe fn run<
             tile
         });
         for t in start..bars {
-            // Lanes that trade this bar (1.0) take the exact equity ratio as their return.
-            let mut traded = zero;
+            // Lanes that trade this bar take the exact equity ratio as their return.
+            let mut traded = V::none();
             let mut any_traded = false;
             if FILL_OPEN {
-                let changing = V::ne(pending, position);
+                let changing = if LONG_SHORT { V::ne(pending, position) } else { V::xor(pending_long, holding) };
                 if V::any(changing) {
+                    let target = if LONG_SHORT { pending } else { V::select(pending_long, one, zero) };
                     trade::<V>(
                         &mut cash,
                         &mut shares,
                         &mut position,
-                        pending,
+                        target,
                         fill_price[t],
                         fee,
                         &mut spill,
                         &mut trades,
                     );
-                    traded = V::select(changing, one, traded);
+                    traded = changing;
                     any_traded = true;
                 }
             }
@@ -643,7 +709,10 @@ pub(crate) unsafe fn run<
             // stream one tile; the rest gathers lane by lane.
             // SAFETY: t < bars = prefix.len() - 1 (asserted above).
             let prefix_end = *prefix.get_unchecked(t + 1);
-            let sum_fast: V = if PREFIX || group.same_fast {
+            let sum_fast: V = if PREFIX {
+                // SAFETY: t < bars = fast_column.len() (asserted above).
+                V::splat(*fast_column.get_unchecked(t))
+            } else if group.same_fast {
                 // SAFETY: fast - 1 <= start <= t < bars = prefix.len() - 1 (asserted above).
                 V::splat(prefix_end - *prefix.get_unchecked(t + 1 - fast))
             } else {
@@ -679,24 +748,29 @@ pub(crate) unsafe fn run<
                 let undecided = V::ge(bound, diff.max(zero.sub(diff)));
                 let above = V::gt(diff, zero);
                 if V::any(undecided) {
-                    resolve_undecided(above, undecided, exact, combos, t)
+                    resolve_undecided::<V>(above, undecided, exact, combos, t)
                 } else {
                     above
                 }
             } else {
                 V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len))
             };
-            let when_not_above = if LONG_SHORT { minus_one } else { zero };
-            let mut target = V::select(above, one, when_not_above);
+            // Long-short: the target position, -1 or 1 (0 before the lane's first signal).
+            // Long-only: the mask of lanes whose target is 1 (the rest: 0).
+            let mut target = V::select(above, one, minus_one);
+            let mut target_long = above;
             if t < all_started {
                 let signal_exists = V::ge(V::splat(t as f64), first_signal);
                 target = V::select(signal_exists, target, zero);
+                target_long = V::and(signal_exists, target_long);
             }
             if FILL_OPEN {
                 pending = target;
+                pending_long = target_long;
             } else {
-                let changing = V::ne(target, position);
+                let changing = if LONG_SHORT { V::ne(target, position) } else { V::xor(target_long, holding) };
                 if V::any(changing) {
+                    let target = if LONG_SHORT { target } else { V::select(target_long, one, zero) };
                     trade::<V>(
                         &mut cash,
                         &mut shares,
@@ -707,9 +781,12 @@ pub(crate) unsafe fn run<
                         &mut spill,
                         &mut trades,
                     );
-                    traded = V::select(changing, one, traded);
+                    traded = V::or(traded, changing);
                     any_traded = true;
                 }
+            }
+            if !LONG_SHORT && any_traded {
+                holding = V::gt(position, zero);
             }
             let equity = cash.add(shares.mul(V::splat(close[t])));
             if t > 0 {
@@ -717,23 +794,33 @@ pub(crate) unsafe fn run<
                 // all in (cash ~1e-17 of equity), so their return is the asset's, to ~1e-16,
                 // with no division. Shorts and lanes that traded take the exact equity ratio.
                 // Per lane, so a combo's numbers never depend on which lanes it shares.
-                let r = if LONG_SHORT {
-                    equity.div(equity_prev).sub(one)
-                } else {
-                    let held = V::select(V::gt(position, zero), V::splat(close_returns[t]), zero);
-                    if any_traded {
-                        V::select(V::gt(traded, zero), equity.div(equity_prev).sub(one), held)
+                if LONG_SHORT || any_traded {
+                    let r = if LONG_SHORT {
+                        equity.div(equity_prev).sub(one)
                     } else {
-                        held
-                    }
-                };
-                sum = sum.add(r);
-                sum_sq = sum_sq.add(r.mul(r));
-                let down = r.min(zero);
-                downside_sq = downside_sq.add(down.mul(down));
-                let at_peak = V::ge(equity, peak);
-                peak = V::select(at_peak, equity, peak);
-                run_length = V::select(at_peak, zero, run_length.add(one));
+                        let held = V::select(holding, V::splat(close_returns[t]), zero);
+                        V::select(traded, equity.div(equity_prev).sub(one), held)
+                    };
+                    sum = sum.add(r);
+                    sum_sq = sum_sq.add(r.mul(r));
+                    let down = r.min(zero);
+                    downside_sq = downside_sq.add(down.mul(down));
+                } else {
+                    // No lane traded: r is the asset's return where holding, +0.0 elsewhere,
+                    // so r·r and min(r, 0)² are the bar's precomputed squares, and the flat
+                    // lanes' `+ 0.0` changes nothing (no sum is ever -0.0: they start at
+                    // +0.0, and x + y is -0.0 only for two -0.0 operands).
+                    sum = sum.add_where(holding, V::splat(close_returns[t]));
+                    sum_sq = sum_sq.add_where(holding, V::splat(return_squares[t]));
+                    downside_sq = downside_sq.add_where(holding, V::splat(downside_squares[t]));
+                }
+                // `below` is `!(equity >= peak)`: the run under the peak goes on (or a new
+                // peak resets it). `equity.max(peak)` is `equity` exactly where equity >= peak
+                // (maxpd: the second operand unless the first is greater; equal values are
+                // the same positive number, and a NaN equity keeps the peak).
+                let below = V::nge(equity, peak);
+                peak = equity.max(peak);
+                run_length = run_length.add_or_zero(below, one);
                 longest = longest.max(run_length);
                 if V::any(V::lt(equity, peak.mul(min_ratio_bound))) {
                     min_ratio = min_ratio.min(equity.div(peak));

@@ -12,6 +12,8 @@ pub(crate) struct Avx2(__m256d);
 // instantiate the generic algorithms with it carry `#[target_feature(enable = "avx2")]`.
 unsafe impl Lanes for Avx2 {
     const N: usize = 4;
+    /// All-ones or zero lanes.
+    type Mask = __m256d;
     #[inline(always)]
     unsafe fn splat(x: f64) -> Self {
         Avx2(unsafe { _mm256_set1_pd(x) })
@@ -53,27 +55,55 @@ unsafe impl Lanes for Avx2 {
         Avx2(unsafe { _mm256_max_pd(self.0, o.0) })
     }
     #[inline(always)]
-    unsafe fn gt(self, o: Self) -> Self {
-        Avx2(unsafe { _mm256_cmp_pd::<_CMP_GT_OQ>(self.0, o.0) })
+    unsafe fn gt(self, o: Self) -> __m256d {
+        unsafe { _mm256_cmp_pd::<_CMP_GT_OQ>(self.0, o.0) }
     }
     #[inline(always)]
-    unsafe fn ge(self, o: Self) -> Self {
-        Avx2(unsafe { _mm256_cmp_pd::<_CMP_GE_OQ>(self.0, o.0) })
+    unsafe fn ge(self, o: Self) -> __m256d {
+        unsafe { _mm256_cmp_pd::<_CMP_GE_OQ>(self.0, o.0) }
     }
     #[inline(always)]
-    unsafe fn lt(self, o: Self) -> Self {
-        Avx2(unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, o.0) })
+    unsafe fn lt(self, o: Self) -> __m256d {
+        unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, o.0) }
     }
     #[inline(always)]
-    unsafe fn ne(self, o: Self) -> Self {
-        Avx2(unsafe { _mm256_cmp_pd::<_CMP_NEQ_UQ>(self.0, o.0) })
+    unsafe fn ne(self, o: Self) -> __m256d {
+        unsafe { _mm256_cmp_pd::<_CMP_NEQ_UQ>(self.0, o.0) }
     }
     #[inline(always)]
-    unsafe fn select(m: Self, a: Self, b: Self) -> Self {
-        Avx2(unsafe { _mm256_blendv_pd(b.0, a.0, m.0) })
+    unsafe fn nge(self, o: Self) -> __m256d {
+        unsafe { _mm256_cmp_pd::<_CMP_NGE_UQ>(self.0, o.0) }
     }
     #[inline(always)]
-    unsafe fn any(m: Self) -> bool {
-        unsafe { _mm256_movemask_pd(m.0) != 0 }
+    unsafe fn select(m: __m256d, a: Self, b: Self) -> Self {
+        Avx2(unsafe { _mm256_blendv_pd(b.0, a.0, m) })
+    }
+    #[inline(always)]
+    unsafe fn any(m: __m256d) -> bool {
+        unsafe { _mm256_movemask_pd(m) != 0 }
+    }
+    #[inline(always)]
+    unsafe fn none() -> __m256d {
+        unsafe { _mm256_setzero_pd() }
+    }
+    #[inline(always)]
+    unsafe fn and(a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_and_pd(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn or(a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_or_pd(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn xor(a: __m256d, b: __m256d) -> __m256d {
+        unsafe { _mm256_xor_pd(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn add_where(self, m: __m256d, x: Self) -> Self {
+        Avx2(unsafe { _mm256_blendv_pd(self.0, _mm256_add_pd(self.0, x.0), m) })
+    }
+    #[inline(always)]
+    unsafe fn add_or_zero(self, m: __m256d, x: Self) -> Self {
+        Avx2(unsafe { _mm256_and_pd(m, _mm256_add_pd(self.0, x.0)) })
     }
 }
