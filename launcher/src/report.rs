@@ -105,6 +105,11 @@ impl<T> TopK<T> {
         TopK { k, lower_better, best: Vec::with_capacity(k + 1) }
     }
 
+    /// An empty TopK keeping as many, ranked the same way.
+    pub fn empty_like<U>(&self) -> TopK<U> {
+        TopK::new(self.k, self.lower_better)
+    }
+
     /// Whether `(value, id)` ranks before `(other value, other id)`.
     fn before(&self, a: (f64, u64), b: (f64, u64)) -> bool {
         match (a.0.is_nan(), b.0.is_nan()) {

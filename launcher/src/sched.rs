@@ -14,6 +14,7 @@
 
 use crate::error::{Failure, Result};
 use crate::protocol::{FromRank, ToRank};
+use crate::table::RawRows;
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::time::Duration;
@@ -26,12 +27,29 @@ pub const MAX_CHUNK_FAILURES: u32 = 3;
 const POLL: Duration = Duration::from_millis(100);
 
 /// Something that happened at a rank.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Event {
     /// Rank `.0` sent a message.
     Message(usize, FromRank),
+    /// Rank `.0` (a thread of this process) sent the rows of combos `.1` as values, for
+    /// the scheduler's thread to format ([`RawRows::format`]).
+    Unformatted(usize, Range<u64>, Box<RawRows>),
     /// Rank `.0` is gone (its connection closed or broke), for the reason given.
     Gone(usize, String),
+}
+
+impl Event {
+    /// The event with unformatted rows formatted (in the calling thread): an
+    /// [`Event::Unformatted`] becomes the [`FromRank::Rows`] message a rank process sends.
+    pub fn formatted(self) -> Event {
+        match self {
+            Event::Unformatted(rank, ids, raw) => {
+                let (rows, best) = raw.format();
+                Event::Message(rank, FromRank::Rows { start: ids.start, end: ids.end, rows, best })
+            }
+            other => other,
+        }
+    }
 }
 
 /// Moves messages between the scheduler and its ranks. Ranks are numbered `0..ranks()`.
@@ -129,8 +147,9 @@ impl Scheduler {
                 return Err(Failure::Interrupted("interrupted".into()));
             }
             let Some(event) = transport.next_event(POLL)? else { continue };
+            let event = event.formatted();
             // Ranks sent away before the sweep (more than the grid needs) may still report.
-            let (Event::Message(rank, _) | Event::Gone(rank, _)) = event;
+            let (Event::Message(rank, _) | Event::Gone(rank, _) | Event::Unformatted(rank, ..)) = event;
             if rank >= self.alive.len() {
                 continue;
             }
@@ -160,6 +179,7 @@ impl Scheduler {
                     return Err(Failure::runtime(format!("{} failed: {message}", transport.describe(rank))));
                 }
                 Event::Gone(rank, why) => self.lose(rank, &why, transport, observer)?,
+                Event::Unformatted(..) => unreachable!("formatted above"),
             }
         }
         Ok(())

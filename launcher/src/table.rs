@@ -54,6 +54,9 @@ pub fn columns(params: &[&str], extras: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Cells of [`Metrics`] in a row ([`Metrics::NAMES`]).
+const METRIC_CELLS: usize = Metrics::NAMES.len();
+
 /// A strategy-specific value in a row.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cell {
@@ -73,6 +76,8 @@ pub enum Cell {
 #[derive(Debug)]
 pub struct RowWriter {
     format: OutputFormat,
+    /// Parameters per row (the grid's).
+    param_count: usize,
     /// What precedes each cell after the combo id: `,` (CSV) or `,"name":` (JSON lines).
     cell_prefixes: Vec<String>,
     /// The names of [`ParamValue::Symbol`] values, as a cell of this format (CSV: quoted
@@ -81,6 +86,48 @@ pub struct RowWriter {
     buffer: String,
     /// Index into [`Metrics::NAMES`] and the best rows of the buffer by it (byte offsets).
     preselect: Option<(usize, crate::report::TopK<usize>)>,
+    /// Rows kept as values, to be formatted by another thread ([`RowWriter::defer`]).
+    deferred: Option<RawRows>,
+}
+
+/// A chunk's rows as values: what [`RowWriter::row`] was given, formatted later (and
+/// elsewhere) by [`RawRows::format`] into exactly the text the writer would have made.
+#[derive(Debug)]
+pub struct RawRows {
+    /// A writer like the one that kept these rows (same columns, same preselection), empty.
+    writer: Box<RowWriter>,
+    ids: Vec<u64>,
+    /// `param_count` per row.
+    params: Vec<ParamValue>,
+    /// The metrics' cells then the extras, per row.
+    cells: Vec<Cell>,
+}
+
+impl RawRows {
+    /// Rows kept.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether no row was kept.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The rows as text, with the offsets of the preselected best rows (as
+    /// [`RowWriter::take`] returns them).
+    pub fn format(self) -> (String, Option<Vec<usize>>) {
+        let RawRows { mut writer, ids, params, cells } = self;
+        let (params_per_row, cells_per_row) = (writer.param_count, writer.cell_prefixes.len() - writer.param_count);
+        // Rows are about 100-200 bytes: one allocation for the chunk.
+        writer.buffer.reserve(ids.len() * 160);
+        for (row, &id) in ids.iter().enumerate() {
+            let params = &params[row * params_per_row..(row + 1) * params_per_row];
+            let (metrics, extras) = cells[row * cells_per_row..(row + 1) * cells_per_row].split_at(METRIC_CELLS);
+            writer.push_row(id, params, metrics, extras);
+        }
+        writer.take()
+    }
 }
 
 impl RowWriter {
@@ -93,7 +140,48 @@ impl RowWriter {
                 OutputFormat::JsonLines => format!(",\"{name}\":"),
             })
             .collect();
-        RowWriter { format, cell_prefixes, symbol_cells: Vec::new(), buffer: String::new(), preselect: None }
+        RowWriter {
+            format,
+            param_count: params.len(),
+            cell_prefixes,
+            symbol_cells: Vec::new(),
+            buffer: String::new(),
+            preselect: None,
+            deferred: None,
+        }
+    }
+
+    /// Keeps rows as values from now on: [`RowWriter::take_raw`] hands them over to be
+    /// formatted by [`RawRows::format`] on another thread (a rank thread of the launcher
+    /// leaves the formatting, about 7 % of its CPU on a large grid, to the launcher's
+    /// thread, which waits for rows anyway).
+    pub fn defer(&mut self) {
+        self.deferred = Some(self.raw_rows());
+    }
+
+    /// Whether rows are kept as values ([`RowWriter::defer`]).
+    pub fn is_deferred(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// An empty [`RawRows`] formatted by a writer like this one.
+    fn raw_rows(&self) -> RawRows {
+        let writer = RowWriter {
+            format: self.format,
+            param_count: self.param_count,
+            cell_prefixes: self.cell_prefixes.clone(),
+            symbol_cells: self.symbol_cells.clone(),
+            buffer: String::new(),
+            preselect: self.preselect.as_ref().map(|(column, best)| (*column, best.empty_like())),
+            deferred: None,
+        };
+        RawRows { writer: Box::new(writer), ids: Vec::new(), params: Vec::new(), cells: Vec::new() }
+    }
+
+    /// Takes the rows kept since the last call (see [`RowWriter::defer`]).
+    pub fn take_raw(&mut self) -> RawRows {
+        let fresh = self.raw_rows();
+        std::mem::replace(self.deferred.as_mut().expect("take_raw after defer"), fresh)
     }
 
     /// A writer for the rows of `grid` (its parameters, symbols written by name).
@@ -116,12 +204,15 @@ impl RowWriter {
         let column =
             Metrics::NAMES.iter().position(|&m| m == metric).ok_or_else(|| format!("unknown metric `{metric}`"))?;
         self.preselect = Some((column, crate::report::TopK::new(k, crate::report::lower_is_better(metric))));
+        if self.deferred.is_some() {
+            self.defer();
+        }
         Ok(())
     }
 
     /// Appends one row (`extras` in the order of the extra column names).
     pub fn row(&mut self, id: u64, params: &[ParamValue], metrics: &Metrics, extras: &[Cell]) {
-        let cells: [Cell; 8] = [
+        let cells: [Cell; METRIC_CELLS] = [
             Cell::Float(metrics.total_return),
             Cell::Float(metrics.cagr),
             Cell::Float(metrics.sharpe),
@@ -131,6 +222,18 @@ impl RowWriter {
             Cell::Count(metrics.max_drawdown_duration.into()),
             Cell::Count(metrics.trades.into()),
         ];
+        if let Some(raw) = self.deferred.as_mut() {
+            raw.ids.push(id);
+            raw.params.extend_from_slice(params);
+            raw.cells.extend_from_slice(&cells);
+            raw.cells.extend_from_slice(extras);
+            return;
+        }
+        self.push_row(id, params, &cells, extras);
+    }
+
+    /// Formats one row: the combo id, the parameters, the metrics' `cells`, the extras.
+    fn push_row(&mut self, id: u64, params: &[ParamValue], cells: &[Cell], extras: &[Cell]) {
         if let Some((column, best)) = self.preselect.as_mut() {
             // The value as a reader of the table sees it: undefined (NaN) unless finite.
             let value = match cells[*column] {
@@ -176,7 +279,9 @@ impl RowWriter {
     }
 
     /// Appends one preformatted line (a `[command]` sweep's record; no newline in `line`).
+    /// Not for a deferred writer (a command sweep's rank never defers).
     pub fn line(&mut self, line: &str) {
+        assert!(self.deferred.is_none(), "a preformatted line in a deferred RowWriter");
         self.buffer.push_str(line);
         self.buffer.push('\n');
     }
@@ -253,6 +358,32 @@ mod tests {
 
     fn metrics(x: f64) -> Metrics {
         Metrics { total_return: x, sharpe: f64::NAN, trades: 3, ..Metrics::default() }
+    }
+
+    #[test]
+    fn deferred_rows_format_to_the_same_text_and_best_rows() {
+        for format in [OutputFormat::Csv, OutputFormat::JsonLines] {
+            let writer = || {
+                let mut w = RowWriter::new(format, vec!["fast", "sym"], vec!["final_equity"]);
+                w.symbol_cells = vec!["AAPL".into(), "\"B,C\"".into()];
+                w.preselect("total_return", 2).unwrap();
+                w
+            };
+            let (mut direct, mut deferred) = (writer(), writer());
+            deferred.defer();
+            for chunk in [0..5u64, 5..6, 6..6] {
+                for id in chunk.clone() {
+                    let x = [0.5, f64::NAN, 3.25e-5, -1.0, 1e16, f64::INFINITY][id as usize];
+                    let params = [ParamValue::Int(id as i64), ParamValue::Symbol((id % 2) as u32)];
+                    let extras = [Cell::Float(x * 2.0)];
+                    direct.row(id, &params, &metrics(x), &extras);
+                    deferred.row(id, &params, &metrics(x), &extras);
+                }
+                let raw = deferred.take_raw();
+                assert_eq!(raw.len() as u64, chunk.end - chunk.start);
+                assert_eq!(raw.format(), direct.take(), "{format:?} {chunk:?}");
+            }
+        }
     }
 
     #[test]

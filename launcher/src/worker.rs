@@ -24,6 +24,18 @@ pub trait RankLink {
     fn receive(&mut self) -> Result<Option<ToRank>, String>;
     /// Sends a reply; an error means the launcher cannot be reached any more.
     fn send(&mut self, message: FromRank) -> Result<(), String>;
+
+    /// Whether the launcher formats this rank's rows itself (a rank thread of the
+    /// launcher's own process: see [`RowWriter::defer`]).
+    fn defers_formatting(&self) -> bool {
+        false
+    }
+
+    /// Sends the rows of combos `start..end` that `rows` holds.
+    fn send_rows(&mut self, start: u64, end: u64, rows: &mut RowWriter) -> Result<(), String> {
+        let (rows, best) = rows.take();
+        self.send(FromRank::Rows { start, end, rows, best })
+    }
 }
 
 /// A link over byte streams in the [`crate::protocol`] framing (a rank process's stdin
@@ -142,6 +154,9 @@ pub fn serve(link: &mut dyn RankLink, report: Option<&str>) -> Result<(), String
     if let Some((metric, k)) = preselect {
         rows.preselect(&metric, k)?;
     }
+    if link.defers_formatting() && spec.strategy.command().is_none() {
+        rows.defer();
+    }
     let delay = std::env::var(CHUNK_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
     link.send(FromRank::Ready)?;
     loop {
@@ -154,8 +169,7 @@ pub fn serve(link: &mut dyn RankLink, report: Option<&str>) -> Result<(), String
                 if let Some(delay) = delay {
                     std::thread::sleep(delay);
                 }
-                let (text, best) = rows.take();
-                link.send(FromRank::Rows { start, end, rows: text, best })?;
+                link.send_rows(start, end, &mut rows)?;
             }
             Some(other) => return Err(format!("unexpected message {}", other.kind())),
             // The launcher has no more work (or is gone).

@@ -10,6 +10,7 @@
 use crate::error::Failure;
 use crate::protocol::{FromRank, ToRank};
 use crate::sched::{Event, Transport};
+use crate::table::RowWriter;
 use crate::worker::{self, RankLink};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -19,6 +20,9 @@ struct ChannelLink {
     index: usize,
     inbox: mpsc::Receiver<ToRank>,
     events: mpsc::Sender<Event>,
+    /// Whether rows go to the scheduler as values ([`Event::Unformatted`]): when the
+    /// scheduler runs in this process and has a core to spare.
+    defer: bool,
 }
 
 impl RankLink for ChannelLink {
@@ -30,13 +34,27 @@ impl RankLink for ChannelLink {
     fn send(&mut self, message: FromRank) -> Result<(), String> {
         self.events.send(Event::Message(self.index, message)).map_err(|_| "the scheduler is gone".to_string())
     }
+
+    fn defers_formatting(&self) -> bool {
+        self.defer
+    }
+
+    fn send_rows(&mut self, start: u64, end: u64, rows: &mut RowWriter) -> Result<(), String> {
+        let event = if rows.is_deferred() {
+            Event::Unformatted(self.index, start..end, Box::new(rows.take_raw()))
+        } else {
+            let (rows, best) = rows.take();
+            Event::Message(self.index, FromRank::Rows { start, end, rows, best })
+        };
+        self.events.send(event).map_err(|_| "the scheduler is gone".to_string())
+    }
 }
 
 /// Starts rank `index` as a thread that reports to `events`; returns its inbox. Dropping
 /// the inbox's sender ends the rank once its current chunk is done. `report` (the
 /// `--report-bindings` line) is printed once the sweep arrives.
 pub fn start(index: usize, events: mpsc::Sender<Event>, report: Option<String>) -> mpsc::Sender<ToRank> {
-    spawn(index, events, move || report).0
+    spawn(index, events, false, move || report).0
 }
 
 /// [`start`], with `setup` run first in the new thread (it pins the thread, and returns
@@ -44,6 +62,7 @@ pub fn start(index: usize, events: mpsc::Sender<Event>, report: Option<String>) 
 fn spawn(
     index: usize,
     events: mpsc::Sender<Event>,
+    defer: bool,
     setup: impl FnOnce() -> Option<String> + Send + 'static,
 ) -> (mpsc::Sender<ToRank>, JoinHandle<()>) {
     let (inbox_tx, inbox) = mpsc::channel();
@@ -53,7 +72,7 @@ fn spawn(
         .stack_size(8 << 20)
         .spawn(move || {
             let gone = events.clone();
-            let mut link = ChannelLink { index, inbox, events };
+            let mut link = ChannelLink { index, inbox, events, defer };
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let report = setup();
                 worker::serve_reporting_errors(&mut link, report.as_deref())
@@ -86,7 +105,8 @@ impl ThreadRank {
     /// arrives.
     pub fn start(pin: Option<usize>, report_bindings: bool) -> ThreadRank {
         let (events_tx, events) = mpsc::channel();
-        let (inbox, thread) = spawn(0, events_tx, move || {
+        // The launcher's thread only waits for rows at -np 1: it formats them.
+        let (inbox, thread) = spawn(0, events_tx, true, move || {
             // The machine as the launcher may use it, seen before pinning narrows the view.
             let machine = report_bindings.then(worker::machine_view);
             if let Some(cpu) = pin {

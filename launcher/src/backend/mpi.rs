@@ -239,12 +239,13 @@ fn serve_rank(world: &SimpleCommunicator, rank: usize, report: Option<String>) {
     while !ended || computing {
         let mut busy = false;
         loop {
-            match events.try_recv() {
+            match events.try_recv().map(Event::formatted) {
                 Ok(Event::Message(_, message)) => {
                     send(message);
                     busy = true;
                 }
                 Ok(Event::Gone(_, why)) => send(FromRank::Error(format!("its computing thread {why}"))),
+                Ok(Event::Unformatted(..)) => unreachable!("formatted above"),
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     computing = false;
