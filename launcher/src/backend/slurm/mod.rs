@@ -251,7 +251,7 @@ fn current_dir() -> Result<PathBuf> {
 
 /// sbatch options the script sets itself and the follower relies on, with what to use
 /// instead.
-const OWN_SBATCH_OPTIONS: [(&str, &str); 14] = [
+const OWN_SBATCH_OPTIONS: [(&str, &str); 13] = [
     ("--nodes", "use --nodes"),
     ("--ntasks", "use --ntasks-per-node"),
     ("--ntasks-per-node", "use --ntasks-per-node"),
@@ -265,7 +265,6 @@ const OWN_SBATCH_OPTIONS: [(&str, &str); 14] = [
     ("--chdir", "the job runs where sweeprun was started; cd there first"),
     ("--wrap", "the script runs the sweep"),
     ("--parsable", "sweeprun reads the job id itself"),
-    ("--job-name", "the job is named after the table"),
 ];
 
 /// Checks `--sbatch-arg`s: each one option in its `--opt` or `--opt=value` form (written as

@@ -241,7 +241,7 @@ mod tests {
             partition: Some("debug".into()),
             time: Some("30".into()),
             account: None,
-            extra: vec!["--exclusive".into()],
+            extra: vec!["--exclusive".into(), "--job-name=goog sweep".into()],
             workdir: "/srv/sweeps".into(),
             out: "/srv/sweeps/goog results.csv".into(),
             exe: "/srv/bin/sweeprun".into(),
@@ -268,6 +268,8 @@ mod tests {
             "#SBATCH --export=ALL",
             "#SBATCH --requeue",
             "#SBATCH --exclusive",
+            // The user's own name comes last: sbatch takes the last of a repeated option.
+            "#SBATCH \"--job-name=goog sweep\"",
             "if [ -e '/srv/sweeps/goog results.csv.partial' ]; then resume=--resume; fi",
             "exec srun --mpi=pmix /srv/bin/sweeprun run /srv/sweeps/goog.toml --backend mpi \
              --out '/srv/sweeps/goog results.csv' $resume",
