@@ -610,7 +610,7 @@ fn a_sweeprun_without_mpi_runs_local_ranks_on_one_node_of_the_job() {
     );
 }
 
-/// The directory holding `program` on `PATH`.
+/// Where `program` is on `PATH` (the first directory that has it).
 fn on_path(program: &str) -> PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap())
         .map(|dir| dir.join(program))
