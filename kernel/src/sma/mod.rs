@@ -118,12 +118,9 @@ pub struct SmaBatch<'a> {
     signals: Signals,
     /// Largest window length the products were checked for.
     max_window: u32,
-    /// `close[t] / close[t-1] - 1` (0 at t = 0): long-only lanes' returns between trades.
-    close_returns: Vec<f64>,
-    /// `close_returns[t]²` and `min(close_returns[t], 0)²`: what a long-only lane holding
-    /// between trades adds to its sums of squares (see `simd::Inputs`).
-    return_squares: Vec<f64>,
-    downside_squares: Vec<f64>,
+    /// Prefix sums of the asset's returns, their squares and downside squares: what a
+    /// long-only lane adds for a run of bars it holds between trades (see `simd::Inputs`).
+    held: simd::HeldPrefix,
     /// The windows announced by [`SmaBatch::prepare`], with their tables once needed.
     prepared: Option<Prepared>,
     /// The vector paths' f64 prefix (exact integers, or the filtered prefix of the
@@ -159,22 +156,8 @@ impl<'a> SmaBatch<'a> {
         let padding = std::iter::repeat_n(0.0, simd::PREFIX_PAD);
         let prefix_f64 = padding.chain(signals.approx.iter().copied()).collect();
         let close = &series.close;
-        let close_returns: Vec<f64> =
-            (0..bars).map(|t| if t == 0 { 0.0 } else { close[t] / close[t - 1] - 1.0 }).collect();
-        let return_squares = close_returns.iter().map(|&r| r * r).collect();
-        // As the vector `min(r, 0)` (minpd: the second operand unless r < 0).
-        let downside_squares = close_returns.iter().map(|&r| if r < 0.0 { r * r } else { 0.0 }).collect();
-        Ok(SmaBatch {
-            open: series.open.as_deref(),
-            close,
-            signals,
-            max_window,
-            close_returns,
-            return_squares,
-            downside_squares,
-            prepared: None,
-            prefix_f64,
-        })
+        let held = simd::HeldPrefix::new(close);
+        Ok(SmaBatch { open: series.open.as_deref(), close, signals, max_window, held, prepared: None, prefix_f64 })
     }
 
     /// Announces every fast and slow window a sweep uses, so that the SIMD window-sum
@@ -283,9 +266,7 @@ impl<'a> SmaBatch<'a> {
             prefix: &self.prefix_f64,
             exact: &self.signals.exact,
             close: self.close,
-            close_returns: &self.close_returns,
-            return_squares: &self.return_squares,
-            downside_squares: &self.downside_squares,
+            held: &self.held,
             fill_price: open,
             fee: config.fee,
         };

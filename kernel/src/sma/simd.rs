@@ -16,12 +16,13 @@
 //!   scalar update of those lanes.
 //! * Long-only lanes that did not trade take the asset's return instead of dividing their
 //!   equities (the one deviation from bit-identity: ~1e-16 per return, far inside the
-//!   1e-9 tolerance; equity, drawdowns and trades stay bit-identical). On a bar where no
-//!   lane trades, that return is the asset's return or +0.0, so its square and downside
-//!   square are per-bar values computed once (`Inputs::return_squares`,
-//!   `Inputs::downside_squares`), added with masked adds under the mask of holding lanes
-//!   (kept from the last trade); adding nothing instead of +0.0 leaves the sums' bits
-//!   as they were (no sum is ever -0.0).
+//!   1e-9 tolerance; equity, drawdowns and trades stay bit-identical). Between two of its
+//!   trades such a lane is flat (return +0.0) or holds the asset, so its held bars enter
+//!   its three sums (returns, squares, downside squares) at once, at its next trade or
+//!   the last bar, as differences of prefix sums over the asset's returns
+//!   ([`HeldPrefix`]): a bar where no lane trades adds nothing to any sum. The order of
+//!   a lane's additions depends only on its own trades, so a combo's numbers do not
+//!   depend on which combos share its vector.
 //! * Long-only trades are decided on masks (target above xor holding); the 0/1 target
 //!   vector is built only on bars where a lane trades.
 
@@ -161,6 +162,10 @@ pub(crate) struct StridedPrefix {
     /// Entries per row.
     row_len: usize,
     values: Vec<f64>,
+    /// `offsets[x]` = `(x mod k)·row_len + x div k`, where `P'[x]` lives: a bar's load
+    /// address is one table load instead of a walk with compares and conditional moves
+    /// (a fifth of the hot loop's instructions, which is front-end bound).
+    offsets: Vec<u32>,
 }
 
 impl StridedPrefix {
@@ -174,7 +179,10 @@ impl StridedPrefix {
             let x = pad + i;
             values[(x % stride) * row_len + x / stride] = p;
         }
-        StridedPrefix { stride, row_len, values }
+        let offsets = (0..padded_len)
+            .map(|x| u32::try_from((x % stride) * row_len + x / stride).expect("a price series of < 2^32 / 8 bars"))
+            .collect();
+        StridedPrefix { stride, row_len, values, offsets }
     }
 }
 
@@ -194,6 +202,43 @@ pub(crate) const MAX_LANES: usize = 8;
 /// bounds at the bars before its longest window is full.
 pub(crate) const PREFIX_PAD: usize = MAX_LANES;
 
+/// Prefix sums over the asset's returns `r[t] = close[t] / close[t-1] - 1` (t >= 1) of
+/// `r`, `r·r` and `min(r, 0)²`: entry `i` sums bars `1..i`, so bars `a..b` held by a
+/// long-only lane add `entry[b] - entry[a]` to its three sums. A lane that holds from
+/// one trade to the next never divides or adds per bar (see `run`).
+#[derive(Clone, Debug)]
+pub(crate) struct HeldPrefix {
+    returns: Vec<f64>,
+    squares: Vec<f64>,
+    downside: Vec<f64>,
+}
+
+impl HeldPrefix {
+    pub(crate) fn new(close: &[f64]) -> HeldPrefix {
+        let bars = close.len();
+        let mut held = HeldPrefix {
+            returns: Vec::with_capacity(bars + 1),
+            squares: Vec::with_capacity(bars + 1),
+            downside: Vec::with_capacity(bars + 1),
+        };
+        let (mut sum, mut sum_sq, mut downside_sq) = (0.0, 0.0, 0.0);
+        for t in 0..=bars {
+            if (2..=bars).contains(&t) {
+                let r = close[t - 1] / close[t - 2] - 1.0;
+                sum += r;
+                sum_sq += r * r;
+                // As the vector `min(r, 0)` (minpd: the second operand unless r < 0).
+                let down = if r < 0.0 { r } else { 0.0 };
+                downside_sq += down * down;
+            }
+            held.returns.push(sum);
+            held.squares.push(sum_sq);
+            held.downside.push(downside_sq);
+        }
+        held
+    }
+}
+
 /// The shared inputs of one evaluate call.
 pub(crate) struct Inputs<'a> {
     /// Window-sum tables for `V::N` lanes, built on first call (only groups whose slow
@@ -206,12 +251,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) exact: &'a ExactPrefix,
     /// Closes.
     pub(crate) close: &'a [f64],
-    /// `close[t] / close[t-1] - 1`.
-    pub(crate) close_returns: &'a [f64],
-    /// `close_returns[t]²`: a held long-only lane's `r·r` between trades.
-    pub(crate) return_squares: &'a [f64],
-    /// `min(close_returns[t], 0)²` (0 unless `close_returns[t] < 0`): its `min(r, 0)²`.
-    pub(crate) downside_squares: &'a [f64],
+    /// What long-only lanes add for the bars they hold between trades.
+    pub(crate) held: &'a HeldPrefix,
     /// Fill prices (opens or closes).
     pub(crate) fill_price: &'a [f64],
     /// Fee per fill.
@@ -576,17 +617,7 @@ pub(crate) unsafe fn run<
     combos: &[SmaCombo],
     out: &mut [Metrics],
 ) {
-    let Inputs {
-        prefix: padded_prefix,
-        exact,
-        close,
-        close_returns,
-        return_squares,
-        downside_squares,
-        fill_price,
-        fee,
-        ..
-    } = *inputs;
+    let Inputs { prefix: padded_prefix, exact, close, held, fill_price, fee, .. } = *inputs;
     let prefix = &padded_prefix[PREFIX_PAD..];
     let n = V::N;
     let bars = close.len();
@@ -639,41 +670,45 @@ pub(crate) unsafe fn run<
         let (mut run_length, mut longest) = (zero, zero);
         // Long-only: the lanes holding the asset (`position > 0`), updated when lanes trade.
         let mut holding = V::none();
+        // Long-only: the `held` prefix entries where each lane's run of held bars began.
+        let (mut begin_sum, mut begin_sq, mut begin_down) = (zero, zero, zero);
 
         let slowest = combos[0].slow as usize;
         let fast = combos[0].fast as usize;
         assert_eq!(PREFIX, group.prefix_slow);
         assert_eq!(prefix.len(), bars + 1);
         // (Lets the bar loop index the per-bar inputs without bounds checks.)
-        assert_eq!(close_returns.len(), bars);
-        assert_eq!(return_squares.len(), bars);
-        assert_eq!(downside_squares.len(), bars);
+        let HeldPrefix { returns: held_returns, squares: held_squares, downside: held_downside } = held;
+        assert_eq!(held_returns.len(), bars + 1);
+        assert_eq!(held_squares.len(), bars + 1);
+        assert_eq!(held_downside.len(), bars + 1);
         assert_eq!(fill_price.len(), bars);
         // A prefix group reads its slow sums from the prefix laid out by its stride: lane j
-        // (window slowest - j·k) at bar t reads entry `offset + j` of that layout, where
-        // `offset` walks row `x mod k`, column `x div k` for x = t+1-slowest+MAX_LANES·k
-        // (see StridedPrefix), advanced bar by bar without a division.
-        let (slow_layout, stride, row_len, fast_column) = match (PREFIX, prefix_sums) {
+        // (window slowest - j·k) at bar t reads entry `offsets[x] + j` of that layout, for
+        // x = t+1-slowest+MAX_LANES·k (see StridedPrefix).
+        let (slow_layout, stride, row_len, all_offsets, fast_column) = match (PREFIX, prefix_sums) {
             (true, Some(PrefixSums { strided: layout, fast })) => {
-                (layout.values.as_slice(), layout.stride, layout.row_len, fast)
+                (layout.values.as_slice(), layout.stride, layout.row_len, layout.offsets.as_slice(), fast)
             }
             (true, None) => panic!("a prefix group needs its strided prefix"),
-            (false, _) => (&[][..], 1, 0, &[][..]),
+            (false, _) => (&[][..], 1, 0, &[][..], &[][..]),
         };
         assert!(!PREFIX || fast_column.len() == bars);
-        let mut slow_offset = 0;
-        let mut slow_row = 0;
+        // `slow_offsets[t - start]`: where bar t's load starts.
+        let mut slow_offsets: &[u32] = &[];
         if PREFIX {
             // Every lane's window is >= 1 (checked by prefix_group_len), and the smallest
             // real window (slowest - (len-1)·k) signals first: x >= MAX_LANES·k - (len-1)·k > 0.
             assert!(slowest > (n - 1) * stride && start + 1 + (n - 1) * stride >= slowest);
             let x = start + 1 + MAX_LANES * stride - slowest;
-            slow_row = x % stride;
-            slow_offset = slow_row * row_len + x / stride;
+            slow_offsets = &all_offsets[x..x + (bars - start)];
             // The last bar's load stays inside its row: x_max div k + N <= row_len.
             let x_max = bars + MAX_LANES * stride - slowest;
             assert!(x_max / stride + n <= row_len && stride * row_len == slow_layout.len());
         }
+        // Every lane's first signal is at bar max(fast, slow) - 1 >= 1 (slow >= 2), so every
+        // bar of the loop has a return.
+        assert!(start >= 1, "a slow window of at least 2 bars");
         // A group of one fast window takes its fast sum from the prefix sums: every bar from
         // `start` on has the window full (t >= first signal >= fast - 1).
         assert!(!group.same_fast || start + 1 >= fast);
@@ -722,17 +757,10 @@ pub(crate) unsafe fn run<
                 // Lane j has slow window `slowest - j·k`: P[t+1] - P[t+1-slowest+j·k] for all
                 // j at once. Before a lane's window is full this reads padding zeros or a
                 // partial sum: finite, and masked by the lane's first signal below.
-                // SAFETY: `slow_offset` is row `x mod k`, column `x div k` of the layout
-                // (asserted in bounds for the last bar above; x only grows).
-                let sums = V::splat(prefix_end).sub(V::load(slow_layout.as_ptr().add(slow_offset)));
-                slow_row += 1;
-                if slow_row == stride {
-                    slow_row = 0;
-                    slow_offset = slow_offset + 1 - (stride - 1) * row_len;
-                } else {
-                    slow_offset += row_len;
-                }
-                sums
+                // SAFETY: `slow_offsets` holds bars - start entries, each the start of a
+                // load inside its row (asserted for the last bar above; x only grows).
+                let offset = *slow_offsets.get_unchecked(t - start) as usize;
+                V::splat(prefix_end).sub(V::load(slow_layout.as_ptr().add(offset)))
             } else {
                 match slow_tile {
                     // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
@@ -785,51 +813,67 @@ pub(crate) unsafe fn run<
                     any_traded = true;
                 }
             }
+            let was_holding = holding;
             if !LONG_SHORT && any_traded {
                 holding = V::gt(position, zero);
             }
             let equity = cash.add(shares.mul(V::splat(close[t])));
-            if t > 0 {
-                // Long-only lanes that did not trade this bar are flat (return 0 exactly) or
-                // all in (cash ~1e-17 of equity), so their return is the asset's, to ~1e-16,
-                // with no division. Shorts and lanes that traded take the exact equity ratio.
-                // Per lane, so a combo's numbers never depend on which lanes it shares.
-                if LONG_SHORT || any_traded {
-                    let r = if LONG_SHORT {
-                        equity.div(equity_prev).sub(one)
-                    } else {
-                        let held = V::select(holding, V::splat(close_returns[t]), zero);
-                        V::select(traded, equity.div(equity_prev).sub(one), held)
-                    };
-                    sum = sum.add(r);
-                    sum_sq = sum_sq.add(r.mul(r));
-                    let down = r.min(zero);
-                    downside_sq = downside_sq.add(down.mul(down));
-                } else {
-                    // No lane traded: r is the asset's return where holding, +0.0 elsewhere,
-                    // so r·r and min(r, 0)² are the bar's precomputed squares, and the flat
-                    // lanes' `+ 0.0` changes nothing (no sum is ever -0.0: they start at
-                    // +0.0, and x + y is -0.0 only for two -0.0 operands).
-                    sum = sum.add_where(holding, V::splat(close_returns[t]));
-                    sum_sq = sum_sq.add_where(holding, V::splat(return_squares[t]));
-                    downside_sq = downside_sq.add_where(holding, V::splat(downside_squares[t]));
-                }
-                // `below` is `!(equity >= peak)`: the run under the peak goes on (or a new
-                // peak resets it). `equity.max(peak)` is `equity` exactly where equity >= peak
-                // (maxpd: the second operand unless the first is greater; equal values are
-                // the same positive number, and a NaN equity keeps the peak).
-                let below = V::nge(equity, peak);
-                peak = equity.max(peak);
-                run_length = run_length.add_or_zero(below, one);
-                longest = longest.max(run_length);
-                if V::any(V::lt(equity, peak.mul(min_ratio_bound))) {
-                    min_ratio = min_ratio.min(equity.div(peak));
-                    min_ratio_bound = min_ratio.mul(V::splat(1.0 + 4.0 * f64::EPSILON));
-                }
+            if !LONG_SHORT && any_traded {
+                // A long-only lane between trades is flat (return 0 exactly) or all in (cash
+                // ~1e-17 of equity): its return is the asset's, to ~1e-16. So its held bars
+                // enter its sums only here, when it trades: a lane that held since bar `e`
+                // adds the prefix differences over bars e+1..t-1 (no division or add per
+                // bar), then, like every lane that trades, its exact equity ratio. Per lane,
+                // so a combo's numbers never depend on which lanes it shares.
+                let closing = V::and(traded, was_holding);
+                // SAFETY: t + 1 <= bars and every `held` prefix holds bars + 1 entries.
+                let (at_sum, at_sq, at_down) = (
+                    V::splat(*held_returns.get_unchecked(t)),
+                    V::splat(*held_squares.get_unchecked(t)),
+                    V::splat(*held_downside.get_unchecked(t)),
+                );
+                sum = sum.add_where(closing, at_sum.sub(begin_sum));
+                sum_sq = sum_sq.add_where(closing, at_sq.sub(begin_sq));
+                downside_sq = downside_sq.add_where(closing, at_down.sub(begin_down));
+                let r = equity.div(equity_prev).sub(one);
+                let down = r.min(zero);
+                sum = sum.add_where(traded, r);
+                sum_sq = sum_sq.add_where(traded, r.mul(r));
+                downside_sq = downside_sq.add_where(traded, down.mul(down));
+                // A lane that now holds starts its run at bar t + 1.
+                // SAFETY: as above.
+                begin_sum = V::select(traded, V::splat(*held_returns.get_unchecked(t + 1)), begin_sum);
+                begin_sq = V::select(traded, V::splat(*held_squares.get_unchecked(t + 1)), begin_sq);
+                begin_down = V::select(traded, V::splat(*held_downside.get_unchecked(t + 1)), begin_down);
+            }
+            if LONG_SHORT {
+                let r = equity.div(equity_prev).sub(one);
+                sum = sum.add(r);
+                sum_sq = sum_sq.add(r.mul(r));
+                let down = r.min(zero);
+                downside_sq = downside_sq.add(down.mul(down));
+            }
+            // `below` is `!(equity >= peak)`: the run under the peak goes on (or a new
+            // peak resets it). `equity.max(peak)` is `equity` exactly where equity >= peak
+            // (maxpd: the second operand unless the first is greater; equal values are
+            // the same positive number, and a NaN equity keeps the peak).
+            let below = V::nge(equity, peak);
+            peak = equity.max(peak);
+            run_length = run_length.add_or_zero(below, one);
+            longest = longest.max(run_length);
+            if V::any(V::lt(equity, peak.mul(min_ratio_bound))) {
+                min_ratio = min_ratio.min(equity.div(peak));
+                min_ratio_bound = min_ratio.mul(V::splat(1.0 + 4.0 * f64::EPSILON));
             }
             equity_prev = equity;
         }
 
+        if !LONG_SHORT {
+            // Lanes still holding at the last bar close their run over bars e+1..bars-1.
+            sum = sum.add_where(holding, V::splat(held_returns[bars]).sub(begin_sum));
+            sum_sq = sum_sq.add_where(holding, V::splat(held_squares[bars]).sub(begin_sq));
+            downside_sq = downside_sq.add_where(holding, V::splat(held_downside[bars]).sub(begin_down));
+        }
         let mut lanes = [[0.0; MAX_LANES]; 7];
         for (array, vector) in lanes.iter_mut().zip([sum, sum_sq, downside_sq, equity_prev, min_ratio, longest, cash]) {
             vector.store(array.as_mut_ptr());
