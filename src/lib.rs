@@ -185,3 +185,25 @@ pub fn criterion_median(id: &[&str], since: std::time::SystemTime) -> Option<f64
     let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
     estimates["median"]["point_estimate"].as_f64().map(|ns| ns / 1e9)
 }
+
+/// The python of the project's venv (`scripts/qstrader-venv.sh`: QSTrader 0.3.0, pandas,
+/// numpy; built from PyPI on first use), or a failed test saying what is missing.
+pub fn venv_python() -> PathBuf {
+    let script = workspace_root().join("scripts/qstrader-venv.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .current_dir(workspace_root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "bash scripts/qstrader-venv.sh failed (exit {:?}): this test needs the real QSTrader 0.3.0 \
+         in a venv, built from PyPI (python3 >= 3.11 with venv support, network access to PyPI). \
+         Its messages:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(python.is_file(), "scripts/qstrader-venv.sh printed {}, which is not a file", python.display());
+    python
+}

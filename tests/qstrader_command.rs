@@ -10,9 +10,8 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use sweeprun_tests::{output_of, read_csv, reference_dir, sweeprun, table_float, workspace_root};
+use std::path::Path;
+use sweeprun_tests::{output_of, read_csv, reference_dir, sweeprun, table_float, venv_python, workspace_root};
 
 const LOOKBACKS: [u64; 2] = [63, 126];
 const TOP_NS: [u64; 2] = [1, 3];
@@ -53,27 +52,6 @@ enum Agree {
 /// docs/DESIGN.md: CAGR and max drawdown are "within ~1e-12 of QSTrader's".
 const STATS_RTOL: f64 = 1e-12;
 
-/// The venv's python (`scripts/qstrader-venv.sh`), or a failed test saying what is missing.
-fn qstrader_python() -> PathBuf {
-    let script = workspace_root().join("scripts/qstrader-venv.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .current_dir(workspace_root())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run bash {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "bash scripts/qstrader-venv.sh failed (exit {:?}): this test needs the real QSTrader 0.3.0 \
-         in a venv, built from PyPI (python3 >= 3.11 with venv support, network access to PyPI). \
-         Its messages:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let python = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    assert!(python.is_file(), "scripts/qstrader-venv.sh printed {}, which is not a file", python.display());
-    python
-}
-
 /// A table's rows keyed by (lookback, top_n), each row a map column -> cell.
 type Rows = BTreeMap<(u64, u64), BTreeMap<String, String>>;
 
@@ -99,7 +77,7 @@ fn names(columns: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn command_sweep_of_qstrader_matches_builtin_momentum_taa() {
-    let python = qstrader_python();
+    let python = venv_python();
     let bin_dir = python.parent().unwrap();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let path =
