@@ -7,9 +7,11 @@ use proptest::prelude::*;
 use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::date::Date;
 use sweeprun_kernel::decimal::{Decimal, ExactCloses};
+use sweeprun_kernel::metrics::PERIODS_PER_YEAR;
 use sweeprun_kernel::metrics::{Convention, Metrics};
+use sweeprun_kernel::overfitting::{self, Blocks};
 use sweeprun_kernel::prices::AssetSeries;
-use sweeprun_kernel::sma::{Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
+use sweeprun_kernel::sma::{BlockSumsOut, Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
 
 fn series(open: &[i64], close: &[i64]) -> AssetSeries {
     AssetSeries {
@@ -308,6 +310,74 @@ fn long_only_drawdowns_never_exceed_everything() {
                 for (combo, m) in combos.iter().zip(&out) {
                     assert!(m.max_drawdown <= 1.0, "{path} fee {fee} {combo:?} open 1e-300 at {absurd_bar}: {m:?}");
                     assert!(m.total_return >= -1.0, "{path} {combo:?}: {m:?}");
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The per-block sums of returns and squared returns (the overfitting statistics'
+    /// inputs): every vector path against the scalar path's, which adds each return of its
+    /// equity curve into its block; also bit for bit the same whether the combos run in
+    /// one call or in pieces (they are journaled per chunk and resumed), and adding up to
+    /// the full-sample return sum the Sharpe ratio comes from.
+    #[test]
+    fn block_sums_match_the_scalar_path_and_do_not_depend_on_grouping(
+        (open, close) in prices(),
+        half in 1usize..4,
+        split in 1usize..9,
+    ) {
+        let bars = close.len() as u32;
+        let blocks = 2 * half;
+        prop_assume!(bars as usize > 2 * blocks && bars >= 12);
+        let data = series(&open, &close);
+        let batch = SmaBatch::new(&data, bars).unwrap();
+        let combos: Vec<SmaCombo> =
+            (1..=4u32).flat_map(|fast| (fast + 1..=bars.min(fast + 12)).map(move |slow| SmaCombo { fast, slow })).collect();
+        let layout = Blocks::new(bars as usize - 1, blocks).unwrap();
+        let run = |path: KernelPath, config: &SmaConfig, combos: &[SmaCombo]| {
+            let mut metrics = vec![Metrics::default(); combos.len()];
+            let mut sums = vec![f64::NAN; combos.len() * blocks];
+            let mut squares = sums.clone();
+            let out = BlockSumsOut { blocks: &layout, sums: &mut sums, squares: &mut squares };
+            batch.evaluate_blocks_on(path, config, combos, &mut metrics, Some(out)).unwrap();
+            (metrics, sums, squares)
+        };
+        for direction in [Direction::Long, Direction::LongShort] {
+            for fill in [Fill::Open, Fill::Close] {
+                let config = SmaConfig { direction, fill, fee: 0.001, convention: Convention::Standard };
+                let (_, want_sums, want_squares) = run(KernelPath::Scalar, &config, &combos);
+                for path in vector_paths() {
+                    let (metrics, sums, squares) = run(path, &config, &combos);
+                    for (i, combo) in combos.iter().enumerate() {
+                        for b in 0..blocks {
+                            let at = i * blocks + b;
+                            prop_assert!(same(sums[at], want_sums[at]) && same(squares[at], want_squares[at]),
+                                "{} {:?} {:?} {:?} block {}: ({}, {}) vs scalar ({}, {})", path, direction, fill, combo, b,
+                                sums[at], squares[at], want_sums[at], want_squares[at]);
+                        }
+                        // The blocks add up to the full sample: the table's Sharpe ratio.
+                        let n = f64::from(bars - 1);
+                        let sum: f64 = sums[i * blocks..(i + 1) * blocks].iter().sum();
+                        let sum_sq: f64 = squares[i * blocks..(i + 1) * blocks].iter().sum();
+                        let annualised = overfitting::sharpe(n, sum, sum_sq) * PERIODS_PER_YEAR.sqrt();
+                        let table = metrics[i].sharpe;
+                        prop_assert!(same(annualised, table) || (!table.is_finite() && annualised == 0.0),
+                            "{} {:?} {:?} {:?}: Sharpe from blocks {} vs {}", path, direction, fill, combo, annualised, table);
+                    }
+                    let mut piece_sums = Vec::new();
+                    let mut piece_squares = Vec::new();
+                    for part in combos.chunks(split) {
+                        let (_, s, q) = run(path, &config, part);
+                        piece_sums.extend(s);
+                        piece_squares.extend(q);
+                    }
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    prop_assert_eq!(bits(&sums), bits(&piece_sums), "{} {:?} {:?}: sums by grouping", path, direction, fill);
+                    prop_assert_eq!(bits(&squares), bits(&piece_squares), "{} {:?} {:?}", path, direction, fill);
                 }
             }
         }

@@ -23,6 +23,7 @@ mod simd;
 
 use crate::arch::{KernelChoiceError, KernelPath};
 use crate::metrics::{Convention, EquityStats, Metrics, QstraderStats, StandardStats};
+use crate::overfitting::Blocks;
 use crate::prices::AssetSeries;
 use signal::{Regime, Signals};
 use std::fmt;
@@ -230,6 +231,37 @@ impl<'a> SmaBatch<'a> {
         combos: &[SmaCombo],
         out: &mut [Metrics],
     ) -> Result<(), SmaError> {
+        self.evaluate_blocks_on(path, config, combos, out, None)
+    }
+
+    /// [`SmaBatch::evaluate_on`], also writing each combo's sums of `standard` returns
+    /// (`r_t = equity_t / equity_(t-1) - 1`, bars 1..) and of their squares per block of
+    /// `blocks` (which must cover this batch's `bars - 1` returns), the inputs of the
+    /// overfitting statistics ([`crate::overfitting`]).
+    ///
+    /// # Panics
+    /// As [`SmaBatch::evaluate`], or if `blocks` does not fit the bars or the combos.
+    pub fn evaluate_blocks_on(
+        &self,
+        path: KernelPath,
+        config: &SmaConfig,
+        combos: &[SmaCombo],
+        out: &mut [Metrics],
+        blocks: Option<BlockSumsOut>,
+    ) -> Result<(), SmaError> {
+        let bounds: Vec<usize> = match &blocks {
+            Some(b) => {
+                assert_eq!(b.blocks.returns() + 1, self.bars(), "blocks over every return");
+                assert!(b.sums.len() == combos.len() * b.blocks.len() && b.squares.len() == b.sums.len());
+                std::iter::once(1)
+                    .chain(b.blocks.lengths().iter().scan(1, |bar, len| {
+                        *bar += len;
+                        Some(*bar)
+                    }))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         assert_eq!(combos.len(), out.len(), "one output slot per combo");
         if !(config.fee >= 0.0 && config.fee < 1.0) {
             return Err(SmaError::BadFee(config.fee));
@@ -245,10 +277,14 @@ impl<'a> SmaBatch<'a> {
             self.check_combo(*combo).unwrap_or_else(|e| panic!("unchecked combo {combo:?}: {e}"));
         }
         let path = self.path_for(config, path);
+        let mut blocks = blocks.map(|b| simd::BlockOut { sums: b.sums, squares: b.squares });
         if path == KernelPath::Scalar {
             match config.convention {
                 Convention::Standard => self.evaluate_with::<StandardStats>(config, combos, open, out),
                 Convention::Qstrader => self.evaluate_with::<QstraderStats>(config, combos, open, out),
+            }
+            if let Some(blocks) = blocks.as_mut() {
+                self.scalar_block_sums(config, combos, open, &bounds, blocks);
             }
             return Ok(());
         }
@@ -269,24 +305,60 @@ impl<'a> SmaBatch<'a> {
             held: &self.held,
             fill_price: open,
             fee: config.fee,
+            block_bounds: &bounds,
         };
         let filtered = self.signals.regime == Regime::Filtered;
         // SAFETY: `path.is_available()` was checked above, so the CPU runs its instructions.
         unsafe {
             match path {
                 KernelPath::Portable => {
-                    simd::evaluate::<crate::arch::portable::One>(&inputs, filtered, config, combos, out)
+                    simd::evaluate::<crate::arch::portable::One>(&inputs, filtered, config, combos, out, blocks)
                 }
                 #[cfg(target_arch = "x86_64")]
-                KernelPath::Avx512 => evaluate_avx512(&inputs, filtered, config, combos, out),
+                KernelPath::Avx512 => evaluate_avx512(&inputs, filtered, config, combos, out, blocks),
                 #[cfg(target_arch = "x86_64")]
-                KernelPath::Avx2 => evaluate_avx2(&inputs, filtered, config, combos, out),
+                KernelPath::Avx2 => evaluate_avx2(&inputs, filtered, config, combos, out, blocks),
                 #[cfg(target_arch = "aarch64")]
-                KernelPath::Neon => evaluate_neon(&inputs, filtered, config, combos, out),
+                KernelPath::Neon => evaluate_neon(&inputs, filtered, config, combos, out, blocks),
                 _ => unreachable!("{path} is not available on this target"),
             }
         }
         Ok(())
+    }
+
+    /// The scalar path's block sums: each combo's `standard` returns, from its equity
+    /// curve (`reference::equity_curve`, the scalar kernel's own account), added in
+    /// return order into their blocks.
+    fn scalar_block_sums(
+        &self,
+        config: &SmaConfig,
+        combos: &[SmaCombo],
+        fill: &[f64],
+        bounds: &[usize],
+        out: &mut simd::BlockOut,
+    ) {
+        let blocks = bounds.len() - 1;
+        for (c, combo) in combos.iter().enumerate() {
+            let (curve, _) = self.equity_path(config, *combo, fill);
+            for b in 0..blocks {
+                let (mut sum, mut squares) = (0.0, 0.0);
+                for t in bounds[b]..bounds[b + 1] {
+                    let r = curve[t] / curve[t - 1] - 1.0;
+                    sum += r;
+                    squares += r * r;
+                }
+                out.sums[c * blocks + b] = sum;
+                out.squares[c * blocks + b] = squares;
+            }
+        }
+    }
+
+    /// One combo's equity at every bar, as the scalar kernel runs it.
+    fn equity_path(&self, config: &SmaConfig, combo: SmaCombo, fill: &[f64]) -> (Vec<f64>, Metrics) {
+        let mut curve = CurveStats::default();
+        curve.reset(1.0);
+        let metrics = self.run_variant(config, combo, fill, &mut curve);
+        (curve.equity, metrics)
     }
 
     fn evaluate_with<S: EquityStats>(
@@ -381,6 +453,41 @@ impl<'a> SmaBatch<'a> {
     }
 }
 
+/// Per-combo block sums out of [`SmaBatch::evaluate_blocks_on`]: combo `c`'s block `b`
+/// at `c·S + b`.
+#[derive(Debug)]
+pub struct BlockSumsOut<'a> {
+    /// The blocks of returns.
+    pub blocks: &'a Blocks,
+    /// Sums of returns.
+    pub sums: &'a mut [f64],
+    /// Sums of squared returns.
+    pub squares: &'a mut [f64],
+}
+
+/// An [`EquityStats`] that keeps the whole equity curve (bar 0 on).
+#[derive(Default)]
+struct CurveStats {
+    equity: Vec<f64>,
+}
+
+impl EquityStats for CurveStats {
+    fn reset(&mut self, initial: f64) {
+        self.equity.clear();
+        self.equity.push(initial);
+    }
+    fn push_flat(&mut self, count: u32) {
+        let last = *self.equity.last().expect("reset first");
+        self.equity.extend(std::iter::repeat_n(last, count as usize));
+    }
+    fn push(&mut self, equity: f64) {
+        self.equity.push(equity);
+    }
+    fn finish(&self, trades: u32) -> Metrics {
+        Metrics { trades, ..Metrics::default() }
+    }
+}
+
 /// Lanes per vector of a path.
 fn lanes_of(path: KernelPath) -> usize {
     match path {
@@ -404,7 +511,7 @@ macro_rules! group_kernel {
                 tables: &simd::SumTables,
                 group: &simd::Group<{ simd::MAX_LANES }>,
                 combos: &[SmaCombo],
-                out: &mut [Metrics],
+                out: simd::GroupOut,
             ) {
                 // SAFETY: forwarded from the caller.
                 unsafe {
@@ -435,9 +542,10 @@ unsafe fn evaluate_avx2(
     config: &SmaConfig,
     combos: &[SmaCombo],
     out: &mut [Metrics],
+    blocks: Option<simd::BlockOut>,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { simd::evaluate::<crate::arch::x86_64::avx2::Avx2>(inputs, filtered, config, combos, out) }
+    unsafe { simd::evaluate::<crate::arch::x86_64::avx2::Avx2>(inputs, filtered, config, combos, out, blocks) }
 }
 
 /// The generic lane algorithm compiled for AVX-512.
@@ -452,9 +560,10 @@ unsafe fn evaluate_avx512(
     config: &SmaConfig,
     combos: &[SmaCombo],
     out: &mut [Metrics],
+    blocks: Option<simd::BlockOut>,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { simd::evaluate::<crate::arch::x86_64::avx512::Avx512>(inputs, filtered, config, combos, out) }
+    unsafe { simd::evaluate::<crate::arch::x86_64::avx512::Avx512>(inputs, filtered, config, combos, out, blocks) }
 }
 
 /// The generic lane algorithm compiled for NEON.
@@ -469,9 +578,10 @@ unsafe fn evaluate_neon(
     config: &SmaConfig,
     combos: &[SmaCombo],
     out: &mut [Metrics],
+    blocks: Option<simd::BlockOut>,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { simd::evaluate::<crate::arch::aarch64::neon::Neon>(inputs, filtered, config, combos, out) }
+    unsafe { simd::evaluate::<crate::arch::aarch64::neon::Neon>(inputs, filtered, config, combos, out, blocks) }
 }
 
 /// Cash, shares and position of one simulated account.

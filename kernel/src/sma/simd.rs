@@ -257,9 +257,27 @@ pub(crate) struct Inputs<'a> {
     pub(crate) fill_price: &'a [f64],
     /// Fee per fill.
     pub(crate) fee: f64,
+    /// The bars where the CSCV blocks of returns start, and the end (`S + 1` entries: 1,
+    /// .., bars), or empty: no block sums.
+    pub(crate) block_bounds: &'a [usize],
 }
 
-/// Evaluates `combos` with `V`, writing one [`Metrics`] per combo.
+/// The sums of each combo's returns and squared returns per CSCV block: combo `c`'s
+/// block `b` at `c·S + b`.
+pub(crate) struct BlockOut<'a> {
+    pub(crate) sums: &'a mut [f64],
+    pub(crate) squares: &'a mut [f64],
+}
+
+/// What one group writes: its lanes' metrics, and lane `l`'s block sums at
+/// `blocks[l·2S..l·2S+S]`, squares after them (empty: no blocks).
+pub(crate) struct GroupOut<'a> {
+    pub(crate) metrics: &'a mut [Metrics],
+    pub(crate) blocks: &'a mut [f64],
+}
+
+/// Evaluates `combos` with `V`, writing one [`Metrics`] per combo (and block sums to
+/// `block_out` when `inputs.block_bounds` has blocks).
 ///
 /// # Safety
 /// The CPU must support the instruction set of `V`, and `inputs.tables` must give tables
@@ -271,7 +289,18 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
     config: &SmaConfig,
     combos: &[SmaCombo],
     out: &mut [Metrics],
+    mut block_out: Option<BlockOut>,
 ) {
+    let blocks = inputs.block_bounds.len().saturating_sub(1);
+    let mut group_blocks = vec![0.0; MAX_LANES * 2 * blocks];
+    // Copies lane `lane`'s block sums of the group just run to combo `combo`'s slots.
+    let mut copy_blocks = |group_blocks: &[f64], lane: usize, combo: usize| {
+        if let Some(BlockOut { sums, squares }) = block_out.as_mut() {
+            let from = &group_blocks[lane * 2 * blocks..(lane + 1) * 2 * blocks];
+            sums[combo * blocks..(combo + 1) * blocks].copy_from_slice(&from[..blocks]);
+            squares[combo * blocks..(combo + 1) * blocks].copy_from_slice(&from[blocks..]);
+        }
+    };
     // What prefix groups get for tables: they never read them.
     let no_tables = SumTables::empty(V::N);
     // The prefix laid out by each stride met so far (a grid has one or two).
@@ -315,22 +344,31 @@ pub(crate) unsafe fn evaluate<V: GroupKernel>(
                     config,
                     &group,
                     &reversed,
-                    &mut results[..len],
+                    GroupOut { metrics: &mut results[..len], blocks: &mut group_blocks[..len * 2 * blocks] },
                 )
             };
             for (slot, result) in out[start..start + len].iter_mut().zip(results[..len].iter().rev()) {
                 *slot = *result;
+            }
+            for lane in 0..len {
+                copy_blocks(&group_blocks, lane, start + len - 1 - lane);
             }
             start += len;
         } else {
             let tables = (inputs.tables)();
             debug_assert_eq!(tables.tile, V::N);
             let group = next_group::<V>(tables, rest);
-            let slots = &mut out[start..start + group.len];
+            let slots = GroupOut {
+                metrics: &mut out[start..start + group.len],
+                blocks: &mut group_blocks[..group.len * 2 * blocks],
+            };
             // SAFETY: forwarded from the caller.
             unsafe {
                 run_variant::<V, false>(inputs, None, tables, filtered, config, &group, &rest[..group.len], slots)
             };
+            for lane in 0..group.len {
+                copy_blocks(&group_blocks, lane, start + lane);
+            }
             start += group.len;
         }
     }
@@ -377,7 +415,7 @@ unsafe fn run_variant<V: GroupKernel, const PREFIX: bool>(
     config: &SmaConfig,
     group: &Group<MAX_LANES>,
     lanes: &[SmaCombo],
-    slots: &mut [Metrics],
+    slots: GroupOut,
 ) {
     macro_rules! dispatch {
         ($long_short:literal, $fill_open:literal) => {
@@ -594,7 +632,7 @@ pub(crate) trait GroupKernel: Lanes {
         tables: &SumTables,
         group: &Group<MAX_LANES>,
         combos: &[SmaCombo],
-        out: &mut [Metrics],
+        out: GroupOut,
     );
 }
 
@@ -615,9 +653,9 @@ pub(crate) unsafe fn run<
     tables: &SumTables,
     group: &Group<MAX_LANES>,
     combos: &[SmaCombo],
-    out: &mut [Metrics],
+    out: GroupOut,
 ) {
-    let Inputs { prefix: padded_prefix, exact, close, held, fill_price, fee, .. } = *inputs;
+    let Inputs { prefix: padded_prefix, exact, close, held, fill_price, fee, block_bounds, .. } = *inputs;
     let prefix = &padded_prefix[PREFIX_PAD..];
     let n = V::N;
     let bars = close.len();
@@ -718,154 +756,204 @@ pub(crate) unsafe fn run<
             assert_eq!(tile.len(), bars * n);
             tile
         });
-        for t in start..bars {
-            // Lanes that trade this bar take the exact equity ratio as their return.
-            let mut traded = V::none();
-            let mut any_traded = false;
-            if FILL_OPEN {
-                let changing = if LONG_SHORT { V::ne(pending, position) } else { V::xor(pending_long, holding) };
-                if V::any(changing) {
-                    let target = if LONG_SHORT { pending } else { V::select(pending_long, one, zero) };
-                    trade::<V>(
-                        &mut cash,
-                        &mut shares,
-                        &mut position,
-                        target,
-                        fill_price[t],
-                        fee,
-                        &mut spill,
-                        &mut trades,
-                    );
-                    traded = changing;
-                    any_traded = true;
+        // The bars in segments, one per CSCV block (bars `bounds[b]..bounds[b+1]` hold the
+        // block's returns), each followed by a flush of the block's sums; without blocks,
+        // one segment.
+        let whole = [1, bars];
+        let blocks_on = !block_bounds.is_empty();
+        let bounds = if blocks_on { block_bounds } else { &whole[..] };
+        let blocks = bounds.len() - 1;
+        assert!(
+            bounds[0] == 1
+                && bounds[blocks] == bars
+                && out.blocks.len() == if blocks_on { out.metrics.len() * 2 * blocks } else { 0 }
+        );
+        // This block's sums so far; long-only: the `held` entries where each lane's run of
+        // held bars inside this block began.
+        let (mut block_sum, mut block_sq) = (zero, zero);
+        let (mut block_begin_sum, mut block_begin_sq) = (zero, zero);
+        for (b, segment) in bounds.windows(2).enumerate() {
+            let (segment_start, segment_end) = (segment[0].max(start), segment[1]);
+            for t in segment_start..segment_end {
+                // Lanes that trade this bar take the exact equity ratio as their return.
+                let mut traded = V::none();
+                let mut any_traded = false;
+                if FILL_OPEN {
+                    let changing = if LONG_SHORT { V::ne(pending, position) } else { V::xor(pending_long, holding) };
+                    if V::any(changing) {
+                        let target = if LONG_SHORT { pending } else { V::select(pending_long, one, zero) };
+                        trade::<V>(
+                            &mut cash,
+                            &mut shares,
+                            &mut position,
+                            target,
+                            fill_price[t],
+                            fee,
+                            &mut spill,
+                            &mut trades,
+                        );
+                        traded = changing;
+                        any_traded = true;
+                    }
                 }
-            }
-            // The common cases read the prefix sums (one broadcast, one vector load) or
-            // stream one tile; the rest gathers lane by lane.
-            // SAFETY: t < bars = prefix.len() - 1 (asserted above).
-            let prefix_end = *prefix.get_unchecked(t + 1);
-            let sum_fast: V = if PREFIX {
-                // SAFETY: t < bars = fast_column.len() (asserted above).
-                V::splat(*fast_column.get_unchecked(t))
-            } else if group.same_fast {
-                // SAFETY: fast - 1 <= start <= t < bars = prefix.len() - 1 (asserted above).
-                V::splat(prefix_end - *prefix.get_unchecked(t + 1 - fast))
-            } else {
-                fast_sums(tables, group, t)
-            };
-            let sum_slow: V = if PREFIX {
-                // Lane j has slow window `slowest - j·k`: P[t+1] - P[t+1-slowest+j·k] for all
-                // j at once. Before a lane's window is full this reads padding zeros or a
-                // partial sum: finite, and masked by the lane's first signal below.
-                // SAFETY: `slow_offsets` holds bars - start entries, each the start of a
-                // load inside its row (asserted for the last bar above; x only grows).
-                let offset = *slow_offsets.get_unchecked(t - start) as usize;
-                V::splat(prefix_end).sub(V::load(slow_layout.as_ptr().add(offset)))
-            } else {
-                match slow_tile {
-                    // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
-                    Some(tile) => V::load(tile.as_ptr().add(t * n)),
-                    None => slow_sums(tables, group, t),
-                }
-            };
-            let above = if FILTER {
-                // Outside ±bound the f64 sign is the exact one; inside, the exact integers
-                // decide (rare: near-ties, and lanes whose window is not yet full).
-                let diff = sum_fast.mul(slow_len).sub(sum_slow.mul(fast_len));
-                let bound = V::splat(prefix_end).mul(tolerance);
-                let undecided = V::ge(bound, diff.max(zero.sub(diff)));
-                let above = V::gt(diff, zero);
-                if V::any(undecided) {
-                    resolve_undecided::<V>(above, undecided, exact, combos, t)
+                // The common cases read the prefix sums (one broadcast, one vector load) or
+                // stream one tile; the rest gathers lane by lane.
+                // SAFETY: t < bars = prefix.len() - 1 (asserted above).
+                let prefix_end = *prefix.get_unchecked(t + 1);
+                let sum_fast: V = if PREFIX {
+                    // SAFETY: t < bars = fast_column.len() (asserted above).
+                    V::splat(*fast_column.get_unchecked(t))
+                } else if group.same_fast {
+                    // SAFETY: fast - 1 <= start <= t < bars = prefix.len() - 1 (asserted above).
+                    V::splat(prefix_end - *prefix.get_unchecked(t + 1 - fast))
                 } else {
-                    above
+                    fast_sums(tables, group, t)
+                };
+                let sum_slow: V = if PREFIX {
+                    // Lane j has slow window `slowest - j·k`: P[t+1] - P[t+1-slowest+j·k] for all
+                    // j at once. Before a lane's window is full this reads padding zeros or a
+                    // partial sum: finite, and masked by the lane's first signal below.
+                    // SAFETY: `slow_offsets` holds bars - start entries, each the start of a
+                    // load inside its row (asserted for the last bar above; x only grows).
+                    let offset = *slow_offsets.get_unchecked(t - start) as usize;
+                    V::splat(prefix_end).sub(V::load(slow_layout.as_ptr().add(offset)))
+                } else {
+                    match slow_tile {
+                        // SAFETY: t < bars and the tile holds `bars * V::N` values (asserted above).
+                        Some(tile) => V::load(tile.as_ptr().add(t * n)),
+                        None => slow_sums(tables, group, t),
+                    }
+                };
+                let above = if FILTER {
+                    // Outside ±bound the f64 sign is the exact one; inside, the exact integers
+                    // decide (rare: near-ties, and lanes whose window is not yet full).
+                    let diff = sum_fast.mul(slow_len).sub(sum_slow.mul(fast_len));
+                    let bound = V::splat(prefix_end).mul(tolerance);
+                    let undecided = V::ge(bound, diff.max(zero.sub(diff)));
+                    let above = V::gt(diff, zero);
+                    if V::any(undecided) {
+                        resolve_undecided::<V>(above, undecided, exact, combos, t)
+                    } else {
+                        above
+                    }
+                } else {
+                    V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len))
+                };
+                // Long-short: the target position, -1 or 1 (0 before the lane's first signal).
+                // Long-only: the mask of lanes whose target is 1 (the rest: 0).
+                let mut target = V::select(above, one, minus_one);
+                let mut target_long = above;
+                if t < all_started {
+                    let signal_exists = V::ge(V::splat(t as f64), first_signal);
+                    target = V::select(signal_exists, target, zero);
+                    target_long = V::and(signal_exists, target_long);
                 }
-            } else {
-                V::gt(sum_fast.mul(slow_len), sum_slow.mul(fast_len))
-            };
-            // Long-short: the target position, -1 or 1 (0 before the lane's first signal).
-            // Long-only: the mask of lanes whose target is 1 (the rest: 0).
-            let mut target = V::select(above, one, minus_one);
-            let mut target_long = above;
-            if t < all_started {
-                let signal_exists = V::ge(V::splat(t as f64), first_signal);
-                target = V::select(signal_exists, target, zero);
-                target_long = V::and(signal_exists, target_long);
-            }
-            if FILL_OPEN {
-                pending = target;
-                pending_long = target_long;
-            } else {
-                let changing = if LONG_SHORT { V::ne(target, position) } else { V::xor(target_long, holding) };
-                if V::any(changing) {
-                    let target = if LONG_SHORT { target } else { V::select(target_long, one, zero) };
-                    trade::<V>(
-                        &mut cash,
-                        &mut shares,
-                        &mut position,
-                        target,
-                        fill_price[t],
-                        fee,
-                        &mut spill,
-                        &mut trades,
+                if FILL_OPEN {
+                    pending = target;
+                    pending_long = target_long;
+                } else {
+                    let changing = if LONG_SHORT { V::ne(target, position) } else { V::xor(target_long, holding) };
+                    if V::any(changing) {
+                        let target = if LONG_SHORT { target } else { V::select(target_long, one, zero) };
+                        trade::<V>(
+                            &mut cash,
+                            &mut shares,
+                            &mut position,
+                            target,
+                            fill_price[t],
+                            fee,
+                            &mut spill,
+                            &mut trades,
+                        );
+                        traded = V::or(traded, changing);
+                        any_traded = true;
+                    }
+                }
+                let was_holding = holding;
+                if !LONG_SHORT && any_traded {
+                    holding = V::gt(position, zero);
+                }
+                let equity = cash.add(shares.mul(V::splat(close[t])));
+                if !LONG_SHORT && any_traded {
+                    // A long-only lane between trades is flat (return 0 exactly) or all in (cash
+                    // ~1e-17 of equity): its return is the asset's, to ~1e-16. So its held bars
+                    // enter its sums only here, when it trades: a lane that held since bar `e`
+                    // adds the prefix differences over bars e+1..t-1 (no division or add per
+                    // bar), then, like every lane that trades, its exact equity ratio. Per lane,
+                    // so a combo's numbers never depend on which lanes it shares.
+                    let closing = V::and(traded, was_holding);
+                    // SAFETY: t + 1 <= bars and every `held` prefix holds bars + 1 entries.
+                    let (at_sum, at_sq, at_down) = (
+                        V::splat(*held_returns.get_unchecked(t)),
+                        V::splat(*held_squares.get_unchecked(t)),
+                        V::splat(*held_downside.get_unchecked(t)),
                     );
-                    traded = V::or(traded, changing);
-                    any_traded = true;
+                    sum = sum.add_where(closing, at_sum.sub(begin_sum));
+                    sum_sq = sum_sq.add_where(closing, at_sq.sub(begin_sq));
+                    downside_sq = downside_sq.add_where(closing, at_down.sub(begin_down));
+                    let r = equity.div(equity_prev).sub(one);
+                    let down = r.min(zero);
+                    sum = sum.add_where(traded, r);
+                    sum_sq = sum_sq.add_where(traded, r.mul(r));
+                    downside_sq = downside_sq.add_where(traded, down.mul(down));
+                    // A lane that now holds starts its run at bar t + 1.
+                    // SAFETY: as above.
+                    let (next_sum, next_sq) =
+                        (V::splat(*held_returns.get_unchecked(t + 1)), V::splat(*held_squares.get_unchecked(t + 1)));
+                    begin_sum = V::select(traded, next_sum, begin_sum);
+                    begin_sq = V::select(traded, next_sq, begin_sq);
+                    begin_down = V::select(traded, V::splat(*held_downside.get_unchecked(t + 1)), begin_down);
+                    if blocks_on {
+                        // The same additions, into this block's sums.
+                        block_sum = block_sum.add_where(closing, at_sum.sub(block_begin_sum)).add_where(traded, r);
+                        block_sq = block_sq.add_where(closing, at_sq.sub(block_begin_sq)).add_where(traded, r.mul(r));
+                        block_begin_sum = V::select(traded, next_sum, block_begin_sum);
+                        block_begin_sq = V::select(traded, next_sq, block_begin_sq);
+                    }
                 }
+                if LONG_SHORT {
+                    let r = equity.div(equity_prev).sub(one);
+                    let squared = r.mul(r);
+                    sum = sum.add(r);
+                    sum_sq = sum_sq.add(squared);
+                    let down = r.min(zero);
+                    downside_sq = downside_sq.add(down.mul(down));
+                    if blocks_on {
+                        block_sum = block_sum.add(r);
+                        block_sq = block_sq.add(squared);
+                    }
+                }
+                // `below` is `!(equity >= peak)`: the run under the peak goes on (or a new
+                // peak resets it). `equity.max(peak)` is `equity` exactly where equity >= peak
+                // (maxpd: the second operand unless the first is greater; equal values are
+                // the same positive number, and a NaN equity keeps the peak).
+                let below = V::nge(equity, peak);
+                peak = equity.max(peak);
+                run_length = run_length.add_or_zero(below, one);
+                longest = longest.max(run_length);
+                if V::any(V::lt(equity, peak.mul(min_ratio_bound))) {
+                    min_ratio = min_ratio.min(equity.div(peak));
+                    min_ratio_bound = min_ratio.mul(V::splat(1.0 + 4.0 * f64::EPSILON));
+                }
+                equity_prev = equity;
             }
-            let was_holding = holding;
-            if !LONG_SHORT && any_traded {
-                holding = V::gt(position, zero);
+            if blocks_on {
+                if !LONG_SHORT {
+                    // Lanes holding at the block's end close the block's part of their run.
+                    let (at_sum, at_sq) = (V::splat(held_returns[segment_end]), V::splat(held_squares[segment_end]));
+                    block_sum = block_sum.add_where(holding, at_sum.sub(block_begin_sum));
+                    block_sq = block_sq.add_where(holding, at_sq.sub(block_begin_sq));
+                    (block_begin_sum, block_begin_sq) = (at_sum, at_sq);
+                }
+                let mut lanes = [[0.0; MAX_LANES]; 2];
+                block_sum.store(lanes[0].as_mut_ptr());
+                block_sq.store(lanes[1].as_mut_ptr());
+                for (lane, slots) in out.blocks.chunks_exact_mut(2 * blocks).enumerate() {
+                    slots[b] = lanes[0][lane];
+                    slots[blocks + b] = lanes[1][lane];
+                }
+                (block_sum, block_sq) = (zero, zero);
             }
-            let equity = cash.add(shares.mul(V::splat(close[t])));
-            if !LONG_SHORT && any_traded {
-                // A long-only lane between trades is flat (return 0 exactly) or all in (cash
-                // ~1e-17 of equity): its return is the asset's, to ~1e-16. So its held bars
-                // enter its sums only here, when it trades: a lane that held since bar `e`
-                // adds the prefix differences over bars e+1..t-1 (no division or add per
-                // bar), then, like every lane that trades, its exact equity ratio. Per lane,
-                // so a combo's numbers never depend on which lanes it shares.
-                let closing = V::and(traded, was_holding);
-                // SAFETY: t + 1 <= bars and every `held` prefix holds bars + 1 entries.
-                let (at_sum, at_sq, at_down) = (
-                    V::splat(*held_returns.get_unchecked(t)),
-                    V::splat(*held_squares.get_unchecked(t)),
-                    V::splat(*held_downside.get_unchecked(t)),
-                );
-                sum = sum.add_where(closing, at_sum.sub(begin_sum));
-                sum_sq = sum_sq.add_where(closing, at_sq.sub(begin_sq));
-                downside_sq = downside_sq.add_where(closing, at_down.sub(begin_down));
-                let r = equity.div(equity_prev).sub(one);
-                let down = r.min(zero);
-                sum = sum.add_where(traded, r);
-                sum_sq = sum_sq.add_where(traded, r.mul(r));
-                downside_sq = downside_sq.add_where(traded, down.mul(down));
-                // A lane that now holds starts its run at bar t + 1.
-                // SAFETY: as above.
-                begin_sum = V::select(traded, V::splat(*held_returns.get_unchecked(t + 1)), begin_sum);
-                begin_sq = V::select(traded, V::splat(*held_squares.get_unchecked(t + 1)), begin_sq);
-                begin_down = V::select(traded, V::splat(*held_downside.get_unchecked(t + 1)), begin_down);
-            }
-            if LONG_SHORT {
-                let r = equity.div(equity_prev).sub(one);
-                sum = sum.add(r);
-                sum_sq = sum_sq.add(r.mul(r));
-                let down = r.min(zero);
-                downside_sq = downside_sq.add(down.mul(down));
-            }
-            // `below` is `!(equity >= peak)`: the run under the peak goes on (or a new
-            // peak resets it). `equity.max(peak)` is `equity` exactly where equity >= peak
-            // (maxpd: the second operand unless the first is greater; equal values are
-            // the same positive number, and a NaN equity keeps the peak).
-            let below = V::nge(equity, peak);
-            peak = equity.max(peak);
-            run_length = run_length.add_or_zero(below, one);
-            longest = longest.max(run_length);
-            if V::any(V::lt(equity, peak.mul(min_ratio_bound))) {
-                min_ratio = min_ratio.min(equity.div(peak));
-                min_ratio_bound = min_ratio.mul(V::splat(1.0 + 4.0 * f64::EPSILON));
-            }
-            equity_prev = equity;
         }
 
         if !LONG_SHORT {
@@ -879,7 +967,7 @@ pub(crate) unsafe fn run<
             vector.store(array.as_mut_ptr());
         }
         let [sum, sum_sq, downside_sq, equity, min_ratio, longest, _] = lanes;
-        for (lane, slot) in out.iter_mut().enumerate() {
+        for (lane, slot) in out.metrics.iter_mut().enumerate() {
             *slot = standard_metrics(StandardSums {
                 returns: bars as u32 - 1,
                 sum: sum[lane],
