@@ -721,3 +721,32 @@ fn bench_finds_its_example_data_from_any_directory_and_compares_only_momentum() 
     assert!(momentum.status.success(), "{}", String::from_utf8_lossy(&momentum.stderr));
     assert!(stdout.contains("faster than 8.24 s per backtest"), "{stdout}");
 }
+
+/// `bench --cscv-blocks S` times the overfitting statistics after the kernel; a bad S is
+/// one line and exit 2.
+#[test]
+fn bench_times_the_overfitting_statistics_and_refuses_bad_block_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["bench", "--samples", "1", "--fast", "2:20", "--slow", "5:60", "--cscv-blocks"];
+    let ok = output_of(sweeprun(dir.path()).args(args).arg("8"));
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout.contains("with sums over 8 CSCV blocks"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("overfitting statistics: 70 splits x "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let pbo: f64 = line.rsplit("PBO ").next().unwrap().trim_end_matches(')').parse().unwrap();
+    assert!((0.0..=1.0).contains(&pbo), "{line}");
+    for (blocks, says) in
+        [("3", "even number of blocks"), ("0", "even number of blocks"), ("2000", "more than half of the 2147 returns")]
+    {
+        let bad = output_of(sweeprun(dir.path()).args(args).arg(blocks));
+        let stderr = String::from_utf8(bad.stderr).unwrap();
+        assert_eq!(bad.status.code(), Some(2), "{blocks}: {stderr}");
+        assert!(stderr.lines().count() == 1 && stderr.contains("--cscv-blocks") && stderr.contains(says), "{stderr}");
+    }
+    let spec = workspace_root().join("examples/momentum_etf5.toml");
+    let bad = output_of(sweeprun(dir.path()).arg("bench").arg(&spec).args(["--samples", "1", "--cscv-blocks", "8"]));
+    assert_eq!(bad.status.code(), Some(2));
+}

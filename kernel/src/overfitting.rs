@@ -27,6 +27,13 @@
 //!   `K + 1`; `λ = ln(w / (1 - w))`. PBO = the share of choices with `λ <= 0`. Also the
 //!   OLS slope of `n*`'s out-of-sample on in-sample Sharpe over the choices (performance
 //!   degradation) and the share of choices where `n*` loses money out of sample.
+//!   Within a split, trials are ranked by [`order_key`], which orders them as their
+//!   Sharpe ratios without a square root (equal block sums: equal keys, an exact tie).
+//!
+//! Cost: the full-sample statistics are `O(K·S)`; CSCV computes `2·C(S, S/2)·K` keys
+//! (S = 16: 12,870 splits), in tiles of trials whose half-block subset sums stay in cache
+//! (see [`cscv`] and BENCHMARKS.md for measured times). Memory: the block sums,
+//! `16·S` bytes per combo (S = 16, 79,398 combos: 20 MB), plus 2 MiB of tiles.
 
 use std::fmt;
 
@@ -378,14 +385,74 @@ impl HalfSubsets {
     }
 }
 
-/// The Sharpe ratios of a tile's trials over the blocks `low` ∪ `high` (one subset per
-/// half) into `out`: [`sharpe`] lane by lane, in a loop the compiler vectorizes.
-fn tile_sharpe(low: &HalfSubsets, high: &HalfSubsets, (m_low, m_high): (usize, usize), n: f64, out: &mut [f64]) {
+/// The order keys ([`order_key`]) of a tile's trials over the blocks `low` ∪ `high` (one
+/// subset per half) into `out`, in a loop the compiler vectorizes; compiled for AVX-512
+/// and AVX2 too, chosen at run time.
+fn tile_keys(low: &HalfSubsets, high: &HalfSubsets, (m_low, m_high): (usize, usize), n: f64, out: &mut [f64]) {
     let len = out.len();
-    let (sum_low, sum_high) = (HalfSubsets::row(&low.sums, m_low, len), HalfSubsets::row(&high.sums, m_high, len));
-    let (sq_low, sq_high) = (HalfSubsets::row(&low.squares, m_low, len), HalfSubsets::row(&high.squares, m_high, len));
-    for j in 0..len {
-        out[j] = sharpe(n, sum_low[j] + sum_high[j], sq_low[j] + sq_high[j]);
+    let rows = [
+        HalfSubsets::row(&low.sums, m_low, len),
+        HalfSubsets::row(&high.sums, m_high, len),
+        HalfSubsets::row(&low.squares, m_low, len),
+        HalfSubsets::row(&high.squares, m_high, len),
+    ];
+    #[inline(always)]
+    fn keys(n: f64, [sum_low, sum_high, sq_low, sq_high]: [&[f64]; 4], out: &mut [f64]) {
+        for (j, key) in out.iter_mut().enumerate() {
+            *key = order_key(n, sum_low[j] + sum_high[j], sq_low[j] + sq_high[j]);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        /// # Safety
+        /// The CPU must have AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        unsafe fn keys_avx512(n: f64, rows: [&[f64]; 4], out: &mut [f64]) {
+            keys(n, rows, out)
+        }
+        /// # Safety
+        /// The CPU must have AVX2.
+        #[target_feature(enable = "avx2")]
+        unsafe fn keys_avx2(n: f64, rows: [&[f64]; 4], out: &mut [f64]) {
+            keys(n, rows, out)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (detected above).
+            return unsafe { keys_avx512(n, rows, out) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (detected above).
+            return unsafe { keys_avx2(n, rows, out) };
+        }
+    }
+    keys(n, rows, out)
+}
+
+/// The largest of `values` (no NaNs), with eight independent maxima so the compiler
+/// keeps them in one vector instead of a chain of dependent compares.
+fn maximum(values: &[f64]) -> f64 {
+    let mut lanes = [f64::NEG_INFINITY; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    lanes.iter().chain(rest).fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+/// Orders the trials of one split (one `n`) as their Sharpe ratios order, with one
+/// division and no square root: `sign(s)·s²/(n·q)`, 0 where the variance is not > 0.
+/// (Sharpe² = (n-1)/n · x/(1-x) with x = s²/(n·q) in [0, 1): increasing in x.) Equal
+/// inputs give equal keys, so trials with equal block sums tie exactly.
+pub fn order_key(n: f64, sum: f64, squares: f64) -> f64 {
+    let scale = n * squares;
+    let square = sum * sum;
+    if scale - square > 0.0 {
+        (square / scale).copysign(sum)
+    } else {
+        0.0
     }
 }
 
@@ -423,11 +490,11 @@ pub fn cscv(sums: &BlockSums, trials: &Trials) -> Option<Cscv> {
         high.fill(sums, tile);
         for (split, best) in best.iter_mut().enumerate() {
             let values = &mut tile_values[..tile.len()];
-            tile_sharpe(&low, &high, in_halves[split], counts[split].0, values);
-            for (j, &v) in values.iter().enumerate() {
-                if best.is_none_or(|(b, _)| v > b) {
-                    *best = Some((v, t * TILE + j));
-                }
+            tile_keys(&low, &high, in_halves[split], counts[split].0, values);
+            let top = maximum(values);
+            if best.is_none_or(|(b, _)| top > b) {
+                let j = values.iter().position(|&v| v == top).expect("the maximum is a value");
+                *best = Some((top, t * TILE + j));
             }
         }
     }
@@ -441,11 +508,15 @@ pub fn cscv(sums: &BlockSums, trials: &Trials) -> Option<Cscv> {
         prob_oos_loss: 0.0,
     };
     let mut losses = 0usize;
+    let mut targets = Vec::with_capacity(masks.len());
     for (split, best) in best.iter().enumerate() {
-        let (value, i) = best.expect("every split has a best trial");
+        let (_, i) = best.expect("every split has a best trial");
+        let (n_is, n_oos) = counts[split];
+        let (sum, squares) = sums.over(trials.combos[i], masks[split]);
+        result.in_sample.push(sharpe(n_is, sum, squares));
         let (sum, squares) = sums.over(trials.combos[i], all & !masks[split]);
-        result.in_sample.push(value);
-        result.out_of_sample.push(sharpe(counts[split].1, sum, squares));
+        result.out_of_sample.push(sharpe(n_oos, sum, squares));
+        targets.push(order_key(n_oos, sum, squares));
         losses += usize::from(sum < 0.0);
     }
     // Pass 2: n*'s out-of-sample rank.
@@ -456,8 +527,8 @@ pub fn cscv(sums: &BlockSums, trials: &Trials) -> Option<Cscv> {
         high.fill(sums, tile);
         for split in 0..masks.len() {
             let values = &mut tile_values[..tile.len()];
-            tile_sharpe(&low, &high, out_halves[split], counts[split].1, values);
-            let target = result.out_of_sample[split];
+            tile_keys(&low, &high, out_halves[split], counts[split].1, values);
+            let target = targets[split];
             below[split] += values.iter().filter(|&&x| x < target).count();
             level[split] += values.iter().filter(|&&x| x == target).count();
         }
@@ -514,8 +585,8 @@ fn cscv_direct(sums: &BlockSums, trials: &Trials) -> Option<Cscv> {
         degradation_slope: f64::NAN,
         prob_oos_loss: 0.0,
     };
-    let mut is_sharpe = vec![0.0; k];
-    let mut oos_sharpe = vec![0.0; k];
+    let (mut is_sharpe, mut oos_sharpe) = (vec![0.0; k], vec![0.0; k]);
+    let (mut is_key, mut oos_key) = (vec![0.0; k], vec![0.0; k]);
     let (mut overfit, mut losses) = (0usize, 0usize);
     for &mask in &masks {
         let (n_is, n_oos) = (sums.count(mask), sums.count(all & !mask));
@@ -523,17 +594,19 @@ fn cscv_direct(sums: &BlockSums, trials: &Trials) -> Option<Cscv> {
         let mut best_oos_sum = 0.0;
         for (i, &c) in trials.combos.iter().enumerate() {
             let (sum, squares) = sums.over(c, mask);
+            is_key[i] = order_key(n_is, sum, squares);
             is_sharpe[i] = sharpe(n_is, sum, squares);
             let (sum_oos, squares_oos) = sums.over(c, all & !mask);
+            oos_key[i] = order_key(n_oos, sum_oos, squares_oos);
             oos_sharpe[i] = sharpe(n_oos, sum_oos, squares_oos);
-            if i == 0 || is_sharpe[i] > is_sharpe[best] {
+            if i == 0 || is_key[i] > is_key[best] {
                 best = i;
                 best_oos_sum = sum_oos;
             }
         }
-        let target = oos_sharpe[best];
-        let below = oos_sharpe.iter().filter(|&&x| x < target).count();
-        let equal = oos_sharpe.iter().filter(|&&x| x == target).count();
+        let target = oos_key[best];
+        let below = oos_key.iter().filter(|&&x| x < target).count();
+        let equal = oos_key.iter().filter(|&&x| x == target).count();
         let rank = below as f64 + (equal as f64 + 1.0) / 2.0;
         let w = rank / (k as f64 + 1.0);
         let lambda = (w / (1.0 - w)).ln();
@@ -541,7 +614,7 @@ fn cscv_direct(sums: &BlockSums, trials: &Trials) -> Option<Cscv> {
         losses += usize::from(best_oos_sum < 0.0);
         result.lambdas.push(lambda);
         result.in_sample.push(is_sharpe[best]);
-        result.out_of_sample.push(target);
+        result.out_of_sample.push(oos_sharpe[best]);
     }
     let splits = masks.len() as f64;
     result.pbo = overfit as f64 / splits;

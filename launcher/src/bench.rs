@@ -13,7 +13,8 @@ use std::time::Instant;
 use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::momentum::{MomentumBatch, MomentumCombo, MomentumOutcome, Universe};
-use sweeprun_kernel::sma::{self, SmaBatch, SmaCombo, SmaConfig};
+use sweeprun_kernel::overfitting::{self, BlockSums, Blocks, Trials};
+use sweeprun_kernel::sma::{self, BlockSumsOut, SmaBatch, SmaCombo, SmaConfig};
 
 fn kernel_path() -> Result<KernelPath> {
     sweeprun_kernel::arch::selected_kernel().map_err(|e| Failure::usage(e.to_string()))
@@ -109,6 +110,9 @@ pub fn bench(args: &BenchArgs) -> Result<String> {
         }
     }
     match &args.spec {
+        Some(_) if args.cscv_blocks.is_some() => {
+            Err(Failure::usage("--cscv-blocks: only the built-in SMA grid (no spec) times the overfitting statistics"))
+        }
         Some(path) => bench_spec(path, args),
         None => bench_sma_grid(args),
     }
@@ -225,20 +229,52 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
         return Err(Failure::usage("--fast/--slow: no combos with fast < slow"));
     }
     let path = kernel_path()?;
+    let blocks = match args.cscv_blocks {
+        Some(s) => Some(Blocks::new(batch.bars() - 1, s).map_err(|e| Failure::usage(format!("--cscv-blocks: {e}")))?),
+        None => None,
+    };
     prepare(&mut batch, path, &combos);
     pin_to_one_cpu();
     let mut out = vec![Metrics::default(); combos.len()];
-    batch.evaluate(&config, &combos, &mut out).map_err(|e| Failure::usage(e.to_string()))?;
+    let cells = blocks.as_ref().map_or(0, |b| b.len() * combos.len());
+    let (mut sums, mut squares) = (vec![0.0; cells], vec![0.0; cells]);
+    let mut pass = |out: &mut [Metrics]| {
+        let block_out =
+            blocks.as_ref().map(|blocks| BlockSumsOut { blocks, sums: &mut sums[..], squares: &mut squares[..] });
+        batch.evaluate_blocks_on(path, &config, &combos, out, block_out)
+    };
+    pass(&mut out).map_err(|e| Failure::usage(e.to_string()))?;
     let seconds = time_passes(args.samples, || {
-        batch.evaluate(&config, &combos, &mut out).expect("checked above");
+        pass(&mut out).expect("checked above");
         std::hint::black_box(&out);
     });
     let label = format!(
-        "kernel {}, sma_cross {} fill={} fee={}",
+        "kernel {}, sma_cross {} fill={} fee={}{}",
         batch.path_for(&config, path),
         args.direction,
         args.fill,
-        args.fee
+        args.fee,
+        blocks.as_ref().map_or(String::new(), |b| format!(", with sums over {} CSCV blocks", b.len()))
     );
-    Ok(report(&label, combos.len(), batch.bars(), &seconds, None))
+    let mut text = report(&label, combos.len(), batch.bars(), &seconds, None);
+    if let Some(blocks) = &blocks {
+        let block_sums = BlockSums { blocks, sums: &sums, squares: &squares };
+        let mut found = None;
+        let statistics = time_passes(args.samples, || {
+            let trials = Trials::new(&block_sums);
+            let pbo = overfitting::cscv(&block_sums, &trials).map(|c| c.pbo);
+            found = Some((trials.len(), pbo));
+        });
+        let (trials, pbo) = found.expect("timed at least once");
+        let median = statistics[statistics.len() / 2];
+        text.push_str(&format!(
+            "overfitting statistics: {} splits x {} = median {:.4} s ({:.0}% of the kernel's median; PBO {})\n",
+            blocks.splits(),
+            counted(trials as u64, "trial"),
+            median,
+            100.0 * median / seconds[seconds.len() / 2],
+            pbo.map_or("undefined".into(), |p| format!("{:.3}", p)),
+        ));
+    }
+    Ok(text)
 }

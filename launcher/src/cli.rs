@@ -341,6 +341,10 @@ pub struct BenchArgs {
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub samples: usize,
+    /// Built-in SMA grid only: also emit per-combo sums over S CSCV blocks (S even) and
+    /// time the overfitting statistics (DSR, PBO by CSCV) on them.
+    #[arg(long, value_name = "S")]
+    pub cscv_blocks: Option<usize>,
 }
 
 /// Rewrites mpirun's `-np N` spelling to `--np N` before clap sees it.
