@@ -18,6 +18,7 @@
 
 use crate::date::Date;
 use crate::metrics::{Convention, EquityStats, Metrics, QstraderStats, StandardStats};
+use crate::overfitting::{curve_block_sums, BlockSumsOut};
 use crate::prices::PriceSet;
 use std::collections::HashMap;
 use std::fmt;
@@ -357,18 +358,54 @@ impl MomentumBatch {
     /// # Panics
     /// If `out.len() != combos.len()` or a combo has `lookback` or `top_n` 0.
     pub fn evaluate(&mut self, combos: &[MomentumCombo], out: &mut [MomentumOutcome]) {
+        self.evaluate_blocks(combos, out, None);
+    }
+
+    /// The returns of every combo's equity curve (recorded days - 1): what the blocks of
+    /// [`MomentumBatch::evaluate_blocks`] cut.
+    pub fn returns(&self) -> usize {
+        self.universe.days.len() - self.universe.first_recorded - 1
+    }
+
+    /// [`MomentumBatch::evaluate`], also writing each combo's sums of `standard` returns
+    /// (`r_t = equity_t / equity_(t-1) - 1` along its equity curve) and of their squares
+    /// per block of `blocks`, the inputs of [`crate::overfitting`].
+    ///
+    /// # Panics
+    /// As [`MomentumBatch::evaluate`], or if `blocks` does not cover
+    /// [`MomentumBatch::returns`] for every combo.
+    pub fn evaluate_blocks(
+        &mut self,
+        combos: &[MomentumCombo],
+        out: &mut [MomentumOutcome],
+        mut blocks: Option<BlockSumsOut>,
+    ) {
         assert_eq!(combos.len(), out.len(), "one output slot per combo");
+        if let Some(b) = &blocks {
+            assert_eq!(b.blocks.returns(), self.returns(), "blocks over every return");
+            assert!(b.sums.len() == combos.len() * b.blocks.len() && b.squares.len() == b.sums.len());
+        }
         match self.config.convention {
-            Convention::Standard => self.evaluate_with::<StandardStats>(combos, out),
-            Convention::Qstrader => self.evaluate_with::<QstraderStats>(combos, out),
+            Convention::Standard => self.evaluate_with::<StandardStats>(combos, out, &mut blocks),
+            Convention::Qstrader => self.evaluate_with::<QstraderStats>(combos, out, &mut blocks),
         }
     }
 
-    fn evaluate_with<S: EquityStats>(&mut self, combos: &[MomentumCombo], out: &mut [MomentumOutcome]) {
+    fn evaluate_with<S: EquityStats>(
+        &mut self,
+        combos: &[MomentumCombo],
+        out: &mut [MomentumOutcome],
+        blocks: &mut Option<BlockSumsOut>,
+    ) {
         let mut stats = S::default();
         let mut scratch = Scratch::default();
-        for (combo, slot) in combos.iter().zip(out.iter_mut()) {
+        for (c, (combo, slot)) in combos.iter().zip(out.iter_mut()).enumerate() {
             *slot = self.run_with(*combo, &mut NoRecord, &mut stats, &mut scratch);
+            if let Some(BlockSumsOut { blocks, sums, squares }) = blocks {
+                // `scratch.equity` holds the combo's curve from the burn-in on.
+                let at = c * blocks.len()..(c + 1) * blocks.len();
+                curve_block_sums(&scratch.equity, blocks, &mut sums[at.clone()], &mut squares[at]);
+            }
         }
     }
 
@@ -651,5 +688,43 @@ mod tests {
             assert_eq!(rounded_abs(x).to_bits(), x.round_ties_even().abs().to_bits(), "rounded_abs({x:e})");
         }
         assert!(rounded_abs(f64::NAN).is_nan());
+    }
+
+    /// Block sums of momentum combos add up to the table's Sharpe ratio and volatility
+    /// (which pin down each combo's sum and sum of squares), on the shipped synth10 data.
+    #[test]
+    fn block_sums_add_up_to_the_full_sample_statistics() {
+        use crate::overfitting::{sharpe, Blocks};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/synth10");
+        let prices = crate::prices::load(&dir).unwrap();
+        let config = MomentumConfig {
+            start: Date::from_ymd(2008, 1, 2).unwrap(),
+            burn_in: Date::from_ymd(2009, 1, 1).unwrap(),
+            end: Date::from_ymd(2018, 12, 31).unwrap(),
+            initial_cash: 1e6,
+            commission_pct: 0.001,
+            tax_pct: 0.0,
+            cash_buffer: 0.01,
+            convention: Convention::Standard,
+        };
+        let mut batch = MomentumBatch::new(Universe::new(&prices, &config).unwrap(), config).unwrap();
+        let combos: Vec<MomentumCombo> =
+            [(10, 1), (63, 3), (126, 5), (252, 10)].map(|(lookback, top_n)| MomentumCombo { lookback, top_n }).to_vec();
+        let blocks = Blocks::new(batch.returns(), 16).unwrap();
+        let mut out = vec![MomentumOutcome::default(); combos.len()];
+        let (mut sums, mut squares) = (vec![f64::NAN; 4 * 16], vec![f64::NAN; 4 * 16]);
+        let block_out = BlockSumsOut { blocks: &blocks, sums: &mut sums, squares: &mut squares };
+        batch.evaluate_blocks(&combos, &mut out, Some(block_out));
+        let n = batch.returns() as f64;
+        let annual = crate::metrics::PERIODS_PER_YEAR.sqrt();
+        for (c, outcome) in out.iter().enumerate() {
+            let (sum, sum_sq): (f64, f64) = (sums[c * 16..][..16].iter().sum(), squares[c * 16..][..16].iter().sum());
+            let mean = sum / n;
+            let volatility = ((sum_sq - sum * mean) / (n - 1.0)).sqrt() * annual;
+            let m = &outcome.metrics;
+            assert!((sharpe(n, sum, sum_sq) * annual - m.sharpe).abs() < 1e-9 * m.sharpe.abs().max(1.0), "{c}: {m:?}");
+            assert!((volatility - m.volatility).abs() < 1e-9 * m.volatility.max(1.0), "{c}: {volatility} vs {m:?}");
+            assert!(m.volatility > 0.0);
+        }
     }
 }

@@ -176,6 +176,37 @@ pub fn normal_quantile(p: f64) -> f64 {
     if q < 0.0 { -x } else { x }
 }
 
+/// Where an evaluate call writes per-combo block sums (`SmaBatch::evaluate_blocks_on`,
+/// `MomentumBatch::evaluate_blocks`): combo `c`'s block `b` at `c·S + b`.
+#[derive(Debug)]
+pub struct BlockSumsOut<'a> {
+    /// The blocks of returns.
+    pub blocks: &'a Blocks,
+    /// Sums of returns.
+    pub sums: &'a mut [f64],
+    /// Sums of squared returns.
+    pub squares: &'a mut [f64],
+}
+
+/// The block sums of one equity curve (`returns + 1` points) into `sums` and `squares`
+/// (one slot per block): its `standard` returns `r_t = equity_t / equity_(t-1) - 1`,
+/// added in order into their blocks.
+pub fn curve_block_sums(curve: &[f64], blocks: &Blocks, sums: &mut [f64], squares: &mut [f64]) {
+    assert_eq!(curve.len(), blocks.returns() + 1, "one return per point after the first");
+    let mut t = 1;
+    for (b, &len) in blocks.lengths().iter().enumerate() {
+        let (mut sum, mut sum_sq) = (0.0, 0.0);
+        for _ in 0..len {
+            let r = curve[t] / curve[t - 1] - 1.0;
+            sum += r;
+            sum_sq += r * r;
+            t += 1;
+        }
+        sums[b] = sum;
+        squares[b] = sum_sq;
+    }
+}
+
 /// Per-combo block sums of one sweep: combo `c`'s block `b` at `c·S + b`.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockSums<'a> {

@@ -9,9 +9,9 @@ use sweeprun_kernel::date::Date;
 use sweeprun_kernel::decimal::{Decimal, ExactCloses};
 use sweeprun_kernel::metrics::PERIODS_PER_YEAR;
 use sweeprun_kernel::metrics::{Convention, Metrics};
-use sweeprun_kernel::overfitting::{self, Blocks};
+use sweeprun_kernel::overfitting::{self, BlockSumsOut, Blocks};
 use sweeprun_kernel::prices::AssetSeries;
-use sweeprun_kernel::sma::{BlockSumsOut, Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
+use sweeprun_kernel::sma::{Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
 
 fn series(open: &[i64], close: &[i64]) -> AssetSeries {
     AssetSeries {

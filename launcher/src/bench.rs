@@ -13,8 +13,8 @@ use std::time::Instant;
 use sweeprun_kernel::arch::KernelPath;
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::momentum::{MomentumBatch, MomentumCombo, MomentumOutcome, Universe};
-use sweeprun_kernel::overfitting::{self, BlockSums, Blocks, Trials};
-use sweeprun_kernel::sma::{self, BlockSumsOut, SmaBatch, SmaCombo, SmaConfig};
+use sweeprun_kernel::overfitting::{self, BlockSums, BlockSumsOut, Blocks, Trials};
+use sweeprun_kernel::sma::{self, SmaBatch, SmaCombo, SmaConfig};
 
 fn kernel_path() -> Result<KernelPath> {
     sweeprun_kernel::arch::selected_kernel().map_err(|e| Failure::usage(e.to_string()))

@@ -23,7 +23,7 @@ mod simd;
 
 use crate::arch::{KernelChoiceError, KernelPath};
 use crate::metrics::{Convention, EquityStats, Metrics, QstraderStats, StandardStats};
-use crate::overfitting::Blocks;
+use crate::overfitting::{curve_block_sums, BlockSumsOut, Blocks};
 use crate::prices::AssetSeries;
 use signal::{Regime, Signals};
 use std::fmt;
@@ -277,14 +277,15 @@ impl<'a> SmaBatch<'a> {
             self.check_combo(*combo).unwrap_or_else(|e| panic!("unchecked combo {combo:?}: {e}"));
         }
         let path = self.path_for(config, path);
+        let layout = blocks.as_ref().map(|b| b.blocks);
         let mut blocks = blocks.map(|b| simd::BlockOut { sums: b.sums, squares: b.squares });
         if path == KernelPath::Scalar {
             match config.convention {
                 Convention::Standard => self.evaluate_with::<StandardStats>(config, combos, open, out),
                 Convention::Qstrader => self.evaluate_with::<QstraderStats>(config, combos, open, out),
             }
-            if let Some(blocks) = blocks.as_mut() {
-                self.scalar_block_sums(config, combos, open, &bounds, blocks);
+            if let (Some(blocks), Some(layout)) = (blocks.as_mut(), layout) {
+                self.scalar_block_sums(config, combos, open, layout, blocks);
             }
             return Ok(());
         }
@@ -334,22 +335,14 @@ impl<'a> SmaBatch<'a> {
         config: &SmaConfig,
         combos: &[SmaCombo],
         fill: &[f64],
-        bounds: &[usize],
+        layout: &Blocks,
         out: &mut simd::BlockOut,
     ) {
-        let blocks = bounds.len() - 1;
+        let blocks = layout.len();
         for (c, combo) in combos.iter().enumerate() {
             let (curve, _) = self.equity_path(config, *combo, fill);
-            for b in 0..blocks {
-                let (mut sum, mut squares) = (0.0, 0.0);
-                for t in bounds[b]..bounds[b + 1] {
-                    let r = curve[t] / curve[t - 1] - 1.0;
-                    sum += r;
-                    squares += r * r;
-                }
-                out.sums[c * blocks + b] = sum;
-                out.squares[c * blocks + b] = squares;
-            }
+            let at = c * blocks..(c + 1) * blocks;
+            curve_block_sums(&curve, layout, &mut out.sums[at.clone()], &mut out.squares[at]);
         }
     }
 
@@ -451,18 +444,6 @@ impl<'a> SmaBatch<'a> {
         }
         stats.finish(account.trades)
     }
-}
-
-/// Per-combo block sums out of [`SmaBatch::evaluate_blocks_on`]: combo `c`'s block `b`
-/// at `c·S + b`.
-#[derive(Debug)]
-pub struct BlockSumsOut<'a> {
-    /// The blocks of returns.
-    pub blocks: &'a Blocks,
-    /// Sums of returns.
-    pub sums: &'a mut [f64],
-    /// Sums of squared returns.
-    pub squares: &'a mut [f64],
 }
 
 /// An [`EquityStats`] that keeps the whole equity curve (bar 0 on).
