@@ -108,7 +108,7 @@ fn check(combos: usize, t: usize, s: usize, seed: u64) {
     let best = trials.best().unwrap();
     let (skew, kurt) = overfitting::moments(&rows[trials.combos[best]]);
     let deflated = overfitting::deflated_sharpe(&trials.sharpe, best, t, skew, kurt).unwrap();
-    let cscv = overfitting::cscv(&block_sums, &trials).unwrap();
+    let cscv = overfitting::cscv(&block_sums, &trials, 2).unwrap();
     let want = reference(&rows, s);
     let case = format!("{combos} combos x {t} returns, S = {s}, seed {seed}");
 

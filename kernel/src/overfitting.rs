@@ -487,7 +487,8 @@ pub fn order_key(n: f64, sum: f64, squares: f64) -> f64 {
     }
 }
 
-/// PBO by CSCV over `trials` (at least two) of `sums`.
+/// PBO by CSCV over `trials` (at least two) of `sums`, on `threads` threads (each takes
+/// a contiguous share of the splits; the result does not depend on the count).
 ///
 /// Two passes over the trials, a tile at a time, each with every split: the first finds
 /// each split's `n*`, the second counts the trials below and level with `n*` out of
@@ -495,16 +496,58 @@ pub fn order_key(n: f64, sum: f64, squares: f64) -> f64 {
 /// precomputed half-block subset sums, the same values the definition's fixed order
 /// gives, so the result is the plain computation's bit for bit. Cost: `2 · splits · K`
 /// Sharpe ratios (S = 16: 12,870 splits), plus `2^(S/2)` subset sums per trial and pass.
-pub fn cscv(sums: &BlockSums, trials: &Trials) -> Option<Cscv> {
+pub fn cscv(sums: &BlockSums, trials: &Trials, threads: usize) -> Option<Cscv> {
     let k = trials.len();
     if k < 2 {
         return None;
     }
+    let masks = split_masks(sums.blocks.len());
+    // The splits in contiguous shares, one thread each (each with its own tiles).
+    let share = masks.len().div_ceil(threads.max(1));
+    let outcomes: Vec<SplitOutcome> = std::thread::scope(|scope| {
+        let workers: Vec<_> =
+            masks.chunks(share).map(|masks| scope.spawn(move || split_outcomes(sums, trials, masks))).collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a CSCV thread panicked")).collect()
+    });
+    let splits = masks.len() as f64;
+    let mut result = Cscv {
+        splits: masks.len(),
+        pbo: 0.0,
+        lambdas: Vec::with_capacity(masks.len()),
+        in_sample: outcomes.iter().map(|o| o.in_sample).collect(),
+        out_of_sample: outcomes.iter().map(|o| o.out_of_sample).collect(),
+        degradation_slope: f64::NAN,
+        prob_oos_loss: outcomes.iter().filter(|o| o.loses).count() as f64 / splits,
+    };
+    let mut overfit = 0usize;
+    for outcome in &outcomes {
+        let rank = outcome.below as f64 + (outcome.level as f64 + 1.0) / 2.0;
+        let w = rank / (k as f64 + 1.0);
+        let lambda = (w / (1.0 - w)).ln();
+        overfit += usize::from(lambda <= 0.0);
+        result.lambdas.push(lambda);
+    }
+    result.pbo = overfit as f64 / splits;
+    result.degradation_slope = ols_slope(&result.in_sample, &result.out_of_sample);
+    Some(result)
+}
+
+/// What one split finds: `n*`'s Sharpe in and out of sample, whether it loses out of
+/// sample, and how many trials are below and level with it out of sample.
+struct SplitOutcome {
+    in_sample: f64,
+    out_of_sample: f64,
+    loses: bool,
+    below: usize,
+    level: usize,
+}
+
+/// [`cscv`]'s two passes for the splits `masks` (in-sample block masks).
+fn split_outcomes(sums: &BlockSums, trials: &Trials, masks: &[u64]) -> Vec<SplitOutcome> {
     let s = sums.blocks.len();
     let half = s / 2;
     let all = (1u64 << s) - 1;
     let half_mask = (1u64 << half) - 1;
-    let masks = split_masks(s);
     // A split as (low half subset, high half subset), in-sample and out-of-sample.
     let halves = |m: u64| ((m & half_mask) as usize, (m >> half & half_mask) as usize);
     let in_halves: Vec<(usize, usize)> = masks.iter().map(|&m| halves(m)).collect();
@@ -529,54 +572,31 @@ pub fn cscv(sums: &BlockSums, trials: &Trials) -> Option<Cscv> {
             }
         }
     }
-    let mut result = Cscv {
-        splits: masks.len(),
-        pbo: 0.0,
-        lambdas: Vec::with_capacity(masks.len()),
-        in_sample: Vec::with_capacity(masks.len()),
-        out_of_sample: Vec::with_capacity(masks.len()),
-        degradation_slope: f64::NAN,
-        prob_oos_loss: 0.0,
-    };
-    let mut losses = 0usize;
+    let mut outcomes = Vec::with_capacity(masks.len());
     let mut targets = Vec::with_capacity(masks.len());
     for (split, best) in best.iter().enumerate() {
         let (_, i) = best.expect("every split has a best trial");
         let (n_is, n_oos) = counts[split];
         let (sum, squares) = sums.over(trials.combos[i], masks[split]);
-        result.in_sample.push(sharpe(n_is, sum, squares));
+        let in_sample = sharpe(n_is, sum, squares);
         let (sum, squares) = sums.over(trials.combos[i], all & !masks[split]);
-        result.out_of_sample.push(sharpe(n_oos, sum, squares));
+        let out_of_sample = sharpe(n_oos, sum, squares);
         targets.push(order_key(n_oos, sum, squares));
-        losses += usize::from(sum < 0.0);
+        outcomes.push(SplitOutcome { in_sample, out_of_sample, loses: sum < 0.0, below: 0, level: 0 });
     }
     // Pass 2: n*'s out-of-sample rank.
-    let mut below = vec![0usize; masks.len()];
-    let mut level = vec![0usize; masks.len()];
     for tile in trials.combos.chunks(TILE) {
         low.fill(sums, tile);
         high.fill(sums, tile);
-        for split in 0..masks.len() {
+        for (split, outcome) in outcomes.iter_mut().enumerate() {
             let values = &mut tile_values[..tile.len()];
             tile_keys(&low, &high, out_halves[split], counts[split].1, values);
             let target = targets[split];
-            below[split] += values.iter().filter(|&&x| x < target).count();
-            level[split] += values.iter().filter(|&&x| x == target).count();
+            outcome.below += values.iter().filter(|&&x| x < target).count();
+            outcome.level += values.iter().filter(|&&x| x == target).count();
         }
     }
-    let mut overfit = 0usize;
-    for split in 0..masks.len() {
-        let rank = below[split] as f64 + (level[split] as f64 + 1.0) / 2.0;
-        let w = rank / (k as f64 + 1.0);
-        let lambda = (w / (1.0 - w)).ln();
-        overfit += usize::from(lambda <= 0.0);
-        result.lambdas.push(lambda);
-    }
-    let splits = masks.len() as f64;
-    result.pbo = overfit as f64 / splits;
-    result.prob_oos_loss = losses as f64 / splits;
-    result.degradation_slope = ols_slope(&result.in_sample, &result.out_of_sample);
-    Some(result)
+    outcomes
 }
 
 /// The OLS slope of `y` on `x` (NaN when `x` does not vary).
@@ -709,7 +729,7 @@ mod tests {
         assert_eq!(trials.combos, vec![1, 2, 3]);
         assert_eq!(trials.sharpe[0].to_bits(), trials.sharpe[1].to_bits());
         assert_eq!(trials.best(), Some(0));
-        let cscv = cscv(&block_sums, &trials).unwrap();
+        let cscv = cscv(&block_sums, &trials, 2).unwrap();
         assert_eq!(cscv, cscv_direct(&block_sums, &trials).unwrap());
         assert_eq!(cscv.splits, 6);
         // n* is combo 1 or its twin: its out-of-sample rank averages the tie.
@@ -749,7 +769,8 @@ mod tests {
         let block_sums = BlockSums { blocks: &blocks, sums: &sums, squares: &squares };
         let trials = Trials::new(&block_sums);
         assert!(trials.len() > 2 * TILE);
-        let tiled = cscv(&block_sums, &trials).unwrap();
+        let tiled = cscv(&block_sums, &trials, 1).unwrap();
+        assert_eq!(tiled, cscv(&block_sums, &trials, 3).unwrap());
         let plain = cscv_direct(&block_sums, &trials).unwrap();
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&tiled.lambdas), bits(&plain.lambdas));

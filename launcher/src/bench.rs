@@ -234,6 +234,24 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
         None => None,
     };
     prepare(&mut batch, path, &combos);
+    // The launcher computes the statistics after the ranks, on every CPU it may use: a
+    // thread started before the kernel's pinning keeps the process's CPUs for them.
+    let threads = sweeprun_hw::topology::usable_cpus().map_or(1, |c| c.len().max(1));
+    let (to_statistics, work) = std::sync::mpsc::channel::<(Vec<f64>, Vec<f64>)>();
+    let samples = args.samples;
+    let statistics = blocks.clone().map(|blocks| {
+        std::thread::spawn(move || {
+            let (sums, squares) = work.recv().ok()?;
+            let block_sums = BlockSums { blocks: &blocks, sums: &sums, squares: &squares };
+            let mut found = None;
+            let seconds = time_passes(samples, || {
+                let trials = Trials::new(&block_sums);
+                let pbo = overfitting::cscv(&block_sums, &trials, threads).map(|c| c.pbo);
+                found = Some((trials.len(), pbo));
+            });
+            found.map(|(trials, pbo)| (trials, pbo, seconds))
+        })
+    });
     pin_to_one_cpu();
     let mut out = vec![Metrics::default(); combos.len()];
     let cells = blocks.as_ref().map_or(0, |b| b.len() * combos.len());
@@ -257,20 +275,16 @@ fn bench_sma_grid(args: &BenchArgs) -> Result<String> {
         blocks.as_ref().map_or(String::new(), |b| format!(", with sums over {} CSCV blocks", b.len()))
     );
     let mut text = report(&label, combos.len(), batch.bars(), &seconds, None);
-    if let Some(blocks) = &blocks {
-        let block_sums = BlockSums { blocks, sums: &sums, squares: &squares };
-        let mut found = None;
-        let statistics = time_passes(args.samples, || {
-            let trials = Trials::new(&block_sums);
-            let pbo = overfitting::cscv(&block_sums, &trials).map(|c| c.pbo);
-            found = Some((trials.len(), pbo));
-        });
-        let (trials, pbo) = found.expect("timed at least once");
-        let median = statistics[statistics.len() / 2];
+    if let (Some(blocks), Some(statistics)) = (&blocks, statistics) {
+        to_statistics.send((sums, squares)).expect("the statistics thread waits for the sums");
+        let (trials, pbo, timed) =
+            statistics.join().expect("the statistics thread panicked").expect("the sums were sent");
+        let median = timed[timed.len() / 2];
         text.push_str(&format!(
-            "overfitting statistics: {} splits x {} = median {:.4} s ({:.0}% of the kernel's median; PBO {})\n",
+            "overfitting statistics: {} splits x {} on {} = median {:.4} s ({:.0}% of the kernel's median; PBO {})\n",
             blocks.splits(),
             counted(trials as u64, "trial"),
+            counted(threads as u64, "thread"),
             median,
             100.0 * median / seconds[seconds.len() / 2],
             pbo.map_or("undefined".into(), |p| format!("{:.3}", p)),
