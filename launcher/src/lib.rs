@@ -29,6 +29,7 @@ mod expr;
 pub mod float_text;
 pub mod grid;
 pub mod ledger;
+pub mod overfitting;
 pub mod progress;
 pub mod protocol;
 pub mod report;

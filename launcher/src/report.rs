@@ -402,15 +402,20 @@ pub fn display_cell(column: &str, cell: &str) -> String {
 fn money(value: f64) -> String {
     let fixed = format!("{:.2}", value.abs());
     let (whole, cents) = fixed.split_once('.').expect("two decimals");
-    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+    let sign = if value < 0.0 && fixed != "0.00" { "-" } else { "" };
+    format!("{sign}{}.{cents}", thousands(whole))
+}
+
+/// A string of digits with `,` between thousands: `3830` as `3,830`.
+pub fn thousands(digits: &str) -> String {
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);
     }
-    let sign = if value < 0.0 && fixed != "0.00" { "-" } else { "" };
-    format!("{sign}{grouped}.{cents}")
+    grouped
 }
 
 #[cfg(test)]
