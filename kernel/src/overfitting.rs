@@ -107,17 +107,6 @@ impl Blocks {
         self.lengths.iter().sum()
     }
 
-    /// The block of return `i` (0-based; return `i` is bar `i + 1`'s).
-    pub fn block_of(&self, i: usize) -> usize {
-        let (base, longer) = (self.returns() / self.len(), self.returns() % self.len());
-        let long_part = longer * (base + 1);
-        if i < long_part {
-            i / (base + 1)
-        } else {
-            longer + (i - long_part) / base
-        }
-    }
-
     /// How many ways to choose `S/2` blocks: `C(S, S/2)`.
     pub fn splits(&self) -> usize {
         let s = self.len();
@@ -129,12 +118,17 @@ impl Blocks {
 /// the sample variance (ddof 1) is not > 0.
 pub fn sharpe(n: f64, sum: f64, squares: f64) -> f64 {
     let mean = sum / n;
-    let variance = (squares - sum * mean) / (n - 1.0);
+    let variance = variance(n, sum, squares);
     if variance > 0.0 {
         mean / variance.sqrt()
     } else {
         0.0
     }
+}
+
+/// Sample variance (ddof 1) of `n` returns with sum `sum` and sum of squares `squares`.
+fn variance(n: f64, sum: f64, squares: f64) -> f64 {
+    (squares - sum * (sum / n)) / (n - 1.0)
 }
 
 /// The normal CDF Φ.
@@ -268,8 +262,7 @@ impl Trials {
         let mut trials = Trials { combos: Vec::new(), sharpe: Vec::new() };
         for c in 0..sums.combos() {
             let (sum, squares) = sums.over(c, all);
-            let mean = sum / n;
-            if (squares - sum * mean) / (n - 1.0) > 0.0 {
+            if variance(n, sum, squares) > 0.0 {
                 trials.combos.push(c);
                 trials.sharpe.push(sharpe(n, sum, squares));
             }
@@ -684,13 +677,6 @@ mod tests {
         assert_eq!(blocks.returns(), 2147);
         assert_eq!(&blocks.lengths()[..4], &[135, 135, 135, 134]);
         assert_eq!(blocks.lengths().iter().filter(|&&n| n == 135).count(), 2147 % 16);
-        let mut i = 0;
-        for (b, &n) in blocks.lengths().iter().enumerate() {
-            for _ in 0..n {
-                assert_eq!(blocks.block_of(i), b, "return {i}");
-                i += 1;
-            }
-        }
         assert_eq!(blocks.splits(), 12870);
         assert_eq!(split_masks(16).len(), 12870);
         assert_eq!(split_masks(4), vec![0b0011, 0b0101, 0b1001, 0b0110, 0b1010, 0b1100]);

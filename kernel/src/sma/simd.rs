@@ -892,9 +892,9 @@ pub(crate) unsafe fn run<
                     sum_sq = sum_sq.add_where(closing, at_sq.sub(begin_sq));
                     downside_sq = downside_sq.add_where(closing, at_down.sub(begin_down));
                     let r = equity.div(equity_prev).sub(one);
-                    let down = r.min(zero);
+                    let (squared, down) = (r.mul(r), r.min(zero));
                     sum = sum.add_where(traded, r);
-                    sum_sq = sum_sq.add_where(traded, r.mul(r));
+                    sum_sq = sum_sq.add_where(traded, squared);
                     downside_sq = downside_sq.add_where(traded, down.mul(down));
                     // A lane that now holds starts its run at bar t + 1.
                     // SAFETY: as above.
@@ -906,7 +906,7 @@ pub(crate) unsafe fn run<
                     if blocks_on {
                         // The same additions, into this block's sums.
                         block_sum = block_sum.add_where(closing, at_sum.sub(block_begin_sum)).add_where(traded, r);
-                        block_sq = block_sq.add_where(closing, at_sq.sub(block_begin_sq)).add_where(traded, r.mul(r));
+                        block_sq = block_sq.add_where(closing, at_sq.sub(block_begin_sq)).add_where(traded, squared);
                         block_begin_sum = V::select(traded, next_sum, block_begin_sum);
                         block_begin_sq = V::select(traded, next_sq, block_begin_sq);
                     }
