@@ -66,6 +66,13 @@ if [[ -e $SWR_CLUSTER_STATE/run-mount-ours ]]; then rmdir /run/mount 2>/dev/null
 # Only our own files: SWR_CLUSTER_STATE may have been pointed somewhere shared.
 rm -f "$swr_env" "$SWR_CLUSTER_STATE"/{hostfile,hostfile.hydra,run-netns-ours,run-mount-ours}
 rmdir "$swr_uts_dir" "$SWR_CLUSTER_STATE" 2>/dev/null || true
+# Ranks that tests kill (scancel, a killed node) leave OpenMPI's shared-memory segments
+# behind, named after their node and job. The emulated nodes share the host's /dev/shm and
+# SLURM's job ids restart with every cluster, so a stale segment can carry a name a later
+# job uses (suspected behind srun --mpi=pmix start-up failures: "shared memory
+# initialization ... open(2) No such file", then a segfault). Only our nodes' names.
+# By name pattern, like the netns above: any node count this script may have made.
+rm -f /dev/shm/vader_segment."$(swr_host "")"[0-9]*.*
 
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo "cluster down: ${#nets[@]} netns, ${#utss[@]} UTS mounts removed; no swrv*/$SWR_CLUSTER_BRIDGE links, no marked /etc/hosts lines left (${ms} ms)"
