@@ -77,6 +77,19 @@ fn job_of(out: &Path) -> String {
     record["job_id"].as_str().unwrap().to_string()
 }
 
+/// The job's stderr file (OpenMPI's and srun's complaints land there), for failure messages.
+fn job_log(out: &Path) -> String {
+    let id = std::fs::read_to_string(suffixed(out, ".slurm.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|record| record["job_id"].as_str().map(str::to_string));
+    match id {
+        Some(id) => std::fs::read_to_string(suffixed(out, &format!(".slurm-{id}.err")))
+            .unwrap_or_else(|e| format!("(no job log: {e})")),
+        None => "(no job record)".to_string(),
+    }
+}
+
 /// `JobState` of a job, from scontrol.
 fn job_state(dir: &Path, id: &str) -> String {
     let out = output_of(on_cluster("scontrol", dir).args(["show", "job", "-o", id]));
@@ -173,9 +186,9 @@ fn the_sma_grid_via_sbatch_and_via_srun_on_16_ranks_equals_the_local_table() {
             .args(["--top", "3", "--out", "slurm.csv"]),
     );
     let stderr = stderr_of(&run);
-    assert!(run.status.success(), "{stderr}");
-    assert!(stderr.starts_with("sweeprun: submitted job "), "the job id comes first: {stderr}");
     let out = dir.path().join("slurm.csv");
+    assert!(run.status.success(), "{stderr}\njob log:\n{}", job_log(&out));
+    assert!(stderr.starts_with("sweeprun: submitted job "), "the job id comes first: {stderr}");
     assert!(std::fs::read(&out).unwrap() == local, "the SLURM table differs from the local one");
     assert_eq!(String::from_utf8(run.stdout).unwrap(), local_summary, "the same summary");
     assert_eq!(sidecar(&out)["ranks"], 16);

@@ -268,10 +268,34 @@ pub fn last_sweeprun_failure(stderr: &Path) -> Option<String> {
         .map(|l| l.trim_start_matches("sweeprun: error: ").trim_start_matches("sweeprun: ").to_string())
 }
 
+/// The last `count` non-blank lines of the job's stderr, indented, for a failure that did not
+/// come from sweeprun (srun, OpenMPI start-up): the cause is usually in them.
+pub fn stderr_tail(stderr: &Path, count: usize) -> Option<String> {
+    let text = std::fs::read_to_string(stderr).ok()?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let tail = &lines[lines.len().saturating_sub(count)..];
+    Some(tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn the_stderr_tail_keeps_the_last_non_blank_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("err");
+        assert_eq!(stderr_tail(&path, 3), None, "no file");
+        std::fs::write(&path, "\n\n").unwrap();
+        assert_eq!(stderr_tail(&path, 3), None, "only blank lines");
+        std::fs::write(&path, "a\nb\n\nc\nd\n\n").unwrap();
+        assert_eq!(stderr_tail(&path, 3).unwrap(), "  | b\n  | c\n  | d");
+        assert_eq!(stderr_tail(&path, 9).unwrap(), "  | a\n  | b\n  | c\n  | d");
+    }
 
     #[test]
     fn lines_are_counted_as_they_are_appended_and_again_when_the_file_is_replaced() {

@@ -405,7 +405,13 @@ fn collect_record(record: &JobRecord) -> Result<String> {
             kept()
         ))),
         follow::Ended::Failed(info) => {
-            let why = follow::last_sweeprun_failure(&record.stderr)
+            let sweeprun_said = follow::last_sweeprun_failure(&record.stderr);
+            // Not sweeprun's own error (srun, MPI start-up): show how the job's stderr ends.
+            let tail = match sweeprun_said {
+                Some(_) => String::new(),
+                None => follow::stderr_tail(&record.stderr, 12).map(|t| format!("\n{t}")).unwrap_or_default(),
+            };
+            let why = sweeprun_said
                 .map(|m| format!(": {m}"))
                 .unwrap_or_else(|| format!(" (see {})", record.stderr.display()));
             let reason = if info.reason.is_empty() || info.reason == "None" {
@@ -417,7 +423,7 @@ fn collect_record(record: &JobRecord) -> Result<String> {
             if info.state == "FAILED" && info.exit_status() == Some(2) {
                 return Err(Failure::usage(format!("job {} FAILED{why}", record.job_id)));
             }
-            Err(Failure::runtime(format!("job {} ended {}{reason}{why}{}", record.job_id, info.state, kept())))
+            Err(Failure::runtime(format!("job {} ended {}{reason}{why}{}{tail}", record.job_id, info.state, kept())))
         }
         follow::Ended::Unknown if table_is_done(record) => {
             Ok(std::fs::read_to_string(&record.stdout).unwrap_or_default())
