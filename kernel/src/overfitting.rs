@@ -45,6 +45,8 @@ const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 pub enum OverfittingError {
     /// `S` is odd or below 2.
     OddBlocks(usize),
+    /// `S` is above [`MAX_BLOCKS`].
+    TooManySplits(usize),
     /// `S` is larger than `T / 2`: some block would hold fewer than two returns.
     TooManyBlocks {
         /// The blocks asked for.
@@ -58,6 +60,11 @@ impl fmt::Display for OverfittingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OverfittingError::OddBlocks(s) => write!(f, "CSCV needs an even number of blocks >= 2, got {s}"),
+            OverfittingError::TooManySplits(s) => write!(
+                f,
+                "{s} CSCV blocks is more than {MAX_BLOCKS} (C({s}, {}) splits would take hours on a large grid)",
+                s / 2
+            ),
             OverfittingError::TooManyBlocks { blocks, returns } => write!(
                 f,
                 "{blocks} CSCV blocks is more than half of the {returns} returns (each block needs at least 2)"
@@ -68,6 +75,9 @@ impl fmt::Display for OverfittingError {
 
 impl std::error::Error for OverfittingError {}
 
+/// The most CSCV blocks: C(24, 12) = 2,704,156 splits, 210 times the work of S = 16.
+pub const MAX_BLOCKS: usize = 24;
+
 /// `T` returns cut into `S` contiguous blocks, the first `T mod S` one return longer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blocks {
@@ -75,10 +85,14 @@ pub struct Blocks {
 }
 
 impl Blocks {
-    /// The blocks of `returns` returns; `blocks` must be even, >= 2 and <= returns / 2.
+    /// The blocks of `returns` returns; `blocks` must be even, >= 2, <= [`MAX_BLOCKS`] and
+    /// <= returns / 2.
     pub fn new(returns: usize, blocks: usize) -> Result<Blocks, OverfittingError> {
         if blocks < 2 || !blocks.is_multiple_of(2) {
             return Err(OverfittingError::OddBlocks(blocks));
+        }
+        if blocks > MAX_BLOCKS {
+            return Err(OverfittingError::TooManySplits(blocks));
         }
         if blocks > returns / 2 {
             return Err(OverfittingError::TooManyBlocks { blocks, returns });
@@ -686,8 +700,10 @@ mod tests {
     fn bad_block_counts_are_refused() {
         assert_eq!(Blocks::new(100, 3), Err(OverfittingError::OddBlocks(3)));
         assert_eq!(Blocks::new(100, 0), Err(OverfittingError::OddBlocks(0)));
-        assert_eq!(Blocks::new(100, 52), Err(OverfittingError::TooManyBlocks { blocks: 52, returns: 100 }));
-        assert!(Blocks::new(100, 50).is_ok());
+        assert_eq!(Blocks::new(40, 22), Err(OverfittingError::TooManyBlocks { blocks: 22, returns: 40 }));
+        assert!(Blocks::new(40, 20).is_ok());
+        assert_eq!(Blocks::new(10_000, MAX_BLOCKS + 2), Err(OverfittingError::TooManySplits(MAX_BLOCKS + 2)));
+        assert_eq!(Blocks::new(10_000, MAX_BLOCKS).unwrap().splits(), 2_704_156);
     }
 
     #[test]

@@ -135,6 +135,8 @@ pub fn gather(args: &GatherArgs) -> Result<String> {
             "assemble_seconds": clock.elapsed().as_secs_f64() - planned,
             "command_seconds": command_seconds,
         }),
+        // A command reports no returns.
+        overfitting: Value::Null,
     };
     ledger::write_atomically(&ledger::sidecar_path(&plan.out), run::sidecar_text(&finished, facts).as_bytes())?;
     // rows.jsonl holds the records now, as after a local sweep; per-combo files left behind
@@ -308,7 +310,7 @@ fn array_state(plan: &Plan, fingerprint: &str, args: &RunArgs) -> Result<ArraySt
 /// The sweep of `args` checked as `sweeprun run` checks it (writing nothing), which must be
 /// a `[command]` sweep, and its fingerprint.
 fn checked(args: &RunArgs) -> Result<(Plan, String)> {
-    let plan = Plan::new(args, 1, &mut |_, _| {})?;
+    let plan = Plan::new(args, 1, &mut |_, _, _| {})?;
     if plan.spec.strategy.command().is_none() {
         return Err(Failure::usage(format!(
             "{}: not a [command] sweep; one process per combo (a SLURM array) runs [command] sweeps only",
@@ -354,7 +356,10 @@ fn run_combo(plan: &Plan, id: u64) -> Result<Record> {
     let spec = &plan.spec;
     let mut evaluator = spec.strategy.command_evaluator(&spec.grid, &plan.out).map_err(Failure::runtime)?;
     let mut rows = RowWriter::for_grid(plan.format, &spec.grid, spec.strategy.extra_columns());
-    evaluator.evaluate(id..id + 1, &mut rows).map_err(|e| Failure::runtime(format!("combo {id}: {e}")))?;
+    let mut no_sums = crate::protocol::ChunkBlocks::default();
+    evaluator
+        .evaluate(id..id + 1, &mut rows, &mut no_sums)
+        .map_err(|e| Failure::runtime(format!("combo {id}: {e}")))?;
     let (text, _) = rows.take();
     Record::from_line(text.trim_end())
         .ok_or_else(|| Failure::runtime(format!("internal error: combo {id} gave no record: {text}")))

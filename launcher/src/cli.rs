@@ -206,6 +206,11 @@ pub struct RunArgs {
     /// 16..4096].
     #[arg(long = "chunk-size", value_name = "COMBOS")]
     pub chunk_size: Option<u64>,
+    /// Overfitting statistics (deflated Sharpe ratio; PBO by combinatorially symmetric
+    /// cross-validation over S blocks of the returns): S even, 2..=24; 0 turns them off
+    /// [default: 8 for a built-in strategy; none for a [command] sweep].
+    #[arg(long = "cscv-blocks", value_name = "S")]
+    pub cscv_blocks: Option<usize>,
     /// `--backend slurm` options.
     #[command(flatten)]
     pub slurm: SlurmArgs,

@@ -12,7 +12,9 @@
 //! renamed over `<out>`; a reader never sees a half-written table. A resumed sweep folds
 //! the table's prefix into the journal and assembles the table from the journal at the end.
 
+use crate::block_store::BlockStore;
 use crate::error::{Failure, Result};
+use crate::protocol::ChunkBlocks;
 use crate::table::{row_id, OutputFormat};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -69,6 +71,11 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// `<out>.partial.blocks`: the block sums of the finished combos ([`crate::block_store`]).
+pub fn block_store_path(out: &Path) -> PathBuf {
+    suffixed(out, ".partial.blocks")
 }
 
 /// `<out>.partial.table`: the final table being written in combo-id order.
@@ -504,6 +511,7 @@ pub fn publish_with_sidecar(table: Unpublished, out: &Path, sidecar: &Path, text
 pub struct RowSink {
     journal: Journal,
     stream: Option<TableStream>,
+    blocks: Option<BlockStore>,
     unsynced_bytes: usize,
     last_sync: Instant,
     /// Whether the directory holding the table stream has been fsynced since it was created.
@@ -511,14 +519,20 @@ pub struct RowSink {
 }
 
 impl RowSink {
-    /// A sink over an open journal and, on a fresh sweep, the table stream.
-    pub fn new(journal: Journal, stream: Option<TableStream>) -> RowSink {
-        RowSink { journal, stream, unsynced_bytes: 0, last_sync: Instant::now(), directory_synced: false }
+    /// A sink over an open journal and, on a fresh sweep, the table stream; `blocks` keeps
+    /// the combos' block sums when the sweep computes them.
+    pub fn new(journal: Journal, stream: Option<TableStream>, blocks: Option<BlockStore>) -> RowSink {
+        RowSink { journal, stream, blocks, unsynced_bytes: 0, last_sync: Instant::now(), directory_synced: false }
     }
 
-    /// Records the rows of the chunk of combos `ids`; syncs when enough time or bytes
-    /// have accumulated.
-    pub fn accept(&mut self, ids: Range<u64>, rows: String, best: Option<Vec<usize>>) -> Result<()> {
+    /// Records the rows of the chunk of combos `ids` and their block sums; syncs when
+    /// enough time or bytes have accumulated.
+    pub fn accept(&mut self, ids: Range<u64>, rows: String, best: Option<Vec<usize>>, sums: ChunkBlocks) -> Result<()> {
+        if let Some(store) = self.blocks.as_mut() {
+            // Before the rows: a row on disk has its sums on disk (the store syncs first).
+            store.accept(ids.clone(), &sums)?;
+            self.unsynced_bytes += 8 * sums.0.len();
+        }
         self.unsynced_bytes += rows.len();
         match self.stream.as_mut() {
             Some(stream) => stream.accept(ids, rows, best)?,
@@ -530,8 +544,11 @@ impl RowSink {
         Ok(())
     }
 
-    /// Makes every row recorded so far durable.
+    /// Makes every row recorded so far durable (block sums first).
     pub fn sync(&mut self) -> Result<()> {
+        if let Some(store) = self.blocks.as_mut() {
+            store.sync()?;
+        }
         if let Some(stream) = self.stream.as_mut() {
             stream.sync(&mut self.journal)?;
             if !self.directory_synced {
@@ -546,9 +563,9 @@ impl RowSink {
         Ok(())
     }
 
-    /// The journal and the table stream, once the sweep has ended.
-    pub fn into_parts(self) -> (Journal, Option<TableStream>) {
-        (self.journal, self.stream)
+    /// The journal, the table stream and the block sums, once the sweep has ended.
+    pub fn into_parts(self) -> (Journal, Option<TableStream>, Option<BlockStore>) {
+        (self.journal, self.stream, self.blocks)
     }
 }
 

@@ -21,6 +21,7 @@ macro_rules! say {
 pub mod array;
 pub mod backend;
 pub mod bench;
+pub mod block_store;
 pub mod cli;
 pub mod command;
 pub mod command_table;

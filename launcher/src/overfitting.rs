@@ -5,11 +5,14 @@
 //! Undefined values (fewer than two trials; a deflation whose variance term is not
 //! positive) are JSON `null`, the sidecar's rule for every non-finite number.
 
-use serde::Serialize;
-use sweeprun_kernel::overfitting::{self, BlockSums, Trials};
+use crate::block_store::StoredSums;
+use crate::error::{Failure, Result};
+use crate::strategy::ReturnGroup;
+use serde::{Deserialize, Serialize};
+use sweeprun_kernel::overfitting::{self, BlockSums, Blocks, Trials};
 
-/// The sidecar's `overfitting` object (issue #12's fields).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The statistics of one set of trials (issue #12's fields).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Overfitting {
     /// Combos whose full-sample returns vary (the trials, K).
     pub trials: u64,
@@ -44,6 +47,119 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+/// The sidecar's `overfitting` object: the statistics over every combo of the sweep and,
+/// with a `symbol` axis, over each symbol's combos.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepStatistics {
+    /// Over every combo (across symbols).
+    #[serde(flatten)]
+    pub overall: Overfitting,
+    /// Why the statistics across symbols are null (their returns run over different days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub across_symbols_not_measured: Option<String>,
+    /// Per symbol, in grid order (only with a `symbol` axis).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_symbol: Vec<SymbolStatistics>,
+}
+
+/// One symbol's statistics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SymbolStatistics {
+    /// The asset.
+    pub symbol: String,
+    /// Over its combos.
+    #[serde(flatten)]
+    pub statistics: Overfitting,
+}
+
+/// The statistics of a finished sweep from its combos' block sums: per return group (each
+/// symbol) and across them. `returns_of(id)` gives combo `id`'s returns (its equity curve's,
+/// the tearsheet path), needed for each best combo's skewness and kurtosis.
+pub fn of_sweep(
+    groups: &[ReturnGroup],
+    sums: &StoredSums,
+    returns_of: impl Fn(u64) -> std::result::Result<Vec<f64>, String>,
+) -> Result<SweepStatistics> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let over = |ids: std::ops::Range<u64>, returns: usize| -> Result<Overfitting> {
+        let blocks = Blocks::new(returns, sums.blocks).map_err(|e| Failure::runtime(format!("internal error: {e}")))?;
+        let (block_sums, squares) = sums.split(ids.clone());
+        let ids: Vec<u64> = ids.collect();
+        let sums = BlockSums { blocks: &blocks, sums: &block_sums, squares: &squares };
+        compute(&sums, &ids, |row| returns_of(ids[row]), threads).map_err(Failure::runtime)
+    };
+    let Some(first) = groups.first() else {
+        return Err(Failure::runtime("internal error: overfitting statistics of a sweep without returns"));
+    };
+    let all = first.ids.start..groups.last().map_or(first.ids.end, |g| g.ids.end);
+    let aligned = groups.iter().all(|g| g.returns == first.returns && g.dates == first.dates);
+    let mut statistics = SweepStatistics {
+        overall: if aligned { over(all.clone(), first.returns)? } else { Overfitting::unmeasured(sums.blocks) },
+        across_symbols_not_measured: (!aligned).then(|| "the assets' returns run over different days".to_string()),
+        per_symbol: Vec::new(),
+    };
+    if groups.len() > 1 || first.symbol.is_some() {
+        for group in groups {
+            statistics.per_symbol.push(SymbolStatistics {
+                symbol: group.symbol.clone().unwrap_or_default(),
+                statistics: over(group.ids.clone(), group.returns)?,
+            });
+        }
+    }
+    if !aligned {
+        statistics.overall.trials = statistics.per_symbol.iter().map(|s| s.statistics.trials).sum();
+    }
+    Ok(statistics)
+}
+
+impl SweepStatistics {
+    /// The summary's closing lines: one per symbol when `per_symbol` (the summary is grouped
+    /// by symbol), then the line over the whole sweep, last.
+    pub fn summary_lines(&self, per_symbol: bool) -> String {
+        let mut text = String::new();
+        if per_symbol {
+            for symbol in &self.per_symbol {
+                let line = symbol.statistics.summary_line();
+                let rest = line.strip_prefix("overfitting: ").unwrap_or(&line);
+                text.push_str(&format!("overfitting, {}: {rest}\n", symbol.symbol));
+            }
+        }
+        match &self.across_symbols_not_measured {
+            Some(why) => text.push_str(&format!(
+                "overfitting: not measured across symbols ({why}); per symbol in the sidecar{}\n",
+                if per_symbol { " and above" } else { "" }
+            )),
+            None => {
+                text.push_str(&self.overall.summary_line());
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+impl Overfitting {
+    /// Nothing measured (but the blocks asked for).
+    fn unmeasured(blocks: usize) -> Overfitting {
+        let splits = Blocks::new(2 * blocks, blocks).map_or(0, |b| b.splits()) as u64;
+        Overfitting {
+            trials: 0,
+            best_combo_id: None,
+            sharpe_per_period: None,
+            sr0: None,
+            psr: None,
+            deflated_sharpe: None,
+            pbo: None,
+            cscv_blocks: blocks as u64,
+            splits,
+            skew: None,
+            kurtosis: None,
+            degradation_slope: None,
+            prob_oos_loss: None,
+        }
+    }
+}
+
 /// The statistics of a sweep whose combo `i` (row `i` of `sums`) has id `ids[i]`.
 /// `best_returns(i)` gives row `i`'s returns (its equity curve's `standard` returns, the
 /// tearsheet path): only the best combo's are needed, for its skewness and kurtosis.
@@ -51,9 +167,9 @@ fn finite(x: f64) -> Option<f64> {
 pub fn compute(
     sums: &BlockSums,
     ids: &[u64],
-    best_returns: impl FnOnce(usize) -> Vec<f64>,
+    best_returns: impl FnOnce(usize) -> std::result::Result<Vec<f64>, String>,
     threads: usize,
-) -> Overfitting {
+) -> std::result::Result<Overfitting, String> {
     assert_eq!(ids.len(), sums.combos(), "one id per combo");
     let trials = Trials::new(sums);
     let mut result = Overfitting {
@@ -71,12 +187,19 @@ pub fn compute(
         degradation_slope: None,
         prob_oos_loss: None,
     };
-    let Some(best) = trials.best() else { return result };
+    let Some(best) = trials.best() else { return Ok(result) };
     let row = trials.combos[best];
     result.best_combo_id = Some(ids[row]);
     result.sharpe_per_period = finite(trials.sharpe[best]);
-    let returns = best_returns(row);
-    assert_eq!(returns.len(), sums.blocks.returns(), "the best combo's returns");
+    let returns = best_returns(row)?;
+    if returns.len() != sums.blocks.returns() {
+        return Err(format!(
+            "internal error: combo {} has {} returns, its blocks cut {}",
+            ids[row],
+            returns.len(),
+            sums.blocks.returns()
+        ));
+    }
     let (skew, kurtosis) = overfitting::moments(&returns);
     (result.skew, result.kurtosis) = (finite(skew), finite(kurtosis));
     if let Some(deflated) = overfitting::deflated_sharpe(&trials.sharpe, best, returns.len(), skew, kurtosis) {
@@ -89,7 +212,7 @@ pub fn compute(
         result.degradation_slope = finite(cscv.degradation_slope);
         result.prob_oos_loss = Some(cscv.prob_oos_loss);
     }
-    result
+    Ok(result)
 }
 
 impl Overfitting {
@@ -154,8 +277,8 @@ mod tests {
         }
         let block_sums = BlockSums { blocks: &blocks, sums: &sums, squares: &squares };
         let ids: Vec<u64> = (100..100 + combos as u64).collect();
-        let returns = |row: usize| curves[row].windows(2).map(|w| w[1] / w[0] - 1.0).collect();
-        let stats = compute(&block_sums, &ids, returns, 2);
+        let returns = |row: usize| Ok(curves[row].windows(2).map(|w| w[1] / w[0] - 1.0).collect());
+        let stats = compute(&block_sums, &ids, returns, 2).unwrap();
         assert_eq!(stats.trials, 18, "combos 0, 5, 10, 15, 20 are flat");
         assert_eq!((stats.cscv_blocks, stats.splits), (8, 70));
         let best = stats.best_combo_id.unwrap();
@@ -193,7 +316,7 @@ mod tests {
         let blocks = Blocks::new(40, 4).unwrap();
         let sums = vec![0.0; 3 * 4];
         let block_sums = BlockSums { blocks: &blocks, sums: &sums, squares: &sums };
-        let stats = compute(&block_sums, &[0, 1, 2], |_| unreachable!("no best combo"), 1);
+        let stats = compute(&block_sums, &[0, 1, 2], |_| unreachable!("no best combo"), 1).unwrap();
         assert_eq!(stats.trials, 0);
         assert_eq!(stats.summary_line(), "overfitting: not measured (0 combos with varying returns; it takes 2)");
         let json = serde_json::to_value(&stats).unwrap();

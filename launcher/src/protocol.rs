@@ -4,12 +4,13 @@
 //! frame the launcher can recognise as incomplete and discard:
 //!
 //! ```text
-//! launcher -> rank (stdin)    SPEC <format> <nbytes> [<metric> <k>]\n<effective spec TOML>
+//! launcher -> rank (stdin)    SPEC <format> <nbytes> [<metric> <k>] [blocks=<S>]\n<effective spec TOML>
 //!                             DATA <nbytes> <blake3>\n<price data, sweeprun_kernel::wire>
 //!                             CHUNK <start> <end>\n          combo ids start..end
 //!                             (end of input: finish and exit)
 //! rank -> launcher (stdout)   READY\n
-//!                             ROWS <start> <end> <nbytes> [<offset>,<offset>,..]\n<formatted rows>
+//!                             ROWS <start> <end> <nbytes> [<offset>,<offset>,..] [sums=<n>]\n
+//!                                  <formatted rows><n little-endian f64: block sums>
 //!                             ERROR <one line>\n
 //! ```
 //!
@@ -21,6 +22,11 @@
 //! chunk by that metric; `ROWS` then lists their byte offsets in the payload, and the
 //! launcher ranks only those (the top `k` of the sweep is among them), instead of parsing
 //! a column of every row.
+//!
+//! With `blocks=<S>` each rank also sends, with every chunk's rows, each combo's sums of
+//! returns and of squared returns over `S` blocks of the return series (the inputs of the
+//! overfitting statistics, [`crate::overfitting`]): `sums=<n>` values, `2·S` per combo, as
+//! [`ChunkBlocks`] lays them out.
 
 use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
@@ -36,6 +42,8 @@ pub enum ToRank {
         spec: String,
         /// Preselect the best `k` rows of each chunk by this metric.
         preselect: Option<(String, usize)>,
+        /// Send each combo's sums over this many CSCV blocks (0: none).
+        cscv_blocks: usize,
     },
     /// The sweep's price data, parsed by the launcher ([`sweeprun_kernel::wire`]).
     Data {
@@ -68,10 +76,19 @@ pub enum FromRank {
         rows: String,
         /// Byte offsets in `rows` of the preselected best rows, when asked for.
         best: Option<Vec<usize>>,
+        /// The combos' block sums, when asked for (empty otherwise).
+        blocks: ChunkBlocks,
     },
     /// The rank cannot continue.
     Error(String),
 }
+
+/// The block sums of one chunk's combos: combo `c`'s `S` sums of returns, then its `S` sums
+/// of squared returns, at `2·S·c` (empty when the sweep computes none).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChunkBlocks(pub Vec<f64>);
+
+impl Eq for ChunkBlocks {}
 
 /// Largest payload accepted (a spec, or one chunk's rows: 4096 rows of a few hundred bytes).
 const MAX_PAYLOAD: usize = 1 << 30;
@@ -85,7 +102,10 @@ fn read_payload(reader: &mut impl BufRead, len: &str) -> io::Result<String> {
 }
 
 fn read_bytes(reader: &mut impl BufRead, len: &str) -> io::Result<Vec<u8>> {
-    let len: usize = len.parse().map_err(|_| invalid(format!("bad length `{len}`")))?;
+    read_exactly(reader, len.parse().map_err(|_| invalid(format!("bad length `{len}`")))?)
+}
+
+fn read_exactly(reader: &mut impl BufRead, len: usize) -> io::Result<Vec<u8>> {
     if len > MAX_PAYLOAD {
         return Err(invalid(format!("payload of {len} bytes is over the limit of {MAX_PAYLOAD}")));
     }
@@ -128,10 +148,13 @@ impl ToRank {
     /// Writes the message.
     pub fn write(&self, writer: &mut impl Write) -> io::Result<()> {
         match self {
-            ToRank::Spec { format, spec, preselect } => {
+            ToRank::Spec { format, spec, preselect, cscv_blocks } => {
                 write!(writer, "SPEC {format} {}", spec.len())?;
                 if let Some((metric, k)) = preselect {
                     write!(writer, " {metric} {k}")?;
+                }
+                if *cscv_blocks > 0 {
+                    write!(writer, " blocks={cscv_blocks}")?;
                 }
                 write!(writer, "\n{spec}")?;
             }
@@ -152,15 +175,22 @@ impl ToRank {
             Some("SPEC") => {
                 let format = words.next().ok_or_else(|| invalid("SPEC without format".into()))?.to_string();
                 let len = words.next().unwrap_or("");
-                let preselect = match (words.next(), words.next()) {
-                    (None, _) => None,
-                    (Some(metric), Some(k)) => {
-                        Some((metric.to_string(), k.parse().map_err(|_| invalid(format!("bad k `{k}`")))?))
+                let mut rest: Vec<&str> = words.collect();
+                let cscv_blocks = match rest.last().and_then(|w| w.strip_prefix("blocks=")) {
+                    Some(s) => {
+                        let s = s.parse().map_err(|_| invalid(format!("bad block count `{s}`")))?;
+                        rest.pop();
+                        s
                     }
-                    (Some(_), None) => return Err(invalid("SPEC with a metric but no k".into())),
+                    None => 0,
+                };
+                let preselect = match rest[..] {
+                    [] => None,
+                    [metric, k] => Some((metric.to_string(), k.parse().map_err(|_| invalid(format!("bad k `{k}`")))?)),
+                    _ => return Err(invalid(format!("bad SPEC header `{header}`"))),
                 };
                 let spec = read_payload(reader, len)?;
-                Ok(Some(ToRank::Spec { format, spec, preselect }))
+                Ok(Some(ToRank::Spec { format, spec, preselect, cscv_blocks }))
             }
             Some("DATA") => {
                 let len = words.next().unwrap_or("");
@@ -179,14 +209,19 @@ impl FromRank {
     pub fn write(&self, writer: &mut impl Write) -> io::Result<()> {
         match self {
             FromRank::Ready => writer.write_all(b"READY\n")?,
-            FromRank::Rows { start, end, rows, best } => {
+            FromRank::Rows { start, end, rows, best, blocks } => {
                 write!(writer, "ROWS {start} {end} {}", rows.len())?;
                 if let Some(best) = best {
                     let offsets: Vec<String> = best.iter().map(usize::to_string).collect();
                     // An empty list is written as `-` so the field is never missing.
                     write!(writer, " {}", if offsets.is_empty() { "-".to_string() } else { offsets.join(",") })?;
                 }
+                if !blocks.0.is_empty() {
+                    write!(writer, " sums={}", blocks.0.len())?;
+                }
                 write!(writer, "\n{rows}")?;
+                let bytes: Vec<u8> = blocks.0.iter().flat_map(|v| v.to_le_bytes()).collect();
+                writer.write_all(&bytes)?;
             }
             FromRank::Error(message) => writeln!(writer, "ERROR {}", message.replace('\n', " "))?,
         }
@@ -206,17 +241,30 @@ impl FromRank {
                 let start = parse_id(words.next())?;
                 let end = parse_id(words.next())?;
                 let len = words.next().unwrap_or("");
-                let best = match words.next() {
-                    None => None,
-                    Some("-") => Some(Vec::new()),
-                    Some(list) => Some(
+                let mut rest: Vec<&str> = words.collect();
+                let sums = match rest.last().and_then(|w| w.strip_prefix("sums=")) {
+                    Some(n) => {
+                        let n: usize = n.parse().map_err(|_| invalid(format!("bad sum count `{n}`")))?;
+                        rest.pop();
+                        n
+                    }
+                    None => 0,
+                };
+                let best = match rest[..] {
+                    [] => None,
+                    ["-"] => Some(Vec::new()),
+                    [list] => Some(
                         list.split(',')
                             .map(|o| o.parse().map_err(|_| invalid(format!("bad offset `{o}`"))))
                             .collect::<io::Result<Vec<usize>>>()?,
                     ),
+                    _ => return Err(invalid(format!("bad ROWS header `{header}`"))),
                 };
                 let rows = read_payload(reader, len)?;
-                Ok(Some(FromRank::Rows { start, end, rows, best }))
+                let bytes = read_exactly(reader, sums.checked_mul(8).unwrap_or(usize::MAX))?;
+                let values =
+                    bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+                Ok(Some(FromRank::Rows { start, end, rows, best, blocks: ChunkBlocks(values) }))
             }
             _ => Err(invalid(format!("unknown message `{header}`"))),
         }
@@ -231,8 +279,20 @@ mod tests {
     fn round_trips_and_detects_torn_frames() {
         let mut buf = Vec::new();
         let specs = [
-            ToRank::Spec { format: "csv".into(), spec: "a = 1\n".into(), preselect: None },
-            ToRank::Spec { format: "jsonl".into(), spec: "b = 2\n".into(), preselect: Some(("sharpe".into(), 10)) },
+            ToRank::Spec { format: "csv".into(), spec: "a = 1\n".into(), preselect: None, cscv_blocks: 0 },
+            ToRank::Spec {
+                format: "jsonl".into(),
+                spec: "b = 2\n".into(),
+                preselect: Some(("sharpe".into(), 10)),
+                cscv_blocks: 0,
+            },
+            ToRank::Spec { format: "csv".into(), spec: "c = 3\n".into(), preselect: None, cscv_blocks: 8 },
+            ToRank::Spec {
+                format: "csv".into(),
+                spec: "d = 4\n".into(),
+                preselect: Some(("sortino".into(), 3)),
+                cscv_blocks: 16,
+            },
         ];
         for spec in &specs {
             spec.write(&mut buf).unwrap();
@@ -249,13 +309,24 @@ mod tests {
         assert_eq!(ToRank::read(&mut reader).unwrap(), None);
 
         let mut buf = Vec::new();
+        let sums = ChunkBlocks(vec![0.5, -1e-300, f64::MIN_POSITIVE, 3.25]);
         for best in [None, Some(vec![]), Some(vec![0, 4])] {
-            let rows = FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into(), best };
-            let mut buf = Vec::new();
-            rows.write(&mut buf).unwrap();
-            assert_eq!(FromRank::read(&mut io::Cursor::new(buf)).unwrap(), Some(rows));
+            for blocks in [ChunkBlocks::default(), sums.clone()] {
+                let rows = FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into(), best: best.clone(), blocks };
+                let mut buf = Vec::new();
+                rows.write(&mut buf).unwrap();
+                assert_eq!(FromRank::read(&mut io::Cursor::new(buf)).unwrap(), Some(rows));
+            }
         }
-        FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into(), best: None }.write(&mut buf).unwrap();
+        let mut with_sums = Vec::new();
+        FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into(), best: None, blocks: sums }
+            .write(&mut with_sums)
+            .unwrap();
+        with_sums.pop();
+        assert!(FromRank::read(&mut io::Cursor::new(with_sums)).is_err(), "torn block sums are an error");
+        FromRank::Rows { start: 0, end: 2, rows: "0,a\n1,b\n".into(), best: None, blocks: ChunkBlocks::default() }
+            .write(&mut buf)
+            .unwrap();
         let whole = buf.clone();
         assert!(matches!(FromRank::read(&mut io::Cursor::new(whole)).unwrap(), Some(FromRank::Rows { end: 2, .. })));
         buf.truncate(buf.len() - 3);
@@ -264,7 +335,14 @@ mod tests {
 
     #[test]
     fn absurd_lengths_and_offsets_are_errors_not_panics() {
-        for frame in ["ROWS 0 1 18446744073709551615\nx", "ROWS 0 1 4294967296\nx", "ROWS 0 1 2 1,x\n0\n"] {
+        for frame in [
+            "ROWS 0 1 18446744073709551615\nx",
+            "ROWS 0 1 4294967296\nx",
+            "ROWS 0 1 2 1,x\n0\n",
+            "ROWS 0 1 2 sums=2305843009213693952\n0\n",
+            "ROWS 0 1 2 sums=x\n0\n",
+            "ROWS 0 1 2 - 3 sums=1\n0\n",
+        ] {
             assert!(FromRank::read(&mut io::Cursor::new(frame.as_bytes())).is_err(), "{frame:?}");
         }
         // A length the peer does not deliver is a torn frame.

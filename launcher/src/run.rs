@@ -3,16 +3,19 @@
 
 use crate::backend::local::{LocalRanks, SoloRank};
 use crate::backend::Backend;
+use crate::block_store::{BlockStore, StoredSums};
 use crate::cli::{BindTo, MapBy, RunArgs};
 use crate::command_table;
 use crate::error::{Failure, Result};
 use crate::ledger::{self, Journal};
+use crate::overfitting;
 use crate::progress::Progress;
-use crate::protocol::ToRank;
+use crate::protocol::{ChunkBlocks, ToRank};
 use crate::report;
 use crate::sched::{self, Chunking, Observer, Scheduler, Transport};
 use crate::signals;
 use crate::spec::Spec;
+use crate::strategy::ReturnGroup;
 use crate::table::{self, OutputFormat};
 use crate::tearsheet::{self, tearsheet_count, write_tearsheets};
 use serde_json::json;
@@ -21,10 +24,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use sweeprun_kernel::metrics::{Convention, Metrics};
+use sweeprun_kernel::overfitting::Blocks;
 use sweeprun_kernel::prices::PriceSet;
 
 /// Most rank processes one launcher starts.
 const MAX_RANKS: u64 = 4096;
+
+/// CSCV blocks by default: the largest S whose statistics cost at most a quarter of the
+/// large SMA grid's sweep (BENCHMARKS.md, "Overfitting statistics").
+pub const DEFAULT_CSCV_BLOCKS: usize = 8;
 
 /// Runs one sweep; on success returns the summary to print on stdout.
 pub fn run(args: &RunArgs) -> Result<String> {
@@ -68,17 +76,19 @@ pub fn sweep(
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let preselect = preselection(args)?;
-    let plan = Plan::new(args, transport.ranks(), &mut |spec, format| {
+    let plan = Plan::new(args, transport.ranks(), &mut |spec, format, cscv_blocks| {
         let message = ToRank::Spec {
             format: format.name().to_string(),
             spec: spec.effective_toml(),
             // A command's columns are known only at the end: the launcher ranks then.
             preselect: if spec.strategy.command().is_some() { None } else { preselect.clone() },
+            cscv_blocks,
         };
         transport.spec_known(spec.strategy.command().is_some());
         sched::broadcast(transport, &message);
     })?;
-    let Plan { spec, out, format, ranks, data, data_sha256, mut columns, group, kernel } = plan;
+    let Plan { spec, out, format, ranks, data, data_sha256, mut columns, group, kernel, cscv_blocks, return_groups } =
+        plan;
     let is_command = spec.strategy.command().is_some();
     // A command sweep journals its records (JSON lines) whatever the table's format.
     let journal_format = if is_command { OutputFormat::JsonLines } else { format };
@@ -168,7 +178,13 @@ pub fn sweep(
                     let k = args.top.max(tearsheet_count(args.tearsheet.as_deref())?);
                     let (best, total) = report::ranked_rows(&table, format, &columns, &args.sort_by, k, group.as_ref());
                     write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
-                    return Ok(summary(&best, total, &columns, args, group.as_ref()));
+                    let mut text = summary(&best, total, &columns, args, group.as_ref());
+                    if let Some(statistics) =
+                        recorded_statistics(&out).filter(|s| s.overall.cscv_blocks as usize == cscv_blocks)
+                    {
+                        text.push_str(&statistics.summary_lines(args.group_by.as_deref() == Some(crate::grid::SYMBOL)));
+                    }
+                    return Ok(text);
                 }
                 if args.retry_failed {
                     return Err(Failure::usage(format!(
@@ -204,7 +220,7 @@ pub fn sweep(
             _ => {}
         }
     }
-    let mut scheduler = Scheduler::new(chunks, ranks);
+    let mut scheduler = Scheduler::new(chunks, ranks).expect_block_sums(2 * cscv_blocks);
     // The ranks start computing now; the output files are set up while they do (a chunk's
     // rows are only taken once they are).
     scheduler.start(transport);
@@ -236,10 +252,15 @@ pub fn sweep(
     } else {
         None
     };
-    let mut sink = ledger::RowSink::new(journal, stream);
+    let block_store = match (cscv_blocks, resumed) {
+        (0, _) => None,
+        (s, 0) => Some(BlockStore::create(&ledger::block_store_path(&out), combos, s)?),
+        (s, _) => Some(BlockStore::reopen(&ledger::block_store_path(&out), combos, s)?),
+    };
+    let mut sink = ledger::RowSink::new(journal, stream, block_store);
     let ran = if any_work {
         let mut observer = Watch { progress: &mut progress, thermal: thermal.as_ref() };
-        scheduler.run(transport, &mut observer, &mut |ids, rows, best| sink.accept(ids, rows, best))
+        scheduler.run(transport, &mut observer, &mut |ids, rows, best, sums| sink.accept(ids, rows, best, sums))
     } else {
         Ok(())
     };
@@ -263,7 +284,7 @@ pub fn sweep(
             });
         }
     }
-    let (journal, stream) = sink.into_parts();
+    let (journal, stream, block_store) = sink.into_parts();
     progress.finish(ranks);
     // The agent lets the ranks go (resumed) before they are waited for.
     let thermal = thermal.map(crate::thermal::Thermal::finish);
@@ -292,6 +313,15 @@ pub fn sweep(
             (table_digest(table.as_bytes()), best)
         }
     };
+    let statistics = match block_store {
+        Some(store) => {
+            let mut sums = store.into_sums();
+            recompute_missing_sums(&spec, &data, &mut sums)?;
+            let statistics = overfitting::of_sweep(&return_groups, &sums, |id| best_returns(&spec, &data, id))?;
+            Some(statistics)
+        }
+        None => None,
+    };
     let finished = FinishedTable {
         spec: &spec,
         out: &out,
@@ -316,6 +346,7 @@ pub fn sweep(
                 "sweep_seconds": swept - planned,
                 "assemble_seconds": clock.elapsed().as_secs_f64() - swept,
             }),
+            overfitting: json!(statistics),
         },
     );
     // The table is in place (or goes with it); now the sidecar that vouches for it; then
@@ -332,7 +363,51 @@ pub fn sweep(
         return Ok(command_summary(&command_text, format, &columns, args, group.as_ref()));
     }
     write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
-    Ok(summary(&best, total, &columns, args, group.as_ref()))
+    let mut text = summary(&best, total, &columns, args, group.as_ref());
+    if let Some(statistics) = &statistics {
+        text.push_str(&statistics.summary_lines(args.group_by.as_deref() == Some(crate::grid::SYMBOL)));
+    }
+    Ok(text)
+}
+
+/// The overfitting statistics a finished table's sidecar holds.
+fn recorded_statistics(out: &Path) -> Option<overfitting::SweepStatistics> {
+    let text = std::fs::read_to_string(ledger::sidecar_path(out)).ok()?;
+    let sidecar: serde_json::Value = serde_json::from_str(&text).ok()?;
+    serde_json::from_value(sidecar.get("overfitting")?.clone()).ok()
+}
+
+/// Computes the block sums the ranks' records lack (a journal from a sweep run with other
+/// blocks or none, or records a crash tore) here, with the ranks' evaluator.
+fn recompute_missing_sums(spec: &Spec, data: &PriceSet, sums: &mut StoredSums) -> Result<()> {
+    let missing = sums.missing();
+    let count: u64 = missing.iter().map(|r| r.end - r.start).sum();
+    if count == 0 {
+        return Ok(());
+    }
+    say!("sweeprun: computing the block sums of {} here (not recorded by the ranks)", report::counted(count, "combo"));
+    let failed = |e: String| Failure::runtime(format!("block sums: {e}"));
+    let mut evaluator =
+        spec.strategy.evaluator(data, spec.symbol.as_deref(), &spec.grid, sums.blocks).map_err(failed)?;
+    let mut rows = table::RowWriter::for_grid(OutputFormat::Csv, &spec.grid, spec.strategy.extra_columns());
+    for range in missing {
+        let mut start = range.start;
+        while start < range.end {
+            let end = range.end.min(start + 4096);
+            let mut blocks = ChunkBlocks::default();
+            evaluator.evaluate(start..end, &mut rows, &mut blocks).map_err(failed)?;
+            rows.take();
+            sums.fill(start..end, &blocks);
+            start = end;
+        }
+    }
+    Ok(())
+}
+
+/// Combo `id`'s `standard` returns along its equity curve (the tearsheet path).
+fn best_returns(spec: &Spec, data: &PriceSet, id: u64) -> std::result::Result<Vec<f64>, String> {
+    let trace = spec.strategy.trace(data, spec.symbol.as_deref(), &spec.grid, id)?;
+    Ok(trace.equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect())
 }
 
 /// What a finished table's sidecar says about the sweep that made it (its identity).
@@ -357,6 +432,8 @@ pub(crate) struct RunFacts {
     pub started_at: SystemTime,
     pub wall_seconds: f64,
     pub timings: serde_json::Value,
+    /// The overfitting statistics ([`overfitting::SweepStatistics`]), or null.
+    pub overfitting: serde_json::Value,
 }
 
 /// The sidecar `<out>.meta.json` of a finished table, as text.
@@ -387,11 +464,13 @@ pub(crate) fn sidecar_text(table: &FinishedTable, run: RunFacts) -> String {
         "finished_at": ledger::rfc3339(SystemTime::now()),
         "wall_seconds": run.wall_seconds,
         "timings": run.timings,
+        "overfitting": run.overfitting,
     });
     serde_json::to_string_pretty(&sidecar).expect("JSON values serialise") + "\n"
 }
 
 fn remove_journal(out: &Path) {
+    let _ = std::fs::remove_file(ledger::block_store_path(out));
     let _ = std::fs::remove_file(ledger::journal_path(out));
     let _ = std::fs::remove_file(ledger::table_stream_path(out));
     let _ = std::fs::remove_file(ledger::journal_meta_path(out));
@@ -410,6 +489,10 @@ pub(crate) struct Plan {
     pub group: Option<report::GroupBy>,
     /// The kernel path the ranks will run.
     pub kernel: &'static str,
+    /// CSCV blocks of the overfitting statistics (0: none).
+    pub cscv_blocks: usize,
+    /// The combos that share a time axis, which the blocks cut (when `cscv_blocks` > 0).
+    pub return_groups: Vec<ReturnGroup>,
 }
 
 impl Plan {
@@ -419,7 +502,7 @@ impl Plan {
     pub(crate) fn new(
         args: &RunArgs,
         available_ranks: usize,
-        on_spec: &mut dyn FnMut(&Spec, OutputFormat),
+        on_spec: &mut dyn FnMut(&Spec, OutputFormat, usize),
     ) -> Result<Plan> {
         sweeprun_kernel::arch::selected_kernel().map_err(|e| Failure::usage(e.to_string()))?;
         if args.chunk_size == Some(0) {
@@ -477,7 +560,8 @@ impl Plan {
                 "--retry-failed: only a [command] sweep has failed rows to retry; this spec runs a built-in strategy",
             ));
         }
-        on_spec(&spec, format);
+        let cscv_blocks = requested_cscv_blocks(args.cscv_blocks, is_command)?;
+        on_spec(&spec, format, cscv_blocks);
         // The checksum (a second read of the files) runs beside the parse; errors are
         // reported in the same order as before: data, strategy, checksum.
         let (data, data_sha256) = match &spec.data_path {
@@ -499,6 +583,22 @@ impl Plan {
             )));
         }
         let kernel = spec.strategy.validate(&data, spec.symbol.as_deref(), &spec.grid).map_err(|e| spec.blame(e))?;
+        let return_groups = match cscv_blocks {
+            0 => Vec::new(),
+            s => {
+                let groups = spec
+                    .strategy
+                    .return_groups(&data, spec.symbol.as_deref(), &spec.grid)
+                    .map_err(|e| spec.blame(e))?;
+                for group in &groups {
+                    Blocks::new(group.returns, s).map_err(|e| {
+                        let of = group.symbol.as_ref().map(|name| format!(" ({name})")).unwrap_or_default();
+                        Failure::usage(format!("--cscv-blocks {s}: {e}{of}; pass fewer, or 0 to skip the statistics"))
+                    })?;
+                }
+                groups
+            }
+        };
         let data_sha256 = data_sha256?;
         let ranks = available_ranks.min(usize::try_from(spec.grid.len()).unwrap_or(usize::MAX)).max(1);
         let columns = if is_command {
@@ -510,7 +610,7 @@ impl Plan {
             columns
         };
         let group = report::GroupBy::of(&spec.grid, args.group_by.as_deref()).map_err(Failure::usage)?;
-        Ok(Plan { spec, out, format, ranks, data, data_sha256, columns, group, kernel })
+        Ok(Plan { spec, out, format, ranks, data, data_sha256, columns, group, kernel, cscv_blocks, return_groups })
     }
 }
 
@@ -574,7 +674,7 @@ pub struct Checked {
 pub fn check_sweep(args: &RunArgs) -> Result<Checked> {
     check_np(args)?;
     preselection(args)?;
-    let plan = Plan::new(args, 1, &mut |_, _| {})?;
+    let plan = Plan::new(args, 1, &mut |_, _, _| {})?;
     Ok(Checked {
         combos: plan.spec.grid.len(),
         is_command: plan.spec.strategy.command().is_some(),
@@ -590,6 +690,22 @@ fn asked_tearsheets(args: &RunArgs) -> Result<tearsheet::Asked<'_>> {
         top: tearsheet_count(args.tearsheet.as_deref())?,
         group_by: args.group_by.as_deref(),
     })
+}
+
+/// The CSCV blocks a sweep uses: `--cscv-blocks` (0: none), or [`DEFAULT_CSCV_BLOCKS`]
+/// for a built-in strategy; a `[command]` sweep reports no returns.
+fn requested_cscv_blocks(flag: Option<usize>, is_command: bool) -> Result<usize> {
+    match (flag, is_command) {
+        (None, true) | (Some(0), _) => Ok(0),
+        (None, false) => Ok(DEFAULT_CSCV_BLOCKS),
+        (Some(_), true) => Err(Failure::usage(
+            "--cscv-blocks: a [command] sweep reports no returns to compute overfitting statistics from",
+        )),
+        (Some(s), false) => match Blocks::new(usize::MAX, s) {
+            Err(e) => Err(Failure::usage(format!("--cscv-blocks {s}: {e} (0 turns the statistics off)"))),
+            Ok(_) => Ok(s),
+        },
+    }
 }
 
 /// Refuses a `-np` of 0 or above [`MAX_RANKS`].

@@ -13,7 +13,7 @@
 //! probably kills ranks).
 
 use crate::error::{Failure, Result};
-use crate::protocol::{FromRank, ToRank};
+use crate::protocol::{ChunkBlocks, FromRank, ToRank};
 use crate::table::RawRows;
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -32,8 +32,8 @@ pub enum Event {
     /// Rank `.0` sent a message.
     Message(usize, FromRank),
     /// Rank `.0` (a thread of this process) sent the rows of combos `.1` as values, for
-    /// the scheduler's thread to format ([`RawRows::format`]).
-    Unformatted(usize, Range<u64>, Box<RawRows>),
+    /// the scheduler's thread to format ([`RawRows::format`]), and their block sums.
+    Unformatted(usize, Range<u64>, Box<RawRows>, ChunkBlocks),
     /// Rank `.0` is gone (its connection closed or broke), for the reason given.
     Gone(usize, String),
 }
@@ -43,9 +43,9 @@ impl Event {
     /// [`Event::Unformatted`] becomes the [`FromRank::Rows`] message a rank process sends.
     pub fn formatted(self) -> Event {
         match self {
-            Event::Unformatted(rank, ids, raw) => {
+            Event::Unformatted(rank, ids, raw, blocks) => {
                 let (rows, best) = raw.format();
-                Event::Message(rank, FromRank::Rows { start: ids.start, end: ids.end, rows, best })
+                Event::Message(rank, FromRank::Rows { start: ids.start, end: ids.end, rows, best, blocks })
             }
             other => other,
         }
@@ -101,9 +101,9 @@ pub trait Observer {
     fn note(&mut self, line: &str);
 }
 
-/// What the scheduler hands over for each finished chunk: its ids, its rows, and the byte
-/// offsets of the rows the rank preselected (when asked to).
-pub type OnRows<'a> = dyn FnMut(Range<u64>, String, Option<Vec<usize>>) -> Result<()> + 'a;
+/// What the scheduler hands over for each finished chunk: its ids, its rows, the byte
+/// offsets of the rows the rank preselected (when asked to), and its block sums.
+pub type OnRows<'a> = dyn FnMut(Range<u64>, String, Option<Vec<usize>>, ChunkBlocks) -> Result<()> + 'a;
 
 /// The chunks of one sweep and where they are.
 pub struct Scheduler {
@@ -111,6 +111,8 @@ pub struct Scheduler {
     in_flight: Vec<VecDeque<Range<u64>>>,
     alive: Vec<bool>,
     failures: HashMap<u64, u32>,
+    /// Block sums each combo's rows come with (`2·S`, or 0).
+    sums_per_combo: usize,
 }
 
 impl Scheduler {
@@ -121,7 +123,15 @@ impl Scheduler {
             in_flight: vec![VecDeque::new(); ranks],
             alive: vec![true; ranks],
             failures: HashMap::new(),
+            sums_per_combo: 0,
         }
+    }
+
+    /// Rows come with `n` block sums per combo ([`ChunkBlocks`]); a rank that sends a
+    /// different number is broken.
+    pub fn expect_block_sums(mut self, n: usize) -> Scheduler {
+        self.sums_per_combo = n;
+        self
     }
 
     /// Sends every live rank its first chunks (they wait in its input until it is ready),
@@ -155,7 +165,7 @@ impl Scheduler {
             }
             match event {
                 Event::Message(rank, FromRank::Ready) => self.feed(rank, transport),
-                Event::Message(rank, FromRank::Rows { start, end, rows, best }) => {
+                Event::Message(rank, FromRank::Rows { start, end, rows, best, blocks }) => {
                     let name = || transport.describe(rank);
                     let Some(at) = self.in_flight[rank].iter().position(|c| c.start == start && c.end == end) else {
                         return Err(Failure::runtime(format!("{} sent rows {start}..{end} it was not given", name())));
@@ -166,8 +176,16 @@ impl Scheduler {
                             name()
                         )));
                     }
+                    if blocks.0.len() as u64 != (end - start) * self.sums_per_combo as u64 {
+                        return Err(Failure::runtime(format!(
+                            "{} sent {} block sums for {start}..{end}, expected {} per combo",
+                            name(),
+                            blocks.0.len(),
+                            self.sums_per_combo
+                        )));
+                    }
                     self.in_flight[rank].remove(at);
-                    on_rows(start..end, rows, best)?;
+                    on_rows(start..end, rows, best, blocks)?;
                     observer.advanced(end - start);
                     self.feed(rank, transport);
                 }
@@ -389,14 +407,26 @@ mod tests {
                     let short = rows.split_inclusive('\n').skip(1).collect();
                     self.events.push_back(Event::Message(
                         rank,
-                        FromRank::Rows { start: chunk.start, end: chunk.end, rows: short, best: None },
+                        FromRank::Rows {
+                            start: chunk.start,
+                            end: chunk.end,
+                            rows: short,
+                            best: None,
+                            blocks: ChunkBlocks::default(),
+                        },
                     ));
                 }
                 _ => {
                     self.done[rank] += 1;
                     self.events.push_back(Event::Message(
                         rank,
-                        FromRank::Rows { start: chunk.start, end: chunk.end, rows, best: None },
+                        FromRank::Rows {
+                            start: chunk.start,
+                            end: chunk.end,
+                            rows,
+                            best: None,
+                            blocks: ChunkBlocks::default(),
+                        },
                     ));
                 }
             }
@@ -486,7 +516,7 @@ mod tests {
         let mut transport = MockTransport::new(behaviour);
         let mut scheduler = Scheduler::new(chunks, behaviour.len());
         let mut ids = Vec::new();
-        let result = scheduler.run(&mut transport, observer, &mut |range, rows, _| {
+        let result = scheduler.run(&mut transport, observer, &mut |range, rows, _, _| {
             let listed: Vec<u64> = rows.lines().map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
             assert_eq!(listed, range.clone().collect::<Vec<_>>(), "rows belong to their chunk");
             ids.extend(range);
@@ -566,11 +596,37 @@ mod tests {
     #[test]
     fn rows_for_a_chunk_never_given_are_refused() {
         let mut transport = MockTransport::new(&[Behaviour::Works]);
-        transport
-            .events
-            .push_back(Event::Message(0, FromRank::Rows { start: 5, end: 6, rows: "5\n".into(), best: None }));
+        let rows = FromRank::Rows { start: 5, end: 6, rows: "5\n".into(), best: None, blocks: ChunkBlocks::default() };
+        transport.events.push_back(Event::Message(0, rows));
         let mut scheduler = Scheduler::new(std::iter::once(0..5).collect(), 1);
-        let error = scheduler.run(&mut transport, &mut Recorder::default(), &mut |_, _, _| Ok(())).unwrap_err();
+        let error = scheduler.run(&mut transport, &mut Recorder::default(), &mut |_, _, _, _| Ok(())).unwrap_err();
         assert_eq!(error.to_string(), "mock rank 0 sent rows 5..6 it was not given");
+    }
+
+    #[test]
+    fn rows_with_the_wrong_number_of_block_sums_are_refused() {
+        for (blocks, expected) in
+            [(vec![1.0; 8], None), (vec![1.0; 7], Some("sent 7 block sums")), (vec![], Some("sent 0"))]
+        {
+            let mut transport = MockTransport::new(&[Behaviour::Works]);
+            let rows =
+                FromRank::Rows { start: 0, end: 2, rows: "0\n1\n".into(), best: None, blocks: ChunkBlocks(blocks) };
+            // Queued before the rank's READY is handled: the scheduler has sent 0..2 by then.
+            transport.events.push_back(Event::Message(0, rows));
+            let mut scheduler = Scheduler::new(std::iter::once(0..2).collect(), 1).expect_block_sums(4);
+            let mut got = Vec::new();
+            let result = scheduler.run(&mut transport, &mut Recorder::default(), &mut |ids, _, _, sums| {
+                got.push((ids, sums.0.len()));
+                Ok(())
+            });
+            match expected {
+                None => assert_eq!((result.is_ok(), got), (true, vec![(0..2, 8)])),
+                Some(text) => {
+                    let error = result.unwrap_err().to_string();
+                    assert!(error.starts_with(&format!("mock rank 0 {text}")), "{error}");
+                    assert!(error.ends_with("for 0..2, expected 4 per combo"), "{error}");
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::command::CommandSpec;
 use crate::grid::{Grid, ParamDef, ParamKind, ParamValue, SYMBOL};
+use crate::protocol::ChunkBlocks;
 use crate::spec::check_keys;
 use crate::table::{Cell, RowWriter};
 use std::ops::Range;
@@ -11,6 +12,7 @@ use sweeprun_kernel::arch::{selected_kernel, KernelPath};
 use sweeprun_kernel::date::Date;
 use sweeprun_kernel::metrics::{Convention, Metrics};
 use sweeprun_kernel::momentum::{MomentumBatch, MomentumCombo, MomentumConfig, MomentumOutcome, Recorder, Universe};
+use sweeprun_kernel::overfitting::{BlockSumsOut, Blocks};
 use sweeprun_kernel::prices::{AssetSeries, PriceSet};
 use sweeprun_kernel::sma::{self, Direction, Fill, SmaBatch, SmaCombo, SmaConfig};
 
@@ -276,11 +278,14 @@ impl Strategy {
     }
 
     /// Prepares an evaluator of combo-id ranges (the shared precomputation happens here).
+    /// With `cscv_blocks` > 0 it also emits every combo's sums over that many blocks of its
+    /// returns ([`ChunkBlocks`]).
     pub fn evaluator<'a>(
         &self,
         data: &'a PriceSet,
         symbol: Option<&str>,
         grid: &'a Grid,
+        cscv_blocks: usize,
     ) -> Result<Box<dyn ChunkEvaluator + 'a>, String> {
         match self {
             Strategy::SmaCross(config) => Ok(Box::new(SmaEvaluator {
@@ -292,12 +297,27 @@ impl Strategy {
                 grid,
                 combos: Vec::new(),
                 metrics: Vec::new(),
+                cscv_blocks,
+                sums: Vec::new(),
+                squares: Vec::new(),
             })),
             Strategy::MomentumTaa(spec) => {
                 let config = spec.config(data);
                 let universe = Universe::new(data, &config).map_err(|e| e.to_string())?;
                 let batch = MomentumBatch::new(universe, config).map_err(|e| e.to_string())?;
-                Ok(Box::new(MomentumEvaluator { batch, grid, outcomes: Vec::new(), combos: Vec::new() }))
+                let blocks = match cscv_blocks {
+                    0 => None,
+                    s => Some(Blocks::new(batch.returns(), s).map_err(|e| e.to_string())?),
+                };
+                Ok(Box::new(MomentumEvaluator {
+                    batch,
+                    grid,
+                    outcomes: Vec::new(),
+                    combos: Vec::new(),
+                    blocks,
+                    sums: Vec::new(),
+                    squares: Vec::new(),
+                }))
             }
             Strategy::Command(_) => {
                 Err("internal error: a command sweep's evaluator needs the output path (command_evaluator)".into())
@@ -312,6 +332,60 @@ impl Strategy {
         let runs_dir = crate::ledger::runs_dir(out);
         let shown_runs_dir = runs_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Box::new(CommandEvaluator { command, grid, runs_dir, shown_runs_dir }))
+    }
+
+    /// The combos whose returns share one time axis, which the CSCV blocks cut: each
+    /// asset's combos of an SMA grid (one group without a `symbol` axis), or the whole
+    /// momentum grid. Empty for a command sweep (it reports no returns).
+    pub fn return_groups(
+        &self,
+        data: &PriceSet,
+        symbol: Option<&str>,
+        grid: &Grid,
+    ) -> Result<Vec<ReturnGroup>, String> {
+        match self {
+            Strategy::SmaCross(_) => {
+                let assets = sma_assets(data, symbol, grid)?;
+                let group = |name: Option<String>, ids: Range<u64>, series: &AssetSeries| ReturnGroup {
+                    symbol: name,
+                    ids,
+                    returns: series.len().saturating_sub(1),
+                    dates: series.dates.clone(),
+                };
+                if grid.symbol_axis().is_none() {
+                    return Ok(vec![group(None, 0..grid.len(), assets[0])]);
+                }
+                // The symbol axis comes first: each asset's combos are one run of ids.
+                let axes = SmaAxes::of(grid);
+                let mut values = [ParamValue::Int(0); 3];
+                let mut first_id_of = |asset: usize| {
+                    let (mut low, mut high) = (0, grid.len());
+                    while low < high {
+                        let mid = low + (high - low) / 2;
+                        if axes.combo(grid, mid, &mut values).0 < asset {
+                            low = mid + 1;
+                        } else {
+                            high = mid;
+                        }
+                    }
+                    low
+                };
+                let bounds: Vec<u64> = (0..=assets.len()).map(&mut first_id_of).collect();
+                Ok(assets
+                    .iter()
+                    .enumerate()
+                    .map(|(a, series)| group(Some(series.symbol.clone()), bounds[a]..bounds[a + 1], series))
+                    .filter(|g| !g.ids.is_empty())
+                    .collect())
+            }
+            Strategy::MomentumTaa(spec) => {
+                let config = spec.config(data);
+                let universe = Universe::new(data, &config).map_err(|e| e.to_string())?;
+                let batch = MomentumBatch::new(universe, config).map_err(|e| e.to_string())?;
+                Ok(vec![ReturnGroup { symbol: None, ids: 0..grid.len(), returns: batch.returns(), dates: Vec::new() }])
+            }
+            Strategy::Command(_) => Ok(Vec::new()),
+        }
     }
 
     /// Re-runs combo `id` recording its daily equity, fills and target weights.
@@ -348,6 +422,19 @@ impl Strategy {
             Strategy::Command(_) => Err("a command sweep has no tearsheets".into()),
         }
     }
+}
+
+/// Combos whose returns run over the same days ([`Strategy::return_groups`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReturnGroup {
+    /// The asset, in a grid with a `symbol` axis.
+    pub symbol: Option<String>,
+    /// The group's combo ids.
+    pub ids: Range<u64>,
+    /// Returns per combo (T).
+    pub returns: usize,
+    /// The asset's dates (SMA; empty for momentum, whose one group needs no comparing).
+    pub dates: Vec<Date>,
 }
 
 /// One fill of a traced backtest.
@@ -397,8 +484,18 @@ impl Recorder for Trace {
 
 /// Evaluates ranges of combo ids and writes one row per combo.
 pub trait ChunkEvaluator {
-    /// Evaluates combos `ids` and appends their rows to `rows`.
-    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter) -> Result<(), String>;
+    /// Evaluates combos `ids` and appends their rows to `rows` and, when the evaluator was
+    /// made with CSCV blocks, their block sums to `blocks`.
+    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter, blocks: &mut ChunkBlocks) -> Result<(), String>;
+}
+
+/// Appends each combo's `S` sums then `S` squares to `out` ([`ChunkBlocks`]' layout).
+fn interleave_block_sums(sums: &[f64], squares: &[f64], s: usize, out: &mut ChunkBlocks) {
+    out.0.reserve(2 * sums.len());
+    for (sums, squares) in sums.chunks_exact(s).zip(squares.chunks_exact(s)) {
+        out.0.extend_from_slice(sums);
+        out.0.extend_from_slice(squares);
+    }
 }
 
 struct SmaEvaluator<'a> {
@@ -407,18 +504,23 @@ struct SmaEvaluator<'a> {
     assets: Vec<&'a AssetSeries>,
     axes: SmaAxes,
     path: KernelPath,
-    /// Recently used batches by asset index, most recent last (at most [`SMA_BATCHES_KEPT`]).
-    batches: Vec<(usize, SmaBatch<'a>)>,
+    /// Recently used batches by asset index, most recent last (at most [`SMA_BATCHES_KEPT`]),
+    /// with the CSCV blocks of their returns when asked for.
+    batches: Vec<(usize, SmaBatch<'a>, Option<Blocks>)>,
     grid: &'a Grid,
     combos: Vec<SmaCombo>,
     metrics: Vec<Metrics>,
+    /// CSCV blocks per combo (0: no block sums).
+    cscv_blocks: usize,
+    sums: Vec<f64>,
+    squares: Vec<f64>,
 }
 
 impl<'a> SmaEvaluator<'a> {
     /// The position in `batches` of asset `asset`'s batch, built (and its windows
     /// announced) on first use.
     fn batch(&mut self, asset: usize) -> Result<usize, String> {
-        match self.batches.iter().position(|(a, _)| *a == asset) {
+        match self.batches.iter().position(|(a, ..)| *a == asset) {
             Some(at) => {
                 let used = self.batches.remove(at);
                 self.batches.push(used);
@@ -431,10 +533,16 @@ impl<'a> SmaEvaluator<'a> {
                     &window_axis(self.grid, self.axes.fast),
                     &window_axis(self.grid, self.axes.slow),
                 );
+                let blocks = match self.cscv_blocks {
+                    0 => None,
+                    s => Some(
+                        Blocks::new(batch.bars() - 1, s).map_err(|e| format!("{}: {e}", self.assets[asset].symbol))?,
+                    ),
+                };
                 if self.batches.len() == SMA_BATCHES_KEPT {
                     self.batches.remove(0);
                 }
-                self.batches.push((asset, batch));
+                self.batches.push((asset, batch, blocks));
             }
         }
         Ok(self.batches.len() - 1)
@@ -442,7 +550,7 @@ impl<'a> SmaEvaluator<'a> {
 }
 
 impl ChunkEvaluator for SmaEvaluator<'_> {
-    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter) -> Result<(), String> {
+    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter, blocks: &mut ChunkBlocks) -> Result<(), String> {
         let mut values = [ParamValue::Int(0); 3];
         let mut start = ids.start;
         while start < ids.end {
@@ -462,8 +570,21 @@ impl ChunkEvaluator for SmaEvaluator<'_> {
             self.metrics.clear();
             self.metrics.resize(self.combos.len(), Metrics::default());
             let at = self.batch(asset)?;
-            let batch = &self.batches[at].1;
-            batch.evaluate(&self.config, &self.combos, &mut self.metrics).map_err(|e| e.to_string())?;
+            let (_, batch, layout) = &self.batches[at];
+            let out = layout.as_ref().map(|layout| {
+                let n = self.combos.len() * layout.len();
+                self.sums.clear();
+                self.sums.resize(n, 0.0);
+                self.squares.clear();
+                self.squares.resize(n, 0.0);
+                BlockSumsOut { blocks: layout, sums: &mut self.sums, squares: &mut self.squares }
+            });
+            batch
+                .evaluate_blocks_on(self.path, &self.config, &self.combos, &mut self.metrics, out)
+                .map_err(|e| e.to_string())?;
+            if let Some(layout) = layout {
+                interleave_block_sums(&self.sums, &self.squares, layout.len(), blocks);
+            }
             for ((id, combo), metrics) in (start..end).zip(&self.combos).zip(&self.metrics) {
                 let windows = [ParamValue::Int(combo.fast.into()), ParamValue::Int(combo.slow.into())];
                 match self.axes.symbol {
@@ -482,16 +603,31 @@ struct MomentumEvaluator<'a> {
     grid: &'a Grid,
     combos: Vec<MomentumCombo>,
     outcomes: Vec<MomentumOutcome>,
+    /// The CSCV blocks of the equity curves' returns, when asked for.
+    blocks: Option<Blocks>,
+    sums: Vec<f64>,
+    squares: Vec<f64>,
 }
 
 impl ChunkEvaluator for MomentumEvaluator<'_> {
-    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter) -> Result<(), String> {
+    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter, blocks: &mut ChunkBlocks) -> Result<(), String> {
         self.combos.clear();
         self.combos.extend(ids.clone().map(|id| momentum_combo_at(self.grid, id)));
         self.outcomes.clear();
         self.outcomes.resize(self.combos.len(), MomentumOutcome::default());
+        let out = self.blocks.as_ref().map(|layout| {
+            let n = self.combos.len() * layout.len();
+            self.sums.clear();
+            self.sums.resize(n, 0.0);
+            self.squares.clear();
+            self.squares.resize(n, 0.0);
+            BlockSumsOut { blocks: layout, sums: &mut self.sums, squares: &mut self.squares }
+        });
         // The batch lives as long as the rank, so each lookback is ranked once per rank.
-        self.batch.evaluate(&self.combos, &mut self.outcomes);
+        self.batch.evaluate_blocks(&self.combos, &mut self.outcomes, out);
+        if let Some(layout) = &self.blocks {
+            interleave_block_sums(&self.sums, &self.squares, layout.len(), blocks);
+        }
         for ((id, combo), outcome) in ids.zip(&self.combos).zip(&self.outcomes) {
             let params = [ParamValue::Int(combo.lookback.into()), ParamValue::Int(combo.top_n.into())];
             let extras = [Cell::Float(outcome.final_equity), Cell::Count(outcome.rebalances.into())];
@@ -510,7 +646,7 @@ struct CommandEvaluator<'a> {
 }
 
 impl ChunkEvaluator for CommandEvaluator<'_> {
-    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter) -> Result<(), String> {
+    fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter, _blocks: &mut ChunkBlocks) -> Result<(), String> {
         let names = self.grid.names();
         let mut values = vec![ParamValue::Int(0); names.len()];
         for id in ids {

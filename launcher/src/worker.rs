@@ -5,7 +5,7 @@
 //! stdin/stdout in the [`crate::protocol`] framing), in a thread of the launcher (the MPI
 //! rank 0 computes too), and in every other MPI rank; only the [`RankLink`] differs.
 
-use crate::protocol::{FromRank, ToRank};
+use crate::protocol::{ChunkBlocks, FromRank, ToRank};
 use crate::spec::Spec;
 use crate::table::{OutputFormat, RowWriter};
 use std::io::{self, BufReader, BufWriter};
@@ -31,10 +31,10 @@ pub trait RankLink {
         false
     }
 
-    /// Sends the rows of combos `start..end` that `rows` holds.
-    fn send_rows(&mut self, start: u64, end: u64, rows: &mut RowWriter) -> Result<(), String> {
+    /// Sends the rows of combos `start..end` that `rows` holds, with their block sums.
+    fn send_rows(&mut self, start: u64, end: u64, rows: &mut RowWriter, blocks: ChunkBlocks) -> Result<(), String> {
         let (rows, best) = rows.take();
-        self.send(FromRank::Rows { start, end, rows, best })
+        self.send(FromRank::Rows { start, end, rows, best, blocks })
     }
 }
 
@@ -123,8 +123,8 @@ pub fn serve_reporting_errors(link: &mut dyn RankLink, report: Option<&str>) -> 
 /// The rank loop: the sweep, its data, then chunks until the launcher says no more.
 /// `report` is printed on stderr when the data has arrived.
 pub fn serve(link: &mut dyn RankLink, report: Option<&str>) -> Result<(), String> {
-    let (format, spec_text, preselect) = match link.receive()? {
-        Some(ToRank::Spec { format, spec, preselect }) => (format, spec, preselect),
+    let (format, spec_text, preselect, cscv_blocks) = match link.receive()? {
+        Some(ToRank::Spec { format, spec, preselect, cscv_blocks }) => (format, spec, preselect, cscv_blocks),
         None => return Ok(()),
         Some(other) => return Err(format!("expected the spec first, got {}", other.kind())),
     };
@@ -146,7 +146,7 @@ pub fn serve(link: &mut dyn RankLink, report: Option<&str>) -> Result<(), String
     // `symbol = "*"` becomes the data's assets (the launcher checked the same data).
     spec.grid.bind_symbols(&data.symbols())?;
     let mut evaluator = match (spec.strategy.command(), &spec.output) {
-        (None, _) => spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid)?,
+        (None, _) => spec.strategy.evaluator(&data, spec.symbol.as_deref(), &spec.grid, cscv_blocks)?,
         (Some(_), Some(out)) => spec.strategy.command_evaluator(&spec.grid, out)?,
         (Some(_), None) => return Err("a command sweep arrived without its output path".into()),
     };
@@ -165,11 +165,12 @@ pub fn serve(link: &mut dyn RankLink, report: Option<&str>) -> Result<(), String
                 if start >= end || end > spec.grid.len() {
                     return Err(format!("chunk {start}..{end} is outside the grid of {} combos", spec.grid.len()));
                 }
-                evaluator.evaluate(start..end, &mut rows)?;
+                let mut blocks = ChunkBlocks::default();
+                evaluator.evaluate(start..end, &mut rows, &mut blocks)?;
                 if let Some(delay) = delay {
                     std::thread::sleep(delay);
                 }
-                link.send_rows(start, end, &mut rows)?;
+                link.send_rows(start, end, &mut rows, blocks)?;
             }
             Some(other) => return Err(format!("unexpected message {}", other.kind())),
             // The launcher has no more work (or is gone).
@@ -189,7 +190,7 @@ mod tests {
             "[data]\npath = \"{goog}\"\n[strategy]\nname = \"sma_cross\"\n[grid]\nfast = [5, 10]\nslow = [20]\n"
         );
         let mut input = Vec::new();
-        ToRank::Spec { format: "csv".into(), spec, preselect: None }.write(&mut input).unwrap();
+        ToRank::Spec { format: "csv".into(), spec, preselect: None, cscv_blocks: 0 }.write(&mut input).unwrap();
         data.write(&mut input).unwrap();
         ToRank::Chunk { start: 0, end: 2 }.write(&mut input).unwrap();
         input

@@ -8,7 +8,7 @@
 //! reported as the rank being gone, like a crashed rank process.
 
 use crate::error::Failure;
-use crate::protocol::{FromRank, ToRank};
+use crate::protocol::{ChunkBlocks, FromRank, ToRank};
 use crate::sched::{Event, Transport};
 use crate::table::RowWriter;
 use crate::worker::{self, RankLink};
@@ -39,12 +39,12 @@ impl RankLink for ChannelLink {
         self.defer
     }
 
-    fn send_rows(&mut self, start: u64, end: u64, rows: &mut RowWriter) -> Result<(), String> {
+    fn send_rows(&mut self, start: u64, end: u64, rows: &mut RowWriter, blocks: ChunkBlocks) -> Result<(), String> {
         let event = if rows.is_deferred() {
-            Event::Unformatted(self.index, start..end, Box::new(rows.take_raw()))
+            Event::Unformatted(self.index, start..end, Box::new(rows.take_raw()), blocks)
         } else {
             let (rows, best) = rows.take();
-            Event::Message(self.index, FromRank::Rows { start, end, rows, best })
+            Event::Message(self.index, FromRank::Rows { start, end, rows, best, blocks })
         };
         self.events.send(event).map_err(|_| "the scheduler is gone".to_string())
     }

@@ -357,6 +357,9 @@ pub fn forwarded_run_args_for(args: &RunArgs, backend: super::Backend) -> Result
     if let Some(size) = args.chunk_size {
         flag("--chunk-size", size.to_string());
     }
+    if let Some(blocks) = args.cscv_blocks {
+        flag("--cscv-blocks", blocks.to_string());
+    }
     match &args.thermal {
         crate::thermal::ThermalMode::Auto => {}
         crate::thermal::ThermalMode::Off => flag("--thermal", "off".into()),
@@ -665,6 +668,8 @@ mod tests {
             "top:2",
             "--chunk-size",
             "9",
+            "--cscv-blocks",
+            "12",
             "--resume",
             "--report-bindings",
             "-np",
@@ -685,6 +690,7 @@ mod tests {
             (args.stats.clone(), args.equity.clone(), args.tearsheet.clone())
         );
         assert_eq!((again.chunk_size, again.resume, again.report_bindings), (Some(9), true, true));
+        assert_eq!(again.cscv_blocks, Some(12));
         assert_eq!((again.np, again.hostfile), (None, None), "the front end's flags stay with mpirun");
         assert_eq!(again.backend, super::super::Backend::Mpi);
     }

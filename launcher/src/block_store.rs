@@ -1,0 +1,261 @@
+//! `<out>.partial.blocks`: every finished combo's CSCV block sums (the inputs of the
+//! overfitting statistics, [`crate::overfitting`]), kept beside the journal so that a
+//! resumed sweep computes the same statistics as an uninterrupted one.
+//!
+//! A fixed-size record per combo at a fixed offset (`combo_id · record size` after a
+//! header), so a chunk is one positioned write, a combo received twice (a rank that died
+//! after sending) writes the same bytes again, and no order is needed. Each record ends in
+//! a check word over its id and values: a record that was never written (the file is
+//! sparse) or was torn by a crash reads as missing. The store is fsynced before the
+//! journal and the table at every sync ([`crate::ledger::RowSink`]), so a row that is on
+//! disk has its sums on disk too; sums that are missing anyway (a power loss between the
+//! two, a journal from a sweep run with other blocks) are recomputed at the end.
+//!
+//! Everything is also held in memory (`16·S + 1` bytes per combo, 10 MiB for the large
+//! SMA grid at S = 8): the statistics need all of it at the end.
+
+use crate::error::{Failure, Result};
+use crate::protocol::ChunkBlocks;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// First bytes of the file; the format's version is its last digit.
+const MAGIC: &[u8; 8] = b"SWRBLKS1";
+/// Magic, S, combos.
+const HEADER: u64 = 24;
+
+/// The block sums of a sweep's combos, in memory and on disk.
+#[derive(Debug)]
+pub struct BlockStore {
+    file: File,
+    path: PathBuf,
+    /// `2·S` values per combo.
+    per_combo: usize,
+    /// Combo `c`'s values at `c·per_combo` ([`ChunkBlocks`]' layout).
+    values: Vec<f64>,
+    present: Vec<bool>,
+    unsynced: bool,
+}
+
+/// What a finished sweep hands to the statistics.
+#[derive(Debug)]
+pub struct StoredSums {
+    /// `S`.
+    pub blocks: usize,
+    /// Combo `c`'s `S` sums then `S` squares at `2·S·c`.
+    pub values: Vec<f64>,
+    /// Whether combo `c`'s sums arrived.
+    pub present: Vec<bool>,
+}
+
+impl StoredSums {
+    /// The combo ids whose sums are missing, as ranges.
+    pub fn missing(&self) -> Vec<Range<u64>> {
+        let mut ranges: Vec<Range<u64>> = Vec::new();
+        for (id, _) in self.present.iter().enumerate().filter(|(_, &p)| !p) {
+            let id = id as u64;
+            match ranges.last_mut() {
+                Some(last) if last.end == id => last.end += 1,
+                _ => ranges.push(id..id + 1),
+            }
+        }
+        ranges
+    }
+
+    /// Puts the sums of combos `ids` in place (recomputed ones).
+    pub fn fill(&mut self, ids: Range<u64>, blocks: &ChunkBlocks) {
+        let per_combo = 2 * self.blocks;
+        let at = ids.start as usize * per_combo;
+        self.values[at..at + blocks.0.len()].copy_from_slice(&blocks.0);
+        self.present[ids.start as usize..ids.end as usize].fill(true);
+    }
+
+    /// Split into separate sums and squares arrays (combo `c`'s block `b` at `c·S + b`),
+    /// as [`sweeprun_kernel::overfitting::BlockSums`] takes them.
+    pub fn split(&self, ids: Range<u64>) -> (Vec<f64>, Vec<f64>) {
+        let s = self.blocks;
+        let rows = &self.values[ids.start as usize * 2 * s..ids.end as usize * 2 * s];
+        let mut sums = Vec::with_capacity(rows.len() / 2);
+        let mut squares = Vec::with_capacity(rows.len() / 2);
+        for record in rows.chunks_exact(2 * s) {
+            sums.extend_from_slice(&record[..s]);
+            squares.extend_from_slice(&record[s..]);
+        }
+        (sums, squares)
+    }
+}
+
+/// The check word of combo `id`'s record (FNV-1a over 64-bit words: a torn or unwritten
+/// record fails it; not a defence against deliberate tampering).
+fn check_word(id: u64, values: &[f64]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ id;
+    for value in values {
+        hash = (hash ^ value.to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // Never zero: an unwritten record reads as zeros.
+    hash | 1
+}
+
+impl BlockStore {
+    /// A new, empty store at `path` (replacing any file there) for `combos` combos of `s`
+    /// blocks.
+    pub fn create(path: &Path, combos: u64, s: usize) -> Result<BlockStore> {
+        let failed = |e: std::io::Error| Failure::runtime(format!("cannot create {}: {e}", path.display()));
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).map_err(failed)?;
+        let mut header = Vec::with_capacity(HEADER as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&(s as u64).to_le_bytes());
+        header.extend_from_slice(&combos.to_le_bytes());
+        file.write_all_at(&header, 0).map_err(failed)?;
+        Ok(BlockStore::empty(file, path, combos, s))
+    }
+
+    fn empty(file: File, path: &Path, combos: u64, s: usize) -> BlockStore {
+        BlockStore {
+            file,
+            path: path.to_path_buf(),
+            per_combo: 2 * s,
+            values: vec![0.0; combos as usize * 2 * s],
+            present: vec![false; combos as usize],
+            unsynced: true,
+        }
+    }
+
+    /// The store of an interrupted sweep, with every intact record; a fresh one when there
+    /// is none, or when it holds another number of blocks or combos (its sums are then
+    /// recomputed at the end: the statistics never mix two block layouts).
+    pub fn reopen(path: &Path, combos: u64, s: usize) -> Result<BlockStore> {
+        let mut bytes = Vec::new();
+        match File::open(path) {
+            Ok(mut file) => {
+                file.read_to_end(&mut bytes)
+                    .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", path.display())))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BlockStore::create(path, combos, s),
+            Err(e) => return Err(Failure::runtime(format!("cannot open {}: {e}", path.display()))),
+        }
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let same_sweep =
+            bytes.len() >= HEADER as usize && &bytes[..8] == MAGIC && word(8) == s as u64 && word(16) == combos;
+        if !same_sweep {
+            return BlockStore::create(path, combos, s);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Failure::runtime(format!("cannot open {}: {e}", path.display())))?;
+        let mut store = BlockStore::empty(file, path, combos, s);
+        let record = store.record_bytes();
+        for id in 0..combos as usize {
+            let at = HEADER as usize + id * record;
+            let Some(raw) = bytes.get(at..at + record) else { break };
+            let values: Vec<f64> =
+                raw[..record - 8].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+            if u64::from_le_bytes(raw[record - 8..].try_into().expect("8 bytes")) == check_word(id as u64, &values) {
+                store.values[id * store.per_combo..(id + 1) * store.per_combo].copy_from_slice(&values);
+                store.present[id] = true;
+            }
+        }
+        Ok(store)
+    }
+
+    fn record_bytes(&self) -> usize {
+        8 * self.per_combo + 8
+    }
+
+    /// Records the sums of combos `ids` (one write; the caller checked their count).
+    pub fn accept(&mut self, ids: Range<u64>, blocks: &ChunkBlocks) -> Result<()> {
+        let per_combo = self.per_combo;
+        debug_assert_eq!(blocks.0.len() as u64, (ids.end - ids.start) * per_combo as u64);
+        let mut bytes = Vec::with_capacity(blocks.0.len() * 8 + (ids.end - ids.start) as usize * 8);
+        for (id, values) in ids.clone().zip(blocks.0.chunks_exact(per_combo)) {
+            for value in values {
+                bytes.extend_from_slice(&value.to_le_bytes());
+            }
+            bytes.extend_from_slice(&check_word(id, values).to_le_bytes());
+        }
+        let at = HEADER + ids.start * self.record_bytes() as u64;
+        self.file
+            .write_all_at(&bytes, at)
+            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", self.path.display())))?;
+        let first = ids.start as usize * per_combo;
+        self.values[first..first + blocks.0.len()].copy_from_slice(&blocks.0);
+        self.present[ids.start as usize..ids.end as usize].fill(true);
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Makes every record written so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.unsynced {
+            self.file.sync_data().map_err(|e| Failure::runtime(format!("cannot sync {}: {e}", self.path.display())))?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// The sums, once the sweep has ended.
+    pub fn into_sums(self) -> StoredSums {
+        StoredSums { blocks: self.per_combo / 2, values: self.values, present: self.present }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(ids: Range<u64>, s: usize) -> ChunkBlocks {
+        ChunkBlocks(ids.flat_map(|id| (0..2 * s).map(move |b| id as f64 + b as f64 / 100.0)).collect())
+    }
+
+    #[test]
+    fn records_survive_a_reopen_in_any_order_and_gaps_are_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv.partial.blocks");
+        let mut store = BlockStore::create(&path, 10, 2).unwrap();
+        store.accept(6..9, &chunk(6..9, 2)).unwrap();
+        store.accept(0..2, &chunk(0..2, 2)).unwrap();
+        store.accept(6..9, &chunk(6..9, 2)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let sums = BlockStore::reopen(&path, 10, 2).unwrap().into_sums();
+        assert_eq!(sums.missing(), vec![2..6, 9..10]);
+        assert_eq!(sums.values[6 * 4..9 * 4], chunk(6..9, 2).0[..]);
+        let (s, q) = sums.split(6..8);
+        assert_eq!(s, vec![6.0, 6.01, 7.0, 7.01]);
+        assert_eq!(q, vec![6.02, 6.03, 7.02, 7.03]);
+    }
+
+    #[test]
+    fn a_torn_record_is_missing_and_another_layout_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        let mut store = BlockStore::create(&path, 4, 2).unwrap();
+        store.accept(0..4, &chunk(0..4, 2)).unwrap();
+        drop(store);
+        // Damage one value of combo 2 (record size 5 words: 4 values + check).
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0xff], HEADER + 2 * 40 + 3).unwrap();
+        let mut sums = BlockStore::reopen(&path, 4, 2).unwrap().into_sums();
+        assert_eq!(sums.missing(), vec![2..3]);
+        sums.fill(2..3, &chunk(2..3, 2));
+        assert!(sums.missing().is_empty());
+        assert_eq!(sums.values, chunk(0..4, 2).0);
+        // Other S, other grid size, or not a store at all: nothing carried over.
+        for (combos, s) in [(4, 4), (5, 2)] {
+            assert_eq!(BlockStore::reopen(&path, combos, s).unwrap().into_sums().missing(), vec![0..combos]);
+        }
+        std::fs::write(&path, "x").unwrap();
+        assert_eq!(BlockStore::reopen(&path, 4, 2).unwrap().into_sums().missing(), vec![0..4]);
+        // A file cut short: the records past its end are missing.
+        let mut store = BlockStore::create(&path, 4, 2).unwrap();
+        store.accept(0..4, &chunk(0..4, 2)).unwrap();
+        drop(store);
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(HEADER + 3 * 40 - 1).unwrap();
+        assert_eq!(BlockStore::reopen(&path, 4, 2).unwrap().into_sums().missing(), vec![2..4]);
+    }
+}
