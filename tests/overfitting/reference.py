@@ -28,11 +28,19 @@ def sharpe(r):
     return float(np.mean(r) / sd) if sd > 0 else 0.0
 
 
-def main():
-    returns = np.loadtxt(sys.argv[1], delimiter=",", ndmin=2)
-    s = int(sys.argv[2])
+def sharpes(m):
+    """Per-period Sharpe of every column of `m` (returns x combos; vectorised `sharpe`)."""
+    sd = np.std(m, axis=0, ddof=1)
+    mean = np.mean(m, axis=0)
+    out = np.zeros(m.shape[1])
+    np.divide(mean, sd, out=out, where=sd > 0)
+    return out
+
+
+def statistics(returns, s):
+    """The statistics of a combos x T returns matrix over S CSCV blocks, as a dict."""
     combos, t = returns.shape
-    trials = [c for c in range(combos) if np.std(returns[c], ddof=1) > 0]
+    trials = [int(c) for c in np.flatnonzero(np.std(returns, axis=1, ddof=1) > 0)]
     k = len(trials)
     sr = np.array([sharpe(returns[c]) for c in trials])
     best_i = int(np.argmax(sr))  # the first maximum: the lowest id on ties
@@ -58,12 +66,13 @@ def main():
     for b in range(s):
         bounds.append(bounds[-1] + base + (1 if b < longer else 0))
     sub = returns[trials]
+    by_time = np.ascontiguousarray(sub.T)  # T x K: a split gathers whole rows
     lambdas, is_best, oos_best, losses = [], [], [], 0
     for chosen in itertools.combinations(range(s), s // 2):
         is_cols = np.concatenate([np.arange(bounds[b], bounds[b + 1]) for b in chosen])
         oos_cols = np.concatenate([np.arange(bounds[b], bounds[b + 1]) for b in range(s) if b not in chosen])
-        is_sr = np.array([sharpe(row[is_cols]) for row in sub])
-        oos_sr = np.array([sharpe(row[oos_cols]) for row in sub])
+        is_sr = sharpes(by_time[is_cols])
+        oos_sr = sharpes(by_time[oos_cols])
         n_star = int(np.argmax(is_sr))
         target = oos_sr[n_star]
         rank = np.sum(oos_sr < target) + (np.sum(oos_sr == target) + 1) / 2
@@ -75,24 +84,27 @@ def main():
     splits = len(lambdas)
     x, y = np.array(is_best), np.array(oos_best)
     slope = float(np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2))
-    json.dump(
-        {
-            "trials": k,
-            "best": best,
-            "sharpe": srs,
-            "sr0": sr0,
-            "psr": psr,
-            "dsr": dsr,
-            "skew": skew,
-            "kurtosis": kurt,
-            "pbo": sum(1 for l in lambdas if l <= 0) / splits,
-            "splits": splits,
-            "lambdas": lambdas,
-            "degradation_slope": slope,
-            "prob_oos_loss": losses / splits,
-        },
-        sys.stdout,
-    )
+    return {
+        "trials": k,
+        "best": best,
+        "sharpe": srs,
+        "sr0": sr0,
+        "psr": psr,
+        "dsr": dsr,
+        "skew": skew,
+        "kurtosis": kurt,
+        "pbo": sum(1 for l in lambdas if l <= 0) / splits,
+        "splits": splits,
+        "lambdas": lambdas,
+        "degradation_slope": slope,
+        "prob_oos_loss": losses / splits,
+    }
 
 
-main()
+def main():
+    returns = np.loadtxt(sys.argv[1], delimiter=",", ndmin=2)
+    json.dump(statistics(returns, int(sys.argv[2])), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
