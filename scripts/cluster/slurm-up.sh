@@ -172,6 +172,9 @@ SlurmdLogFile=$b/log/slurmd.%n.log
 # Per-node TmpFS: PMIx makes a directory per job step in it on every node; a shared /tmp
 # gives "File exists" on nodes 2-4 and the MPI launch fails.
 TmpFS=$b/tmp/%n
+# Removes a node's stale OpenMPI shared-memory segments before a job's tasks start there
+# (slurm-prolog.sh says why).
+Prolog=$swr_dir/slurm-prolog.sh
 # No cgroups: linuxproc tracks processes by parentage, tasks are not confined.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none

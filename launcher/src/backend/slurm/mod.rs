@@ -406,11 +406,17 @@ fn collect_record(record: &JobRecord) -> Result<String> {
         ))),
         follow::Ended::Failed(info) => {
             let sweeprun_said = follow::last_sweeprun_failure(&record.stderr);
-            // Not sweeprun's own error (srun, MPI start-up): show how the job's stderr ends.
-            let tail = match sweeprun_said {
-                Some(_) => String::new(),
-                None => follow::stderr_tail(&record.stderr, 12).map(|t| format!("\n{t}")).unwrap_or_default(),
-            };
+            if sweeprun_said.is_none() && info.state == "FAILED" {
+                // Not sweeprun's own error (srun, MPI start-up): its cause is usually in the
+                // job's last lines. Shown before the error, which stays the last line.
+                if let Some(tail) = follow::stderr_tail(&record.stderr, 12) {
+                    say!("sweeprun: job {} failed; its stderr ends with:\n{tail}", record.job_id);
+                }
+            }
+            // Rank 0's own note on the results kept names its command line, not the one to
+            // run here: replaced by the follower's.
+            let sweeprun_said =
+                sweeprun_said.map(|m| m.split("; results so far are kept").next().unwrap_or_default().to_string());
             let why = sweeprun_said
                 .map(|m| format!(": {m}"))
                 .unwrap_or_else(|| format!(" (see {})", record.stderr.display()));
@@ -423,7 +429,7 @@ fn collect_record(record: &JobRecord) -> Result<String> {
             if info.state == "FAILED" && info.exit_status() == Some(2) {
                 return Err(Failure::usage(format!("job {} FAILED{why}", record.job_id)));
             }
-            Err(Failure::runtime(format!("job {} ended {}{reason}{why}{}{tail}", record.job_id, info.state, kept())))
+            Err(Failure::runtime(format!("job {} ended {}{reason}{why}{}", record.job_id, info.state, kept())))
         }
         follow::Ended::Unknown if table_is_done(record) => {
             Ok(std::fs::read_to_string(&record.stdout).unwrap_or_default())
