@@ -14,6 +14,14 @@ fn run_table(dir: &Path, spec: &Path, args: &[&str], out: &str) -> Vec<u8> {
     std::fs::read(dir.join(out)).unwrap()
 }
 
+/// The `overfitting` object of a finished table's sidecar.
+fn statistics_of(dir: &Path, out: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join(format!("{out}.meta.json"))).unwrap();
+    let sidecar: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(sidecar["overfitting"]["pbo"].is_f64(), "{out}: no statistics in {sidecar}");
+    sidecar["overfitting"].clone()
+}
+
 fn goog_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path(), "goog.toml", &goog_spec("results/goog.csv", ""));
@@ -351,6 +359,8 @@ fn a_killed_launcher_resumes_without_duplicates_or_gaps() {
     assert!(!dir.path().join("results/goog.csv").exists(), "no final table from a killed sweep");
     let saved = saved_rows(&journal);
     assert!((600..COMBOS).contains(&saved) && saved >= at_kill, "journal holds {saved} rows ({at_kill} at the kill)");
+    let blocks = dir.path().join("results/goog.csv.partial.blocks");
+    assert!(blocks.exists(), "the block sums are kept beside the journal");
 
     // Without --resume the journal is protected.
     let refused = output_of(sweeprun(dir.path()).arg("run").arg(&spec));
@@ -361,8 +371,14 @@ fn a_killed_launcher_resumes_without_duplicates_or_gaps() {
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert!(resumed.status.success(), "{stderr}");
     assert!(stderr.contains("from the journal"), "{stderr}");
+    assert!(!stderr.contains("block sums"), "the journal's combos had their sums on disk: {stderr}");
     assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected, "resumed table differs");
-    assert!(!journal.exists());
+    assert_eq!(
+        statistics_of(dir.path(), "results/goog.csv"),
+        statistics_of(dir.path(), "expected.csv"),
+        "the resumed sweep's overfitting statistics differ"
+    );
+    assert!(!journal.exists() && !blocks.exists());
     assert!(!dir.path().join("results/goog.csv.partial.table").exists());
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/goog.csv.meta.json")).unwrap()).unwrap();
@@ -389,14 +405,23 @@ fn ctrl_c_exits_130_and_resume_completes_the_table() {
         "journal holds {saved} rows ({at_interrupt} at the interrupt)"
     );
 
+    // Block sums lost (say, a journal copied without them): the launcher computes the
+    // journal's sums itself, and the statistics are the same.
+    std::fs::remove_file(dir.path().join("results/goog.csv.partial.blocks")).unwrap();
     let resumed = output_of(sweeprun(dir.path()).arg("run").arg(&spec).arg("--resume"));
-    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
     assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected);
+    let recomputed = stderr.lines().find(|l| l.contains("block sums")).unwrap_or_else(|| panic!("{stderr}"));
+    let count: usize = recomputed.split_whitespace().nth(6).unwrap().replace(',', "").parse().unwrap();
+    assert!(count >= saved && count < COMBOS, "{recomputed} ({saved} saved)");
+    assert_eq!(statistics_of(dir.path(), "results/goog.csv"), statistics_of(dir.path(), "expected.csv"));
 
-    // Resuming a finished sweep changes nothing and says so.
+    // Resuming a finished sweep changes nothing and says so, statistics included.
     let again = output_of(sweeprun(dir.path()).arg("run").arg(&spec).arg("--resume"));
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already complete"));
+    assert_eq!(again.stdout, resumed.stdout, "the same summary and overfitting line");
     assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected);
 }
 
@@ -443,6 +468,11 @@ fn one_rank_is_a_thread_and_ctrl_c_still_resumes() {
     let resumed = output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(["-np", "1", "--resume"]));
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected, "resumed table differs");
+    assert_eq!(
+        statistics_of(dir.path(), "results/goog.csv"),
+        statistics_of(dir.path(), "expected.csv"),
+        "-np 1 (a thread), resumed, and -np 2 give the same statistics"
+    );
 
     // Under an agent: one rank process, in a process group of its own (what the agent stops).
     std::fs::remove_file(dir.path().join("results/goog.csv")).unwrap();
