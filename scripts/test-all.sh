@@ -24,6 +24,7 @@ packages=(
   libhwloc-dev libudev-dev                                # sweeprun-hw --features hwloc
   iproute2 util-linux                                     # ip netns, nsenter, unshare (cluster)
   python3                                                 # [command] sweeps: tests/command.rs, the QSTrader venv
+  chromium                                                # headless browser: tests/report.rs renders reports
 )
 missing=()
 for p in "${packages[@]}"; do

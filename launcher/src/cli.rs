@@ -24,6 +24,8 @@ Examples:
   sweeprun run examples/momentum_etf5.toml --tearsheet top:3   # QSTrader-style JSON per combo
   sweeprun bench --data examples/data/GOOG.csv
   sweeprun verify results/sma_goog.csv                 # the table is the one the sweep wrote
+  sweeprun run examples/sma_goog.toml --report         # and results/sma_goog.csv.report.html
+  sweeprun report results/sma_goog.csv --x slow --y fast   # heatmap, top K, equity, overfitting
 
 Exit codes: 0 done, 1 runtime failure, 2 bad input or usage (nothing written),
 130 interrupted (partial results kept; finish with --resume).";
@@ -52,6 +54,13 @@ pub enum Command {
         /// The results table (.csv or .jsonl).
         table: PathBuf,
     },
+    /// Write a finished sweep's report: one self-contained HTML file `<TABLE>.report.html`
+    /// (heatmap, top K, equity curves, overfitting, provenance); prints its path.
+    #[command(after_help = "Examples:\n  sweeprun report results/sma_goog.csv\n  \
+                            sweeprun report results/sma_goog.csv --x slow --y fast --metric cagr\n  \
+                            sweeprun report results/sma_sp20.csv --where 'symbol == \"AAPL\"'\n  \
+                            sweeprun report results/momentum_etf5.csv --svg   # the heatmap alone")]
+    Report(crate::sweep_report::ReportArgs),
     /// The state and progress of the SLURM job writing a table (`--backend slurm`).
     #[command(after_help = "Example:\n  sweeprun status results/sma_goog.csv")]
     Status {
@@ -206,9 +215,12 @@ pub struct RunArgs {
     /// 16..4096].
     #[arg(long = "chunk-size", value_name = "COMBOS")]
     pub chunk_size: Option<u64>,
+    /// Also write the sweep's HTML report, `<OUT>.report.html` (as `sweeprun report OUT`).
+    #[arg(long)]
+    pub report: bool,
     /// Overfitting statistics (deflated Sharpe ratio; PBO by combinatorially symmetric
     /// cross-validation over S blocks of the returns): S even, 2..=24; 0 turns them off
-    /// [default: 8 for a built-in strategy; none for a [command] sweep].
+    /// [default: 8 for a built-in strategy; none for a `[command]` sweep].
     #[arg(long = "cscv-blocks", value_name = "S")]
     pub cscv_blocks: Option<usize>,
     /// `--backend slurm` options.

@@ -39,6 +39,7 @@ pub mod sched;
 pub mod signals;
 pub mod spec;
 pub mod strategy;
+pub mod sweep_report;
 pub mod table;
 pub mod tearsheet;
 pub mod thermal;

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Combo(args) => sweeprun::array::combo(args),
         Command::Gather(args) => sweeprun::array::gather(args),
         Command::Verify { table } => sweeprun::verify::verify(table),
+        Command::Report(args) => sweeprun::sweep_report::report(args).map(|path| format!("{}\n", path.display())),
         Command::Status { out } => sweeprun::backend::slurm::status(out),
         Command::Collect { out } => {
             sweeprun::signals::install();

@@ -261,7 +261,7 @@ impl FromRank {
                     _ => return Err(invalid(format!("bad ROWS header `{header}`"))),
                 };
                 let rows = read_payload(reader, len)?;
-                let bytes = read_exactly(reader, sums.checked_mul(8).unwrap_or(usize::MAX))?;
+                let bytes = read_exactly(reader, sums.saturating_mul(8))?;
                 let values =
                     bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
                 Ok(Some(FromRank::Rows { start, end, rows, best, blocks: ChunkBlocks(values) }))

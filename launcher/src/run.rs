@@ -360,6 +360,7 @@ pub fn sweep(
     transport.wait();
     say!("sweeprun: wrote {} ({})", out.display(), report::counted(combos, "row"));
     if is_command {
+        write_report(args, &out)?;
         return Ok(command_summary(&command_text, format, &columns, args, group.as_ref()));
     }
     write_tearsheets(&spec, &data, &best, &out, asked_tearsheets(args)?)?;
@@ -367,7 +368,17 @@ pub fn sweep(
     if let Some(statistics) = &statistics {
         text.push_str(&statistics.summary_lines(args.group_by.as_deref() == Some(crate::grid::SYMBOL)));
     }
+    write_report(args, &out)?;
     Ok(text)
+}
+
+/// `--report`: the finished table's HTML report.
+fn write_report(args: &RunArgs, out: &Path) -> Result<()> {
+    if args.report {
+        let path = crate::sweep_report::report(&crate::sweep_report::ReportArgs::for_table(out))?;
+        say!("sweeprun: wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// The overfitting statistics a finished table's sidecar holds.
@@ -386,6 +397,12 @@ fn recompute_missing_sums(spec: &Spec, data: &PriceSet, sums: &mut StoredSums) -
         return Ok(());
     }
     say!("sweeprun: computing the block sums of {} here (not recorded by the ranks)", report::counted(count, "combo"));
+    compute_sums(spec, data, sums)
+}
+
+/// Computes the block sums of every combo `sums` lacks, with the ranks' evaluator.
+pub(crate) fn compute_sums(spec: &Spec, data: &PriceSet, sums: &mut StoredSums) -> Result<()> {
+    let missing = sums.missing();
     let failed = |e: String| Failure::runtime(format!("block sums: {e}"));
     let mut evaluator =
         spec.strategy.evaluator(data, spec.symbol.as_deref(), &spec.grid, sums.blocks).map_err(failed)?;
@@ -858,7 +875,7 @@ pub(crate) fn create_parent(out: &Path) -> Result<()> {
 }
 
 /// SHA-256 of the data file, or of every file's name and hash for a directory.
-fn checksum(path: &Path) -> Result<String> {
+pub(crate) fn checksum(path: &Path) -> Result<String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| Failure::usage(format!("{}: {e}", p.display())));
     if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)

@@ -379,6 +379,9 @@ pub fn forwarded_run_args_for(args: &RunArgs, backend: super::Backend) -> Result
     if args.report_bindings {
         out.push("--report-bindings".into());
     }
+    if args.report {
+        out.push("--report".into());
+    }
     Ok(out)
 }
 
