@@ -70,6 +70,7 @@ fn assert_same_table(run: &Output, dir: &Path, out: &str, local: &(Vec<u8>, serd
     assert_eq!(meta["output"]["blake3"], local.1["output"]["blake3"]);
     assert_eq!(meta["backend"], "mpi");
     assert_eq!(meta["fingerprint"], local.1["fingerprint"], "the same sweep, so --resume works across backends");
+    assert_eq!(meta["overfitting"], local.1["overfitting"], "{out}: the same overfitting statistics");
 }
 
 /// `sweeprun run SPEC --backend mpi --top 0 ARGS...` of the `mpi` build, in `dir`.
@@ -289,6 +290,8 @@ fn a_killed_rank_or_rank_0_leaves_a_journal_that_resume_completes_exactly() {
         assert!(resumed.status.success(), "{}", stderr_of(&resumed));
         assert!(stderr_of(&resumed).contains("from the journal"), "{}", stderr_of(&resumed));
         assert!(std::fs::read(dir.path().join(&out)).unwrap() == local.0, "resumed table equals an uninterrupted run");
+        let statistics = sidecar(&dir.path().join(&out))["overfitting"].clone();
+        assert!(statistics["pbo"].is_f64() && statistics == local.1["overfitting"], "{statistics}");
     }
 }
 

@@ -301,3 +301,52 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
         .collect();
     assert!(written.is_empty(), "wrote {written:?}");
 }
+
+/// The `data-cells` of a report file, read from its HTML (no browser).
+fn cells_of(report: &Path) -> usize {
+    heatmap_attribute(&std::fs::read_to_string(report).unwrap(), "data-cells").parse().unwrap()
+}
+
+#[test]
+fn a_multi_asset_report_slices_by_symbol_or_reduces_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = workspace_root().join("examples/data/sp500_20stocks_adjclose_daily.csv");
+    let spec = write_spec(
+        dir.path(),
+        "sp.toml",
+        &format!(
+            "[data]\npath = \"{}\"\n[strategy]\nname = \"sma_cross\"\nfill = \"close\"\n[grid]\nsymbol = [\"GE\", \"KO\", \"XOM\"]\n\
+             fast = {{ from = 5, to = 40, step = 5 }}\nslow = {{ from = 20, to = 200, step = 20 }}\nwhere = \"fast < slow\"\n\
+             [output]\npath = \"sp.csv\"\n",
+            data.display()
+        ),
+    );
+    assert!(output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(["--top", "0"])).status.success());
+    let table = dir.path().join("sp.csv");
+    let report = dir.path().join("sp.csv.report.html");
+    let per_symbol = {
+        let (_, rows) = sweeprun_tests::read_csv(&table);
+        rows.iter().filter(|r| r[1] == "GE").count()
+    };
+    // Sliced to one symbol: fast x slow, one cell per GE combo.
+    let sliced = output_of(sweeprun(dir.path()).arg("report").arg(&table).args([
+        "--x",
+        "fast",
+        "--y",
+        "slow",
+        "--where",
+        "symbol == \"GE\"",
+    ]));
+    assert!(sliced.status.success(), "{}", String::from_utf8_lossy(&sliced.stderr));
+    assert_eq!(cells_of(&report), per_symbol);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("where symbol == &quot;GE&quot;") && html.contains("(best over symbol)"),
+        "the title says so"
+    );
+    assert!(html.contains("<h3>Per symbol</h3>"), "the per-symbol statistics are shown");
+    // Default axes: symbol and fast (the grid's first two), the best over slow: 3 x 8 cells.
+    assert!(output_of(sweeprun(dir.path()).arg("report").arg(&table)).status.success());
+    assert_eq!(cells_of(&report), 3 * 8);
+    assert_eq!(heatmap_attribute(&std::fs::read_to_string(&report).unwrap(), "data-x"), "symbol");
+}

@@ -192,6 +192,9 @@ fn the_sma_grid_via_sbatch_and_via_srun_on_16_ranks_equals_the_local_table() {
     assert!(std::fs::read(&out).unwrap() == local, "the SLURM table differs from the local one");
     assert_eq!(String::from_utf8(run.stdout).unwrap(), local_summary, "the same summary");
     assert_eq!(sidecar(&out)["ranks"], 16);
+    let statistics = sidecar(&out)["overfitting"].clone();
+    assert!(statistics["pbo"].is_f64(), "{statistics}");
+    assert_eq!(statistics, sidecar(&dir.path().join("local.csv"))["overfitting"], "the local run's statistics");
     assert_eq!(sidecar(&out)["slurm_job"], job_of(&out).as_str(), "the sidecar names the job");
     let script = std::fs::read_to_string(dir.path().join("slurm.csv.sbatch")).unwrap();
     for line in ["#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=4", "#SBATCH --requeue"] {
@@ -336,6 +339,11 @@ fn a_node_lost_mid_sweep_requeues_the_job_and_the_rerun_finishes_from_the_journa
     assert!(stderr.contains(&format!("sweeprun: job {id} was requeued by SLURM (restart 1)")), "{stderr}");
     assert!(std::fs::read(&out).unwrap() == local, "the table after the node loss differs");
     let meta = sidecar(&out);
+    assert_eq!(
+        meta["overfitting"],
+        sidecar(&dir.path().join("local.csv"))["overfitting"],
+        "requeued: the same statistics"
+    );
     assert!(meta["resumed_combos"].as_u64().unwrap() >= 250, "the rerun resumed: {meta}");
     let log = std::fs::read_to_string(suffixed(&out, &format!(".slurm-{id}.err"))).unwrap();
     assert!(log.contains(&format!("sweeprun: job {id} (restart 1) on ")), "the job ran again: {log}");

@@ -232,7 +232,11 @@ impl Strategy {
                     let batch = SmaBatch::new(series, sma_max_window(grid))
                         .map_err(|e| format!("[data] {}: {e}", series.symbol))?;
                     // Evaluate one combo now so data problems (e.g. no Open column) surface as bad input.
-                    batch.evaluate(config, &probe, &mut [Metrics::default()]).map_err(|e| format!("[data] {e}"))?;
+                    batch.evaluate(config, &probe, &mut [Metrics::default()]).map_err(|e| match e {
+                        // The setting asks for what the data lacks: the setting is named.
+                        sma::SmaError::NoOpenPrices => format!("[strategy] {e} ({} has closes only)", series.symbol),
+                        e => format!("[data] {e}"),
+                    })?;
                     let path = batch.path_for(config, requested).name();
                     if !paths.contains(&path) {
                         paths.push(path);
