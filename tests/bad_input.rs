@@ -630,6 +630,16 @@ fn cases() -> Vec<Case> {
             .file("r.csv.partial.table", ohlc_csv())
             .spec(spec_with(&[("prices.csv", "r.csv.partial.table"), ("out/results.csv", "r.csv")]))
             .expect(&["output", "r.csv.partial.table", "input data"]),
+        Case::new("data named like the output's .partial.blocks")
+            .without("prices.csv")
+            .file("r.csv.partial.blocks", ohlc_csv())
+            .spec(spec_with(&[("prices.csv", "r.csv.partial.blocks"), ("out/results.csv", "r.csv")]))
+            .expect(&["output", "r.csv.partial.blocks", "input data"]),
+        Case::new("data named like the output's report")
+            .without("prices.csv")
+            .file("r.csv.report.html", ohlc_csv())
+            .spec(spec_with(&[("prices.csv", "r.csv.report.html"), ("out/results.csv", "r.csv")]))
+            .expect(&["output", "r.csv.report.html", "input data"]),
         Case::new("data named like the output's sidecar, via --out")
             .without("prices.csv")
             .file("r.csv.meta.json", ohlc_csv())

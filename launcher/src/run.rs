@@ -798,7 +798,10 @@ fn written_paths(out: &Path) -> Vec<PathBuf> {
         ledger::journal_path(out),
         ledger::journal_meta_path(out),
         ledger::table_stream_path(out),
+        ledger::block_store_path(out),
         ledger::runs_dir(out),
+        crate::sweep_report::html_path(out),
+        crate::sweep_report::svg_path(out),
     ];
     let mut paths: Vec<PathBuf> = files
         .iter()
