@@ -371,7 +371,12 @@ fn a_killed_launcher_resumes_without_duplicates_or_gaps() {
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert!(resumed.status.success(), "{stderr}");
     assert!(stderr.contains("from the journal"), "{stderr}");
-    assert!(!stderr.contains("block sums"), "the journal's combos had their sums on disk: {stderr}");
+    // The block sums are written every half second: a killed launcher loses at most the
+    // last half second's, which the resumed run computes again.
+    if let Some(line) = stderr.lines().find(|l| l.contains("block sums")) {
+        let count: usize = line.split_whitespace().nth(6).unwrap().replace(',', "").parse().unwrap();
+        assert!(count < saved / 2, "most of the journal's sums were on disk: {line} ({saved} saved)");
+    }
     assert!(std::fs::read(dir.path().join("results/goog.csv")).unwrap() == expected, "resumed table differs");
     assert_eq!(
         statistics_of(dir.path(), "results/goog.csv"),

@@ -396,30 +396,54 @@ struct HalfSubsets {
     first: usize,
     sums: Vec<f64>,
     squares: Vec<f64>,
+    /// The tile's sums of this half's blocks, block-major (block `b` of trial `j` at
+    /// `b·TILE + j`): gathered once per tile, so the subset sums read them contiguously.
+    block_sums: Vec<f64>,
+    block_squares: Vec<f64>,
 }
 
 impl HalfSubsets {
     fn new(first: usize, half: usize) -> HalfSubsets {
         let size = (1usize << half) * TILE;
-        HalfSubsets { first, sums: vec![0.0; size], squares: vec![0.0; size] }
+        HalfSubsets {
+            first,
+            sums: vec![0.0; size],
+            squares: vec![0.0; size],
+            block_sums: vec![0.0; half * TILE],
+            block_squares: vec![0.0; half * TILE],
+        }
     }
 
     fn fill(&mut self, sums: &BlockSums, tile: &[usize]) {
         let s = sums.blocks.len();
+        let half = self.block_sums.len() / TILE;
+        for b in 0..half {
+            for (j, &c) in tile.iter().enumerate() {
+                self.block_sums[b * TILE + j] = sums.sums[c * s + self.first + b];
+                self.block_squares[b * TILE + j] = sums.squares[c * s + self.first + b];
+            }
+        }
         let subsets = self.sums.len() / TILE;
         for m in 1..subsets {
             let top = usize::BITS as usize - 1 - m.leading_zeros() as usize;
             let rest = m & !(1 << top);
-            let block = self.first + top;
-            for (j, &c) in tile.iter().enumerate() {
-                self.sums[m * TILE + j] = self.sums[rest * TILE + j] + sums.sums[c * s + block];
-                self.squares[m * TILE + j] = self.squares[rest * TILE + j] + sums.squares[c * s + block];
-            }
+            // Subset m = subset `rest` (computed before m) plus block `top`.
+            let (done, row) = self.sums.split_at_mut(m * TILE);
+            add_rows(&done[rest * TILE..][..TILE], &self.block_sums[top * TILE..][..TILE], &mut row[..TILE]);
+            let (done, row) = self.squares.split_at_mut(m * TILE);
+            add_rows(&done[rest * TILE..][..TILE], &self.block_squares[top * TILE..][..TILE], &mut row[..TILE]);
         }
     }
 
     fn row(values: &[f64], m: usize, len: usize) -> &[f64] {
         &values[m * TILE..m * TILE + len]
+    }
+}
+
+/// `out = a + b`, element by element (a loop the compiler vectorizes).
+fn add_rows(a: &[f64], b: &[f64], out: &mut [f64]) {
+    for ((out, a), b) in out.iter_mut().zip(a).zip(b) {
+        *out = a + b;
     }
 }
 
@@ -495,7 +519,7 @@ pub fn order_key(n: f64, sum: f64, squares: f64) -> f64 {
 }
 
 /// PBO by CSCV over `trials` (at least two) of `sums`, on `threads` threads (each takes
-/// a contiguous share of the splits; the result does not depend on the count).
+/// a contiguous share of the trials; the result does not depend on the count).
 ///
 /// Two passes over the trials, a tile at a time, each with every split: the first finds
 /// each split's `n*`, the second counts the trials below and level with `n*` out of
@@ -503,24 +527,74 @@ pub fn order_key(n: f64, sum: f64, squares: f64) -> f64 {
 /// precomputed half-block subset sums, the same values the definition's fixed order
 /// gives, so the result is the plain computation's bit for bit. Cost: `2 · splits · K`
 /// Sharpe ratios (S = 16: 12,870 splits), plus `2^(S/2)` subset sums per trial and pass.
+/// Threads share the trials, not the splits, so each tile's subset sums are made once per
+/// pass (they are as much work as the keys when the splits are few, S = 8).
 pub fn cscv(sums: &BlockSums, trials: &Trials, threads: usize) -> Option<Cscv> {
     let k = trials.len();
     if k < 2 {
         return None;
     }
-    let masks = split_masks(sums.blocks.len());
-    // The splits in contiguous shares, one thread each (each with its own tiles).
-    let share = masks.len().div_ceil(threads.max(1));
-    let outcomes: Vec<SplitOutcome> = std::thread::scope(|scope| {
-        let workers: Vec<_> =
-            masks.chunks(share).map(|masks| scope.spawn(move || split_outcomes(sums, trials, masks))).collect();
-        workers.into_iter().flat_map(|w| w.join().expect("a CSCV thread panicked")).collect()
+    let plan = SplitPlan::new(sums);
+    // The trials in contiguous shares of whole tiles, one thread each.
+    let share = k.div_ceil(threads.max(1)).div_ceil(TILE) * TILE;
+    let shares: Vec<std::ops::Range<usize>> =
+        (0..k).step_by(share).map(|start| start..(start + share).min(k)).collect();
+    // Pass 1: n* per split, the first maximum in trial order (shares are in trial order).
+    let per_share: Vec<Vec<Option<(f64, usize)>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = shares
+            .iter()
+            .map(|range| {
+                let plan = &plan;
+                scope.spawn(move || plan.best_in_sample(sums, trials, range.clone()))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("a CSCV thread panicked")).collect()
     });
-    let splits = masks.len() as f64;
+    let mut best: Vec<Option<(f64, usize)>> = vec![None; plan.masks.len()];
+    for share in &per_share {
+        for (best, candidate) in best.iter_mut().zip(share) {
+            if let Some((value, i)) = *candidate {
+                if best.is_none_or(|(b, _)| value > b) {
+                    *best = Some((value, i));
+                }
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(plan.masks.len());
+    let mut targets = Vec::with_capacity(plan.masks.len());
+    for (split, best) in best.iter().enumerate() {
+        let (_, i) = best.expect("every split has a best trial");
+        let (n_is, n_oos) = plan.counts[split];
+        let mask = plan.masks[split];
+        let (sum, squares) = sums.over(trials.combos[i], mask);
+        let in_sample = sharpe(n_is, sum, squares);
+        let (sum, squares) = sums.over(trials.combos[i], plan.all & !mask);
+        let out_of_sample = sharpe(n_oos, sum, squares);
+        targets.push(order_key(n_oos, sum, squares));
+        outcomes.push(SplitOutcome { in_sample, out_of_sample, loses: sum < 0.0, below: 0, level: 0 });
+    }
+    // Pass 2: n*'s out-of-sample rank, counted per share and added.
+    let counted: Vec<Vec<(usize, usize)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = shares
+            .iter()
+            .map(|range| {
+                let (plan, targets) = (&plan, &targets);
+                scope.spawn(move || plan.ranks_out_of_sample(sums, trials, range.clone(), targets))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("a CSCV thread panicked")).collect()
+    });
+    for share in &counted {
+        for (outcome, &(below, level)) in outcomes.iter_mut().zip(share) {
+            outcome.below += below;
+            outcome.level += level;
+        }
+    }
+    let splits = plan.masks.len() as f64;
     let mut result = Cscv {
-        splits: masks.len(),
+        splits: plan.masks.len(),
         pbo: 0.0,
-        lambdas: Vec::with_capacity(masks.len()),
+        lambdas: Vec::with_capacity(plan.masks.len()),
         in_sample: outcomes.iter().map(|o| o.in_sample).collect(),
         out_of_sample: outcomes.iter().map(|o| o.out_of_sample).collect(),
         degradation_slope: f64::NAN,
@@ -549,61 +623,90 @@ struct SplitOutcome {
     level: usize,
 }
 
-/// [`cscv`]'s two passes for the splits `masks` (in-sample block masks).
-fn split_outcomes(sums: &BlockSums, trials: &Trials, masks: &[u64]) -> Vec<SplitOutcome> {
-    let s = sums.blocks.len();
-    let half = s / 2;
-    let all = (1u64 << s) - 1;
-    let half_mask = (1u64 << half) - 1;
-    // A split as (low half subset, high half subset), in-sample and out-of-sample.
-    let halves = |m: u64| ((m & half_mask) as usize, (m >> half & half_mask) as usize);
-    let in_halves: Vec<(usize, usize)> = masks.iter().map(|&m| halves(m)).collect();
-    let out_halves: Vec<(usize, usize)> = masks.iter().map(|&m| halves(all & !m)).collect();
-    let counts: Vec<(f64, f64)> = masks.iter().map(|&m| (sums.count(m), sums.count(all & !m))).collect();
+/// The splits as the passes use them: each one's in-sample mask, its blocks as one subset
+/// of each half (in and out of sample), and its return counts.
+struct SplitPlan {
+    masks: Vec<u64>,
+    all: u64,
+    half: usize,
+    in_halves: Vec<(usize, usize)>,
+    out_halves: Vec<(usize, usize)>,
+    counts: Vec<(f64, f64)>,
+}
 
-    let mut low = HalfSubsets::new(0, half);
-    let mut high = HalfSubsets::new(half, half);
-    let mut tile_values = vec![0.0; TILE];
-    // Pass 1: n* per split (the first maximum in trial order).
-    let mut best: Vec<Option<(f64, usize)>> = vec![None; masks.len()];
-    for (t, tile) in trials.combos.chunks(TILE).enumerate() {
-        low.fill(sums, tile);
-        high.fill(sums, tile);
-        for (split, best) in best.iter_mut().enumerate() {
-            let values = &mut tile_values[..tile.len()];
-            tile_keys(&low, &high, in_halves[split], counts[split].0, values);
-            let top = maximum(values);
-            if best.is_none_or(|(b, _)| top > b) {
-                let j = values.iter().position(|&v| v == top).expect("the maximum is a value");
-                *best = Some((top, t * TILE + j));
+impl SplitPlan {
+    fn new(sums: &BlockSums) -> SplitPlan {
+        let s = sums.blocks.len();
+        let half = s / 2;
+        let all = (1u64 << s) - 1;
+        let half_mask = (1u64 << half) - 1;
+        let masks = split_masks(s);
+        let halves = |m: u64| ((m & half_mask) as usize, (m >> half & half_mask) as usize);
+        SplitPlan {
+            in_halves: masks.iter().map(|&m| halves(m)).collect(),
+            out_halves: masks.iter().map(|&m| halves(all & !m)).collect(),
+            counts: masks.iter().map(|&m| (sums.count(m), sums.count(all & !m))).collect(),
+            masks,
+            all,
+            half,
+        }
+    }
+
+    /// Pass 1 over the trials `range`: per split, the largest in-sample order key and the
+    /// first trial (index into `trials`) that has it.
+    fn best_in_sample(
+        &self,
+        sums: &BlockSums,
+        trials: &Trials,
+        range: std::ops::Range<usize>,
+    ) -> Vec<Option<(f64, usize)>> {
+        let mut low = HalfSubsets::new(0, self.half);
+        let mut high = HalfSubsets::new(self.half, self.half);
+        let mut tile_values = vec![0.0; TILE];
+        let mut best: Vec<Option<(f64, usize)>> = vec![None; self.masks.len()];
+        let first = range.start;
+        for (t, tile) in trials.combos[range].chunks(TILE).enumerate() {
+            low.fill(sums, tile);
+            high.fill(sums, tile);
+            for (split, best) in best.iter_mut().enumerate() {
+                let values = &mut tile_values[..tile.len()];
+                tile_keys(&low, &high, self.in_halves[split], self.counts[split].0, values);
+                let top = maximum(values);
+                if best.is_none_or(|(b, _)| top > b) {
+                    let j = values.iter().position(|&v| v == top).expect("the maximum is a value");
+                    *best = Some((top, first + t * TILE + j));
+                }
             }
         }
+        best
     }
-    let mut outcomes = Vec::with_capacity(masks.len());
-    let mut targets = Vec::with_capacity(masks.len());
-    for (split, best) in best.iter().enumerate() {
-        let (_, i) = best.expect("every split has a best trial");
-        let (n_is, n_oos) = counts[split];
-        let (sum, squares) = sums.over(trials.combos[i], masks[split]);
-        let in_sample = sharpe(n_is, sum, squares);
-        let (sum, squares) = sums.over(trials.combos[i], all & !masks[split]);
-        let out_of_sample = sharpe(n_oos, sum, squares);
-        targets.push(order_key(n_oos, sum, squares));
-        outcomes.push(SplitOutcome { in_sample, out_of_sample, loses: sum < 0.0, below: 0, level: 0 });
-    }
-    // Pass 2: n*'s out-of-sample rank.
-    for tile in trials.combos.chunks(TILE) {
-        low.fill(sums, tile);
-        high.fill(sums, tile);
-        for (split, outcome) in outcomes.iter_mut().enumerate() {
-            let values = &mut tile_values[..tile.len()];
-            tile_keys(&low, &high, out_halves[split], counts[split].1, values);
-            let target = targets[split];
-            outcome.below += values.iter().filter(|&&x| x < target).count();
-            outcome.level += values.iter().filter(|&&x| x == target).count();
+
+    /// Pass 2 over the trials `range`: per split, how many are below and level with the
+    /// split's `targets` out of sample.
+    fn ranks_out_of_sample(
+        &self,
+        sums: &BlockSums,
+        trials: &Trials,
+        range: std::ops::Range<usize>,
+        targets: &[f64],
+    ) -> Vec<(usize, usize)> {
+        let mut low = HalfSubsets::new(0, self.half);
+        let mut high = HalfSubsets::new(self.half, self.half);
+        let mut tile_values = vec![0.0; TILE];
+        let mut counts = vec![(0usize, 0usize); self.masks.len()];
+        for tile in trials.combos[range].chunks(TILE) {
+            low.fill(sums, tile);
+            high.fill(sums, tile);
+            for (split, (below, level)) in counts.iter_mut().enumerate() {
+                let values = &mut tile_values[..tile.len()];
+                tile_keys(&low, &high, self.out_halves[split], self.counts[split].1, values);
+                let target = targets[split];
+                *below += values.iter().filter(|&&x| x < target).count();
+                *level += values.iter().filter(|&&x| x == target).count();
+            }
         }
+        counts
     }
-    outcomes
 }
 
 /// The OLS slope of `y` on `x` (NaN when `x` does not vary).

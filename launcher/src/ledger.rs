@@ -512,6 +512,7 @@ pub struct RowSink {
     journal: Journal,
     stream: Option<TableStream>,
     blocks: Option<BlockStore>,
+    last_block_flush: Instant,
     unsynced_bytes: usize,
     last_sync: Instant,
     /// Whether the directory holding the table stream has been fsynced since it was created.
@@ -522,16 +523,26 @@ impl RowSink {
     /// A sink over an open journal and, on a fresh sweep, the table stream; `blocks` keeps
     /// the combos' block sums when the sweep computes them.
     pub fn new(journal: Journal, stream: Option<TableStream>, blocks: Option<BlockStore>) -> RowSink {
-        RowSink { journal, stream, blocks, unsynced_bytes: 0, last_sync: Instant::now(), directory_synced: false }
+        RowSink {
+            journal,
+            stream,
+            blocks,
+            last_block_flush: Instant::now(),
+            unsynced_bytes: 0,
+            last_sync: Instant::now(),
+            directory_synced: false,
+        }
     }
 
     /// Records the rows of the chunk of combos `ids` and their block sums; syncs when
     /// enough time or bytes have accumulated.
     pub fn accept(&mut self, ids: Range<u64>, rows: String, best: Option<Vec<usize>>, sums: ChunkBlocks) -> Result<()> {
         if let Some(store) = self.blocks.as_mut() {
-            // Before the rows: a row on disk has its sums on disk (the store syncs first).
-            store.accept(ids.clone(), &sums)?;
-            self.unsynced_bytes += 8 * sums.0.len();
+            store.accept(ids.clone(), &sums);
+            if self.last_block_flush.elapsed() >= crate::block_store::FLUSH_INTERVAL {
+                store.flush()?;
+                self.last_block_flush = Instant::now();
+            }
         }
         self.unsynced_bytes += rows.len();
         match self.stream.as_mut() {
@@ -539,16 +550,23 @@ impl RowSink {
             None => self.journal.append(&rows)?,
         }
         if self.unsynced_bytes >= SYNC_BYTES || self.last_sync.elapsed() >= SYNC_INTERVAL {
-            self.sync()?;
+            self.sync_rows()?;
         }
         Ok(())
     }
 
-    /// Makes every row recorded so far durable (block sums first).
+    /// Makes every row and block sum recorded so far durable (when the sweep stops short).
     pub fn sync(&mut self) -> Result<()> {
         if let Some(store) = self.blocks.as_mut() {
             store.sync()?;
         }
+        self.sync_rows()
+    }
+
+    /// Makes every row recorded so far durable. Not the block sums: a record a crash of
+    /// the machine loses or tears fails its check word and is computed again at the end
+    /// ([`crate::block_store`]), so they need no fsync of their own on the sweep's path.
+    fn sync_rows(&mut self) -> Result<()> {
         if let Some(stream) = self.stream.as_mut() {
             stream.sync(&mut self.journal)?;
             if !self.directory_synced {

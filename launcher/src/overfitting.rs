@@ -83,9 +83,9 @@ pub fn of_sweep(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let over = |ids: std::ops::Range<u64>, returns: usize| -> Result<Overfitting> {
         let blocks = Blocks::new(returns, sums.blocks).map_err(|e| Failure::runtime(format!("internal error: {e}")))?;
-        let (block_sums, squares) = sums.split(ids.clone());
+        let (block_sums, squares) = sums.slices(ids.clone());
         let ids: Vec<u64> = ids.collect();
-        let sums = BlockSums { blocks: &blocks, sums: &block_sums, squares: &squares };
+        let sums = BlockSums { blocks: &blocks, sums: block_sums, squares };
         compute(&sums, &ids, |row| returns_of(ids[row]), threads).map_err(Failure::runtime)
     };
     let Some(first) = groups.first() else {

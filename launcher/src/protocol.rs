@@ -220,7 +220,10 @@ impl FromRank {
                     write!(writer, " sums={}", blocks.0.len())?;
                 }
                 write!(writer, "\n{rows}")?;
-                let bytes: Vec<u8> = blocks.0.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let mut bytes = Vec::with_capacity(8 * blocks.0.len());
+                for value in &blocks.0 {
+                    bytes.extend_from_slice(&value.to_le_bytes());
+                }
                 writer.write_all(&bytes)?;
             }
             FromRank::Error(message) => writeln!(writer, "ERROR {}", message.replace('\n', " "))?,

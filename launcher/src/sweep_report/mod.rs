@@ -436,12 +436,11 @@ fn cscv_detail(spec: &Spec, data: &PriceSet, sidecar: &Value) -> Result<Option<C
     let groups = spec.strategy.return_groups(data, spec.symbol.as_deref(), &spec.grid).map_err(Failure::runtime)?;
     let Some(first) = groups.first() else { return Ok(None) };
     let combos = spec.grid.len();
-    let mut sums =
-        StoredSums { blocks: s, values: vec![0.0; combos as usize * 2 * s], present: vec![false; combos as usize] };
+    let mut sums = StoredSums::empty(combos, s);
     crate::run::compute_sums(spec, data, &mut sums)?;
     let blocks = Blocks::new(first.returns, s).map_err(|e| Failure::runtime(e.to_string()))?;
-    let (block_sums, squares) = sums.split(0..combos);
-    let sums = BlockSums { blocks: &blocks, sums: &block_sums, squares: &squares };
+    let (block_sums, squares) = sums.slices(0..combos);
+    let sums = BlockSums { blocks: &blocks, sums: block_sums, squares };
     let trials = Trials::new(&sums);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cscv = overfitting::cscv(&sums, &trials, threads);
