@@ -208,8 +208,9 @@ fn check_heatmap(report: &Path, cells_expected: usize, colours: usize, x: &str, 
 #[test]
 fn the_goog_report_shows_every_cell_of_the_grid_in_a_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), "goog.toml", &goog_spec("goog.csv", ""));
-    let run = output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(["--report", "--top", "3"]));
+    let spec = workspace_root().join("examples/sma_goog.toml");
+    let run =
+        output_of(sweeprun(dir.path()).arg("run").arg(&spec).args(["--out", "goog.csv", "--report", "--top", "3"]));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     let report = dir.path().join("goog.csv.report.html");
@@ -349,4 +350,26 @@ fn a_multi_asset_report_slices_by_symbol_or_reduces_over_it() {
     assert!(output_of(sweeprun(dir.path()).arg("report").arg(&table)).status.success());
     assert_eq!(cells_of(&report), 3 * 8);
     assert_eq!(heatmap_attribute(&std::fs::read_to_string(&report).unwrap(), "data-x"), "symbol");
+}
+
+#[test]
+fn json_lines_and_command_sweep_tables_have_reports_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let goog = workspace_root().join("examples/sma_goog.toml");
+    let run = output_of(sweeprun(dir.path()).arg("run").arg(&goog).args(["--out", "goog.jsonl", "--top", "0"]));
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report = output_of(sweeprun(dir.path()).arg("report").arg(dir.path().join("goog.jsonl")));
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let html = dir.path().join("goog.jsonl.report.html");
+    assert_eq!(cells_of(&html), 3830);
+    assert_eq!(heatmap_attribute(&std::fs::read_to_string(&html).unwrap(), "data-x"), "fast");
+    // A [command] sweep (fast 10..50 step 10 x slow 100, 150, 200): its own columns.
+    let command = workspace_root().join("examples/command_sweep.toml");
+    let run =
+        output_of(sweeprun(dir.path()).arg("run").arg(&command).args(["--out", "c.csv", "--top", "0", "--report"]));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success() && !stderr.contains("warning"), "{stderr}");
+    let html = std::fs::read_to_string(dir.path().join("c.csv.report.html")).unwrap();
+    assert_eq!(heatmap_attribute(&html, "data-cells"), "15");
+    assert!(html.contains("Not computed for this sweep"), "a command sweep has no statistics");
 }

@@ -27,9 +27,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// First bytes of the file; the format's version is its last digit.
-const MAGIC: &[u8; 8] = b"SWRBLKS1";
-/// Magic, S, combos.
-const HEADER: u64 = 24;
+const MAGIC: &[u8; 8] = b"SWRBLKS2";
+/// Magic, S, combos, the sweep's fingerprint (64 bits of its hash).
+const HEADER: u64 = 32;
 
 /// The block sums of a sweep's combos, in memory and on disk.
 #[derive(Debug)]
@@ -38,6 +38,9 @@ pub struct BlockStore {
     path: PathBuf,
     /// `2·S` values per combo.
     per_combo: usize,
+    /// The sweep's fingerprint (64 bits): in the header, and seeding every check word, so
+    /// no record of another sweep is ever taken for this one's.
+    owner: u64,
     /// What arrived, in memory.
     stored: StoredSums,
     /// Ids accepted but not yet written to the file.
@@ -105,10 +108,16 @@ impl StoredSums {
     }
 }
 
-/// The check word of combo `id`'s record (FNV-1a over 64-bit words: a torn or unwritten
-/// record fails it; not a defence against deliberate tampering).
-fn check_word(id: u64, values: &[f64]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ id;
+/// 64 bits of the BLAKE3 of a sweep's fingerprint.
+fn owner_of(fingerprint: &str) -> u64 {
+    u64::from_le_bytes(blake3::hash(fingerprint.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// The check word of combo `id`'s record in the store of sweep `owner` (FNV-1a over 64-bit
+/// words: a torn, unwritten or foreign record fails it; not a defence against deliberate
+/// tampering).
+fn check_word(owner: u64, id: u64, values: &[f64]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ owner ^ id.rotate_left(32);
     for value in values {
         hash = (hash ^ value.to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -117,24 +126,27 @@ fn check_word(id: u64, values: &[f64]) -> u64 {
 }
 
 impl BlockStore {
-    /// A new, empty store at `path` (replacing any file there) for `combos` combos of `s`
-    /// blocks.
-    pub fn create(path: &Path, combos: u64, s: usize) -> Result<BlockStore> {
+    /// A new, empty store at `path` (replacing any file there) for the sweep with this
+    /// `fingerprint`, of `combos` combos of `s` blocks.
+    pub fn create(path: &Path, fingerprint: &str, combos: u64, s: usize) -> Result<BlockStore> {
+        let owner = owner_of(fingerprint);
         let failed = |e: std::io::Error| Failure::runtime(format!("cannot create {}: {e}", path.display()));
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).map_err(failed)?;
         let mut header = Vec::with_capacity(HEADER as usize);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&(s as u64).to_le_bytes());
         header.extend_from_slice(&combos.to_le_bytes());
+        header.extend_from_slice(&owner.to_le_bytes());
         file.write_all_at(&header, 0).map_err(failed)?;
-        Ok(BlockStore::empty(file, path, combos, s))
+        Ok(BlockStore::empty(file, path, owner, combos, s))
     }
 
-    fn empty(file: File, path: &Path, combos: u64, s: usize) -> BlockStore {
+    fn empty(file: File, path: &Path, owner: u64, combos: u64, s: usize) -> BlockStore {
         BlockStore {
             file,
             path: path.to_path_buf(),
             per_combo: 2 * s,
+            owner,
             stored: StoredSums::empty(combos, s),
             pending: Vec::new(),
             unsynced: true,
@@ -142,37 +154,46 @@ impl BlockStore {
     }
 
     /// The store of an interrupted sweep, with every intact record; a fresh one when there
-    /// is none, or when it holds another number of blocks or combos (its sums are then
-    /// recomputed at the end: the statistics never mix two block layouts).
-    pub fn reopen(path: &Path, combos: u64, s: usize) -> Result<BlockStore> {
+    /// is none, or when it belongs to another sweep or holds another number of blocks or
+    /// combos (its sums are then recomputed at the end: the statistics never mix sweeps or
+    /// block layouts).
+    pub fn reopen(path: &Path, fingerprint: &str, combos: u64, s: usize) -> Result<BlockStore> {
+        let owner = owner_of(fingerprint);
         let mut bytes = Vec::new();
         match File::open(path) {
             Ok(mut file) => {
                 file.read_to_end(&mut bytes)
                     .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", path.display())))?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BlockStore::create(path, combos, s),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return BlockStore::create(path, fingerprint, combos, s)
+            }
             Err(e) => return Err(Failure::runtime(format!("cannot open {}: {e}", path.display()))),
         }
         let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        let same_sweep =
-            bytes.len() >= HEADER as usize && &bytes[..8] == MAGIC && word(8) == s as u64 && word(16) == combos;
+        let same_sweep = bytes.len() >= HEADER as usize
+            && &bytes[..8] == MAGIC
+            && word(8) == s as u64
+            && word(16) == combos
+            && word(24) == owner;
         if !same_sweep {
-            return BlockStore::create(path, combos, s);
+            return BlockStore::create(path, fingerprint, combos, s);
         }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| Failure::runtime(format!("cannot open {}: {e}", path.display())))?;
-        let mut store = BlockStore::empty(file, path, combos, s);
+        let mut store = BlockStore::empty(file, path, owner, combos, s);
         let record = store.record_bytes();
         for id in 0..combos as usize {
             let at = HEADER as usize + id * record;
             let Some(raw) = bytes.get(at..at + record) else { break };
             let values: Vec<f64> =
                 raw[..record - 8].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
-            if u64::from_le_bytes(raw[record - 8..].try_into().expect("8 bytes")) == check_word(id as u64, &values) {
+            if u64::from_le_bytes(raw[record - 8..].try_into().expect("8 bytes"))
+                == check_word(owner, id as u64, &values)
+            {
                 store.stored.fill(id as u64..id as u64 + 1, &ChunkBlocks(values));
             }
         }
@@ -209,7 +230,7 @@ impl BlockStore {
                 for value in &record {
                     bytes.extend_from_slice(&value.to_le_bytes());
                 }
-                bytes.extend_from_slice(&check_word(id, &record).to_le_bytes());
+                bytes.extend_from_slice(&check_word(self.owner, id, &record).to_le_bytes());
             }
             let at = HEADER + ids.start * self.record_bytes() as u64;
             self.file
@@ -248,7 +269,7 @@ mod tests {
     fn records_survive_a_reopen_in_any_order_and_gaps_are_missing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv.partial.blocks");
-        let mut store = BlockStore::create(&path, 10, 2).unwrap();
+        let mut store = BlockStore::create(&path, "sweep", 10, 2).unwrap();
         store.accept(6..9, &chunk(6..9, 2));
         store.flush().unwrap();
         store.accept(0..2, &chunk(0..2, 2));
@@ -257,7 +278,7 @@ mod tests {
         store.accept(9..10, &chunk(9..10, 2));
         // Not flushed: lost with the process.
         drop(store);
-        let sums = BlockStore::reopen(&path, 10, 2).unwrap().into_sums();
+        let sums = BlockStore::reopen(&path, "sweep", 10, 2).unwrap().into_sums();
         assert_eq!(sums.missing(), vec![2..6, 9..10]);
         let (s, q) = sums.slices(6..8);
         assert_eq!(s, [6.0, 6.01, 7.0, 7.01]);
@@ -268,14 +289,14 @@ mod tests {
     fn a_torn_record_is_missing_and_another_layout_starts_afresh() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b");
-        let mut store = BlockStore::create(&path, 4, 2).unwrap();
+        let mut store = BlockStore::create(&path, "sweep", 4, 2).unwrap();
         store.accept(0..4, &chunk(0..4, 2));
         store.flush().unwrap();
         drop(store);
         // Damage one value of combo 2 (record size 5 words: 4 values + check).
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         file.write_all_at(&[0xff], HEADER + 2 * 40 + 3).unwrap();
-        let mut sums = BlockStore::reopen(&path, 4, 2).unwrap().into_sums();
+        let mut sums = BlockStore::reopen(&path, "sweep", 4, 2).unwrap().into_sums();
         assert_eq!(sums.missing(), vec![2..3]);
         sums.fill(2..3, &chunk(2..3, 2));
         assert!(sums.missing().is_empty());
@@ -284,16 +305,22 @@ mod tests {
         assert_eq!((&sums.sums, &sums.squares), (&whole.sums, &whole.squares));
         // Other S, other grid size, or not a store at all: nothing carried over.
         for (combos, s) in [(4, 4), (5, 2)] {
-            assert_eq!(BlockStore::reopen(&path, combos, s).unwrap().into_sums().missing(), vec![0..combos]);
+            assert_eq!(BlockStore::reopen(&path, "sweep", combos, s).unwrap().into_sums().missing(), vec![0..combos]);
         }
+        // Another sweep's store, same shape: nothing carried over either.
+        let mut other = BlockStore::create(&path, "another sweep", 4, 2).unwrap();
+        other.accept(0..4, &chunk(0..4, 2));
+        other.flush().unwrap();
+        drop(other);
+        assert_eq!(BlockStore::reopen(&path, "sweep", 4, 2).unwrap().into_sums().missing(), vec![0..4]);
         std::fs::write(&path, "x").unwrap();
-        assert_eq!(BlockStore::reopen(&path, 4, 2).unwrap().into_sums().missing(), vec![0..4]);
+        assert_eq!(BlockStore::reopen(&path, "sweep", 4, 2).unwrap().into_sums().missing(), vec![0..4]);
         // A file cut short: the records past its end are missing.
-        let mut store = BlockStore::create(&path, 4, 2).unwrap();
+        let mut store = BlockStore::create(&path, "sweep", 4, 2).unwrap();
         store.accept(0..4, &chunk(0..4, 2));
         store.flush().unwrap();
         drop(store);
         OpenOptions::new().write(true).open(&path).unwrap().set_len(HEADER + 3 * 40 - 1).unwrap();
-        assert_eq!(BlockStore::reopen(&path, 4, 2).unwrap().into_sums().missing(), vec![2..4]);
+        assert_eq!(BlockStore::reopen(&path, "sweep", 4, 2).unwrap().into_sums().missing(), vec![2..4]);
     }
 }

@@ -58,7 +58,7 @@ pub enum Command {
     /// (heatmap, top K, equity curves, overfitting, provenance); prints its path.
     #[command(after_help = "Examples:\n  sweeprun report results/sma_goog.csv\n  \
                             sweeprun report results/sma_goog.csv --x slow --y fast --metric cagr\n  \
-                            sweeprun report results/sma_sp20.csv --where 'symbol == \"AAPL\"'\n  \
+                            sweeprun report results/sma_sp20.csv --x fast --y slow --where 'symbol == \"AAPL\"'\n  \
                             sweeprun report results/momentum_etf5.csv --svg   # the heatmap alone")]
     Report(crate::sweep_report::ReportArgs),
     /// The state and progress of the SLURM job writing a table (`--backend slurm`).

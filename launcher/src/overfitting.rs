@@ -139,7 +139,7 @@ impl SweepStatistics {
 }
 
 impl Overfitting {
-    /// Nothing measured (but the blocks asked for).
+    /// Nothing measured yet (but the blocks asked for and their splits).
     fn unmeasured(blocks: usize) -> Overfitting {
         let splits = Blocks::new(2 * blocks, blocks).map_or(0, |b| b.splits()) as u64;
         Overfitting {
@@ -172,21 +172,7 @@ pub fn compute(
 ) -> std::result::Result<Overfitting, String> {
     assert_eq!(ids.len(), sums.combos(), "one id per combo");
     let trials = Trials::new(sums);
-    let mut result = Overfitting {
-        trials: trials.len() as u64,
-        best_combo_id: None,
-        sharpe_per_period: None,
-        sr0: None,
-        psr: None,
-        deflated_sharpe: None,
-        pbo: None,
-        cscv_blocks: sums.blocks.len() as u64,
-        splits: sums.blocks.splits() as u64,
-        skew: None,
-        kurtosis: None,
-        degradation_slope: None,
-        prob_oos_loss: None,
-    };
+    let mut result = Overfitting { trials: trials.len() as u64, ..Overfitting::unmeasured(sums.blocks.len()) };
     let Some(best) = trials.best() else { return Ok(result) };
     let row = trials.combos[best];
     result.best_combo_id = Some(ids[row]);

@@ -184,6 +184,7 @@ pub fn sweep(
                     {
                         text.push_str(&statistics.summary_lines(args.group_by.as_deref() == Some(crate::grid::SYMBOL)));
                     }
+                    write_report(args, &out)?;
                     return Ok(text);
                 }
                 if args.retry_failed {
@@ -228,14 +229,16 @@ pub fn sweep(
         Some(journal) => journal,
         None => {
             create_parent(&out)?;
-            // A table left by an interrupted sweep whose journal was deleted is not ours:
-            // gone before our fingerprint exists, so a resume can never fold it in.
-            let stale = ledger::table_stream_path(&out);
-            match std::fs::remove_file(&stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Failure::runtime(format!("cannot remove {}: {e}", stale.display())))
+            // A table or block sums left by an interrupted sweep whose journal was deleted
+            // are not ours: gone before our fingerprint exists, so a resume can never fold
+            // them in (whatever this run's --cscv-blocks).
+            for stale in [ledger::table_stream_path(&out), ledger::block_store_path(&out)] {
+                match std::fs::remove_file(&stale) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Failure::runtime(format!("cannot remove {}: {e}", stale.display())))
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
             // The fingerprint goes first: a journal never exists without its owner's record.
             let meta = json!({ "fingerprint": fingerprint, "combos": combos, "format": format.name() });
@@ -254,8 +257,8 @@ pub fn sweep(
     };
     let block_store = match (cscv_blocks, resumed) {
         (0, _) => None,
-        (s, 0) => Some(BlockStore::create(&ledger::block_store_path(&out), combos, s)?),
-        (s, _) => Some(BlockStore::reopen(&ledger::block_store_path(&out), combos, s)?),
+        (s, 0) => Some(BlockStore::create(&ledger::block_store_path(&out), &fingerprint, combos, s)?),
+        (s, _) => Some(BlockStore::reopen(&ledger::block_store_path(&out), &fingerprint, combos, s)?),
     };
     let mut sink = ledger::RowSink::new(journal, stream, block_store);
     let ran = if any_work {
@@ -372,11 +375,18 @@ pub fn sweep(
     Ok(text)
 }
 
-/// `--report`: the finished table's HTML report.
+/// `--report`: the finished table's HTML report, its metric the summary's. The table is
+/// already published: a report that cannot be made is a warning, not a failed sweep.
 fn write_report(args: &RunArgs, out: &Path) -> Result<()> {
     if args.report {
-        let path = crate::sweep_report::report(&crate::sweep_report::ReportArgs::for_table(out))?;
-        say!("sweeprun: wrote {}", path.display());
+        let asked = crate::sweep_report::ReportArgs {
+            metric: args.sort_by.clone(),
+            ..crate::sweep_report::ReportArgs::for_table(out)
+        };
+        match crate::sweep_report::report(&asked) {
+            Ok(path) => say!("sweeprun: wrote {}", path.display()),
+            Err(e) => say!("sweeprun: warning: no report: {e} (the table is complete)"),
+        }
     }
     Ok(())
 }

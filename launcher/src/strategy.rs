@@ -493,6 +493,21 @@ pub trait ChunkEvaluator {
     fn evaluate(&mut self, ids: Range<u64>, rows: &mut RowWriter, blocks: &mut ChunkBlocks) -> Result<(), String>;
 }
 
+/// Where a batch of `combos` combos writes its block sums: `sums` and `squares` resized
+/// (and zeroed) to hold them.
+fn block_sums_out<'a>(
+    layout: &'a Blocks,
+    combos: usize,
+    sums: &'a mut Vec<f64>,
+    squares: &'a mut Vec<f64>,
+) -> BlockSumsOut<'a> {
+    for values in [&mut *sums, &mut *squares] {
+        values.clear();
+        values.resize(combos * layout.len(), 0.0);
+    }
+    BlockSumsOut { blocks: layout, sums, squares }
+}
+
 /// Appends each combo's `S` sums then `S` squares to `out` ([`ChunkBlocks`]' layout).
 fn interleave_block_sums(sums: &[f64], squares: &[f64], s: usize, out: &mut ChunkBlocks) {
     out.0.reserve(2 * sums.len());
@@ -575,14 +590,9 @@ impl ChunkEvaluator for SmaEvaluator<'_> {
             self.metrics.resize(self.combos.len(), Metrics::default());
             let at = self.batch(asset)?;
             let (_, batch, layout) = &self.batches[at];
-            let out = layout.as_ref().map(|layout| {
-                let n = self.combos.len() * layout.len();
-                self.sums.clear();
-                self.sums.resize(n, 0.0);
-                self.squares.clear();
-                self.squares.resize(n, 0.0);
-                BlockSumsOut { blocks: layout, sums: &mut self.sums, squares: &mut self.squares }
-            });
+            let out = layout
+                .as_ref()
+                .map(|layout| block_sums_out(layout, self.combos.len(), &mut self.sums, &mut self.squares));
             batch
                 .evaluate_blocks_on(self.path, &self.config, &self.combos, &mut self.metrics, out)
                 .map_err(|e| e.to_string())?;
@@ -619,14 +629,10 @@ impl ChunkEvaluator for MomentumEvaluator<'_> {
         self.combos.extend(ids.clone().map(|id| momentum_combo_at(self.grid, id)));
         self.outcomes.clear();
         self.outcomes.resize(self.combos.len(), MomentumOutcome::default());
-        let out = self.blocks.as_ref().map(|layout| {
-            let n = self.combos.len() * layout.len();
-            self.sums.clear();
-            self.sums.resize(n, 0.0);
-            self.squares.clear();
-            self.squares.resize(n, 0.0);
-            BlockSumsOut { blocks: layout, sums: &mut self.sums, squares: &mut self.squares }
-        });
+        let out = self
+            .blocks
+            .as_ref()
+            .map(|layout| block_sums_out(layout, self.combos.len(), &mut self.sums, &mut self.squares));
         // The batch lives as long as the rank, so each lookback is ranked once per rank.
         self.batch.evaluate_blocks(&self.combos, &mut self.outcomes, out);
         if let Some(layout) = &self.blocks {

@@ -150,6 +150,19 @@ pub fn report(args: &ReportArgs) -> Result<PathBuf> {
         Some((spec, data)) => cscv_detail(spec, data, &sweep.sidecar)?,
         None => None,
     };
+    let cscv_note = cscv.as_ref().and_then(|cscv| {
+        let recorded = sweep.sidecar["overfitting"]["pbo"].as_f64()?;
+        // The block sums were recomputed here, maybe on another kernel path than the
+        // sweep's (sums can differ in the last bit): the sidecar's numbers stand.
+        (cscv.pbo != recorded).then(|| {
+            format!(
+                "The splits below were recomputed on this machine ({} kernel) and give PBO {:.4}; the sweep recorded {recorded:.4} ({}): the table above is the sweep's.",
+                sweeprun_kernel::arch::selected_kernel().map_or("default", |k| k.name()),
+                cscv.pbo,
+                sweep.sidecar["kernel"].as_str().unwrap_or("?")
+            )
+        })
+    });
     let html = page::render(&page::Page {
         table: &args.table,
         sidecar: &sweep.sidecar,
@@ -163,6 +176,8 @@ pub fn report(args: &ReportArgs) -> Result<PathBuf> {
         top: &top,
         equity: equity.as_ref(),
         cscv: cscv.as_ref(),
+        cscv_note: cscv_note.as_deref(),
+        filtered: args.where_.is_some(),
     })
     .map_err(Failure::runtime)?;
     let path = html_path(&args.table);
@@ -192,7 +207,11 @@ fn load(table: &Path) -> Result<Sweep> {
     let text = String::from_utf8(bytes).map_err(|_| not_a_sweep("it is not UTF-8 text".into()))?;
     let format = OutputFormat::from_name(sidecar["output"]["format"].as_str().unwrap_or(""))
         .ok_or_else(|| not_a_sweep("its sidecar names no output format".into()))?;
-    let (columns, rows) = parse_table(&text, format).map_err(not_a_sweep)?;
+    let recorded_columns: Vec<String> = sidecar["columns"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let (columns, rows) = parse_table(&text, format, &recorded_columns).map_err(not_a_sweep)?;
     let spec_text = sidecar["spec"].as_str().ok_or_else(|| not_a_sweep("its sidecar has no spec".into()))?;
     let base = table.parent().unwrap_or(Path::new("."));
     let mut spec = Spec::parse(&format!("{} (spec)", sidecar_path.display()), spec_text, base, &[])?;
@@ -216,40 +235,69 @@ fn load(table: &Path) -> Result<Sweep> {
     Ok(Sweep { sidecar, columns, rows, params, rerun: data.map(|d| (spec, d)) })
 }
 
-/// The table's columns and its rows as text cells (undefined: empty).
-fn parse_table(text: &str, format: OutputFormat) -> std::result::Result<(Vec<String>, Vec<Vec<String>>), String> {
-    match format {
+/// The table's columns and its rows as text cells (undefined: empty). A CSV table's
+/// records may hold quoted line breaks (a command's text output); a JSON lines table's
+/// cells come in the order of the sidecar's `columns`. A row without every column is an
+/// error naming its line.
+fn parse_table(
+    text: &str,
+    format: OutputFormat,
+    recorded_columns: &[String],
+) -> std::result::Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let (columns, rows) = match format {
         OutputFormat::Csv => {
-            let mut lines = text.lines();
-            let header = csv_fields(lines.next().ok_or("it is empty")?);
-            if header.first().map(String::as_str) != Some("combo_id") {
-                return Err("its first column is not combo_id".into());
-            }
-            Ok((header, lines.map(csv_fields).collect()))
+            let mut records = csv_records(text).into_iter();
+            let header = csv_fields(records.next().ok_or("it is empty")?);
+            (header, records.map(csv_fields).collect::<Vec<_>>())
         }
         OutputFormat::JsonLines => {
-            let mut columns: Vec<String> = Vec::new();
             let mut rows = Vec::new();
             for (n, line) in text.lines().enumerate() {
                 let object: serde_json::Map<String, Value> =
                     serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
-                if columns.is_empty() {
-                    columns = object.keys().cloned().collect();
-                }
-                rows.push(
-                    columns
-                        .iter()
-                        .map(|c| match object.get(c) {
-                            Some(Value::String(s)) => s.clone(),
-                            Some(Value::Null) | None => String::new(),
-                            Some(v) => v.to_string(),
-                        })
-                        .collect(),
-                );
+                let row = recorded_columns
+                    .iter()
+                    .map(|c| match object.get(c) {
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(Value::Null) => Some(String::new()),
+                        Some(v) => Some(v.to_string()),
+                        None => None,
+                    })
+                    .collect::<Option<Vec<String>>>()
+                    .ok_or_else(|| format!("line {} lacks some of the sidecar's columns", n + 1))?;
+                rows.push(row);
             }
-            Ok((columns, rows))
+            (recorded_columns.to_vec(), rows)
+        }
+    };
+    if columns.first().map(String::as_str) != Some("combo_id") {
+        return Err("its first column is not combo_id".into());
+    }
+    if let Some(n) = rows.iter().position(|r| r.len() != columns.len()) {
+        return Err(format!("row {} has {} cells, the header {}", n + 1, rows[n].len(), columns.len()));
+    }
+    Ok((columns, rows))
+}
+
+/// A CSV text's records: lines, except that a line break inside double quotes belongs to
+/// its field.
+fn csv_records(text: &str) -> Vec<&str> {
+    let mut records = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, byte) in text.bytes().enumerate() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                records.push(text[start..i].trim_end_matches('\r'));
+                start = i + 1;
+            }
+            _ => {}
         }
     }
+    if start < text.len() {
+        records.push(&text[start..]);
+    }
+    records
 }
 
 /// The heatmap's parameters: `--x`/`--y` or the grid's first two.
@@ -429,7 +477,7 @@ fn equity_curves(
 /// when the sweep has no statistics or they are per symbol only.
 fn cscv_detail(spec: &Spec, data: &PriceSet, sidecar: &Value) -> Result<Option<Cscv>> {
     let statistics = &sidecar["overfitting"];
-    let (Some(s), Some(recorded_pbo)) = (statistics["cscv_blocks"].as_u64(), statistics["pbo"].as_f64()) else {
+    let (Some(s), Some(_)) = (statistics["cscv_blocks"].as_u64(), statistics["pbo"].as_f64()) else {
         return Ok(None);
     };
     let s = s as usize;
@@ -443,14 +491,25 @@ fn cscv_detail(spec: &Spec, data: &PriceSet, sidecar: &Value) -> Result<Option<C
     let sums = BlockSums { blocks: &blocks, sums: block_sums, squares };
     let trials = Trials::new(&sums);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cscv = overfitting::cscv(&sums, &trials, threads);
-    if let Some(cscv) = &cscv {
-        if cscv.pbo != recorded_pbo {
-            return Err(Failure::runtime(format!(
-                "internal error: the recomputed PBO {} differs from the sidecar's {recorded_pbo}",
-                cscv.pbo
-            )));
-        }
+    Ok(overfitting::cscv(&sums, &trials, threads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_records_keep_quoted_line_breaks_and_short_rows_are_refused() {
+        let text = "combo_id,x,note\n0,1,\"two\nlines, and a comma\"\r\n1,2,plain\n";
+        assert_eq!(csv_records(text), ["combo_id,x,note", "0,1,\"two\nlines, and a comma\"", "1,2,plain"]);
+        let (columns, rows) = parse_table(text, OutputFormat::Csv, &[]).unwrap();
+        assert_eq!(columns, ["combo_id", "x", "note"]);
+        assert_eq!(rows[0], ["0", "1", "two\nlines, and a comma"]);
+        let short = "combo_id,x\n0,1\n1\n";
+        assert_eq!(parse_table(short, OutputFormat::Csv, &[]).unwrap_err(), "row 2 has 1 cells, the header 2");
+        let columns: Vec<String> = ["combo_id", "b", "a"].map(String::from).to_vec();
+        let jsonl = "{\"a\":null,\"combo_id\":0,\"b\":\"x\"}\n";
+        assert_eq!(parse_table(jsonl, OutputFormat::JsonLines, &columns).unwrap().1, [["0", "x", ""]]);
+        assert!(parse_table("{\"combo_id\":0}\n", OutputFormat::JsonLines, &columns).unwrap_err().contains("line 1"));
     }
-    Ok(cscv)
 }

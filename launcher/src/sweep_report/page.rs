@@ -25,6 +25,10 @@ pub struct Page<'a> {
     pub top: &'a [Vec<String>],
     pub equity: Option<&'a (Vec<Curve>, Vec<String>)>,
     pub cscv: Option<&'a Cscv>,
+    /// Why the recomputed splits may differ from the sidecar's statistics.
+    pub cscv_note: Option<&'a str>,
+    /// Whether `--where` filtered the heatmap and the top K (not the statistics).
+    pub filtered: bool,
 }
 
 /// `text` with HTML's special characters escaped.
@@ -88,10 +92,10 @@ pub fn render(page: &Page) -> Result<String, String> {
         html,
         "<h1>{}: {} combos of {}</h1>",
         escape(&name),
-        sidecar["combos"],
+        json_text(&sidecar["combos"]),
         escape(sidecar["strategy"].as_str().unwrap_or("?"))
     );
-    overfitting_section(&mut html, sidecar, page.cscv)?;
+    overfitting_section(&mut html, sidecar, page.cscv, page.cscv_note, page.filtered)?;
     top_section(&mut html, page);
     if let Some((curves, dates)) = page.equity {
         html.push_str("<h2>Equity of the top combos</h2>\n<div class=\"chart\">");
@@ -127,13 +131,30 @@ fn class_of(column: &str) -> &'static str {
     }
 }
 
+/// A JSON value from the sidecar as page text (escaped: the sidecar is not signed).
+fn json_text(value: &Value) -> String {
+    escape(&match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
 fn number(value: &Value, decimals: usize) -> String {
     value.as_f64().map_or("undefined".to_string(), |v| format!("{v:.decimals$}"))
 }
 
-fn overfitting_section(html: &mut String, sidecar: &Value, cscv: Option<&Cscv>) -> Result<(), String> {
+fn overfitting_section(
+    html: &mut String,
+    sidecar: &Value,
+    cscv: Option<&Cscv>,
+    note: Option<&str>,
+    filtered: bool,
+) -> Result<(), String> {
     let statistics = &sidecar["overfitting"];
     html.push_str("<h2>Overfitting</h2>\n");
+    if filtered {
+        html.push_str("<p>Over the whole sweep, not only the rows <code>--where</code> keeps.</p>\n");
+    }
     if statistics.is_null() {
         html.push_str("<p>Not computed for this sweep (<code>--cscv-blocks 0</code>, or a command sweep).</p>\n");
         return Ok(());
@@ -156,11 +177,11 @@ fn overfitting_section(html: &mut String, sidecar: &Value, cscv: Option<&Cscv>) 
             "<p class=\"verdict\">Deflated Sharpe ratio <b>{}</b> for the best of {} trials (combo {}); \
              probability of backtest overfitting <b>{}</b> over {} CSCV splits of {} blocks. {}</p>",
             number(&statistics["deflated_sharpe"], 3),
-            statistics["trials"],
-            statistics["best_combo_id"],
+            json_text(&statistics["trials"]),
+            json_text(&statistics["best_combo_id"]),
             pbo.map_or("undefined".to_string(), |p| format!("{:.1}%", 100.0 * p)),
-            statistics["splits"],
-            statistics["cscv_blocks"],
+            json_text(&statistics["splits"]),
+            json_text(&statistics["cscv_blocks"]),
             escape(&verdict)
         );
         html.push_str("<table>\n");
@@ -185,6 +206,9 @@ fn overfitting_section(html: &mut String, sidecar: &Value, cscv: Option<&Cscv>) 
         html.push_str("</table>\n");
     }
     if let Some(cscv) = cscv {
+        if let Some(note) = note {
+            let _ = writeln!(html, "<p>{}</p>", escape(note));
+        }
         html.push_str("<div class=\"charts\">\n<div class=\"chart\">");
         html.push_str(&charts::lambda_histogram(&cscv.lambdas)?);
         html.push_str("</div>\n<div class=\"chart\">");
@@ -202,8 +226,8 @@ fn overfitting_section(html: &mut String, sidecar: &Value, cscv: Option<&Cscv>) 
                 html,
                 "<tr><td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(entry["symbol"].as_str().unwrap_or("")),
-                entry["trials"],
-                entry["best_combo_id"],
+                json_text(&entry["trials"]),
+                json_text(&entry["best_combo_id"]),
                 number(&entry["deflated_sharpe"], 4),
                 number(&entry["pbo"], 4)
             );
@@ -216,9 +240,8 @@ fn overfitting_section(html: &mut String, sidecar: &Value, cscv: Option<&Cscv>) 
 fn provenance_section(html: &mut String, sidecar: &Value) {
     html.push_str("<h2>Provenance</h2>\n<dl>\n");
     let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
         Value::Null => "none".to_string(),
-        other => other.to_string(),
+        other => json_text(other),
     };
     for (label, value) in [
         ("sweeprun", &sidecar["sweeprun_version"]),
@@ -236,7 +259,7 @@ fn provenance_section(html: &mut String, sidecar: &Value) {
         ("finished", &sidecar["finished_at"]),
         ("wall seconds", &sidecar["wall_seconds"]),
     ] {
-        let _ = writeln!(html, "<dt>{}</dt><dd>{}</dd>", escape(label), escape(&text(value)));
+        let _ = writeln!(html, "<dt>{}</dt><dd>{}</dd>", escape(label), text(value));
     }
     html.push_str("</dl>\n<h3>Spec</h3>\n<pre>");
     html.push_str(&escape(sidecar["spec"].as_str().unwrap_or("")));
