@@ -120,11 +120,8 @@ pub fn report(args: &ReportArgs) -> Result<PathBuf> {
         Some(w) => format!("{metric} by {} and {} where {w}", heatmap.x_name, heatmap.y_name),
         None => format!("{metric} by {} and {}", heatmap.x_name, heatmap.y_name),
     };
-    let reduced = if sweep.params.len() > 2 || (y.is_none() && sweep.params.len() > 1) {
-        format!(" (best over {})", reduced_names(&sweep.params, x, y).join(", "))
-    } else {
-        String::new()
-    };
+    let others = reduced_names(&sweep.params, x, y);
+    let reduced = if others.is_empty() { String::new() } else { format!(" (best over {})", others.join(", ")) };
     let title = format!("{title}{reduced}");
     let (svg, area) = charts::heatmap(&charts::Heatmap {
         title: &title,
@@ -141,7 +138,7 @@ pub fn report(args: &ReportArgs) -> Result<PathBuf> {
         ledger::write_atomically(&path, svg.as_bytes())?;
         return Ok(path);
     }
-    let top = top_rows(&sweep, &rows, metric_column, metric, args.top);
+    let top = top_rows(&rows, metric_column, metric, args.top);
     let equity = match &sweep.rerun {
         Some((spec, data)) => Some(equity_curves(spec, data, &sweep, &top)?),
         None => None,
@@ -422,7 +419,7 @@ fn heatmap_data(
 }
 
 /// The best `k` rows by the metric (undefined last), ties to the lowest id.
-fn top_rows(_sweep: &Sweep, rows: &[&Vec<String>], metric_column: usize, metric: &str, k: usize) -> Vec<Vec<String>> {
+fn top_rows(rows: &[&Vec<String>], metric_column: usize, metric: &str, k: usize) -> Vec<Vec<String>> {
     let lower = lower_is_better(metric);
     let mut ranked: Vec<(f64, &Vec<String>)> =
         rows.iter().map(|r| (r[metric_column].parse::<f64>().unwrap_or(f64::NAN), *r)).collect();
